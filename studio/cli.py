@@ -1,0 +1,165 @@
+"""Command line: `python -m studio [serve] | generate | samplers | models`.
+
+`generate` takes every GenerationRequest field as a flag of the same name (underscores become
+hyphens), so every mode the request grows is reachable from the shell without new code here.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from studio.request import GenerationRequest
+from studio.settings import Settings
+
+# Extra spellings users know from A1111's UI and scripts.
+FLAG_ALIASES = {"sampler_name": ["--sampler"], "n_iter": ["--batch-count"]}
+COMMANDS = ("serve", "generate", "samplers", "models")
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
+    defaults = Settings()
+    parser.add_argument("--models-dir", type=Path, default=defaults.models_dir, help="folder laid out as A1111's models/")
+    parser.add_argument("--outputs-dir", type=Path, default=defaults.outputs_dir, help="where images are saved")
+    parser.add_argument("--extensions-dir", type=Path, default=defaults.extensions_dir)
+    if with_model:  # `generate` takes --model as the request's field instead
+        parser.add_argument("--model", dest="settings_model", default=None, help="model to load at start (title, file name or HF repo id)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
+    parser.add_argument("--allow-pickle", action="store_true", help="allow .ckpt/.pt/.bin checkpoints (loaded weights-only)")
+    parser.add_argument("--safe-mode", action="store_true", help="start with no extensions loaded")
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", action="store_true", help="listen on all interfaces (0.0.0.0)")
+    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    parser.add_argument("--auth", default=None, help="user:pass required to open the UI")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    host = args.host if getattr(args, "host", None) else ("0.0.0.0" if getattr(args, "listen", False) else "127.0.0.1")
+    return Settings(
+        models_dir=args.models_dir,
+        outputs_dir=args.outputs_dir,
+        extensions_dir=args.extensions_dir,
+        model=getattr(args, "settings_model", None),
+        device=args.device,
+        dtype=args.dtype,
+        allow_pickle=args.allow_pickle,
+        safe_mode=args.safe_mode,
+        host=host,
+        port=getattr(args, "port", 7860),
+        share=getattr(args, "share", False),
+        auth=parse_auth(getattr(args, "auth", None)),
+        open_browser=not getattr(args, "no_browser", True),
+    )
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise SystemExit("--auth must look like user:password")
+    return user, password
+
+
+def _field_type(annotation: Any) -> type:
+    text = str(annotation)
+    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+        if text.split("|")[0].strip() == name:
+            return kind
+    return str
+
+
+def add_request_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per GenerationRequest field; unset flags keep the dataclass default."""
+    for item in fields(GenerationRequest):
+        flags = ["--" + item.name.replace("_", "-"), *FLAG_ALIASES.get(item.name, [])]
+        kind = _field_type(item.type)
+        default = item.default if item.default is not MISSING else None
+        if kind is bool:
+            parser.add_argument(*flags, dest=item.name, action="store_true", default=default)
+        else:
+            parser.add_argument(*flags, dest=item.name, type=kind, default=default, help=f"default: {default}")
+
+
+def request_from_args(args: argparse.Namespace) -> GenerationRequest:
+    values = {item.name: getattr(args, item.name) for item in fields(GenerationRequest)}
+    return GenerationRequest(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m studio", description="Diffusion Studio")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="start the browser studio (the default)")
+    add_settings_flags(serve)
+    add_serve_flags(serve)
+    generate = sub.add_parser("generate", help="generate images and print their paths")
+    add_settings_flags(generate, with_model=False)
+    add_request_flags(generate)
+    generate.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: the outputs dir)")
+    for name in ("samplers", "models"):
+        listing = sub.add_parser(name, help=f"list the {name}")
+        add_settings_flags(listing)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv = ["serve", *argv]
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    return {"serve": run_serve, "generate": run_generate, "samplers": run_samplers, "models": run_models}[args.command](args, settings)
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from studio.app import serve
+
+    serve(settings)
+    return 0
+
+
+def run_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from studio import jobs
+    from studio.engine import Engine
+    from studio.errors import StudioError
+    from studio.hardware import configure_threads
+    from studio.models import ModelManager
+
+    if args.out is not None:
+        settings = settings.replace(outputs_dir=args.out)
+    configure_threads()
+    engine = Engine(ModelManager(settings))
+    try:
+        result = jobs.generate(request_from_args(args), engine, settings, save=True)
+    except (ValueError, StudioError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for image in result.images:
+        print(image.path)
+    return 1 if result.interrupted else 0
+
+
+def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
+    from studio.samplers import SAMPLERS
+
+    for name, spec in SAMPLERS.items():
+        options = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
+        print(f"{name}\t{spec.scheduler.__name__}" + (f"({options})" if options else ""))
+    return 0
+
+
+def run_models(args: argparse.Namespace, settings: Settings) -> int:
+    from studio.models import discover_models
+
+    for entry in discover_models(settings):
+        print(f"{entry.title}\t{entry.kind}\t{entry.location}")
+    return 0

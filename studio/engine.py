@@ -1,0 +1,172 @@
+"""Engine.run(request, on_step) -> images, on the one resident model.
+
+One run at a time (diffusers pipelines share scheduler state and are not thread-safe); the UI,
+the API and the CLI all come through here. Every image has its own seeded generator
+(image i of a batch uses seed + i, as A1111 does), so a seed reproduces its image.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+from PIL import Image
+
+from studio.models import LoadedModel, ModelManager
+from studio.request import MAX_SEED, GenerationRequest
+from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
+
+
+@dataclass
+class Progress:
+    """What a progress bar or the API's /progress shows. Replaced, never shared across runs."""
+
+    step: int = 0
+    steps: int = 0
+    image: int = 0  # index of the batch being sampled (0-based)
+    images: int = 0  # number of batches in this run
+    started: float = 0.0
+    latents: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def fraction(self) -> float:
+        if not self.steps or not self.images:
+            return 0.0
+        return min(1.0, (self.image * self.steps + self.step) / (self.steps * self.images))
+
+    @property
+    def eta(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return elapsed / self.fraction - elapsed if self.fraction > 0 else 0.0
+
+
+StepCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image.Image
+    seed: int
+    index: int  # position in the whole run (batch pos + iteration * batch size)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    request: GenerationRequest  # resolved: real seed, size, model title, sampler name
+    model: LoadedModel
+    images: list[GeneratedImage]
+    interrupted: bool
+
+
+class Engine:
+    def __init__(self, models: ModelManager, samplers: dict | None = None) -> None:
+        self.models = models
+        self.samplers = SAMPLERS if samplers is None else samplers
+        self._lock = threading.Lock()
+        self._interrupt = threading.Event()
+        self.progress = Progress()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def interrupt(self) -> None:
+        """Stop the running job within one step; images finished before it are kept."""
+        if self.busy:
+            self._interrupt.set()
+
+    def resolve(self, request: GenerationRequest, model: LoadedModel) -> GenerationRequest:
+        """Fill what the request left to the engine: seed, size, model title, canonical sampler."""
+        seed = request.seed if request.seed >= 0 else random.randint(0, MAX_SEED)
+        return request.replace(
+            seed=seed,
+            width=request.width or model.native_size,
+            height=request.height or model.native_size,
+            model=model.entry.title,
+            sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
+        )
+
+    def run(self, request: GenerationRequest, on_step: StepCallback | None = None) -> RunResult:
+        request.validate(samplers=None)
+        with self._lock:
+            self._interrupt.clear()
+            model = self.models.get(request.model)
+            resolved = self.resolve(request, model).validate(samplers=self.samplers)
+            return self._run_locked(resolved, model, on_step)
+
+    def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None) -> RunResult:
+        self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
+        pipe = self.pipeline_for(model, "txt2img")
+        images: list[GeneratedImage] = []
+        for iteration in range(request.n_iter):
+            self.progress.image, self.progress.step = iteration, 0
+            first = iteration * request.batch_size
+            seeds = [request.seed + first + i for i in range(request.batch_size)]
+            batch = self._sample(pipe, model, request, seeds, on_step)
+            if self._interrupt.is_set():
+                return RunResult(request, model, images, interrupted=True)
+            images += [GeneratedImage(img, s, first + i) for i, (img, s) in enumerate(zip(batch, seeds))]
+        return RunResult(request, model, images, interrupted=False)
+
+    def pipeline_for(self, model: LoadedModel, mode: str) -> DiffusionPipeline:
+        """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load)."""
+        if mode not in model.mode_pipelines:
+            builders = {"txt2img": AutoPipelineForText2Image}
+            model.mode_pipelines[mode] = builders[mode].from_pipe(model.pipe)
+            model.mode_pipelines[mode].set_progress_bar_config(disable=True)
+        return model.mode_pipelines[mode]
+
+    def _sample(
+        self,
+        pipe: DiffusionPipeline,
+        model: LoadedModel,
+        request: GenerationRequest,
+        seeds: list[int],
+        on_step: StepCallback | None,
+    ) -> list[Image.Image]:
+        # A fresh scheduler per run: schedulers keep state between steps.
+        pipe.scheduler = make_scheduler(request.sampler_name, model.pipe.scheduler.config, self.samplers)
+        device = model.pipe.device
+        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+        latents = self._initial_latents(pipe, request, generators, device)
+        with torch.inference_mode():
+            output = pipe(
+                prompt=[request.prompt] * len(seeds),
+                negative_prompt=[request.negative_prompt] * len(seeds),
+                num_inference_steps=request.steps,
+                guidance_scale=request.cfg_scale,
+                width=request.width,
+                height=request.height,
+                latents=latents,
+                callback_on_step_end=self._step_callback(on_step),
+                callback_on_step_end_tensor_inputs=["latents"],
+                output_type="pil",
+            )
+        return list(output.images)
+
+    @staticmethod
+    def _initial_latents(
+        pipe: DiffusionPipeline, request: GenerationRequest, generators: list[torch.Generator], device: torch.device
+    ) -> torch.Tensor:
+        """Noise drawn on the CPU per image, so a seed gives the same image on every device."""
+        channels = pipe.unet.config.in_channels
+        scale = pipe.vae_scale_factor
+        shape = (channels, request.height // scale, request.width // scale)
+        noise = [torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]
+        return torch.stack(noise).to(device=device, dtype=pipe.unet.dtype)
+
+    def _step_callback(self, on_step: StepCallback | None) -> Callable[..., dict[str, Any]]:
+        def callback(pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            self.progress.step = step + 1
+            self.progress.latents = tensors.get("latents")
+            if self._interrupt.is_set():
+                pipe._interrupt = True  # diffusers skips the remaining steps
+            if on_step is not None:
+                on_step(self.progress)
+            return {}
+
+        return callback

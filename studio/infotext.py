@@ -1,0 +1,119 @@
+"""A1111-compatible "parameters" text: write it and parse it back.
+
+Format (what A1111 writes and what every tool in its ecosystem reads):
+
+    <prompt, possibly several lines>
+    Negative prompt: <negative, possibly several lines>
+    Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: ..., Model: ...
+
+The parser is a port of A1111's `parse_generation_parameters`: values stay strings, unknown
+keys are kept, "Size" becomes "Size-1"/"Size-2".
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping
+
+from studio.request import GenerationRequest
+
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+NEGATIVE_PREFIX = "Negative prompt:"
+
+
+def quote(value: Any) -> str:
+    """Quote a value the way A1111 does: JSON string when it holds , : or a newline."""
+    text = str(value)
+    if "," not in text and "\n" not in text and ":" not in text and '"' not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def format_number(value: float) -> str:
+    return f"{value:g}"
+
+
+def write_infotext(prompt: str, negative_prompt: str, params: Mapping[str, Any]) -> str:
+    """Build the text: prompt, optional negative line, then `Key: value` pairs in order."""
+    pairs = ", ".join(f"{key}: {quote(value)}" for key, value in params.items() if value is not None)
+    negative = f"\n{NEGATIVE_PREFIX} {negative_prompt}" if negative_prompt else ""
+    return f"{prompt}{negative}\n{pairs}"
+
+
+def request_params(request: GenerationRequest, model_name: str, model_hash: str) -> dict[str, Any]:
+    """The ordered `Key: value` pairs A1111 writes for a txt2img request."""
+    return {
+        "Steps": request.steps,
+        "Sampler": request.sampler_name,
+        "CFG scale": format_number(request.cfg_scale),
+        "Seed": request.seed,
+        "Size": f"{request.width}x{request.height}",
+        "Model hash": model_hash,
+        "Model": model_name,
+    }
+
+
+def parse_infotext(text: str) -> dict[str, str]:
+    """Parse A1111 infotext into {"Prompt", "Negative prompt", key: value ...} (all strings)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").strip().split("\n")
+    *head, last = lines if lines else [""]
+    if len(_PARAM.findall(last)) < 3:
+        head.append(last)
+        last = ""
+    prompt, negative, in_negative = [], [], False
+    for line in head:
+        line = line.strip()
+        if line.startswith(NEGATIVE_PREFIX):
+            in_negative = True
+            line = line[len(NEGATIVE_PREFIX):].strip()
+        (negative if in_negative else prompt).append(line)
+    result: dict[str, str] = {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative)}
+    for key, value in _PARAM.findall(last):
+        value = value.strip()
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            value = _unquote(value)
+        size = _SIZE.match(value)
+        if size:
+            result[f"{key}-1"], result[f"{key}-2"] = size.group(1), size.group(2)
+        else:
+            result[key] = value
+    return result
+
+
+def _unquote(value: str) -> str:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+# Infotext key -> (request field, converter). Keys we don't know stay in the parsed dict.
+_FIELDS: dict[str, tuple[str, Any]] = {
+    "Prompt": ("prompt", str),
+    "Negative prompt": ("negative_prompt", str),
+    "Steps": ("steps", int),
+    "Sampler": ("sampler_name", str),
+    "CFG scale": ("cfg_scale", float),
+    "Seed": ("seed", int),
+    "Size-1": ("width", int),
+    "Size-2": ("height", int),
+    "Model": ("model", str),
+    "Batch size": ("batch_size", int),
+}
+
+
+def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
+    """Convert parsed infotext to GenerationRequest field values (skips unparsable ones)."""
+    values: dict[str, Any] = {}
+    for key, (name, convert) in _FIELDS.items():
+        if key in params:
+            try:
+                values[name] = convert(params[key])
+            except ValueError:
+                continue
+    # Newer A1111 writes "Sampler: DPM++ 2M, Schedule type: Karras".
+    schedule = params.get("Schedule type", "")
+    if "sampler_name" in values and schedule and schedule not in ("Automatic", ""):
+        values["sampler_name"] = f"{values['sampler_name']} {schedule}"
+    return values

@@ -1,0 +1,92 @@
+"""From a request to saved PNGs: validate, run, write infotext and recipe, save.
+
+The UI, the HTTP API and the CLI all call `generate`; nothing here knows about any of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from studio import __version__, infotext, storage
+from studio.engine import Engine, GeneratedImage, RunResult, StepCallback
+from studio.request import GenerationRequest
+from studio.settings import Settings
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    image: Image.Image
+    path: Path | None
+    infotext: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class JobResult:
+    request: GenerationRequest
+    images: list[SavedImage]
+    interrupted: bool
+
+
+def generate(
+    request: GenerationRequest,
+    engine: Engine,
+    settings: Settings,
+    on_step: StepCallback | None = None,
+    save: bool = True,
+) -> JobResult:
+    result = engine.run(request, on_step)
+    saved = [_finish_image(result, item, settings, save) for item in result.images]
+    return JobResult(result.request, saved, result.interrupted)
+
+
+def image_infotext(result: RunResult, item: GeneratedImage) -> str:
+    request = result.request
+    params = infotext.request_params(request.replace(seed=item.seed), result.model.entry.title, result.model.hash)
+    if request.batch_size > 1:
+        params["Batch size"] = request.batch_size
+        params["Batch pos"] = item.index % request.batch_size
+    params["Version"] = f"studio-{__version__}"
+    return infotext.write_infotext(request.prompt, request.negative_prompt, params)
+
+
+def recipe(result: RunResult, item: GeneratedImage) -> dict[str, Any]:
+    """Everything needed to regenerate this exact image (the PNG's `studio` chunk)."""
+    return {
+        "request": result.request.to_dict(),
+        "index": item.index,
+        "model_hash": result.model.hash,
+        "scheduler_config": dict(result.model.pipe.scheduler.config),
+        "versions": library_versions(),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    import diffusers
+    import torch
+    import transformers
+
+    return {"studio": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__}
+
+
+def _finish_image(result: RunResult, item: GeneratedImage, settings: Settings, save: bool) -> SavedImage:
+    text = image_infotext(result, item)
+    path = None
+    if save:
+        directory = storage.output_dir(settings.outputs_dir, "txt2img")
+        path = storage.save_png(item.image, directory, item.seed, text, _jsonable(recipe(result, item)))
+    return SavedImage(item.image, path, text, item.seed)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

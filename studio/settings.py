@@ -1,0 +1,35 @@
+"""Frozen run settings: where things live and how models run. Built once from CLI/env."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_dir: Path = PROJECT_DIR / "models"
+    outputs_dir: Path = PROJECT_DIR / "outputs"
+    extensions_dir: Path = PROJECT_DIR / "extensions"
+    cache_dir: Path = PROJECT_DIR / ".cache"
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    allow_pickle: bool = False
+    safe_mode: bool = False
+    # Server options: only app.py / `python -m studio serve` read these.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+    open_browser: bool = True
+
+    def replace(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def listens_publicly(self) -> bool:
+        return self.share or self.host not in ("127.0.0.1", "localhost", "::1")

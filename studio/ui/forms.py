@@ -1,0 +1,54 @@
+"""Map widget values to GenerationRequest fields by name (never by position)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gradio as gr
+
+from studio.request import GenerationRequest, RequestError
+
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(GenerationRequest)}
+
+
+def _convert(name: str, value: Any) -> Any:
+    kind = _FIELD_TYPES[name].split("|")[0].strip()
+    if value is None or value == "":
+        return None if "None" in _FIELD_TYPES[name] else dataclasses.MISSING
+    try:
+        if kind == "int":
+            number = float(value)
+            if number != int(number):
+                raise RequestError(f"{name} must be a whole number (got {value})")
+            return int(number)
+        if kind == "float":
+            return float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{name} must be a number (got {value!r})")
+    return value
+
+
+class RequestForm:
+    """A set of widgets, each bound to one request field by its name."""
+
+    def __init__(self, widgets: dict[str, gr.components.Component]) -> None:
+        unknown = set(widgets) - set(_FIELD_TYPES)
+        if unknown:
+            raise ValueError(f"widgets for unknown request fields: {sorted(unknown)}")
+        self.widgets = widgets
+
+    @property
+    def inputs(self) -> set[gr.components.Component]:
+        return set(self.widgets.values())
+
+    def to_request(self, values: dict[gr.components.Component, Any], **extra: Any) -> GenerationRequest:
+        fields: dict[str, Any] = {}
+        for name, widget in self.widgets.items():
+            converted = _convert(name, values.get(widget))
+            if converted is not dataclasses.MISSING:
+                fields[name] = converted
+        return GenerationRequest(**{**fields, **extra})
+
+    def fill(self, fields: dict[str, Any]) -> dict[gr.components.Component, Any]:
+        """Widget updates for the given request fields; fields without a widget are ignored."""
+        return {self.widgets[name]: value for name, value in fields.items() if name in self.widgets}
