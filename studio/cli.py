@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = sub.add_parser("generate", help="generate images and print their paths")
     add_settings_flags(generate, with_model=False)
     add_request_flags(generate)
-    generate.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: the outputs dir)")
+    generate.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: outputs/txt2img-images/<date>/)")
     for name in ("samplers", "models"):
         listing = sub.add_parser(name, help=f"list the {name}")
         add_settings_flags(listing)
@@ -134,12 +134,10 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     from studio.hardware import configure_threads
     from studio.models import ModelManager
 
-    if args.out is not None:
-        settings = settings.replace(outputs_dir=args.out)
     configure_threads()
     engine = Engine(ModelManager(settings))
     try:
-        result = jobs.generate(request_from_args(args), engine, settings, save=True)
+        result = jobs.generate(request_from_args(args), engine, settings, directory=args.out)
     except (ValueError, StudioError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -142,6 +142,7 @@ class Engine:
                 width=request.width,
                 height=request.height,
                 latents=latents,
+                generator=generators,  # ancestral/SDE samplers draw step noise from these
                 callback_on_step_end=self._step_callback(on_step),
                 callback_on_step_end_tensor_inputs=["latents"],
                 output_type="pil",

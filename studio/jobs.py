@@ -37,9 +37,12 @@ def generate(
     settings: Settings,
     on_step: StepCallback | None = None,
     save: bool = True,
+    directory: Path | None = None,
 ) -> JobResult:
+    """Run and save; `directory` overrides A1111's outputs/<mode>-images/<date>/ layout."""
     result = engine.run(request, on_step)
-    saved = [_finish_image(result, item, settings, save) for item in result.images]
+    target = directory or storage.output_dir(settings.outputs_dir, "txt2img")
+    saved = [_finish_image(result, item, target if save else None) for item in result.images]
     return JobResult(result.request, saved, result.interrupted)
 
 
@@ -73,11 +76,10 @@ def library_versions() -> dict[str, str]:
             "transformers": transformers.__version__}
 
 
-def _finish_image(result: RunResult, item: GeneratedImage, settings: Settings, save: bool) -> SavedImage:
+def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | None) -> SavedImage:
     text = image_infotext(result, item)
     path = None
-    if save:
-        directory = storage.output_dir(settings.outputs_dir, "txt2img")
+    if directory is not None:
         path = storage.save_png(item.image, directory, item.seed, text, _jsonable(recipe(result, item)))
     return SavedImage(item.image, path, text, item.seed)
 

@@ -30,7 +30,10 @@ def build_pnginfo_tab(ctx: UiContext) -> tuple[gr.Button, gr.State]:
             info = ctx.read_png(Path(path))
         if not info["infotext"] and not info["fields"]:
             gr.Info("This image carries no generation parameters.")
-        return info["infotext"], info["chunks"], info["fields"]
+        other = {k: v for k, v in info["chunks"].items() if k not in ("parameters", "studio")}
+        if info["recipe"] is not None:
+            other["studio recipe"] = info["recipe"]
+        return info["infotext"], other, info["fields"]
 
     image.change(read, inputs=image, outputs=[parameters, other, fields], queue=False)
     return send, fields

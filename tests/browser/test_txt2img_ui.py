@@ -1,0 +1,91 @@
+"""The txt2img and PNG Info tabs, driven the way a user drives them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studio.pnginfo import read_generation_info
+from tests.browser.conftest import screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def set_number(page, elem_id: str, value: str) -> None:
+    field = page.locator(f"#{elem_id} input[type=number]").first
+    field.fill(value)
+    field.press("Tab")
+
+
+def newest_png(outputs: Path, before: set[Path]) -> Path:
+    created = [p for p in outputs.rglob("*.png") if p not in before]
+    assert len(created) == 1, created
+    return created[0]
+
+
+def test_generate_saves_png_with_infotext_then_png_info_sends_it_back(page, server):
+    before = set(server.outputs.rglob("*.png"))
+    page.fill("#txt2img_prompt textarea", "a yellow circle on a purple background")
+    page.fill("#txt2img_neg_prompt textarea", "green")
+    set_number(page, "txt2img_steps", "6")
+    set_number(page, "txt2img_cfg_scale", "5.5")
+    page.fill("#txt2img_seed input", "4242")
+    page.click("#txt2img_generate")
+    page.wait_for_selector("#txt2img_gallery img", timeout=60_000)
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 4242')")
+    screenshot(page, "txt2img")
+
+    saved = newest_png(server.outputs, before)
+    params = read_generation_info(saved)["params"]
+    assert params["Prompt"] == "a yellow circle on a purple background"
+    assert params["Negative prompt"] == "green"
+    assert (params["Seed"], params["Steps"], params["CFG scale"]) == ("4242", "6", "5.5")
+    assert (params["Size-1"], params["Size-2"]) == ("64", "64")
+
+    # Change the form, then restore it from the PNG.
+    page.fill("#txt2img_prompt textarea", "something else")
+    page.fill("#txt2img_seed input", "-1")
+    page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(saved))
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 4242')")
+    screenshot(page, "pnginfo")
+    page.click("#pnginfo_send_txt2img")
+    page.wait_for_function(
+        "document.querySelector('#txt2img_prompt textarea').value === 'a yellow circle on a purple background'")
+    assert page.input_value("#txt2img_neg_prompt textarea") == "green"
+    assert page.input_value("#txt2img_seed input") == "4242"
+    assert page.locator("#txt2img_steps input[type=number]").first.input_value() == "6"
+    assert page.locator("#txt2img_cfg_scale input[type=number]").first.input_value() == "5.5"
+
+
+def test_ctrl_enter_generates(page, server):
+    before = set(server.outputs.rglob("*.png"))
+    page.fill("#txt2img_prompt textarea", "a blue square")
+    set_number(page, "txt2img_steps", "3")
+    page.fill("#txt2img_seed input", "99")
+    page.focus("#txt2img_prompt textarea")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 99')",
+                           timeout=60_000)
+    assert read_generation_info(newest_png(server.outputs, before))["params"]["Prompt"] == "a blue square"
+
+
+def test_invalid_size_shows_a_message_and_the_server_keeps_serving(page, server):
+    set_number(page, "txt2img_width", "70")
+    set_number(page, "txt2img_steps", "2")
+    page.click("#txt2img_generate")
+    toast = page.get_by_text("width must be a multiple of 8")
+    toast.first.wait_for(timeout=30_000)
+    screenshot(page, "txt2img-error")
+    set_number(page, "txt2img_width", "64")
+    page.fill("#txt2img_seed input", "7")
+    page.click("#txt2img_generate")
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 7')",
+                           timeout=60_000)
+
+
+def test_settings_tab_renders(page):
+    page.click("button[role=tab]:has-text('Settings')")
+    page.wait_for_selector("#settings_json")
+    screenshot(page, "settings")
+    assert "outputs_dir" in page.inner_text("#settings_json")

@@ -1,0 +1,44 @@
+"""Shared fixtures. Everything runs offline on the CPU with real (tiny) pipelines."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from studio.engine import Engine  # noqa: E402
+from studio.models import ModelManager  # noqa: E402
+from studio.settings import Settings  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        models_dir=tmp_path / "models",
+        outputs_dir=tmp_path / "outputs",
+        extensions_dir=tmp_path / "extensions",
+        cache_dir=tmp_path / "cache",
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root = tmp_path_factory.mktemp("studio")
+    return Settings(models_dir=root / "models", outputs_dir=root / "outputs",
+                    extensions_dir=root / "extensions", cache_dir=root / "cache")
+
+
+@pytest.fixture(scope="session")
+def engine(shared_settings: Settings) -> Engine:
+    """One engine on the embedded default model for the whole session (loading is the slow part)."""
+    models = ModelManager(shared_settings)
+    models.current()
+    return Engine(models)

@@ -1,0 +1,39 @@
+import subprocess
+import sys
+
+from studio.pnginfo import read_generation_info
+from studio.samplers import SAMPLERS
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_generate_writes_pngs_with_infotext_and_prints_paths(tmp_path):
+    out = tmp_path / "out"
+    done = run_cli("generate", "--prompt", "a green triangle", "--negative-prompt", "red", "--sampler", "DDIM",
+                   "--steps", "3", "--cfg-scale", "6", "--seed", "77", "--batch-size", "2", "--out", str(out),
+                   "--models-dir", str(tmp_path / "models"))
+    assert done.returncode == 0, done.stderr
+    paths = [line for line in done.stdout.splitlines() if line.endswith(".png")]
+    assert len(paths) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["00000-77.png", "00001-78.png"]
+    info = read_generation_info(__import__("pathlib").Path(paths[1]))
+    assert info["params"]["Prompt"] == "a green triangle"
+    assert info["params"]["Negative prompt"] == "red"
+    assert info["params"]["Sampler"] == "DDIM" and info["params"]["Seed"] == "78"
+    assert info["params"]["Steps"] == "3" and info["params"]["CFG scale"] == "6"
+
+
+def test_generate_rejects_bad_input_with_a_message(tmp_path):
+    done = run_cli("generate", "--prompt", "x", "--width", "70", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "width must be a multiple of 8" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_samplers_and_models_list_the_registries(tmp_path):
+    samplers = run_cli("samplers")
+    assert [line.split("\t")[0] for line in samplers.stdout.splitlines()] == list(SAMPLERS)
+    models = run_cli("models", "--models-dir", str(tmp_path))
+    assert models.stdout.splitlines()[0].startswith("studio-default-64px\tdefault")
