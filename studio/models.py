@@ -102,7 +102,8 @@ def find_model(title: str, settings: Settings) -> ModelEntry:
 
 def _looks_like_repo_id(title: str) -> bool:
     parts = title.split("/")
-    return len(parts) == 2 and all(parts) and not Path(title).exists()
+    is_file_name = Path(title).suffix in CHECKPOINT_SUFFIXES + PICKLE_SUFFIXES
+    return len(parts) == 2 and all(parts) and not is_file_name
 
 
 def model_hash(entry: ModelEntry, settings: Settings) -> str:
@@ -129,7 +130,12 @@ def model_hash(entry: ModelEntry, settings: Settings) -> str:
 def _weight_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".ckpt"))
+    # ControlNets shipped beside a model are separate models: they must not change its hash.
+    return sorted(
+        p for p in path.rglob("*")
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".ckpt")
+        and not any(part.startswith("controlnet") for part in p.relative_to(path).parts)
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,8 @@ def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 def _load_pickle_weights_only(path: Path) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap (zip-format files only) keeps a multi-GB .ckpt out of RAM while we read shapes.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as error:  # weights_only refuses code-carrying pickles
         raise ModelError(f"{path.name} could not be read safely (weights only): {_first_line(error)}") from error
     while isinstance(state, dict) and "state_dict" in state:
@@ -156,6 +158,7 @@ def _config_files(config_dir: Path) -> list[Path]:
 
 
 def load(path: Path, settings: Settings, dtype: torch.dtype) -> DiffusionPipeline:
+    """The pipeline a single-file checkpoint holds, built offline; ModelError if it cannot be."""
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist")
     config_dir = with_tokenizer(pick_config_dir(read_shapes(path)), settings)
@@ -190,7 +193,10 @@ def _preload_unconvertible(path: Path, config_dir: Path, dtype: torch.dtype) -> 
     if config.get("addition_embed_type") in (None, "text_time"):
         return {}
     ldm = _read_prefixed(path, _UNET)
-    converted = convert_ldm_unet_checkpoint(ldm, config)
+    try:
+        converted = convert_ldm_unet_checkpoint(ldm, config)
+    except (KeyError, IndexError, ValueError) as error:  # the converter indexes blocks the file lacks
+        raise ModelError(f"could not load {path.name}: UNet layout not recognised ({_first_line(error)})") from error
     with init_empty_weights():
         expected = set(UNet2DConditionModel.from_config(config).state_dict())
     for key in expected - converted.keys():
