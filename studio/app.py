@@ -29,11 +29,14 @@ class Studio:
         models = ModelManager(settings)
         return cls(settings, models, Engine(models))
 
-    def submit(self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None) -> jobs.JobResult:
-        return jobs.generate(request, self.engine, self.settings, on_step)
+    def submit(
+        self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True
+    ) -> jobs.JobResult:
+        """The one entry for every generation (UI, API): validate, run, save."""
+        return jobs.generate(request, self.engine, self.settings, on_step, save=save)
 
     def load_model(self, title: str) -> str:
-        return self.models.load(title).entry.title
+        return self.engine.load_model(title).entry.title
 
     def settings_summary(self) -> dict[str, Any]:
         s = self.settings
@@ -58,7 +61,11 @@ class Studio:
 
 
 def serve(settings: Settings, block: bool = True) -> Any:
-    """Load the model, build the UI, launch Gradio. Returns (studio, demo, app) when block=False."""
+    """Load the model, build the UI, launch Gradio (with the HTTP API beside it unless
+    settings.api is off). Returns (studio, demo, app) when block=False."""
+    from studio.http import check_exposure, mount_api
+
+    check_exposure(settings)  # before any work: an open API on a public address is refused
     configure_threads()
     studio = Studio.create(settings)
     studio.models.current()  # load before serving: the first click should not wait for it
@@ -75,7 +82,10 @@ def serve(settings: Settings, block: bool = True) -> Any:
         head=HEAD,
         css=CSS,
         show_error=True,
+        app_kwargs={"docs_url": "/docs"} if settings.api else None,
     )
+    if settings.api:
+        mount_api(app, studio, settings)
     print(f"Diffusion Studio running on {local_url}" + (f" (share: {share_url})" if share_url else ""), flush=True)
     if block:
         demo.block_thread()

@@ -16,7 +16,7 @@ from studio.request import GenerationRequest
 from studio.settings import Settings
 
 # Extra spellings users know from A1111's UI and scripts.
-FLAG_ALIASES = {"sampler_name": ["--sampler"], "n_iter": ["--batch-count"]}
+FLAG_ALIASES = {"sampler_name": ["--sampler"], "n_iter": ["--batch-count"], "init_image": ["--init-images"]}
 COMMANDS = ("serve", "generate", "samplers", "models")
 
 
@@ -39,6 +39,10 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--auth", default=None, help="user:pass required to open the UI")
+    parser.add_argument("--api", action=argparse.BooleanOptionalAction, default=True,
+                        help="serve the A1111-compatible HTTP API at /sdapi/v1 and its docs at /docs (default: on)")
+    parser.add_argument("--api-auth", default=None,
+                        help="user:pass for HTTP Basic on every API route; required with --listen, --host or --share")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
 
 
@@ -58,20 +62,46 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         share=getattr(args, "share", False),
         auth=parse_auth(getattr(args, "auth", None)),
         open_browser=not getattr(args, "no_browser", True),
+        api=getattr(args, "api", True),
+        api_auth=parse_auth(getattr(args, "api_auth", None), "--api-auth"),
     )
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
+def parse_auth(value: str | None, flag: str = "--auth") -> tuple[str, str] | None:
     if not value:
         return None
     user, sep, password = value.partition(":")
     if not sep or not user:
-        raise SystemExit("--auth must look like user:password")
+        raise SystemExit(f"{flag} must look like user:password")
     return user, password
 
 
-def _field_type(annotation: Any) -> type:
+def _image_path(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no image file at {value}")
+    return path
+
+
+def _inpainting_fill(value: str) -> int:
+    """Accept A1111's names (fill, original, latent noise, latent nothing) or their index."""
+    from studio.request import INPAINTING_FILLS
+
+    if value.isdigit() and int(value) < len(INPAINTING_FILLS):
+        return int(value)
+    if value in INPAINTING_FILLS:
+        return INPAINTING_FILLS.index(value)
+    raise argparse.ArgumentTypeError(f"choose one of: {', '.join(INPAINTING_FILLS)}")
+
+
+# Flags whose command-line form differs from the field's Python type.
+FLAG_TYPES: dict[str, Any] = {"inpainting_fill": _inpainting_fill}
+
+
+def _field_type(annotation: Any) -> Any:
     text = str(annotation)
+    if "Image" in text:
+        return _image_path
     for name, kind in (("bool", bool), ("int", int), ("float", float)):
         if text.split("|")[0].strip() == name:
             return kind
@@ -82,7 +112,7 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per GenerationRequest field; unset flags keep the dataclass default."""
     for item in fields(GenerationRequest):
         flags = ["--" + item.name.replace("_", "-"), *FLAG_ALIASES.get(item.name, [])]
-        kind = _field_type(item.type)
+        kind = FLAG_TYPES.get(item.name) or _field_type(item.type)
         default = item.default if item.default is not MISSING else None
         if kind is bool:
             parser.add_argument(*flags, dest=item.name, action="store_true", default=default)
@@ -91,7 +121,14 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
+    """Flags by field name; image fields arrive as paths and are opened here."""
+    from PIL import Image
+
     values = {item.name: getattr(args, item.name) for item in fields(GenerationRequest)}
+    for name, value in values.items():
+        if isinstance(value, Path):
+            values[name] = Image.open(value)
+            values[name].load()
     return GenerationRequest(**values)
 
 
@@ -122,8 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from studio.app import serve
+    from studio.errors import StudioError
 
-    serve(settings)
+    try:
+        serve(settings)
+    except StudioError as error:  # e.g. an open API on a public address, a model that won't load
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image, DiffusionPipeline
 from PIL import Image
 
+from studio import imageops, modes
+from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.models import LoadedModel, ModelManager
-from studio.request import MAX_SEED, GenerationRequest
+from studio.request import INPAINTING_FILLS, MAX_SEED, GenerationRequest
 from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
 
 
@@ -45,6 +47,11 @@ class Progress:
 
 
 StepCallback = Callable[[Progress], None]
+PIPELINE_BUILDERS = {
+    "txt2img": AutoPipelineForText2Image,
+    "img2img": AutoPipelineForImage2Image,
+    "inpaint": AutoPipelineForInpainting,
+}
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,20 @@ class Engine:
     def busy(self) -> bool:
         return self._lock.locked()
 
+    @property
+    def interrupted(self) -> bool:
+        """An interrupt is pending for the running job."""
+        return self._interrupt.is_set()
+
     def interrupt(self) -> None:
         """Stop the running job within one step; images finished before it are kept."""
         if self.busy:
             self._interrupt.set()
+
+    def load_model(self, title: str) -> LoadedModel:
+        """Switch models between jobs, never during one (the UI and the API share this lock)."""
+        with self._lock:
+            return self.models.load(title)
 
     def resolve(self, request: GenerationRequest, model: LoadedModel) -> GenerationRequest:
         """Fill what the request left to the engine: seed, size, model title, canonical sampler."""
@@ -94,71 +111,79 @@ class Engine:
         request.validate(samplers=None)
         with self._lock:
             self._interrupt.clear()
+            self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
             model = self.models.get(request.model)
             resolved = self.resolve(request, model).validate(samplers=self.samplers)
             return self._run_locked(resolved, model, on_step)
 
     def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None) -> RunResult:
-        self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
-        pipe = self.pipeline_for(model, "txt2img")
+        inputs = modes.prepare(request)
+        self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         for iteration in range(request.n_iter):
             self.progress.image, self.progress.step = iteration, 0
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
-            batch = self._sample(pipe, model, request, seeds, on_step)
+            batch = self._sample(model, request, inputs, seeds, on_step)
             if self._interrupt.is_set():
                 return RunResult(request, model, images, interrupted=True)
-            images += [GeneratedImage(img, s, first + i) for i, (img, s) in enumerate(zip(batch, seeds))]
+            images += [GeneratedImage(modes.finish(inputs, img), s, first + i)
+                       for i, (img, s) in enumerate(zip(batch, seeds))]
         return RunResult(request, model, images, interrupted=False)
 
     def pipeline_for(self, model: LoadedModel, mode: str) -> DiffusionPipeline:
         """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load)."""
         if mode not in model.mode_pipelines:
-            builders = {"txt2img": AutoPipelineForText2Image}
-            model.mode_pipelines[mode] = builders[mode].from_pipe(model.pipe)
+            model.mode_pipelines[mode] = PIPELINE_BUILDERS[mode].from_pipe(model.pipe)
             model.mode_pipelines[mode].set_progress_bar_config(disable=True)
         return model.mode_pipelines[mode]
 
     def _sample(
         self,
-        pipe: DiffusionPipeline,
         model: LoadedModel,
         request: GenerationRequest,
+        inputs: modes.ModeInputs,
         seeds: list[int],
         on_step: StepCallback | None,
     ) -> list[Image.Image]:
+        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+        if inputs.mode != "txt2img" and inputs.steps_to_run(request) == 0:
+            return [vae_round_trip(model.pipe, inputs.image)] * len(seeds)  # strength 0: nothing to denoise
+        pipe = self.pipeline_for(model, inputs.mode)
         # A fresh scheduler per run: schedulers keep state between steps.
         pipe.scheduler = make_scheduler(request.sampler_name, model.pipe.scheduler.config, self.samplers)
-        device = model.pipe.device
-        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-        latents = self._initial_latents(pipe, request, generators, device)
+        common = dict(
+            prompt=[request.prompt] * len(seeds),
+            negative_prompt=[request.negative_prompt] * len(seeds),
+            num_inference_steps=request.steps,
+            guidance_scale=request.cfg_scale,
+            width=inputs.width,
+            height=inputs.height,
+            generator=generators,  # ancestral/SDE samplers draw step noise from these too
+            callback_on_step_end=self._step_callback(on_step),
+            callback_on_step_end_tensor_inputs=["latents"],
+            output_type="pil",
+        )
         with torch.inference_mode():
-            output = pipe(
-                prompt=[request.prompt] * len(seeds),
-                negative_prompt=[request.negative_prompt] * len(seeds),
-                num_inference_steps=request.steps,
-                guidance_scale=request.cfg_scale,
-                width=request.width,
-                height=request.height,
-                latents=latents,
-                generator=generators,  # ancestral/SDE samplers draw step noise from these
-                callback_on_step_end=self._step_callback(on_step),
-                callback_on_step_end_tensor_inputs=["latents"],
-                output_type="pil",
-            )
+            output = pipe(**common, **self._mode_kwargs(pipe, request, inputs, generators))
         return list(output.images)
 
-    @staticmethod
-    def _initial_latents(
-        pipe: DiffusionPipeline, request: GenerationRequest, generators: list[torch.Generator], device: torch.device
-    ) -> torch.Tensor:
-        """Noise drawn on the CPU per image, so a seed gives the same image on every device."""
-        channels = pipe.unet.config.in_channels
-        scale = pipe.vae_scale_factor
-        shape = (channels, request.height // scale, request.width // scale)
-        noise = [torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]
-        return torch.stack(noise).to(device=device, dtype=pipe.unet.dtype)
+    def _mode_kwargs(
+        self, pipe: DiffusionPipeline, request: GenerationRequest, inputs: modes.ModeInputs, generators: list[torch.Generator]
+    ) -> dict[str, Any]:
+        if inputs.mode == "txt2img":
+            return {"latents": initial_noise(pipe, inputs.width, inputs.height, generators)}
+        if inputs.mode == "img2img":
+            image: Any = inputs.image
+            if request.resize_mode == imageops.LATENT_UPSCALE:
+                image = latent_upscale(pipe, request.init_image, inputs.width, inputs.height)
+            return {"image": image, "strength": request.denoising_strength}
+        kwargs: dict[str, Any] = {"image": inputs.image, "mask_image": inputs.mask, "strength": request.denoising_strength}
+        fill = INPAINTING_FILLS[request.inpainting_fill]
+        if fill in ("latent noise", "latent nothing") and pipe.unet.config.in_channels == 4:
+            latents = masked_latents(pipe, inputs.image, inputs.mask, fill, generators)
+            kwargs.update(image=latents, masked_image_latents=latents)
+        return kwargs
 
     def _step_callback(self, on_step: StepCallback | None) -> Callable[..., dict[str, Any]]:
         def callback(pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import json
 import re
 from typing import Any, Mapping
 
-from studio.request import GenerationRequest
+from studio.imageops import RESIZE_MODES
+from studio.request import INPAINTING_FILLS, GenerationRequest
 
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
@@ -42,8 +43,8 @@ def write_infotext(prompt: str, negative_prompt: str, params: Mapping[str, Any])
 
 
 def request_params(request: GenerationRequest, model_name: str, model_hash: str) -> dict[str, Any]:
-    """The ordered `Key: value` pairs A1111 writes for a txt2img request."""
-    return {
+    """The ordered `Key: value` pairs A1111 writes, plus the img2img/inpaint ones for those modes."""
+    params: dict[str, Any] = {
         "Steps": request.steps,
         "Sampler": request.sampler_name,
         "CFG scale": format_number(request.cfg_scale),
@@ -52,6 +53,19 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         "Model hash": model_hash,
         "Model": model_name,
     }
+    if request.mode != "txt2img":
+        params["Mode"] = request.mode
+        params["Denoising strength"] = format_number(request.denoising_strength)
+        if request.resize_mode:
+            params["Resize mode"] = RESIZE_MODES[request.resize_mode]
+    if request.mode == "inpaint":
+        params["Mask blur"] = request.mask_blur
+        params["Masked content"] = INPAINTING_FILLS[request.inpainting_fill]
+        params["Inpaint area"] = "Only masked" if request.inpaint_full_res else "Whole picture"
+        params["Masked area padding"] = request.inpaint_full_res_padding
+        if request.inpainting_mask_invert:
+            params["Mask mode"] = "Inpaint not masked"
+    return params
 
 
 def parse_infotext(text: str) -> dict[str, str]:
@@ -100,6 +114,13 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Size-2": ("height", int),
     "Model": ("model", str),
     "Batch size": ("batch_size", int),
+    "Denoising strength": ("denoising_strength", float),
+    "Mask blur": ("mask_blur", int),
+    "Masked area padding": ("inpaint_full_res_padding", int),
+    "Resize mode": ("resize_mode", RESIZE_MODES.index),
+    "Masked content": ("inpainting_fill", INPAINTING_FILLS.index),
+    "Inpaint area": ("inpaint_full_res", lambda v: v == "Only masked"),
+    "Mask mode": ("inpainting_mask_invert", lambda v: v == "Inpaint not masked"),
 }
 
 

@@ -4,10 +4,12 @@ The UI, the HTTP API and the CLI all call `generate`; nothing here knows about a
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 
 from studio import __version__, infotext, storage
@@ -22,6 +24,13 @@ class SavedImage:
     path: Path | None
     infotext: str
     seed: int
+    recipe: dict[str, Any]  # the PNG's `studio` chunk, also when the image is not saved
+
+    def png_bytes(self) -> bytes:
+        """The image as a PNG with both chunks, as it is (or would be) saved."""
+        buffer = io.BytesIO()
+        self.image.save(buffer, format="PNG", pnginfo=storage.png_info(self.infotext, self.recipe))
+        return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,8 @@ def generate(
 ) -> JobResult:
     """Run and save; `directory` overrides A1111's outputs/<mode>-images/<date>/ layout."""
     result = engine.run(request, on_step)
-    target = directory or storage.output_dir(settings.outputs_dir, "txt2img")
+    folder = "txt2img" if result.request.mode == "txt2img" else "img2img"  # A1111's folders
+    target = directory or storage.output_dir(settings.outputs_dir, folder)
     saved = [_finish_image(result, item, target if save else None) for item in result.images]
     return JobResult(result.request, saved, result.interrupted)
 
@@ -57,13 +67,15 @@ def image_infotext(result: RunResult, item: GeneratedImage) -> str:
 
 
 def recipe(result: RunResult, item: GeneratedImage) -> dict[str, Any]:
-    """Everything needed to regenerate this exact image (the PNG's `studio` chunk)."""
+    """Everything needed to regenerate this exact image (the PNG's `studio` chunk). Input images
+    are embedded (PNG, base64) so the file alone reproduces an img2img or inpaint result."""
     return {
-        "request": result.request.to_dict(),
+        "request": result.request.to_dict(images=True),
         "index": item.index,
         "model_hash": result.model.hash,
         "scheduler_config": dict(result.model.pipe.scheduler.config),
         "versions": library_versions(),
+        "torch_threads": torch.get_num_threads(),  # CPU results can differ in the last bit across thread counts
     }
 
 
@@ -78,10 +90,23 @@ def library_versions() -> dict[str, str]:
 
 def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | None) -> SavedImage:
     text = image_infotext(result, item)
+    data = _jsonable(recipe(result, item))
     path = None
     if directory is not None:
-        path = storage.save_png(item.image, directory, item.seed, text, _jsonable(recipe(result, item)))
-    return SavedImage(item.image, path, text, item.seed)
+        path = storage.save_png(item.image, directory, item.seed, text, data)
+        _save_inputs(result.request, path)
+    return SavedImage(item.image, path, text, item.seed, data)
+
+
+COMPANIONS = {"init_image": "init", "mask": "mask"}
+
+
+def _save_inputs(request: GenerationRequest, path: Path) -> None:
+    """Inputs a run needs to be repeated go beside the output: <name>-init.png, <name>-mask.png."""
+    for name, suffix in COMPANIONS.items():
+        image = getattr(request, name)
+        if image is not None:
+            storage.save_companion(image, path, suffix)
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,10 +5,14 @@ same JSON serves the UI, the HTTP API, the CLI, extensions and the PNG's `studio
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
+import io
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Collection, Mapping
+
+from PIL import Image
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150
@@ -16,6 +20,10 @@ MAX_CFG = 30.0
 MAX_BATCH_SIZE = 8
 MAX_BATCH_COUNT = 100
 MAX_SEED = 2**32 - 1
+MAX_MASK_BLUR = 64
+MAX_PADDING = 256
+INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
+IMAGE_FIELDS = ("init_image", "mask")
 
 
 class RequestError(ValueError):
@@ -38,6 +46,23 @@ class GenerationRequest:
     n_iter: int = 1
     # None means the model that is loaded (the embedded default when nothing else is).
     model: str | None = None
+    # img2img: given an init image. Strength s runs the last floor(s * steps) steps.
+    init_image: Image.Image | None = None
+    denoising_strength: float = 0.75
+    resize_mode: int = 0  # 0 just resize, 1 crop and resize, 2 resize and fill, 3 latent upscale
+    # inpaint: init image plus mask (white = repaint).
+    mask: Image.Image | None = None
+    mask_blur: int = 4
+    inpainting_fill: int = 1  # index into INPAINTING_FILLS; A1111's UI default is "original"
+    inpaint_full_res: bool = False  # "Only masked"
+    inpaint_full_res_padding: int = 32
+    inpainting_mask_invert: bool = False
+
+    @property
+    def mode(self) -> str:
+        if self.init_image is None:
+            return "txt2img"
+        return "inpaint" if self.mask is not None else "img2img"
 
     def replace(self, **changes: Any) -> "GenerationRequest":
         return dataclasses.replace(self, **changes)
@@ -67,6 +92,7 @@ class GenerationRequest:
                     f"{name} must be a multiple of 8 (got {value}; nearest: {_nearest8(value)})"
                 )
         _check_int("seed", self.seed, -1, MAX_SEED)
+        self._validate_images()
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
         if self.model is not None:
@@ -75,8 +101,29 @@ class GenerationRequest:
                 raise RequestError(f"unknown model {self.model!r}; see `python -m studio models`")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def _validate_images(self) -> None:
+        for name in IMAGE_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Image.Image):
+                raise RequestError(f"{name} must be an image")
+        if self.mask is not None and self.init_image is None:
+            raise RequestError("a mask needs an init image to inpaint")
+        _check_number("denoising_strength", self.denoising_strength, 0.0, 1.0)
+        _check_int("resize_mode", self.resize_mode, 0, 3)
+        _check_int("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR)
+        _check_int("inpainting_fill", self.inpainting_fill, 0, len(INPAINTING_FILLS) - 1)
+        _check_int("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, MAX_PADDING)
+        for name in ("inpaint_full_res", "inpainting_mask_invert"):
+            _check_type(name, getattr(self, name), bool)
+        if self.mask is not None and self.mask.getbbox() is None and not self.inpainting_mask_invert:
+            raise RequestError("the mask is empty: paint where to repaint (white), or upload a mask")
+
+    def to_dict(self, images: bool = True) -> dict[str, Any]:
+        """Plain JSON-able fields; images as PNG data URLs (or left out with images=False)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in IMAGE_FIELDS:
+            data[name] = encode_image(data[name]) if images and data[name] is not None else None
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -85,11 +132,32 @@ class GenerationRequest:
     def from_dict(cls, data: Mapping[str, Any]) -> "GenerationRequest":
         """Build from a mapping; unknown keys are ignored (as A1111's API ignores them)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        for name in IMAGE_FIELDS:
+            if isinstance(values.get(name), str):
+                values[name] = decode_image(values[name], name)
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> "GenerationRequest":
         return cls.from_dict(json.loads(text))
+
+
+def encode_image(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def decode_image(text: str, name: str = "image") -> Image.Image:
+    """A base64 image, with or without a data: prefix (A1111 clients send both)."""
+    payload = text.split(",", 1)[1] if text.startswith("data:") else text
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(payload, validate=False)))
+        image.load()
+    except Exception as error:  # PIL raises several types for undecodable data
+        raise RequestError(f"{name} is not a decodable base64 image") from error
+    return image
 
 
 def request_fields() -> tuple[dataclasses.Field, ...]:

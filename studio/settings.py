@@ -26,6 +26,9 @@ class Settings:
     share: bool = False
     auth: tuple[str, str] | None = field(default=None, repr=False)
     open_browser: bool = True
+    # HTTP API (A1111-compatible /sdapi/v1): on by default; needs api_auth off loopback.
+    api: bool = True
+    api_auth: tuple[str, str] | None = field(default=None, repr=False)
 
     def replace(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

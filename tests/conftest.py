@@ -16,7 +16,9 @@ from studio.engine import Engine  # noqa: E402
 from studio.models import ModelManager  # noqa: E402
 from studio.settings import Settings  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+from studio.hardware import configure_threads  # noqa: E402
+
+configure_threads()  # the same thread count as the app and the CLI: results match bit for bit
 
 
 @pytest.fixture

@@ -1,26 +1,32 @@
 """Assemble the Blocks: model picker on top, one tab per mode, PNG Info and Settings."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import gradio as gr
 
+from studio.request import decode_image
 from studio.ui.context import UiContext
-from studio.ui.pnginfo import build_pnginfo_tab, wire_send
+from studio.ui.generation import GenerationTab, build_generation_tab
+from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
+from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.settings_tab import build_settings_tab
-from studio.ui.txt2img import build_txt2img_tab
 
 # Ctrl+Enter (Cmd+Enter) clicks the Generate button of the visible tab, as in A1111.
 HEAD = """
 <script>
 document.addEventListener('keydown', (event) => {
   if (!(event.ctrlKey || event.metaKey) || event.key !== 'Enter') return;
-  const button = [...document.querySelectorAll('button[id$="_generate"]')].find((b) => b.offsetParent !== null);
+  const button = [...document.querySelectorAll('button.generate')].find((b) => b.offsetParent !== null);
   if (button) { event.preventDefault(); button.click(); }
 });
 </script>
 """
 CSS = """
-#txt2img_generate { min-height: 5em; }
+button.generate { min-height: 5em; }
 .studio-title { margin: 0; }
+.gallery img, #pnginfo_image img { image-rendering: pixelated; }
 """
 
 
@@ -33,26 +39,98 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             refresh = gr.Button("🔄", elem_id="refresh_models", scale=0, min_width=50)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img = build_txt2img_tab(ctx, model)
+                txt2img = build_generation_tab(ctx, model, "txt2img")
+                to_img2img_t, to_inpaint_t = _send_buttons("txt2img")
+            with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
+                img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True)
+                to_img2img_i, to_inpaint_i = _send_buttons("img2img")
+            with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
+                inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
-                send, fields = build_pnginfo_tab(ctx)
+                png = build_pnginfo_tab(ctx)
             with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
                 build_settings_tab(ctx)
 
-        def switch_model(title: str, progress: gr.Progress = gr.Progress()) -> tuple:
-            progress(0, desc=f"Loading {title}…")
-            try:
-                loaded = ctx.load_model(title)
-            except ctx.error_types as error:
-                # The previous model keeps working: put the dropdown back on it and say why.
-                gr.Warning(f"Could not switch model: {error}")
-                loaded = ctx.current_model()
-            size = ctx.native_size()
-            return gr.Dropdown(value=loaded), size, size
-
-        form = txt2img.form
-        model.input(switch_model, inputs=model, outputs=[model, form.widgets["width"], form.widgets["height"]],
-                    concurrency_id="generation", concurrency_limit=1)
-        refresh.click(lambda: gr.Dropdown(choices=ctx.model_titles()), outputs=model, queue=False)
-        wire_send(send, fields, form, tabs, "txt2img", prepare=lambda f: {k: v for k, v in f.items() if k != "model"})
+        _wire_model_picker(ctx, model, refresh, [txt2img, img2img, inpaint])
+        for source, button, target in ((txt2img, to_img2img_t, img2img), (txt2img, to_inpaint_t, inpaint),
+                                       (img2img, to_img2img_i, img2img), (img2img, to_inpaint_i, inpaint)):
+            _wire_send_result(button, source, target, tabs)
+        for tab in (txt2img, img2img, inpaint):
+            _wire_send_png(ctx, png.buttons[tab.name], png.path, png.fields, tab, tabs)
     return demo
+
+
+def _send_buttons(name: str) -> tuple[gr.Button, gr.Button]:
+    with gr.Row():
+        return (gr.Button("Send to img2img", elem_id=f"{name}_send_img2img", size="sm"),
+                gr.Button("Send to inpaint", elem_id=f"{name}_send_inpaint", size="sm"))
+
+
+def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, tabs: list[GenerationTab]) -> None:
+    sizes = [w for tab in tabs for w in (tab.form.widgets["width"], tab.form.widgets["height"])]
+
+    def switch_model(title: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+        progress(0, desc=f"Loading {title}…")
+        try:
+            loaded = ctx.load_model(title)
+        except ctx.error_types as error:
+            # The previous model keeps working: put the dropdown back on it and say why.
+            gr.Warning(f"Could not switch model: {error}")
+            loaded = ctx.current_model()
+        return [gr.Dropdown(value=loaded), *[ctx.native_size()] * len(sizes)]
+
+    model.input(switch_model, inputs=model, outputs=[model, *sizes], concurrency_id="generation",
+                concurrency_limit=1)
+    refresh.click(lambda: gr.Dropdown(choices=ctx.model_titles()), outputs=model, queue=False)
+
+
+def _wire_send_result(button: gr.Button, source: GenerationTab, target: GenerationTab, tabs: gr.Tabs) -> None:
+    """A1111's "Send to": the selected result image and the prompt go to the target tab."""
+    image_widget = target.sources["image"]
+
+    def send(paths: list[str], index: int, prompt: str, negative: str) -> tuple:
+        if not paths:
+            raise gr.Error("Generate an image first.", print_exception=False)
+        path = paths[min(index, len(paths) - 1)]
+        return path, prompt, negative, gr.Tabs(selected=target.name)
+
+    button.click(send, inputs=[source.last_images, source.selected, source.form.widgets["prompt"],
+                               source.form.widgets["negative_prompt"]],
+                 outputs=[image_widget, target.form.widgets["prompt"], target.form.widgets["negative_prompt"], tabs],
+                 queue=False)
+
+
+def _wire_send_png(ctx: UiContext, button: gr.Button, path: gr.State, fields: gr.State, tab: GenerationTab,
+                   tabs: gr.Tabs) -> None:
+    """PNG Info's "Send to <tab>": every parameter; the image (or its saved init image) and mask too."""
+    extra = [w for key, w in tab.sources.items()]
+    outputs = [*tab.form.widgets.values(), *extra, tabs]
+
+    def send(png_path: str | None, values: dict[str, Any]) -> dict[Any, Any]:
+        if not png_path or not values:
+            raise gr.Error("Drop a PNG with generation parameters first.", print_exception=False)
+        images = {k: values.get(k) for k in ("init_image", "mask")}
+        values = {k: v for k, v in values.items() if k not in ("model", "init_image", "mask")}
+        updates = tab.form.fill(values)
+        updates.update(_source_updates(Path(png_path), images, values, tab))
+        updates[tabs] = gr.Tabs(selected=tab.name)
+        return updates
+
+    button.click(send, inputs=[path, fields], outputs=outputs, queue=False)
+
+
+def _source_updates(png: Path, images: dict[str, Any], values: dict[str, Any], tab: GenerationTab) -> dict[Any, Any]:
+    """The recipe's embedded init image and mask when there are any, else the PNG itself."""
+    sources = tab.sources
+    if "image" not in sources:
+        return {}
+    init = images.get("init_image")
+    updates: dict[Any, Any] = {sources["image"]: decode_image(init) if isinstance(init, str) else str(png)}
+    mask = images.get("mask")
+    if "mask" in sources and isinstance(mask, str):
+        updates[sources["mask"]] = decode_image(mask)
+    if "area" in sources:
+        updates[sources["area"]] = INPAINT_AREAS[int(bool(values.get("inpaint_full_res")))]
+    if "invert" in sources:
+        updates[sources["invert"]] = bool(values.get("inpainting_mask_invert"))
+    return updates

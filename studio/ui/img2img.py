@@ -1,0 +1,75 @@
+"""img2img and inpaint sources: the widgets those modes add to the generation tab."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from studio.imageops import RESIZE_MODES
+from studio.request import INPAINTING_FILLS, GenerationRequest
+from studio.ui.generation import ModeSource
+
+DEFAULTS = GenerationRequest()
+INPAINT_AREAS = ("Whole picture", "Only masked")
+
+
+def img2img_source() -> ModeSource:
+    init = gr.Image(label="Source image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
+                    format="png", elem_id="img2img_image", height=320)
+    resize = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
+                      elem_id="img2img_resize_mode")
+    return ModeSource(widgets={"init_image": init, "resize_mode": resize}, named={"image": init})
+
+
+def mask_from_layers(editor: dict[str, Any] | None) -> Image.Image | None:
+    """Everything painted on the editor's layers (any colour, any opacity) is the mask."""
+    if not editor or editor.get("background") is None:
+        return None
+    background = editor["background"]
+    mask = np.zeros((background.height, background.width), dtype=bool)
+    for layer in editor.get("layers") or []:
+        if layer is None:
+            continue
+        alpha = np.asarray(layer.convert("RGBA").resize(background.size))[..., 3]
+        mask |= alpha > 0
+    return Image.fromarray((mask * 255).astype(np.uint8), mode="L")
+
+
+def inpaint_source() -> ModeSource:
+    editor = gr.ImageEditor(label="Image — paint the area to repaint", type="pil", image_mode="RGBA",
+                            sources=["upload", "clipboard"], format="png", layers=False, transforms=(),
+                            brush=gr.Brush(colors=["#ffffff"], default_size=6, color_mode="fixed"),
+                            elem_id="inpaint_editor", height=360)
+    with gr.Accordion("Upload a mask instead", open=False):
+        uploaded = gr.Image(label="Mask (white = repaint)", type="pil", image_mode="L", sources=["upload"],
+                            format="png", elem_id="inpaint_mask_upload", height=200)
+    invert = gr.Checkbox(label="Invert mask (inpaint not masked)", elem_id="inpaint_invert")
+    with gr.Row():
+        blur = gr.Slider(0, 64, value=DEFAULTS.mask_blur, step=1, label="Mask blur", elem_id="inpaint_mask_blur")
+        padding = gr.Slider(0, 256, value=DEFAULTS.inpaint_full_res_padding, step=4,
+                            label="Only masked padding, pixels", elem_id="inpaint_padding")
+    fill = gr.Radio(list(INPAINTING_FILLS), value=INPAINTING_FILLS[DEFAULTS.inpainting_fill], type="index",
+                    label="Masked content", elem_id="inpaint_fill")
+    area = gr.Radio(list(INPAINT_AREAS), value=INPAINT_AREAS[0], label="Inpaint area", elem_id="inpaint_area")
+    resize = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
+                      elem_id="inpaint_resize_mode")
+
+    def derive(values: dict[Any, Any]) -> dict[str, Any]:
+        state = values.get(editor)
+        init = state.get("background") if state else None
+        mask = values.get(uploaded) if values.get(uploaded) is not None else mask_from_layers(state)
+        return {
+            "init_image": init.convert("RGB") if init is not None else None,
+            "mask": mask,
+            "inpaint_full_res": values.get(area) == INPAINT_AREAS[1],
+            "inpainting_mask_invert": bool(values.get(invert)),
+        }
+
+    return ModeSource(
+        widgets={"mask_blur": blur, "inpaint_full_res_padding": padding, "inpainting_fill": fill, "resize_mode": resize},
+        extra_inputs=[editor, uploaded, area, invert],
+        derive=derive,
+        named={"image": editor, "mask": uploaded, "area": area, "invert": invert},
+    )
