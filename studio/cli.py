@@ -127,8 +127,8 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     values = {item.name: getattr(args, item.name) for item in fields(GenerationRequest)}
     for name, value in values.items():
         if isinstance(value, Path):
-            values[name] = Image.open(value)
-            values[name].load()
+            with Image.open(value) as opened:
+                values[name] = opened.copy()
     return GenerationRequest(**values)
 
 

@@ -157,7 +157,7 @@ def decode_image(text: str, name: str = "image") -> Image.Image:
         image.load()
     except Exception as error:  # PIL raises several types for undecodable data
         raise RequestError(f"{name} is not a decodable base64 image") from error
-    return image
+    return image.copy()  # a plain Image (not a PngImageFile), so decoded requests compare equal
 
 
 def request_fields() -> tuple[dataclasses.Field, ...]:
