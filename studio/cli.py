@@ -44,6 +44,8 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-auth", default=None,
                         help="user:pass for HTTP Basic on every API route; required with --listen, --host or --share")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    parser.add_argument("--enable-insecure-extension-access", action="store_true",
+                        help="allow enabling/disabling extensions from the UI even with --listen, --host or --share")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -64,6 +66,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         open_browser=not getattr(args, "no_browser", True),
         api=getattr(args, "api", True),
         api_auth=parse_auth(getattr(args, "api_auth", None), "--api-auth"),
+        enable_insecure_extension_access=getattr(args, "enable_insecure_extension_access", False),
     )
 
 
@@ -108,9 +111,15 @@ def _field_type(annotation: Any) -> Any:
     return str
 
 
+# Fields with a richer command-line form than one flag of their own type.
+CUSTOM_FIELDS = ("controlnet_units",)
+
+
 def add_request_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per GenerationRequest field; unset flags keep the dataclass default."""
     for item in fields(GenerationRequest):
+        if item.name in CUSTOM_FIELDS:
+            continue
         flags = ["--" + item.name.replace("_", "-"), *FLAG_ALIASES.get(item.name, [])]
         kind = FLAG_TYPES.get(item.name) or _field_type(item.type)
         default = item.default if item.default is not MISSING else None
@@ -120,11 +129,22 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(*flags, dest=item.name, type=kind, default=default, help=f"default: {default}")
 
 
+def add_controlnet_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--controlnet", action="append", default=[], metavar="SPEC",
+                        help='a ControlNet unit, repeatable: "type=canny,image=PATH,weight=1.0,start=0,end=1,'
+                             'mode=balanced,preprocess=on" (also model=, module=, low=, high=, resize=, pixel_perfect=)')
+    parser.add_argument("--pose-json", type=Path, default=None,
+                        help="OpenPose JSON used as the pose unit's image (adds a pose unit if none is given)")
+
+
 def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     """Flags by field name; image fields arrive as paths and are opened here."""
     from PIL import Image
 
-    values = {item.name: getattr(args, item.name) for item in fields(GenerationRequest)}
+    from studio.control_cli import units_from_args
+
+    values = {item.name: getattr(args, item.name) for item in fields(GenerationRequest) if item.name not in CUSTOM_FIELDS}
+    values["controlnet_units"] = units_from_args(args.controlnet, args.pose_json)
     for name, value in values.items():
         if isinstance(value, Path):
             with Image.open(value) as opened:
@@ -141,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = sub.add_parser("generate", help="generate images and print their paths")
     add_settings_flags(generate, with_model=False)
     add_request_flags(generate)
+    add_controlnet_flags(generate)
     generate.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: outputs/txt2img-images/<date>/)")
     for name in ("samplers", "models"):
         listing = sub.add_parser(name, help=f"list the {name}")

@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
+from pathlib import Path
+
 from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image, DiffusionPipeline
+from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from PIL import Image
 
 from studio import imageops, modes
+from studio.control.models import discover_controlnets, load_controlnet
+from studio.control.units import control_image, control_mode_hooks
+from studio.errors import ModelError
 from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.models import LoadedModel, ModelManager
-from studio.request import INPAINTING_FILLS, MAX_SEED, GenerationRequest
+from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
 from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
 
 
@@ -62,11 +68,21 @@ class GeneratedImage:
 
 
 @dataclass(frozen=True)
+class Controls:
+    """The enabled ControlNet units of a run with their loaded models and prepared images."""
+
+    units: tuple[ControlUnit, ...] = ()
+    titles: tuple[str, ...] = ()
+    images: tuple[Image.Image, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunResult:
     request: GenerationRequest  # resolved: real seed, size, model title, sampler name
     model: LoadedModel
     images: list[GeneratedImage]
     interrupted: bool
+    controls: Controls = Controls()
 
 
 class Engine:
@@ -118,38 +134,61 @@ class Engine:
 
     def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None) -> RunResult:
         inputs = modes.prepare(request)
+        controls = self._prepare_controls(model, request, inputs)
         self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         for iteration in range(request.n_iter):
             self.progress.image, self.progress.step = iteration, 0
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
-            batch = self._sample(model, request, inputs, seeds, on_step)
+            batch = self._sample(model, request, inputs, controls, seeds, on_step)
             if self._interrupt.is_set():
-                return RunResult(request, model, images, interrupted=True)
+                return RunResult(request, model, images, True, controls)
             images += [GeneratedImage(modes.finish(inputs, img), s, first + i)
                        for i, (img, s) in enumerate(zip(batch, seeds))]
-        return RunResult(request, model, images, interrupted=False)
+        return RunResult(request, model, images, False, controls)
 
-    def pipeline_for(self, model: LoadedModel, mode: str) -> DiffusionPipeline:
-        """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load)."""
-        if mode not in model.mode_pipelines:
-            model.mode_pipelines[mode] = PIPELINE_BUILDERS[mode].from_pipe(model.pipe)
-            model.mode_pipelines[mode].set_progress_bar_config(disable=True)
-        return model.mode_pipelines[mode]
+    def pipeline_for(self, model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:
+        """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load),
+        with the named ControlNets attached when there are any."""
+        key = "|".join((mode, *controlnets))
+        if key not in model.mode_pipelines:
+            extra: dict[str, Any] = {}
+            if controlnets:
+                nets = [model.controlnets[title] for title in controlnets]
+                extra["controlnet"] = nets[0] if len(nets) == 1 else MultiControlNetModel(nets)
+            model.mode_pipelines[key] = PIPELINE_BUILDERS[mode].from_pipe(model.pipe, **extra)
+            model.mode_pipelines[key].set_progress_bar_config(disable=True)
+        return model.mode_pipelines[key]
+
+    def controlnet_for(self, model: LoadedModel, unit: ControlUnit) -> str:
+        """The title of the unit's ControlNet, loading it once (only it: the base stays as it is)."""
+        entries = discover_controlnets(self.models.settings, model.folder)
+        if unit.model:
+            matches = [e for e in entries if unit.model in (e.title, Path(e.title).stem)]
+        else:
+            matches = [e for e in entries if e.control_type == unit.control_type]
+        if not matches:
+            wanted = unit.model or f"a {unit.control_type} ControlNet"
+            raise ModelError(f"{wanted} not found for {model.entry.title} (looked beside it and in models/ControlNet)")
+        entry = matches[0]
+        if entry.title not in model.controlnets:
+            model.controlnets[entry.title] = load_controlnet(entry, model.pipe.unet.dtype, model.pipe.device)
+        return entry.title
 
     def _sample(
         self,
         model: LoadedModel,
         request: GenerationRequest,
         inputs: modes.ModeInputs,
+        controls: Controls,
         seeds: list[int],
         on_step: StepCallback | None,
     ) -> list[Image.Image]:
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
         if inputs.mode != "txt2img" and inputs.steps_to_run(request) == 0:
             return [vae_round_trip(model.pipe, inputs.image)] * len(seeds)  # strength 0: nothing to denoise
-        pipe = self.pipeline_for(model, inputs.mode)
+        pipe = self.pipeline_for(model, inputs.mode, controls.titles)
         # A fresh scheduler per run: schedulers keep state between steps.
         pipe.scheduler = make_scheduler(request.sampler_name, model.pipe.scheduler.config, self.samplers)
         common = dict(
@@ -164,9 +203,36 @@ class Engine:
             callback_on_step_end_tensor_inputs=["latents"],
             output_type="pil",
         )
-        with torch.inference_mode():
-            output = pipe(**common, **self._mode_kwargs(pipe, request, inputs, generators))
+        kwargs = {**common, **self._mode_kwargs(pipe, request, inputs, generators)}
+        nets = [model.controlnets[title] for title in controls.titles]
+        if controls.units:
+            kwargs.update(self._control_kwargs(inputs.mode, controls))
+        with torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1):
+            output = pipe(**kwargs)
         return list(output.images)
+
+    def _prepare_controls(self, model: LoadedModel, request: GenerationRequest, inputs: modes.ModeInputs) -> Controls:
+        units = tuple(unit for unit in request.controlnet_units if unit.enabled)
+        if not units:
+            return Controls()
+        annotators = self.models.settings.models_dir / "annotators"
+        try:
+            images = tuple(control_image(u, inputs.source, inputs.width, inputs.height, annotators) for u in units)
+        except ValueError as error:
+            raise RequestError(f"ControlNet: {error}") from error
+        return Controls(units, tuple(self.controlnet_for(model, unit) for unit in units), images)
+
+    @staticmethod
+    def _control_kwargs(mode: str, controls: Controls) -> dict[str, Any]:
+        units, images = controls.units, controls.images
+        single = len(units) == 1
+        key = "image" if mode == "txt2img" else "control_image"
+        return {
+            key: images[0] if single else list(images),
+            "controlnet_conditioning_scale": units[0].weight if single else [u.weight for u in units],
+            "control_guidance_start": [u.guidance_start for u in units],
+            "control_guidance_end": [u.guidance_end for u in units],
+        }
 
     def _mode_kwargs(
         self, pipe: DiffusionPipeline, request: GenerationRequest, inputs: modes.ModeInputs, generators: list[torch.Generator]

@@ -16,7 +16,7 @@ import re
 from typing import Any, Mapping
 
 from studio.imageops import RESIZE_MODES
-from studio.request import INPAINTING_FILLS, GenerationRequest
+from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, INPAINTING_FILLS, ControlUnit, GenerationRequest
 
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
@@ -66,6 +66,45 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         if request.inpainting_mask_invert:
             params["Mask mode"] = "Inpaint not masked"
     return params
+
+
+def control_unit_text(unit: ControlUnit, model_title: str) -> str:
+    """sd-webui-controlnet's "ControlNet N" value (written quoted, as it contains commas)."""
+    pairs = {
+        "Module": unit.module,
+        "Model": model_title,
+        "Control Type": unit.control_type,
+        "Weight": format_number(unit.weight),
+        "Resize Mode": CONTROL_RESIZE_MODES[unit.resize_mode],
+        "Threshold A": format_number(unit.threshold_a),
+        "Threshold B": format_number(unit.threshold_b),
+        "Guidance Start": format_number(unit.guidance_start),
+        "Guidance End": format_number(unit.guidance_end),
+        "Pixel Perfect": unit.pixel_perfect,
+        "Control Mode": CONTROL_MODES[unit.control_mode],
+    }
+    return ", ".join(f"{key}: {value}" for key, value in pairs.items())
+
+
+def parse_control_unit(text: str) -> dict[str, Any]:
+    """ControlUnit fields (without the image) from a "ControlNet N" value."""
+    raw = {key.strip(): value.strip() for key, value in (part.split(":", 1) for part in text.split(",") if ":" in part)}
+    unit: dict[str, Any] = {}
+    converters = {
+        "Module": ("module", str), "Model": ("model", lambda v: v.split(" [")[0]),
+        "Control Type": ("control_type", str), "Weight": ("weight", float),
+        "Resize Mode": ("resize_mode", CONTROL_RESIZE_MODES.index), "Threshold A": ("threshold_a", float),
+        "Threshold B": ("threshold_b", float), "Guidance Start": ("guidance_start", float),
+        "Guidance End": ("guidance_end", float), "Pixel Perfect": ("pixel_perfect", lambda v: v == "True"),
+        "Control Mode": ("control_mode", CONTROL_MODES.index),
+    }
+    for key, (name, convert) in converters.items():
+        if key in raw:
+            try:
+                unit[name] = convert(raw[key])
+            except ValueError:
+                continue
+    return unit
 
 
 def parse_infotext(text: str) -> dict[str, str]:
@@ -133,6 +172,9 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
                 values[name] = convert(params[key])
             except ValueError:
                 continue
+    units = [parse_control_unit(params[k]) for k in sorted(params) if re.fullmatch(r"ControlNet \d+", k)]
+    if units:
+        values["controlnet_units"] = units
     # Newer A1111 writes "Sampler: DPM++ 2M, Schedule type: Karras".
     schedule = params.get("Schedule type", "")
     if "sampler_name" in values and schedule and schedule not in ("Automatic", ""):

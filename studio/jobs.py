@@ -4,10 +4,11 @@ The UI, the HTTP API and the CLI all call `generate`; nothing here knows about a
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import torch
 from PIL import Image
@@ -38,6 +39,11 @@ class JobResult:
     request: GenerationRequest
     images: list[SavedImage]
     interrupted: bool
+    notices: tuple[str, ...] = ()  # e.g. an extension hook that failed (the job still ran)
+
+
+# after_image hooks: (image, request with this image's seed) -> (image, extra infotext keys)
+ImageHook = Callable[[Image.Image, GenerationRequest], "tuple[Image.Image, Mapping[str, Any]]"]
 
 
 def generate(
@@ -47,21 +53,29 @@ def generate(
     on_step: StepCallback | None = None,
     save: bool = True,
     directory: Path | None = None,
+    after_image: ImageHook | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> JobResult:
-    """Run and save; `directory` overrides A1111's outputs/<mode>-images/<date>/ layout."""
+    """Run and save; `directory` overrides A1111's outputs/<mode>-images/<date>/ layout.
+    `after_image` may change each image before it is saved; its infotext keys and `params`
+    are added to the image's infotext (never replacing a core key)."""
     result = engine.run(request, on_step)
     folder = "txt2img" if result.request.mode == "txt2img" else "img2img"  # A1111's folders
     target = directory or storage.output_dir(settings.outputs_dir, folder)
-    saved = [_finish_image(result, item, target if save else None) for item in result.images]
+    saved = [_finish_image(result, item, target if save else None, after_image, params or {}) for item in result.images]
     return JobResult(result.request, saved, result.interrupted)
 
 
-def image_infotext(result: RunResult, item: GeneratedImage) -> str:
+def image_infotext(result: RunResult, item: GeneratedImage, extra: Mapping[str, Any] | None = None) -> str:
     request = result.request
     params = infotext.request_params(request.replace(seed=item.seed), result.model.entry.title, result.model.hash)
+    for index, (unit, title) in enumerate(zip(result.controls.units, result.controls.titles)):
+        params[f"ControlNet {index}"] = infotext.control_unit_text(unit, title)
     if request.batch_size > 1:
         params["Batch size"] = request.batch_size
         params["Batch pos"] = item.index % request.batch_size
+    for key, value in (extra or {}).items():
+        params.setdefault(key, value)
     params["Version"] = f"studio-{__version__}"
     return infotext.write_infotext(request.prompt, request.negative_prompt, params)
 
@@ -88,25 +102,33 @@ def library_versions() -> dict[str, str]:
             "transformers": transformers.__version__}
 
 
-def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | None) -> SavedImage:
-    text = image_infotext(result, item)
+def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | None,
+                  after_image: ImageHook | None = None, params: Mapping[str, Any] | None = None) -> SavedImage:
+    extra = dict(params or {})
+    if after_image is not None:
+        image, added = after_image(item.image, result.request.replace(seed=item.seed))
+        item, extra = dataclasses.replace(item, image=image), {**extra, **added}
+    text = image_infotext(result, item, extra)
     data = _jsonable(recipe(result, item))
     path = None
     if directory is not None:
         path = storage.save_png(item.image, directory, item.seed, text, data)
-        _save_inputs(result.request, path)
+        _save_inputs(result, path)
     return SavedImage(item.image, path, text, item.seed, data)
 
 
 COMPANIONS = {"init_image": "init", "mask": "mask"}
 
 
-def _save_inputs(request: GenerationRequest, path: Path) -> None:
-    """Inputs a run needs to be repeated go beside the output: <name>-init.png, <name>-mask.png."""
+def _save_inputs(result: RunResult, path: Path) -> None:
+    """Inputs a run needs to be repeated go beside the output: <name>-init.png, <name>-mask.png,
+    and the control image each ControlNet unit used, <name>-control-<i>.png."""
     for name, suffix in COMPANIONS.items():
-        image = getattr(request, name)
+        image = getattr(result.request, name)
         if image is not None:
             storage.save_companion(image, path, suffix)
+    for index, image in enumerate(result.controls.images):
+        storage.save_companion(image, path, f"control-{index}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -48,6 +48,13 @@ class LoadedModel:
     hash: str
     # Mode pipelines built over the same components with from_pipe (never reloaded).
     mode_pipelines: dict[str, DiffusionPipeline] = field(default_factory=dict)
+    # ControlNets loaded for this model, by title (loaded once, attached without reloading the base).
+    controlnets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path | None:
+        """The model's folder when it is one (ControlNets may ship beside it)."""
+        return self.entry.path if self.entry.kind in ("default", "diffusers") else None
 
     @property
     def native_size(self) -> int:
@@ -260,6 +267,7 @@ class ModelManager:
         if self._loaded is None:
             return
         self._loaded.mode_pipelines.clear()
+        self._loaded.controlnets.clear()
         self._loaded = None
         gc.collect()
         if torch.cuda.is_available():

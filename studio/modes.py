@@ -25,6 +25,7 @@ class ModeInputs:
     original: Image.Image | None = None  # what the result is pasted onto
     alpha: Image.Image | None = None  # blurred mask at the original's size
     crop: imageops.Box | None = None  # "only masked": where the sample goes in the original
+    source: Image.Image | None = None  # the source at sampling size, unfilled (ControlNet's "use source")
 
     def steps_to_run(self, request: GenerationRequest) -> int:
         """img2img/inpaint run the last floor(strength * steps) steps, as the seeds define it."""
@@ -40,7 +41,7 @@ def prepare(request: GenerationRequest) -> ModeInputs:
         return ModeInputs("txt2img", width, height)
     if request.mode == "img2img":
         image = imageops.resize_image(request.init_image, width, height, request.resize_mode)
-        return ModeInputs("img2img", width, height, image=image)
+        return ModeInputs("img2img", width, height, image=image, source=image)
     return _prepare_inpaint(request, width, height)
 
 
@@ -54,11 +55,11 @@ def _prepare_inpaint(request: GenerationRequest, width: int, height: int) -> Mod
         box = imageops.crop_region(alpha, request.inpaint_full_res_padding, width, height)
         image = init.crop(box.as_tuple()).resize((width, height), Image.Resampling.LANCZOS)
         crop_mask = alpha.crop(box.as_tuple()).resize((width, height), Image.Resampling.LANCZOS)
-        return ModeInputs("inpaint", width, height, _fill(request, image, crop_mask), crop_mask, init, alpha, box)
+        return ModeInputs("inpaint", width, height, _fill(request, image, crop_mask), crop_mask, init, alpha, box, image)
     image = imageops.resize_image(init, width, height, request.resize_mode)
     mask = imageops.to_mask(imageops.resize_image(mask.convert("RGB"), width, height, request.resize_mode))
     alpha = imageops.blur_mask(mask, request.mask_blur)
-    return ModeInputs("inpaint", width, height, _fill(request, image, alpha), alpha, image, alpha)
+    return ModeInputs("inpaint", width, height, _fill(request, image, alpha), alpha, image, alpha, None, image)
 
 
 def _fill(request: GenerationRequest, image: Image.Image, mask: Image.Image) -> Image.Image:

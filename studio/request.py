@@ -30,6 +30,57 @@ class RequestError(ValueError):
     """A request field is invalid; the message names the field and says what is allowed."""
 
 
+CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
+CONTROL_RESIZE_MODES = ("Just Resize", "Crop and Resize", "Resize and Fill")
+MAX_CONTROL_UNITS = 3
+
+
+@dataclass(frozen=True)
+class ControlUnit:
+    """One ControlNet unit, named as sd-webui-controlnet's API names its fields."""
+
+    enabled: bool = True
+    control_type: str = "canny"  # which ControlNet family: canny, scribble, pose (+ extensions)
+    image: Image.Image | None = None  # None in img2img/inpaint: use the source image
+    module: str = "none"  # preprocessor run on `image` ("none" = the image is the control)
+    threshold_a: float = 100.0  # preprocessor parameters (canny: low threshold)
+    threshold_b: float = 200.0  # (canny: high threshold)
+    model: str | None = None  # None: the first ControlNet of this type for the loaded model
+    weight: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    control_mode: int = 0  # index into CONTROL_MODES
+    resize_mode: int = 1  # index into CONTROL_RESIZE_MODES ("Crop and Resize", their default)
+    pixel_perfect: bool = False  # preprocess at the generation size instead of the image's own
+
+    def validate(self, index: int, has_source: bool) -> None:
+        where = f"ControlNet unit {index}"
+        if self.image is None and not has_source:
+            raise RequestError(f"{where}: give a control image (or use img2img/inpaint to use the source image)")
+        if self.image is not None and not isinstance(self.image, Image.Image):
+            raise RequestError(f"{where}: image must be an image")
+        _check_number(f"{where} weight", self.weight, 0.0, 2.0)
+        _check_number(f"{where} guidance_start", self.guidance_start, 0.0, 1.0)
+        _check_number(f"{where} guidance_end", self.guidance_end, 0.0, 1.0)
+        if self.guidance_start >= self.guidance_end:
+            raise RequestError(f"{where}: guidance_start must be below guidance_end")
+        _check_int(f"{where} control_mode", self.control_mode, 0, len(CONTROL_MODES) - 1)
+        _check_int(f"{where} resize_mode", self.resize_mode, 0, len(CONTROL_RESIZE_MODES) - 1)
+
+    def to_dict(self, images: bool = True) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["image"] = encode_image(self.image) if images and self.image is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ControlUnit":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if isinstance(values.get("image"), str):
+            values["image"] = decode_image(values["image"], "ControlNet image")
+        return cls(**values)
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     prompt: str = ""
@@ -57,6 +108,8 @@ class GenerationRequest:
     inpaint_full_res: bool = False  # "Only masked"
     inpaint_full_res_padding: int = 32
     inpainting_mask_invert: bool = False
+    # ControlNet units (usable in every mode).
+    controlnet_units: tuple[ControlUnit, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -117,12 +170,20 @@ class GenerationRequest:
             _check_type(name, getattr(self, name), bool)
         if self.mask is not None and self.mask.getbbox() is None and not self.inpainting_mask_invert:
             raise RequestError("the mask is empty: paint where to repaint (white), or upload a mask")
+        if len(self.controlnet_units) > MAX_CONTROL_UNITS:
+            raise RequestError(f"at most {MAX_CONTROL_UNITS} ControlNet units")
+        for index, unit in enumerate(self.controlnet_units):
+            if not isinstance(unit, ControlUnit):
+                raise RequestError(f"ControlNet unit {index} is not a ControlNet unit")
+            if unit.enabled:
+                unit.validate(index, has_source=self.init_image is not None)
 
     def to_dict(self, images: bool = True) -> dict[str, Any]:
         """Plain JSON-able fields; images as PNG data URLs (or left out with images=False)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in IMAGE_FIELDS:
             data[name] = encode_image(data[name]) if images and data[name] is not None else None
+        data["controlnet_units"] = [unit.to_dict(images) for unit in self.controlnet_units]
         return data
 
     def to_json(self) -> str:
@@ -136,6 +197,10 @@ class GenerationRequest:
         for name in IMAGE_FIELDS:
             if isinstance(values.get(name), str):
                 values[name] = decode_image(values[name], name)
+        if "controlnet_units" in values:
+            values["controlnet_units"] = tuple(
+                u if isinstance(u, ControlUnit) else ControlUnit.from_dict(u) for u in values["controlnet_units"] or ()
+            )
         return cls(**values)
 
     @classmethod

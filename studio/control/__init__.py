@@ -1,0 +1,1 @@
+"""Control-image preprocessors and the OpenPose renderer (see edges.py, pose.py)."""

@@ -1,0 +1,74 @@
+"""ControlNet models: the default model's own (canny, scribble, pose) and models/ControlNet/
+(diffusers folders and single .safetensors files), typed from their names like sd-webui-controlnet."""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel
+
+from studio.errors import ModelError
+from studio.settings import Settings
+
+TYPE_KEYWORDS = {"canny": ("canny",), "scribble": ("scribble", "sketch"), "pose": ("openpose", "pose")}
+
+
+@dataclass(frozen=True)
+class ControlNetEntry:
+    title: str
+    control_type: str  # canny | scribble | pose | other
+    location: str
+    kind: str  # "diffusers" | "single_file"
+
+
+def control_type_of(name: str) -> str:
+    lowered = name.lower()
+    for control_type, words in TYPE_KEYWORDS.items():
+        if any(word in lowered for word in words):
+            return control_type
+    return "other"
+
+
+def discover_controlnets(settings: Settings, base_model_dir: Path | None) -> list[ControlNetEntry]:
+    """ControlNets shipped beside the loaded model first (folders named controlnet-*), then models/ControlNet/."""
+    entries: list[ControlNetEntry] = []
+    if base_model_dir is not None and base_model_dir.is_dir():
+        for folder in sorted(base_model_dir.glob("controlnet-*")):
+            if (folder / "config.json").is_file():
+                entries.append(ControlNetEntry(folder.name, control_type_of(folder.name), str(folder), "diffusers"))
+    root = settings.models_dir / "ControlNet"
+    if root.is_dir():
+        for path in sorted(root.iterdir()):
+            if path.is_dir() and (path / "config.json").is_file():
+                entries.append(ControlNetEntry(path.name, control_type_of(path.name), str(path), "diffusers"))
+            elif path.suffix == ".safetensors":
+                entries.append(ControlNetEntry(path.name, control_type_of(path.name), str(path), "single_file"))
+    return entries
+
+
+def load_controlnet(entry: ControlNetEntry, dtype: torch.dtype, device: torch.device) -> ControlNetModel:
+    try:
+        if entry.kind == "diffusers":
+            model = ControlNetModel.from_pretrained(entry.location, torch_dtype=torch.float32, local_files_only=True)
+        else:
+            model = _load_single_file(Path(entry.location))
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        raise ModelError(f"could not load ControlNet {entry.title}: {str(error).splitlines()[0]}") from error
+    model.to(device=device)
+    if dtype != torch.float32:
+        model.to(dtype=dtype)
+    return model.eval()
+
+
+def _load_single_file(path: Path) -> ControlNetModel:
+    """A single-file ControlNet needs its diffusers config beside it as <name>.json (offline:
+    nothing is fetched to guess it)."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        raise ModelError(f"{path.name}: put its diffusers config.json beside it as {sidecar.name}")
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "config.json").write_text(json.dumps(json.loads(sidecar.read_text())))
+        return ControlNetModel.from_single_file(str(path), config=folder, local_files_only=True)
