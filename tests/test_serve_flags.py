@@ -1,0 +1,43 @@
+"""Server flags a user relies on: --auth protects the UI; a public bind needs --api-auth."""
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.browser.conftest import Server
+
+
+def status(url, data=None):
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture(scope="module")
+def authed_server(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("auth"), ["--auth", "alice:secret"])
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_auth_flag_requires_login_for_the_ui(authed_server):
+    assert status(authed_server.url + "config") == 401
+    wrong = urllib.parse.urlencode({"username": "alice", "password": "nope"}).encode()
+    assert status(authed_server.url + "login", wrong) == 400
+    right = urllib.parse.urlencode({"username": "alice", "password": "secret"}).encode()
+    assert status(authed_server.url + "login", right) == 200
+
+
+def test_listening_publicly_without_api_auth_refuses_to_start(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "studio", "serve", "--listen", "--no-browser", "--port", "7999",
+                           "--outputs-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "--api-auth" in done.stderr + done.stdout
