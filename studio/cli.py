@@ -12,7 +12,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from studio.request import GenerationRequest
+from studio.request import GenerationRequest, RequestError
 from studio.settings import Settings
 
 # Extra spellings users know from A1111's UI and scripts.
@@ -123,10 +123,12 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
         flags = ["--" + item.name.replace("_", "-"), *FLAG_ALIASES.get(item.name, [])]
         kind = FLAG_TYPES.get(item.name) or _field_type(item.type)
         default = item.default if item.default is not MISSING else None
+        # Unset flags stay absent, so a --preset can fill them and explicit flags still win.
         if kind is bool:
-            parser.add_argument(*flags, dest=item.name, action="store_true", default=default)
+            parser.add_argument(*flags, dest=item.name, action="store_true", default=argparse.SUPPRESS)
         else:
-            parser.add_argument(*flags, dest=item.name, type=kind, default=default, help=f"default: {default}")
+            parser.add_argument(*flags, dest=item.name, type=kind, default=argparse.SUPPRESS, help=f"default: {default}")
+    parser.add_argument("--preset", default=None, help="a preset from presets/ (its fields, then your flags)")
 
 
 def add_controlnet_flags(parser: argparse.ArgumentParser) -> None:
@@ -143,7 +145,16 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
 
     from studio.control_cli import units_from_args
 
-    values = {item.name: getattr(args, item.name) for item in fields(GenerationRequest) if item.name not in CUSTOM_FIELDS}
+    from studio.presets import load_presets
+
+    values: dict[str, Any] = {}
+    if args.preset:
+        presets = load_presets()
+        if args.preset not in presets:
+            raise RequestError(f"unknown preset {args.preset!r}; available: {', '.join(presets)}")
+        values.update(presets[args.preset])
+    values.update({item.name: getattr(args, item.name) for item in fields(GenerationRequest)
+                   if item.name not in CUSTOM_FIELDS and hasattr(args, item.name)})
     values["controlnet_units"] = units_from_args(args.controlnet, args.pose_json)
     for name, value in values.items():
         if isinstance(value, Path):

@@ -37,3 +37,22 @@ def test_samplers_and_models_list_the_registries(tmp_path):
     assert [line.split("\t")[0] for line in samplers.stdout.splitlines()] == list(SAMPLERS)
     models = run_cli("models", "--models-dir", str(tmp_path))
     assert models.stdout.splitlines()[0].startswith("studio-default-64px\tdefault")
+
+
+def test_preset_fills_fields_and_explicit_flags_win(tmp_path):
+    out = tmp_path / "out"
+    done = run_cli("generate", "--prompt", "a red square", "--preset", "draft", "--steps", "3", "--seed", "5",
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    params = read_generation_info(next(out.glob("*.png")))["params"]
+    assert params["Sampler"] == "DPM++ 2M Karras"  # from the preset
+    assert params["Steps"] == "3"  # the flag wins over the preset's 10
+    unknown = run_cli("generate", "--prompt", "x", "--preset", "nope", "--out", str(out))
+    assert unknown.returncode == 2 and "unknown preset 'nope'" in unknown.stderr
+
+
+def test_every_shipped_preset_is_a_valid_request():
+    from studio.presets import load_presets
+
+    presets = load_presets()
+    assert {"default-64px", "draft"} <= set(presets)
