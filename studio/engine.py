@@ -21,6 +21,7 @@ from PIL import Image
 
 from studio import imageops, modes
 from studio.control.models import discover_controlnets, load_controlnet
+from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
 from studio.errors import ModelError
 from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
@@ -86,9 +87,10 @@ class RunResult:
 
 
 class Engine:
-    def __init__(self, models: ModelManager, samplers: dict | None = None) -> None:
+    def __init__(self, models: ModelManager, samplers: dict | None = None, preprocessors: dict | None = None) -> None:
         self.models = models
         self.samplers = SAMPLERS if samplers is None else samplers
+        self.preprocessors = PREPROCESSORS if preprocessors is None else preprocessors
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self.progress = Progress()
@@ -217,7 +219,8 @@ class Engine:
             return Controls()
         annotators = self.models.settings.models_dir / "annotators"
         try:
-            images = tuple(control_image(u, inputs.source, inputs.width, inputs.height, annotators) for u in units)
+            images = tuple(control_image(u, inputs.source, inputs.width, inputs.height, annotators, self.preprocessors)
+                           for u in units)
         except ValueError as error:
             raise RequestError(f"ControlNet: {error}") from error
         return Controls(units, tuple(self.controlnet_for(model, unit) for unit in units), images)
@@ -239,12 +242,16 @@ class Engine:
     ) -> dict[str, Any]:
         if inputs.mode == "txt2img":
             return {"latents": initial_noise(pipe, inputs.width, inputs.height, generators)}
+        # One source per image, so each image's VAE sample uses its own generator (with a single
+        # source diffusers samples it with generator[0] only, and image i would not match seed + i).
+        count = len(generators)
         if inputs.mode == "img2img":
-            image: Any = inputs.image
+            image: Any = [inputs.image] * count
             if request.resize_mode == imageops.LATENT_UPSCALE:
-                image = latent_upscale(pipe, request.init_image, inputs.width, inputs.height)
+                image = latent_upscale(pipe, request.init_image, inputs.width, inputs.height).repeat(count, 1, 1, 1)
             return {"image": image, "strength": request.denoising_strength}
-        kwargs: dict[str, Any] = {"image": inputs.image, "mask_image": inputs.mask, "strength": request.denoising_strength}
+        kwargs: dict[str, Any] = {"image": [inputs.image] * count, "mask_image": [inputs.mask] * count,
+                                  "strength": request.denoising_strength}
         fill = INPAINTING_FILLS[request.inpainting_fill]
         if fill in ("latent noise", "latent nothing") and pipe.unet.config.in_channels == 4:
             latents = masked_latents(pipe, inputs.image, inputs.mask, fill, generators)

@@ -6,7 +6,11 @@ jobs). Routes are plain `def`s, so FastAPI runs them in its threadpool and /prog
 /interrupt keep answering while a generation runs. Errors raised by the core
 (RequestError, ModelError, unknown sampler) become 422 here, and only here.
 
-Not served yet: ControlNet (`alwayson_scripts`, /controlnet/*), upscalers, embeddings, scripts.
+ControlNet units come in sd-webui-controlnet's shape (`alwayson_scripts.controlnet.args`) and
+become ControlUnits; /controlnet/* lists models and modules as that extension does.
+POST /studio/v1/reproduce regenerates the exact image from one of our PNGs (studio.reproduce).
+
+Not served yet: upscalers, embeddings, scripts, other always-on scripts.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import json
 import re
 import secrets
 import time
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Literal
@@ -27,12 +32,14 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from studio import __version__, infotext, jobs, storage
+from studio import __version__, infotext, jobs, reproduce, storage
+from studio.control.models import ControlNetEntry, discover_controlnets
+from studio.control.preprocessors import PREPROCESSORS
 from studio.errors import StudioError
-from studio.models import ModelEntry, find_model
-from studio.request import GenerationRequest, RequestError, decode_image
+from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, find_model
+from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, GenerationRequest, RequestError, decode_image
 from studio.samplers import UnknownSamplerError, resolve_sampler_name
 from studio.settings import Settings
 
@@ -40,6 +47,8 @@ if TYPE_CHECKING:
     from studio.app import Studio
 
 PREFIX = "/sdapi/v1"
+STUDIO_PREFIX = "/studio/v1"
+CONTROLNET_API_VERSION = 2  # sd-webui-controlnet's external_code.get_api_version()
 # The checkpoint titles A1111 shows carry the short hash: "model.safetensors [6ce0161689]".
 _TITLE_HASH = re.compile(r"^(.*?)\s*\[[0-9a-fA-F]{8,64}\]$")
 
@@ -104,10 +113,40 @@ class Img2ImgBody(Txt2ImgBody):
     include_init_images: bool = False
 
 
+class ControlNetUnitArgs(BaseModel):
+    """One item of `alwayson_scripts.controlnet.args`: sd-webui-controlnet's ControlNetUnit fields."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    enabled: bool = True
+    module: str = "none"
+    model: str | None = Field(default="None", description='a /controlnet/model_list title, with or without " [hash]"; "None": the first of the type')
+    weight: float = 1.0
+    image: str | dict[str, Any] | None = Field(default=None, description="base64 image, or {\"image\": base64, \"mask\": null}")
+    input_image: str | None = Field(default=None, description="older clients' name for `image`")
+    resize_mode: int | str = Field(default=1, description="0/1/2 or Just Resize / Crop and Resize / Resize and Fill")
+    processor_res: int = Field(default=-1, description="accepted and ignored")
+    threshold_a: float = Field(default=-1, description="negative: the module's default")
+    threshold_b: float = -1
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    control_mode: int | str = Field(default=0, description="0/1/2 or Balanced / My prompt is more important / ControlNet is more important")
+    pixel_perfect: bool = False
+    advanced_weighting: list[float] | None = None
+
+
 class GenerationResponse(BaseModel):
     images: list[str] = Field(description="base64 PNGs with their A1111 `parameters` text chunk")
     parameters: dict[str, Any]
     info: str = Field(description="JSON text: seed, all_seeds, infotexts, prompt, ...")
+
+
+class ReproduceBody(BaseModel):
+    image: str = Field(description="base64 PNG saved by this studio (it carries the `studio` recipe chunk)")
+
+
+class ReproduceResponse(GenerationResponse):
+    warnings: list[str] = Field(description="why the pixels may differ (model hash, library versions, threads)")
 
 
 class PngInfoBody(BaseModel):
@@ -166,6 +205,7 @@ def to_request(body: Txt2ImgBody, studio: "Studio") -> GenerationRequest:
     }
     if isinstance(body, Img2ImgBody):
         values.update(_img2img_values(body))
+    values["controlnet_units"] = controlnet_units(body, studio, values["model"])
     return GenerationRequest(**values).validate()
 
 
@@ -192,7 +232,8 @@ def _refuse_unsupported(body: Txt2ImgBody) -> None:
     if body.script_name:
         raise RequestError(f"Script '{body.script_name}' not found")
     for name in body.alwayson_scripts or {}:
-        raise RequestError(f"always on script {name} not found (ControlNet is not served yet)")
+        if name.lower() != "controlnet":
+            raise RequestError(f"always on script {name} not found (only controlnet is served)")
     if body.enable_hr:
         raise RequestError("enable_hr (hires. fix) is not supported yet")
     if body.subseed_strength:
@@ -227,6 +268,165 @@ def resolve_checkpoint(title: Any, studio: "Studio") -> ModelEntry:
 
 
 # ---------------------------------------------------------------------------------------------
+# ControlNet: sd-webui-controlnet's unit dicts -> ControlUnits (by field name).
+
+_RESIZE_ALIASES = {  # older sd-webui-controlnet names
+    "Inner Fit (Scale to Fit)": "Crop and Resize", "Scale to Fit (Inner Fit)": "Crop and Resize",
+    "Outer Fit (Shrink to Fit)": "Resize and Fill", "Envelope (Outer Fit)": "Resize and Fill",
+}
+
+
+def controlnet_units(body: Txt2ImgBody, studio: "Studio", model_title: str | None) -> tuple[ControlUnit, ...]:
+    """The enabled units of `alwayson_scripts.controlnet.args`; disabled ones are dropped.
+    Errors name the unit by its position in `args`."""
+    args = _controlnet_args(body.alwayson_scripts or {})
+    if not args:
+        return ()
+    entries = controlnet_entries(studio, model_title)
+    units = []
+    for index, arg in enumerate(args):
+        unit = to_control_unit(arg, index, entries)
+        if unit is not None:
+            unit.validate(index, has_source=isinstance(body, Img2ImgBody))
+            units.append(unit)
+    return tuple(units)
+
+
+def _controlnet_args(scripts: dict[str, Any]) -> list[Any]:
+    script = next((value for name, value in scripts.items() if name.lower() == "controlnet"), None)
+    if script is None:
+        return []
+    args = script.get("args") if isinstance(script, dict) else None
+    if not isinstance(args, list):
+        raise RequestError('alwayson_scripts.controlnet must be {"args": [unit, ...]}')
+    return args
+
+
+def controlnet_entries(studio: "Studio", model_title: str | None) -> list[ControlNetEntry]:
+    """The ControlNets for the model the request runs on: shipped beside it, then models/ControlNet.
+    Nothing is loaded here (a listing must not load a model outside the engine's lock)."""
+    loaded = studio.models.loaded
+    if model_title is None and loaded is not None:
+        entry = loaded.entry
+    else:
+        entry = find_model(model_title or studio.settings.model or DEFAULT_MODEL_TITLE, studio.settings)
+    folder = entry.path if entry.kind in ("default", "diffusers") else None  # as LoadedModel.folder
+    return discover_controlnets(studio.settings, folder)
+
+
+def to_control_unit(arg: Any, index: int, entries: list[ControlNetEntry]) -> ControlUnit | None:
+    where = f"ControlNet unit {index}"
+    if arg is None:
+        return None
+    if not isinstance(arg, dict):
+        raise RequestError(f"{where}: each item of alwayson_scripts.controlnet.args must be an object")
+    try:
+        parsed = ControlNetUnitArgs.model_validate(arg)
+    except ValidationError as error:
+        raise RequestError(f"{where}: {_error_message(error.errors())}") from error
+    if not parsed.enabled:
+        return None
+    if parsed.advanced_weighting is not None:
+        raise RequestError(f"{where}: advanced_weighting is not supported")
+    model = _controlnet_model(parsed.model, entries, where)
+    module = _module(parsed.module, where)
+    values: dict[str, Any] = {
+        "control_type": _control_type(model, module, where),
+        "image": _unit_image(parsed, where),
+        "module": module,
+        "model": model.title if model is not None else None,
+        "weight": parsed.weight,
+        "guidance_start": parsed.guidance_start,
+        "guidance_end": parsed.guidance_end,
+        "control_mode": _choice(parsed.control_mode, CONTROL_MODES, {}, f"{where} control_mode"),
+        "resize_mode": _choice(_latent_resize_as_just_resize(parsed.resize_mode), CONTROL_RESIZE_MODES,
+                               _RESIZE_ALIASES, f"{where} resize_mode"),
+        "pixel_perfect": parsed.pixel_perfect,
+    }
+    for name in ("threshold_a", "threshold_b"):  # negative means "the module's default"
+        if getattr(parsed, name) >= 0:
+            values[name] = getattr(parsed, name)
+    return ControlUnit(**values)
+
+
+def _controlnet_model(name: str | None, entries: list[ControlNetEntry], where: str) -> ControlNetEntry | None:
+    """A title from /controlnet/model_list, with or without " [hash]", or a file name without extension."""
+    if name is None or name.strip() in ("", "None", "none"):
+        return None
+    match = _TITLE_HASH.match(name.strip())
+    wanted = (match.group(1) if match else name.strip()).lower()
+    for entry in entries:
+        if wanted in (entry.title.lower(), Path(entry.title).stem.lower()):
+            return entry
+    available = ", ".join(entry.title for entry in entries) or "none"
+    raise RequestError(f"{where}: ControlNet model {name!r} not found; available: {available}")
+
+
+def _module(name: str, where: str) -> str:
+    for candidate in (name, name.lower()):
+        if candidate in PREPROCESSORS:
+            return candidate
+    raise RequestError(f"{where}: unknown module {name!r}; choose one of: {', '.join(PREPROCESSORS)}")
+
+
+def _control_type(model: ControlNetEntry | None, module: str, where: str) -> str:
+    """From the model's title first (canny/scribble/pose), else from what the module feeds."""
+    if model is not None and model.control_type != "other":
+        return model.control_type
+    fed = PREPROCESSORS[module].control_type
+    if fed != "any":
+        return fed
+    if model is not None:
+        return model.control_type
+    raise RequestError(f"{where}: name a model (see /controlnet/model_list) or a module other than 'none', "
+                       "so that the control type is known")
+
+
+def _unit_image(parsed: ControlNetUnitArgs, where: str) -> Image.Image | None:
+    image: Any = parsed.image if parsed.image is not None else parsed.input_image
+    if isinstance(image, dict):
+        if image.get("mask"):
+            raise RequestError(f"{where}: ControlNet masks are not supported")
+        image = image.get("image")
+    if not image:
+        return None  # img2img/inpaint: the unit uses the source image
+    if not isinstance(image, str):
+        raise RequestError(f"{where}: image must be a base64 image")
+    return decode_image(image.strip(), f"{where} image")
+
+
+def _choice(value: int | str, names: tuple[str, ...], aliases: dict[str, str], field: str) -> int:
+    """An index, or one of the names (any case) sd-webui-controlnet shows."""
+    if isinstance(value, int):
+        if 0 <= value < len(names):
+            return value
+        raise RequestError(f"{field} must be 0 to {len(names) - 1} (got {value})")
+    lowered = {name.lower(): i for i, name in enumerate(names)}
+    name = aliases.get(value, value).lower()
+    if name in lowered:
+        return lowered[name]
+    if value.isdigit():
+        return _choice(int(value), names, aliases, field)
+    raise RequestError(f"{field} must be 0 to {len(names) - 1} or one of: {', '.join(names)} (got {value!r})")
+
+
+def _latent_resize_as_just_resize(value: int | str) -> int | str:
+    """A1111's img2img resize_mode 3 ("Just Resize (Latent upscale)") is Just Resize for a control image."""
+    return 0 if value == 3 else value
+
+
+def controlnet_module_detail(module: str, annotators_dir: Path) -> dict[str, Any]:
+    """sd-webui-controlnet's module_detail entry (model_free, threshold sliders), plus why a
+    detector is unavailable when its weights are missing (null when it is available)."""
+    spec = PREPROCESSORS[module]
+    defaults = {field.name: field.default for field in fields(ControlUnit)}
+    sliders = [{"name": label, "value": defaults[name]}
+               for name, label in (("threshold_a", spec.threshold_a), ("threshold_b", spec.threshold_b)) if label]
+    return {"model_free": spec.weights is None, "sliders": sliders,
+            "unavailable": spec.unavailable_reason(annotators_dir)}
+
+
+# ---------------------------------------------------------------------------------------------
 # Responses.
 
 
@@ -243,7 +443,7 @@ def _encode_saved(saved: jobs.SavedImage) -> str:
     return base64.b64encode(saved.png_bytes()).decode()
 
 
-def generation_info(result: jobs.JobResult, body: Txt2ImgBody, studio: "Studio", started: datetime) -> dict[str, Any]:
+def generation_info(result: jobs.JobResult, studio: "Studio", started: datetime, styles: list[str] | None = None) -> dict[str, Any]:
     """Processed.js() of A1111, for the fields that exist here."""
     request = result.request
     count = request.batch_size * request.n_iter
@@ -273,11 +473,11 @@ def generation_info(result: jobs.JobResult, body: Txt2ImgBody, studio: "Studio",
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": body.denoising_strength if isinstance(body, Img2ImgBody) else None,
+        "denoising_strength": request.denoising_strength if request.mode != "txt2img" else None,
         "extra_generation_params": {},
         "index_of_first_image": 0,
         "infotexts": [saved.infotext for saved in result.images],
-        "styles": body.styles or [],
+        "styles": styles or [],
         "job_timestamp": started.strftime("%Y%m%d%H%M%S"),
         "clip_skip": 1,
         "is_using_inpainting_conditioning": False,
@@ -327,9 +527,10 @@ def latent_preview(latents: Any, scale: int, vae: Any = None) -> Image.Image:
 # Errors: core exceptions -> 422 with {"detail": message} on these routes only.
 
 
-def _validation_message(error: RequestValidationError) -> str:
+def _error_message(items: Any) -> str:
+    """FastAPI's / pydantic's error list as one line naming each field and what it got."""
     parts = []
-    for item in error.errors():
+    for item in items:
         if item.get("type") == "model_attributes_type" and tuple(item.get("loc", ())) == ("body",):
             parts.append("the body must be a JSON object sent with Content-Type: application/json")
             continue
@@ -348,7 +549,7 @@ class StudioRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as error:
                 return JSONResponse(status_code=422, content={
-                    "detail": _validation_message(error), "errors": jsonable_encoder(error.errors())})
+                    "detail": _error_message(error.errors()), "errors": jsonable_encoder(error.errors())})
             except (RequestError, UnknownSamplerError, StudioError) as error:
                 return JSONResponse(status_code=422, content={"detail": str(error)})
 
@@ -388,6 +589,8 @@ def build_api(studio: "Studio", settings: Settings) -> APIRouter:
     _model_routes(router, studio)
     _state_routes(router, studio, interrupts)
     _info_routes(router, studio, settings)
+    _controlnet_routes(router, studio)
+    _reproduce_routes(router, studio)
     return router
 
 
@@ -397,7 +600,7 @@ def _generation_routes(router: APIRouter, studio: "Studio") -> None:
         started = datetime.now()
         result = studio.submit(request, save=body.save_images)
         images = [_encode_saved(saved) for saved in result.images] if body.send_images else []
-        info = generation_info(result, body, studio, started)
+        info = generation_info(result, studio, started, body.styles)
         return {"images": images, "parameters": _echo_parameters(body), "info": json.dumps(info)}
 
     @router.post(f"{PREFIX}/txt2img", response_model=GenerationResponse)
@@ -513,6 +716,40 @@ def _info_routes(router: APIRouter, studio: "Studio", settings: Settings) -> Non
     @router.get(f"{PREFIX}/cmd-flags")
     def cmd_flags() -> dict[str, Any]:
         return command_flags(settings)
+
+
+def _controlnet_routes(router: APIRouter, studio: "Studio") -> None:
+    """sd-webui-controlnet's listing routes (same paths and shapes, same auth as /sdapi/v1)."""
+
+    @router.get("/controlnet/version", tags=["controlnet"])
+    def controlnet_version() -> dict[str, Any]:
+        return {"version": CONTROLNET_API_VERSION}
+
+    @router.get("/controlnet/model_list", tags=["controlnet"])
+    def controlnet_model_list(update: bool = True) -> dict[str, Any]:
+        """The ControlNets for the loaded model (read afresh on every call; `update` is accepted)."""
+        return {"model_list": [entry.title for entry in controlnet_entries(studio, None)]}
+
+    @router.get("/controlnet/module_list", tags=["controlnet"])
+    def controlnet_module_list(alias_names: bool = False) -> dict[str, Any]:
+        """Preprocessor names (there are no aliases here, so `alias_names` changes nothing)."""
+        annotators = studio.settings.models_dir / "annotators"
+        return {"module_list": list(PREPROCESSORS),
+                "module_detail": {name: controlnet_module_detail(name, annotators) for name in PREPROCESSORS}}
+
+
+def _reproduce_routes(router: APIRouter, studio: "Studio") -> None:
+    @router.post(f"{STUDIO_PREFIX}/reproduce", response_model=ReproduceResponse, tags=["studio"])
+    def reproduce_image(body: ReproduceBody) -> dict[str, Any]:
+        """Regenerate the exact image from one of our PNGs (its `studio` recipe chunk)."""
+        image = decode_image(body.image.strip(), "image")
+        started = datetime.now()
+        done = reproduce.reproduce(studio, image)
+        # `info` describes the one image returned; `parameters` is what was run (its whole batch).
+        alone = done.request.replace(seed=done.image.seed, batch_size=1, n_iter=1)
+        info = generation_info(jobs.JobResult(alone, [done.image], interrupted=False), studio, started)
+        return {"images": [_encode_saved(done.image)], "parameters": done.request.to_dict(images=False),
+                "info": json.dumps(info), "warnings": done.warnings}
 
 
 def command_flags(settings: Settings) -> dict[str, Any]:

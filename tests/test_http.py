@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from studio import cli
 from studio.app import Studio, serve
@@ -95,6 +95,8 @@ def test_routes_are_mounted_beside_gradio_with_openapi_docs(client):
     for route in ("txt2img", "img2img", "samplers", "sd-models", "refresh-checkpoints", "options",
                   "progress", "interrupt", "png-info", "cmd-flags"):
         assert f"{API}/{route}" in paths
+    for path in ("/controlnet/model_list", "/controlnet/module_list", "/controlnet/version", "/studio/v1/reproduce"):
+        assert path in paths
 
 
 def test_txt2img_returns_a1111_shapes_and_pngs_with_infotext(client):
@@ -133,12 +135,90 @@ def test_fixed_seed_gives_identical_pixels_through_the_api_and_the_cli(client, t
     ({"steps": "many"}, "steps"),
     ({"sampler_name": "nope"}, "unknown sampler 'nope'"),
     ({"override_settings": {"sd_model_checkpoint": "nope"}}, "model 'nope' not found"),
-    ({"alwayson_scripts": {"controlnet": {"args": []}}}, "always on script controlnet not found"),
+    ({"alwayson_scripts": {"adetailer": {"args": []}}}, "always on script adetailer not found"),
+    ({"alwayson_scripts": {"controlnet": {"args": [{"model": "controlnet-depth", "module": "canny"}]}}},
+     "ControlNet unit 0: ControlNet model 'controlnet-depth' not found; available: controlnet-canny"),
+    ({"alwayson_scripts": {"controlnet": {"args": [{"enabled": False}, {"model": "controlnet-canny", "weight": "x"}]}}},
+     "ControlNet unit 1: weight: Input should be a valid number"),
+    ({"alwayson_scripts": {"controlnet": {"args": [{"module": "depth_midas"}]}}}, "unknown module 'depth_midas'"),
+    ({"alwayson_scripts": {"controlnet": {"args": [{"module": "canny", "control_mode": "loud"}]}}},
+     "control_mode must be 0 to 2 or one of: Balanced"),
+    ({"alwayson_scripts": {"controlnet": {"args": [{"module": "canny"}]}}}, "ControlNet unit 0: give a control image"),
+    ({"alwayson_scripts": {"controlnet": {"args": [{"module": "none"}]}}}, "name a model"),
+    ({"alwayson_scripts": {"controlnet": [{"module": "canny"}]}}, 'alwayson_scripts.controlnet must be {"args"'),
 ])
 def test_wrong_types_and_values_are_422_with_a_message(client, changes, message):
     response = client.post(f"{API}/txt2img", json={**BASE, **changes})
     assert response.status_code == 422
     assert message in response.json()["detail"]
+
+
+def b64png(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def edges_scene() -> Image.Image:
+    image = Image.new("RGB", (64, 64), (40, 60, 200))
+    ImageDraw.Draw(image).rectangle((12, 20, 52, 44), fill=(230, 230, 40))
+    return image
+
+
+def test_controlnet_units_in_sd_webui_controlnet_format(client):
+    unit = {"enabled": True, "module": "canny", "model": "controlnet-canny [0123abcd]", "weight": 0.8,
+            "input_image": b64png(edges_scene()), "resize_mode": "Just Resize", "processor_res": 512,
+            "threshold_a": 90, "threshold_b": 180, "guidance_start": 0.0, "guidance_end": 0.9,
+            "control_mode": "My prompt is more important", "pixel_perfect": False, "low_vram": False}
+    scripts = {"ControlNet": {"args": [unit, {"enabled": False, "model": "None", "image": None}]}}
+    body = txt2img(client, alwayson_scripts=scripts)
+    params = parse_infotext(decode(body["images"][0]).info["parameters"])
+    assert "ControlNet 1" not in params  # disabled units are dropped
+    control = dict(part.split(": ", 1) for part in params["ControlNet 0"].split(", "))
+    assert control["Module"] == "canny" and control["Model"] == "controlnet-canny" and control["Weight"] == "0.8"
+    assert control["Control Type"] == "canny" and control["Resize Mode"] == "Just Resize"
+    assert control["Control Mode"] == "My prompt is more important" and control["Guidance End"] == "0.9"
+    assert (control["Threshold A"], control["Threshold B"]) == ("90", "180")
+    same = txt2img(client, alwayson_scripts={"controlnet": {"args": [
+        {**unit, "input_image": None, "image": {"image": unit["input_image"], "mask": None},
+         "model": "controlnet-canny", "resize_mode": 0, "control_mode": 1}]}})
+    assert np.array_equal(pixels(decode(same["images"][0])), pixels(decode(body["images"][0])))
+    # img2img: a unit without an image uses the source image; the type comes from the module
+    source = client.post(f"{API}/img2img", json={**BASE, "init_images": [unit["input_image"]], "alwayson_scripts": {
+        "controlnet": {"args": [{"module": "scribble_xdog", "weight": 0.5, "resize_mode": 3}]}}})
+    assert source.status_code == 200, source.text
+    control = parse_infotext(decode(source.json()["images"][0]).info["parameters"])["ControlNet 0"]
+    assert control.startswith("Module: scribble_xdog, Model: controlnet-scribble, Control Type: scribble, Weight: 0.5")
+    assert "Resize Mode: Just Resize" in control
+
+
+def test_controlnet_model_and_module_lists(client):
+    assert client.get("/controlnet/version").json() == {"version": 2}
+    models = client.get("/controlnet/model_list").json()
+    assert models == {"model_list": ["controlnet-canny", "controlnet-pose", "controlnet-scribble"]}
+    modules = client.get("/controlnet/module_list", params={"alias_names": True}).json()
+    assert set(modules) == {"module_list", "module_detail"}
+    assert modules["module_list"][0] == "none" and {"canny", "scribble_xdog", "openpose"} <= set(modules["module_list"])
+    assert set(modules["module_detail"]) == set(modules["module_list"])
+    canny = modules["module_detail"]["canny"]
+    assert canny["model_free"] is True and canny["unavailable"] is None
+    assert [slider["value"] for slider in canny["sliders"]] == [100, 200]
+    assert "body_pose_model.pth" in modules["module_detail"]["openpose"]["unavailable"]
+
+
+def test_reproduce_route_regenerates_the_exact_image(client):
+    body = txt2img(client, steps=2, batch_size=2, seed=99)
+    second = body["images"][1]
+    again = client.post("/studio/v1/reproduce", json={"image": "data:image/png;base64," + second})
+    assert again.status_code == 200, again.text
+    result = again.json()
+    assert set(result) == {"images", "parameters", "info", "warnings"} and result["warnings"] == []
+    assert len(result["images"]) == 1 and np.array_equal(pixels(decode(result["images"][0])), pixels(decode(second)))
+    info = json.loads(result["info"])
+    assert info["seed"] == 100 and info["infotexts"] == [json.loads(body["info"])["infotexts"][1]]
+    assert result["parameters"]["batch_size"] == 2 and result["parameters"]["seed"] == 99  # its whole batch ran
+    plain = client.post("/studio/v1/reproduce", json={"image": b64png(edges_scene())})
+    assert plain.status_code == 422 and "no studio recipe" in plain.json()["detail"]
 
 
 def test_samplers_list_the_registry(client):
@@ -256,6 +336,9 @@ def test_auth_is_enforced_when_configured_and_flags_hide_secrets(served, root):
         assert local.get(f"{API}/samplers", auth=("artist", "wrong")).status_code == 401
         assert local.post(f"{API}/interrupt", auth=("someone", "s3cret-pass")).status_code == 401
         assert local.get(f"{API}/samplers", auth=("artist", "s3cret-pass")).status_code == 200
+        assert local.get("/controlnet/model_list").status_code == 401
+        assert local.post("/studio/v1/reproduce", json={"image": ""}).status_code == 401
+        assert local.get("/controlnet/module_list", auth=("artist", "s3cret-pass")).status_code == 200
         flags = local.get(f"{API}/cmd-flags", auth=("artist", "s3cret-pass"))
         assert flags.status_code == 200 and flags.json()["api_auth"] == "set"
         assert "s3cret-pass" not in flags.text and "ui-pass" not in flags.text

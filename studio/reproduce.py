@@ -1,0 +1,139 @@
+"""Reproduce: regenerate the exact image from one of our PNGs (its `studio` recipe chunk).
+
+The recipe holds the resolved request (seed, size, model, sampler, input images, ControlNet
+units with their images), the image's index in its run, the model hash, the library versions and
+torch's thread count. On CPU a batch of 2 is not the same arithmetic as two batches of 1 (the
+last bit of some pixels differs), so an image from a batch is reproduced by regenerating its
+whole batch and picking it out; batches of one iteration are independent of the others (each
+has its own seeded generators), so only that iteration is regenerated.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from studio import jobs, storage
+from studio.errors import ModelError, StudioError
+from studio.models import ModelManager, find_model, model_hash
+from studio.request import GenerationRequest, RequestError
+
+if TYPE_CHECKING:
+    from studio.app import Studio
+
+
+class NoRecipeError(StudioError):
+    """The PNG carries no `studio` recipe (not saved by this studio, or its metadata was stripped)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    request: GenerationRequest  # regenerates the image's whole batch (n_iter 1)
+    position: int  # the image's place in that batch
+    model_hash: str | None
+    versions: dict[str, str]
+    torch_threads: int | None
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    image: jobs.SavedImage  # the regenerated image, with its infotext and recipe
+    request: GenerationRequest  # what was run (the image's whole batch)
+    warnings: list[str]
+
+
+def reproduce_request(path_or_image: Path | str | Image.Image,
+                      models: ModelManager | None = None) -> tuple[GenerationRequest, list[str]]:
+    """The request that regenerates the image, and why the pixels may differ here. The request
+    regenerates the image's whole batch: the image is number `read_recipe(...).position` of it
+    (always 0 for images made one per batch). Without `models` the model hash is not compared."""
+    recipe = read_recipe(path_or_image)
+    return recipe.request, recipe_warnings(recipe, models)
+
+
+def reproduce(studio: "Studio", path_or_image: Path | str | Image.Image, save: bool = False) -> Reproduction:
+    """Regenerate the image. The recipe's request already went through the before_generate hooks
+    when it was made, so they are not run again (a hook that appends to the prompt would append
+    twice); after_image hooks are, since they changed the saved pixels."""
+    recipe = read_recipe(path_or_image)
+    warnings = recipe_warnings(recipe, studio.models)
+    notices: list[str] = []
+    after = partial(studio.extensions.after_image, notices=notices) if studio.extensions.after_hooks else None
+    job = jobs.generate(recipe.request, studio.engine, studio.settings, save=save, after_image=after)
+    if job.interrupted or recipe.position >= len(job.images):
+        raise StudioError("the reproduction was interrupted")
+    return Reproduction(job.images[recipe.position], job.request, warnings + notices)
+
+
+def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
+    data = _recipe_chunk(path_or_image)
+    try:
+        request = GenerationRequest.from_dict(data["request"])
+        index = int(data.get("index", 0))
+    except (TypeError, ValueError, KeyError) as error:
+        raise NoRecipeError(f"the studio recipe in this PNG is damaged: {error}") from error
+    batch = max(1, request.batch_size)
+    first = index - index % batch  # the first image of the image's batch
+    batch_request = request.replace(seed=request.seed + first, n_iter=1)
+    threads = data.get("torch_threads")
+    return Recipe(batch_request, index - first, data.get("model_hash"), dict(data.get("versions") or {}),
+                  threads if isinstance(threads, int) else None)
+
+
+def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[str]:
+    """What differs from when the image was made and may change its pixels."""
+    warnings = []
+    if models is not None:
+        warnings += _model_warnings(recipe, models)
+    current = jobs.library_versions()
+    for name, made_with in sorted(recipe.versions.items()):
+        now = current.get(name)
+        if now is not None and now != made_with:
+            warnings.append(f"{name} {made_with} made this image; this is {now}: pixels may differ")
+    threads = torch.get_num_threads()
+    if recipe.torch_threads is not None and recipe.torch_threads != threads:
+        warnings.append(f"made with {recipe.torch_threads} torch threads, running with {threads}: "
+                        "CPU results may differ in the last bit")
+    return warnings
+
+
+def _model_warnings(recipe: Recipe, models: ModelManager) -> list[str]:
+    title = recipe.request.model
+    if title is None or recipe.model_hash is None:
+        return []
+    loaded = models.loaded
+    try:
+        if loaded is not None and loaded.entry.title == title:
+            current = loaded.hash
+        else:
+            current = model_hash(find_model(title, models.settings), models.settings)
+    except ModelError:
+        return [f"model {title} is not available here"]
+    if current != recipe.model_hash:
+        return [f"model {title} has hash {current} here, the image was made with {recipe.model_hash}: "
+                "it is not the same model file"]
+    return []
+
+
+def _recipe_chunk(path_or_image: Path | str | Image.Image) -> dict[str, Any]:
+    source = Path(path_or_image) if isinstance(path_or_image, str) else path_or_image
+    try:
+        chunks = storage.read_png_text(source)
+    except (UnidentifiedImageError, OSError) as error:
+        raise RequestError(f"not an image that can be read: {error}") from error
+    raw = chunks.get(storage.STUDIO_KEY)
+    if not raw:
+        raise NoRecipeError("this PNG has no studio recipe (it was not saved by this studio, or its metadata "
+                            "was stripped): use PNG Info to send its parameters to a tab instead")
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise NoRecipeError(f"the studio recipe in this PNG is not valid JSON: {error}") from error
+    if not isinstance(data, dict) or not isinstance(data.get("request"), dict):
+        raise NoRecipeError("the studio recipe in this PNG has no request")
+    return data

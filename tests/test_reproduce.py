@@ -1,0 +1,103 @@
+"""Reproduce: generate -> save -> regenerate from the saved PNG alone -> identical pixels.
+
+For txt2img, img2img, inpaint and a canny ControlNet unit, and for the second image of a batch
+(on CPU a batch is not the same arithmetic as single images, so its whole batch is regenerated).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, PngImagePlugin
+
+from studio import storage
+from studio.app import Studio
+from studio.extensions import ExtensionManager
+from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings, reproduce, reproduce_request
+from studio.request import ControlUnit, GenerationRequest
+
+BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green",
+                         sampler_name="Euler a", steps=3, cfg_scale=6, width=64, height=64, seed=2024)
+
+
+def scene() -> Image.Image:
+    image = Image.new("RGB", (64, 64), (40, 60, 200))
+    ImageDraw.Draw(image).ellipse((14, 14, 50, 50), fill=(220, 30, 30))
+    return image
+
+
+def square_mask() -> Image.Image:
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    return mask
+
+
+@pytest.fixture(scope="module")
+def studio(engine, shared_settings) -> Studio:
+    return Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
+
+
+CASES = {
+    "txt2img": BASE,
+    "img2img": BASE.replace(init_image=scene(), denoising_strength=0.7),
+    "inpaint": BASE.replace(init_image=scene(), mask=square_mask(), denoising_strength=0.9, inpainting_fill=2),
+    "controlnet": BASE.replace(controlnet_units=(
+        ControlUnit(control_type="canny", image=scene(), module="canny", weight=0.9, guidance_end=0.8),)),
+}
+
+
+@pytest.mark.parametrize("mode", list(CASES))
+def test_a_saved_png_regenerates_identical_pixels(studio, mode):
+    job = studio.submit(CASES[mode])
+    saved = job.images[0]
+    assert saved.path is not None and job.request.mode == ("txt2img" if mode == "controlnet" else mode)
+    request, warnings = reproduce_request(saved.path, studio.models)
+    assert warnings == []
+    assert request.to_dict() == job.request.to_dict()  # images and ControlNet units included
+    done = reproduce(studio, saved.path)
+    assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
+    assert done.image.infotext == saved.infotext and done.warnings == []
+    if mode == "controlnet":
+        assert "ControlNet 0: \"Module: canny, Model: controlnet-canny" in done.image.infotext
+
+
+@pytest.mark.parametrize(("batch_size", "n_iter", "index"), [(2, 1, 1), (1, 2, 1)])
+def test_an_image_of_a_batch_is_reproduced_exactly(studio, batch_size, n_iter, index):
+    job = studio.submit(BASE.replace(steps=2, batch_size=batch_size, n_iter=n_iter))
+    saved = job.images[index]
+    recipe = read_recipe(saved.path)
+    assert recipe.request.seed == job.request.seed + index - recipe.position  # its own batch only
+    assert (recipe.request.batch_size, recipe.request.n_iter, recipe.position) == (batch_size, 1, index % batch_size)
+    done = reproduce(studio, saved.path)
+    assert done.image.seed == saved.seed == job.request.seed + index
+    assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
+
+
+def test_a_different_model_hash_versions_or_threads_are_warned_about(studio, tmp_path):
+    saved = studio.submit(BASE.replace(steps=1), save=False).images[0]
+    recipe = {**saved.recipe, "model_hash": "0123456789", "torch_threads": torch.get_num_threads() + 1,
+              "versions": {**saved.recipe["versions"], "diffusers": "0.1.0"}}
+    path = tmp_path / "changed.png"
+    saved.image.save(path, pnginfo=storage.png_info(saved.infotext, recipe))
+    _, warnings = reproduce_request(path, studio.models)
+    text = "\n".join(warnings)
+    assert len(warnings) == 3
+    assert "0123456789" in text and "diffusers 0.1.0" in text and "torch threads" in text
+    assert recipe_warnings(read_recipe(path)) == warnings[1:]  # without a model manager: no hash check
+
+
+def test_a_png_without_our_recipe_is_refused_with_a_reason(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64")
+    path = tmp_path / "a1111.png"
+    scene().save(path, pnginfo=info)
+    with pytest.raises(NoRecipeError, match="no studio recipe"):
+        reproduce_request(path)
+    broken = tmp_path / "broken.png"
+    scene().save(broken, pnginfo=storage.png_info("x", None))
+    with pytest.raises(NoRecipeError):
+        read_recipe(broken)
