@@ -1,18 +1,27 @@
 """Wire the studio together: Settings -> ModelManager -> Engine -> UI -> launch."""
 from __future__ import annotations
 
+import dataclasses
+import random
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable
 
 from studio import jobs
+from studio.control import pose
+from studio.control.models import discover_controlnets
+from studio.control.preprocessors import PREPROCESSORS
+from studio.control.units import control_image
+from studio.api import ExtensionContext
 from studio.engine import Engine, Progress
 from studio.errors import StudioError
+from studio.extensions import ExtensionManager, save_output, settings_view
 from studio.hardware import configure_threads
 from studio.models import ModelManager
 from studio.pnginfo import read_generation_info
-from studio.request import GenerationRequest
-from studio.samplers import SAMPLERS
+from studio.request import MAX_SEED, ControlUnit, GenerationRequest
 from studio.settings import Settings
 from studio.ui.build import CSS, HEAD, build_ui
 from studio.ui.context import UiContext
@@ -23,20 +32,60 @@ class Studio:
     settings: Settings
     models: ModelManager
     engine: Engine
+    extensions: ExtensionManager
 
     @classmethod
     def create(cls, settings: Settings) -> "Studio":
         models = ModelManager(settings)
-        return cls(settings, models, Engine(models))
+        extensions = ExtensionManager(settings).load_all()  # with --safe-mode: listed, none loaded
+        return cls(settings, models, Engine(models, extensions.samplers), extensions)
 
     def submit(
         self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True
     ) -> jobs.JobResult:
-        """The one entry for every generation (UI, API): validate, run, save."""
-        return jobs.generate(request, self.engine, self.settings, on_step, save=save)
+        """The one entry for every generation (UI, API, scripts): validate, extension hooks, run, save."""
+        request = request.validate()
+        if request.seed == -1:  # drawn here so that before_generate hooks see the image's seed
+            request = request.replace(seed=random.randint(0, MAX_SEED))
+        notices: list[str] = []
+        request, params = self.extensions.before_generate(request, notices)
+        after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
+        result = jobs.generate(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params)
+        return dataclasses.replace(result, notices=tuple(notices))
+
+    def extension_context(
+        self, progress: Callable[[float, str], None] = lambda f, d: None, notify: Callable[[str], None] = lambda t: None
+    ) -> ExtensionContext:
+        """The narrow context extension tabs and scripts get; hook notices go to `notify`."""
+        def submit(request: GenerationRequest) -> jobs.JobResult:
+            job = self.submit(request)
+            for notice in job.notices:
+                notify(notice)
+            return job
+
+        return ExtensionContext(
+            submit=submit, settings=settings_view(self.settings), samplers=MappingProxyType(self.engine.samplers),
+            model_titles=self.models.titles, current_model=lambda: self.models.current().entry.title,
+            load_model=self.load_model, save_image=partial(save_output, self.settings.outputs_dir), progress=progress,
+        )
 
     def load_model(self, title: str) -> str:
         return self.engine.load_model(title).entry.title
+
+    @property
+    def annotators_dir(self) -> Path:
+        return self.settings.models_dir / "annotators"
+
+    def preview_control(self, unit: ControlUnit, source: Any, width: int, height: int) -> Any:
+        """The control image the engine would use for this unit (same function, same arguments)."""
+        return control_image(unit, source, width, height, self.annotators_dir)
+
+    def controlnet_models(self) -> list[tuple[str, str]]:
+        entries = discover_controlnets(self.settings, self.models.current().folder)
+        return [(entry.title, entry.control_type) for entry in entries]
+
+    def control_preprocessors(self) -> dict[str, tuple[Any, str | None]]:
+        return {name: (spec, spec.unavailable_reason(self.annotators_dir)) for name, spec in PREPROCESSORS.items()}
 
     def settings_summary(self) -> dict[str, Any]:
         s = self.settings
@@ -57,6 +106,16 @@ class Studio:
             read_png=read_generation_info,
             settings_summary=self.settings_summary,
             error_types=(ValueError, StudioError),
+            extension_rows=self.extensions.rows,
+            extension_refusal=self.extensions.change_refusal,
+            set_extension_enabled=self.extensions.set_enabled,
+            extension_tabs=lambda: self.extensions.guarded_tabs(self.extension_context()),
+            scripts=lambda: self.extensions.guarded_scripts(self.extension_context),
+            safe_mode=self.settings.safe_mode,
+            preview_control=self.preview_control,
+            controlnet_models=self.controlnet_models,
+            control_preprocessors=self.control_preprocessors,
+            pose_tools=lambda: pose,
         )
 
 
@@ -66,7 +125,7 @@ def serve(settings: Settings, block: bool = True) -> Any:
     from studio.http import check_exposure, mount_api
 
     check_exposure(settings)  # before any work: an open API on a public address is refused
-    configure_threads()
+    configure_threads(settings.threads)
     studio = Studio.create(settings)
     studio.models.current()  # load before serving: the first click should not wait for it
     demo = build_ui(studio.ui_context())

@@ -31,6 +31,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
     parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
     parser.add_argument("--allow-pickle", action="store_true", help="allow .ckpt/.pt/.bin checkpoints (loaded weights-only)")
     parser.add_argument("--safe-mode", action="store_true", help="start with no extensions loaded")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: physical cores; fewer when other work shares the CPU)")
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +61,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dtype=args.dtype,
         allow_pickle=args.allow_pickle,
         safe_mode=args.safe_mode,
+        threads=args.threads,
         host=host,
         port=getattr(args, "port", 7860),
         share=getattr(args, "share", False),
@@ -208,7 +211,7 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     from studio.hardware import configure_threads
     from studio.models import ModelManager
 
-    configure_threads()
+    configure_threads(settings.threads)
     engine = Engine(ModelManager(settings))
     try:
         result = jobs.generate(request_from_args(args), engine, settings, directory=args.out)

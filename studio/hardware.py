@@ -57,5 +57,7 @@ def physical_cores() -> int:
     return os.cpu_count() or 1
 
 
-def configure_threads() -> None:
-    torch.set_num_threads(physical_cores())
+def configure_threads(threads: int | None = None) -> None:
+    """Torch threads: `threads` when given, else the physical cores. CPU results can differ in
+    the last bit between thread counts, so the count is recorded in every image's recipe."""
+    torch.set_num_threads(threads or physical_cores())

@@ -20,6 +20,7 @@ class Settings:
     dtype: str = "auto"
     allow_pickle: bool = False
     safe_mode: bool = False
+    threads: int | None = None  # torch CPU threads; None: the physical cores
     # Server options: only app.py / `python -m studio serve` read these.
     host: str = "127.0.0.1"
     port: int = 7860
@@ -29,6 +30,8 @@ class Settings:
     # HTTP API (A1111-compatible /sdapi/v1): on by default; needs api_auth off loopback.
     api: bool = True
     api_auth: tuple[str, str] | None = field(default=None, repr=False)
+    # Extensions: enabling/disabling them from the UI is refused off loopback unless this is set.
+    enable_insecure_extension_access: bool = False
 
     def replace(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

@@ -1,16 +1,19 @@
 """Assemble the Blocks: model picker on top, one tab per mode, PNG Info and Settings."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
 from studio.request import decode_image
-from studio.ui.context import UiContext
+from studio.ui.context import JobLike, UiContext
+from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
 from studio.ui.pnginfo import build_pnginfo_tab
+from studio.ui.scripts import build_script_panel
 from studio.ui.settings_tab import build_settings_tab
 
 # Ctrl+Enter (Cmd+Enter) clicks the Generate button of the visible tab, as in A1111.
@@ -31,6 +34,7 @@ button.generate { min-height: 5em; }
 
 
 def build_ui(ctx: UiContext) -> gr.Blocks:
+    ctx = dataclasses.replace(ctx, submit=_warn_notices(ctx.submit))
     with gr.Blocks(title="Diffusion Studio") as demo:
         with gr.Row(equal_height=True):
             gr.Markdown("## Diffusion Studio", elem_classes="studio-title")
@@ -41,13 +45,20 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
                 txt2img = build_generation_tab(ctx, model, "txt2img")
                 to_img2img_t, to_inpaint_t = _send_buttons("txt2img")
+                build_script_panel(ctx, txt2img)
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True)
                 to_img2img_i, to_inpaint_i = _send_buttons("img2img")
+                build_script_panel(ctx, img2img)
             with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
                 inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo_tab(ctx)
+            for extension_tab in ctx.extension_tabs():
+                with gr.Tab(extension_tab.title, elem_classes="extension-tab"):
+                    build_extension_tab(extension_tab)
+            with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
+                build_extensions_tab(ctx)
             with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
                 build_settings_tab(ctx)
 
@@ -58,6 +69,17 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
         for tab in (txt2img, img2img, inpaint):
             _wire_send_png(ctx, png.buttons[tab.name], png.path, png.fields, tab, tabs)
     return demo
+
+
+def _warn_notices(submit: Callable[..., JobLike]) -> Callable[..., JobLike]:
+    """Show what went wrong in extension hooks during a job (the job itself still ran)."""
+    def wrapped(*args: Any, **kwargs: Any) -> JobLike:
+        job = submit(*args, **kwargs)
+        for notice in getattr(job, "notices", ()):
+            gr.Warning(notice)
+        return job
+
+    return wrapped
 
 
 def _send_buttons(name: str) -> tuple[gr.Button, gr.Button]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from studio.request import GenerationRequest
+from studio.request import ControlUnit, GenerationRequest
 
 
 class ProgressLike(Protocol):
@@ -25,6 +25,51 @@ class JobLike(Protocol):
     request: GenerationRequest
     images: list[Any]
     interrupted: bool
+    notices: tuple[str, ...]  # e.g. an extension hook that failed; shown as warnings
+
+
+class ExtensionTabLike(Protocol):
+    title: str
+    extension: str
+    build: Callable[[], str | None]  # builds inside the current tab; an error text when it failed
+
+
+class ScriptOutputLike(Protocol):
+    images: list[tuple[Any, str]]  # (PIL image or saved path, caption)
+    infotexts: list[str]
+    note: str
+
+
+class ScriptLike(Protocol):
+    title: str
+    extension: str
+    build: Callable[[], Mapping[str, Any] | str]  # the script's widgets by name, or an error text
+    # run(request, widget values by name, progress(fraction, desc), notify(text)) -> output
+    run: Callable[..., ScriptOutputLike]
+
+
+class PreprocessorLike(Protocol):
+    control_type: str  # the ControlNet family it feeds ("any" for "none")
+    threshold_a: str | None  # UI label of threshold_a, None when unused
+    threshold_b: str | None
+
+
+class PoseToolsLike(Protocol):
+    """The OpenPose body model (studio.control.pose): names, limbs, colours, presets, renderer, JSON."""
+
+    KEYPOINT_NAMES: tuple[str, ...]
+    LIMBS: tuple[tuple[int, int], ...]
+    COLORS: tuple[tuple[int, int, int], ...]
+    PRESETS: Mapping[str, tuple[tuple[float, float], ...]]  # normalised 0..1
+
+    def render_pose(self, keypoints: Sequence[tuple[float, float] | None], width: int, height: int) -> Any: ...
+    def pose_to_openpose_json(self, keypoints: Sequence[tuple[float, float] | None], width: int,
+                              height: int) -> dict[str, Any]: ...
+    def pose_from_openpose_json(self, data: Mapping[str, Any]) -> tuple[list[tuple[float, float] | None], int, int]: ...
+
+
+def _no_control(unit: ControlUnit, source: Any, width: int, height: int) -> Any:
+    raise ValueError("ControlNet is not available")
 
 
 @dataclass(frozen=True)
@@ -39,3 +84,18 @@ class UiContext:
     read_png: Callable[[Path], dict[str, Any]]  # {"infotext": str, "fields": {...}, "chunks": {...}}
     settings_summary: Callable[[], dict[str, Any]]
     error_types: tuple[type[BaseException], ...] = (ValueError,)
+    # Extensions (studio/extensions.py): status rows, enable/disable, their tabs and scripts.
+    extension_rows: Callable[[], list[dict[str, str]]] = lambda: []
+    extension_refusal: Callable[[], str | None] = lambda: None  # why enable/disable is refused now
+    set_extension_enabled: Callable[[str, bool], str] = lambda folder, enabled: "Extensions are not available."
+    extension_tabs: Callable[[], list[ExtensionTabLike]] = lambda: []
+    scripts: Callable[[], list[ScriptLike]] = lambda: []
+    safe_mode: bool = False
+    # ControlNet (studio/control/): the exact control image the engine would use for a unit
+    # (unit, source image or None, width, height) -> PIL image; ControlNets of the loaded model as
+    # (title, control type); the preprocessor registry as {module: (spec, unavailable reason or None)};
+    # the OpenPose tools the pose editor renders with (None: no pose editor).
+    preview_control: Callable[[ControlUnit, Any, int, int], Any] = _no_control
+    controlnet_models: Callable[[], list[tuple[str, str]]] = lambda: []
+    control_preprocessors: Callable[[], Mapping[str, tuple[PreprocessorLike, str | None]]] = lambda: {}
+    pose_tools: Callable[[], PoseToolsLike | None] = lambda: None

@@ -10,6 +10,7 @@ import gradio as gr
 
 from studio.request import GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from studio.ui.context import UiContext
+from studio.ui.controlnet import build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
 
@@ -37,6 +38,9 @@ class GenerationTab:
     last_images: gr.State  # paths of the images of the last run
     selected: gr.State  # index of the image selected in the gallery
     sources: dict[str, gr.components.Component] = field(default_factory=dict)  # mode widgets by name
+    # The tab's whole request (form, mode source, ControlNet units) from an event's values, and its inputs.
+    to_request: Callable[[dict[Any, Any]], GenerationRequest] | None = None
+    request_inputs: set[gr.components.Component] = field(default_factory=set)
 
 
 def build_generation_tab(
@@ -80,6 +84,7 @@ def build_generation_tab(
                 seed = gr.Number(value=-1, precision=0, label="Seed", elem_id=f"{name}_seed", scale=4)
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
                 recycle = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=50)
+            control = build_controlnet_panel(ctx, name, width, height, mode if source else None)
         with gr.Column():
             gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery",
                                  object_fit="contain", interactive=False)
@@ -94,9 +99,14 @@ def build_generation_tab(
         "n_iter": n_iter, "model": model, **widgets, **mode.widgets,
     })
 
+    def to_request(values: dict[Any, Any]) -> GenerationRequest:
+        return form.to_request(values, **mode.derive(values), **control.derive(values))
+
+    request_inputs = form.inputs | set(mode.extra_inputs) | set(control.inputs)
+
     def run(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> tuple:
         with user_errors(ctx.error_types):
-            request = form.to_request(values, **mode.derive(values))
+            request = to_request(values)
             progress(0, desc="Starting…")
 
             def on_step(state: Any) -> None:
@@ -113,7 +123,7 @@ def build_generation_tab(
         return (images, (texts[0] if texts else ""), texts, [item.seed for item in job.images], 0, note,
                 [path for path, _ in images])
 
-    generate.click(run, inputs=form.inputs | set(mode.extra_inputs),
+    generate.click(run, inputs=request_inputs,
                    outputs=[gallery, infotext, infotexts, seeds, selected, status, last_images],
                    concurrency_id="generation", concurrency_limit=1)
     interrupt.click(ctx.interrupt, queue=False)
@@ -128,7 +138,8 @@ def build_generation_tab(
     if strength:
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
-    return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named)
+    return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named,
+                         to_request=to_request, request_inputs=request_inputs)
 
 
 def _steps_note(strength: float, steps: float) -> str:

@@ -1,0 +1,336 @@
+"""The ControlNet panel of the txt2img, img2img and inpaint tabs: up to three units, laid out and
+named as in sd-webui-controlnet (Enable, Control Type, control image, Preprocessor + preview, Model,
+Control Weight, Starting/Ending Control Step, Control Mode, Resize Mode, Pixel Perfect).
+
+Each unit's image comes from an upload (or the tab's source image), a scribble canvas, or the pose
+editor. Widget values map to `ControlUnit` fields by name; the panel's `derive` gives the request
+its `controlnet_units`."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import gradio as gr
+from PIL import Image
+
+from studio import modes
+from studio.control.preprocessors import DEFAULT_MODULE
+from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, MAX_CONTROL_UNITS, ControlUnit, RequestError
+from studio.ui import pose_editor
+from studio.ui.context import PoseToolsLike, UiContext
+from studio.ui.errors import user_errors
+from studio.ui.forms import RequestForm
+from studio.ui.pose_editor import (DEFAULT_PRESET, PoseEditor, build_pose_canvas, build_pose_keypoints,
+                                  preset_text, read_asset, wire_pose_editor)
+
+DEFAULTS = ControlUnit(enabled=False)
+CORE_TYPES = ("canny", "scribble", "pose")
+UPLOAD, DRAW, POSE = "Upload", "Draw", "Pose editor"
+WHITE_ON_BLACK, BLACK_ON_WHITE = "White on black", "Black on white (inverted)"
+AUTO_MODEL = "Automatic"  # the first ControlNet of the unit's type for the loaded model
+SKETCH_SIZE = 256  # the scribble canvas, fitted to the generation size by the unit's resize mode
+THRESHOLD_RANGE = (1, 255)
+
+# ControlUnit fields with one widget each, and how a widget's value becomes the field's value.
+FIELD_TYPES: dict[str, Any] = {
+    "enabled": bool, "control_type": str, "threshold_a": float, "threshold_b": float, "weight": float,
+    "guidance_start": float, "guidance_end": float, "control_mode": int, "resize_mode": int, "pixel_perfect": bool,
+}
+
+
+# -- pure helpers (tested in tests/test_controlnet_ui_units.py) ----------------------------------------
+
+def control_types(preprocessors: Mapping[str, tuple[Any, str | None]]) -> list[str]:
+    """canny, scribble, pose, then any other type a registered preprocessor feeds."""
+    extra = sorted({spec.control_type for spec, _ in preprocessors.values()} - {"any", *CORE_TYPES})
+    return [*CORE_TYPES, *extra]
+
+
+def module_choices(preprocessors: Mapping[str, tuple[Any, str | None]], control_type: str) -> list[tuple[str, str]]:
+    """(label, module) for the type's preprocessors; unavailable ones say why in their label."""
+    return [(name if reason is None else f"{name} (unavailable: {reason})", name)
+            for name, (spec, reason) in preprocessors.items() if spec.control_type == control_type]
+
+
+def default_input(control_type: str, has_pose_editor: bool) -> str:
+    if control_type == "scribble":
+        return DRAW
+    if control_type == "pose" and has_pose_editor:
+        return POSE
+    return UPLOAD
+
+
+def default_module(preprocessors: Mapping[str, tuple[Any, str | None]], control_type: str, source: str,
+                   canvas: str) -> tuple[bool, str | None]:
+    """(preprocessor on, module shown in the dropdown) for a type and an image source: a drawn scribble
+    is already the control (or needs `invert` when drawn black on white), a pose is rendered, an
+    upload gets the type's default preprocessor."""
+    names = [name for _, name in module_choices(preprocessors, control_type)]
+    shown = DEFAULT_MODULE.get(control_type) if DEFAULT_MODULE.get(control_type) in names else None
+    shown = shown or (names[0] if names else None)
+    if source == POSE:
+        return False, shown
+    if source == DRAW and control_type == "scribble":
+        inverted = canvas == BLACK_ON_WHITE and "invert" in names
+        return inverted, "invert" if inverted else shown
+    return DEFAULT_MODULE.get(control_type, shown) not in (None, "none"), shown
+
+
+def model_choices(models: list[tuple[str, str]], control_type: str) -> list[str]:
+    return [AUTO_MODEL, *(title for title, kind in models if kind == control_type)]
+
+
+def sketch_background(canvas: str) -> Image.Image:
+    color = "black" if canvas != BLACK_ON_WHITE else "white"
+    return Image.new("RGB", (SKETCH_SIZE, SKETCH_SIZE), color)
+
+
+def sketch_image(editor: Mapping[str, Any] | None, canvas: str) -> Image.Image | None:
+    """The drawing flattened over the canvas colour (what the brush painted, RGB)."""
+    if not editor:
+        return None
+    composite = editor.get("composite")
+    if composite is None:
+        return None
+    flat = sketch_background(canvas).resize(composite.size)
+    flat.paste(composite.convert("RGBA"), mask=composite.convert("RGBA").getchannel("A"))
+    return flat
+
+
+def unit_image(values: Mapping[str, Any], width: int, height: int, tools: PoseToolsLike | None) -> Image.Image | None:
+    """The unit's own image; None means the tab's source image (img2img/inpaint)."""
+    source = values.get("input") or UPLOAD
+    if source == DRAW:
+        drawn = sketch_image(values.get("sketch"), values.get("canvas") or WHITE_ON_BLACK)
+        if drawn is None:
+            raise RequestError("ControlNet: draw a scribble on the canvas first")
+        return drawn
+    if source == POSE:
+        if tools is None:
+            raise RequestError("the pose editor is not available")
+        return pose_editor.render(tools, values.get("pose") or "", width, height)
+    if values.get("use_source"):
+        return None
+    return values.get("upload")
+
+
+def unit_from_values(values: Mapping[str, Any], width: int, height: int,
+                     tools: PoseToolsLike | None = None) -> ControlUnit:
+    """One unit's widget values, by name, to a ControlUnit."""
+    fields = {name: convert(values[name]) for name, convert in FIELD_TYPES.items() if values.get(name) is not None}
+    model = values.get("model")
+    return ControlUnit(
+        **fields,
+        image=unit_image(values, width, height, tools),
+        module=(values.get("module") or "none") if values.get("preprocess") else "none",
+        model=None if model in (None, "", AUTO_MODEL) else model,
+    )
+
+
+# -- the Gradio panel ---------------------------------------------------------------------------------
+
+@dataclass
+class UnitWidgets:
+    fields: dict[str, gr.components.Component]  # ControlUnit field -> widget
+    sources: dict[str, gr.components.Component]  # the image's source widgets, preprocessor switch, module, model
+    preview: gr.Image
+    preview_button: gr.Button
+    pose: PoseEditor | None
+    groups: dict[str, list[gr.Column]] = field(default_factory=dict)  # image source -> its widgets
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        return [*self.fields.values(), *self.sources.values()]
+
+    def values(self, values: Mapping[Any, Any]) -> dict[str, Any]:
+        """This unit's values by name, from an event's values by component."""
+        return {name: values.get(widget) for name, widget in {**self.fields, **self.sources}.items()}
+
+
+@dataclass
+class ControlNetPanel:
+    units: list[UnitWidgets]
+    tools: PoseToolsLike | None
+    width: gr.components.Component
+    height: gr.components.Component
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        return [widget for unit in self.units for widget in unit.inputs]
+
+    def derive(self, values: Mapping[Any, Any]) -> dict[str, Any]:
+        """The request's `controlnet_units`: the enabled units, in order."""
+        width, height = int(values[self.width]), int(values[self.height])
+        units = []
+        for unit in self.units:
+            named = unit.values(values)
+            if named.get("enabled"):
+                units.append(unit_from_values(named, width, height, self.tools))
+        return {"controlnet_units": tuple(units)} if units else {}
+
+
+def build_controlnet_panel(ctx: UiContext, tab: str, width: gr.components.Component, height: gr.components.Component,
+                           source: Any = None) -> ControlNetPanel:
+    """The "ControlNet" accordion. `source` is the tab's ModeSource (img2img/inpaint) or None (txt2img):
+    with one, a unit may use the source image."""
+    tools = ctx.pose_tools()
+    preprocessors = ctx.control_preprocessors()
+    size = int(ctx.native_size())
+    with gr.Accordion("ControlNet", open=False, elem_id=f"{tab}_controlnet", elem_classes="controlnet"):
+        gr.HTML("", head=f"<style>{read_asset('controlnet.css')}</style>", js_on_load=None, visible="hidden")
+        with gr.Tabs(elem_id=f"{tab}_controlnet_units"):
+            units = []
+            for index in range(MAX_CONTROL_UNITS):
+                with gr.Tab(f"Unit {index}", elem_id=f"{tab}_cn{index}_tab"):
+                    units.append(_build_unit(ctx, f"{tab}_cn{index}", preprocessors, tools, source is not None, size))
+    panel = ControlNetPanel(units, tools, width, height)
+    for unit in units:
+        _wire_unit(ctx, unit, preprocessors, tools, width, height, source)
+    return panel
+
+
+def _build_unit(ctx: UiContext, prefix: str, preprocessors: Mapping[str, tuple[Any, str | None]],
+                tools: PoseToolsLike | None, has_source: bool, size: int) -> UnitWidgets:
+    control_type = DEFAULTS.control_type
+    source = default_input(control_type, tools is not None)
+    preprocess, module = default_module(preprocessors, control_type, source, WHITE_ON_BLACK)
+    spec = preprocessors[module][0] if module in preprocessors else None
+    with gr.Row():
+        enabled = gr.Checkbox(label="Enable", value=False, elem_id=f"{prefix}_enabled", min_width=80)
+        pixel_perfect = gr.Checkbox(label="Pixel Perfect", value=DEFAULTS.pixel_perfect,
+                                    elem_id=f"{prefix}_pixel_perfect", min_width=120)
+        use_source = gr.Checkbox(label="Use the source image", value=False, visible=has_source,
+                                 elem_id=f"{prefix}_use_source", min_width=160,
+                                 info="instead of an uploaded image")
+    kind = gr.Radio(control_types(preprocessors), value=control_type, label="Control Type", elem_id=f"{prefix}_type")
+    source_radio = gr.Radio([UPLOAD, DRAW, *([POSE] if tools else [])], value=source, label="Control image",
+                            elem_id=f"{prefix}_input")
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Column(visible=source == UPLOAD) as upload_group:
+                upload = gr.Image(label="Control image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
+                                  format="png", height=260, elem_id=f"{prefix}_image")
+            with gr.Column(visible=source == DRAW) as draw_group:
+                canvas = gr.Radio([WHITE_ON_BLACK, BLACK_ON_WHITE], value=WHITE_ON_BLACK, label="Canvas",
+                                  elem_id=f"{prefix}_canvas")
+                sketch = gr.Sketchpad(_sketch_value(WHITE_ON_BLACK), type="pil", image_mode="RGBA", format="png",
+                                      canvas_size=(SKETCH_SIZE, SKETCH_SIZE), fixed_canvas=True, layers=False,
+                                      brush=_brush(WHITE_ON_BLACK), label="Scribble", height=320,
+                                      elem_id=f"{prefix}_sketch")
+            with gr.Column(visible=source == POSE) as pose_group:
+                pose_text = preset_text(tools, DEFAULT_PRESET, size, size) if tools else ""
+                pose_controls = build_pose_canvas(tools, prefix, pose_text) if tools else None
+        with gr.Column(scale=2, min_width=160):
+            preview = gr.Image(label="Preprocessor preview", type="pil", format="png", interactive=False, height=260,
+                               elem_id=f"{prefix}_preview", elem_classes="controlnet-preview")
+            preview_button = gr.Button("Preview", size="sm", elem_id=f"{prefix}_preview_button")
+    with gr.Column(visible=source == POSE) as pose_details:
+        pose = build_pose_keypoints(tools, prefix, pose_controls, pose_text) if tools else None
+    with gr.Row(equal_height=True):
+        preprocess = gr.Checkbox(label="Preprocessor", value=preprocess, elem_id=f"{prefix}_preprocess", scale=0,
+                                 min_width=130)
+        module_dropdown = gr.Dropdown(module_choices(preprocessors, control_type), value=module,
+                                      label="Preprocessor module", elem_id=f"{prefix}_module", scale=2)
+        model = gr.Dropdown(model_choices(ctx.controlnet_models(), control_type), value=AUTO_MODEL, label="Model",
+                            elem_id=f"{prefix}_model", scale=2)
+    with gr.Row():
+        threshold_a = gr.Slider(*THRESHOLD_RANGE, value=DEFAULTS.threshold_a, step=1, elem_id=f"{prefix}_threshold_a",
+                                **_threshold(spec, "threshold_a"))
+        threshold_b = gr.Slider(*THRESHOLD_RANGE, value=DEFAULTS.threshold_b, step=1, elem_id=f"{prefix}_threshold_b",
+                                **_threshold(spec, "threshold_b"))
+    weight = gr.Slider(0, 2, value=DEFAULTS.weight, step=0.05, label="Control Weight", elem_id=f"{prefix}_weight")
+    with gr.Row():
+        start = gr.Slider(0, 1, value=DEFAULTS.guidance_start, step=0.01, label="Starting Control Step",
+                          elem_id=f"{prefix}_guidance_start")
+        end = gr.Slider(0, 1, value=DEFAULTS.guidance_end, step=0.01, label="Ending Control Step",
+                        elem_id=f"{prefix}_guidance_end")
+    control_mode = gr.Radio(list(CONTROL_MODES), value=CONTROL_MODES[DEFAULTS.control_mode], type="index",
+                            label="Control Mode", elem_id=f"{prefix}_control_mode")
+    resize_mode = gr.Radio(list(CONTROL_RESIZE_MODES), value=CONTROL_RESIZE_MODES[DEFAULTS.resize_mode], type="index",
+                           label="Resize Mode", elem_id=f"{prefix}_resize_mode")
+    fields = {"enabled": enabled, "control_type": kind, "threshold_a": threshold_a, "threshold_b": threshold_b,
+              "weight": weight, "guidance_start": start, "guidance_end": end, "control_mode": control_mode,
+              "resize_mode": resize_mode, "pixel_perfect": pixel_perfect}
+    sources = {"input": source_radio, "upload": upload, "use_source": use_source, "canvas": canvas, "sketch": sketch,
+               "preprocess": preprocess, "module": module_dropdown, "model": model}
+    if pose is not None:
+        sources["pose"] = pose.pose
+    return UnitWidgets(fields, sources, preview, preview_button, pose,
+                       {UPLOAD: [upload_group], DRAW: [draw_group], POSE: [pose_group, pose_details]})
+
+
+def _wire_unit(ctx: UiContext, unit: UnitWidgets, preprocessors: Mapping[str, tuple[Any, str | None]],
+               tools: PoseToolsLike | None, width: Any, height: Any, mode_source: Any) -> None:
+    f, s = unit.fields, unit.sources
+    columns = [(key, column) for key, group in unit.groups.items() for column in group]
+    layout_outputs = [s["input"], *(column for _, column in columns), s["preprocess"], s["module"], s["model"],
+                      f["threshold_a"], f["threshold_b"]]
+
+    def layout(control_type: str, source: str, canvas: str) -> list[Any]:
+        """Everything that follows from the type, the image source and the canvas colours."""
+        preprocess, module = default_module(preprocessors, control_type, source, canvas)
+        spec = preprocessors[module][0] if module in preprocessors else None
+        return [source, *(gr.Column(visible=key == source) for key, _ in columns), preprocess,
+                gr.Dropdown(choices=module_choices(preprocessors, control_type), value=module),
+                gr.Dropdown(choices=model_choices(ctx.controlnet_models(), control_type), value=AUTO_MODEL),
+                gr.Slider(**_threshold(spec, "threshold_a")), gr.Slider(**_threshold(spec, "threshold_b"))]
+
+    f["control_type"].input(lambda t, c: layout(t, default_input(t, tools is not None), c),
+                            inputs=[f["control_type"], s["canvas"]], outputs=layout_outputs, queue=False)
+    s["input"].input(layout, inputs=[f["control_type"], s["input"], s["canvas"]], outputs=layout_outputs, queue=False)
+
+    def recolor(control_type: str, source: str, canvas: str) -> list[Any]:
+        """A fresh canvas in the chosen colours (and the `invert` preprocessor for black on white)."""
+        return [*layout(control_type, source, canvas), gr.Sketchpad(_sketch_value(canvas), brush=_brush(canvas))]
+
+    s["canvas"].input(recolor, inputs=[f["control_type"], s["input"], s["canvas"]],
+                      outputs=[*layout_outputs, s["sketch"]], queue=False)
+
+    def module_changed(module: str) -> list[Any]:
+        spec = preprocessors[module][0] if module in preprocessors else None
+        return [gr.Slider(**_threshold(spec, "threshold_a")), gr.Slider(**_threshold(spec, "threshold_b"))]
+
+    s["module"].input(module_changed, inputs=s["module"], outputs=[f["threshold_a"], f["threshold_b"]], queue=False)
+    s["model"].focus(lambda t: gr.Dropdown(choices=model_choices(ctx.controlnet_models(), t)),
+                     inputs=f["control_type"], outputs=s["model"], queue=False)
+
+    source_inputs = [*mode_source.widgets.values(), *mode_source.extra_inputs] if mode_source else []
+
+    def preview(values: dict[Any, Any]) -> Image.Image:
+        with user_errors(ctx.error_types):
+            w, h = int(values[width]), int(values[height])
+            control = dataclasses.replace(unit_from_values(unit.values(values), w, h, tools), enabled=True)
+            source = _mode_source(mode_source, values, w, h) if control.image is None else None
+            if control.image is None and source is None:
+                raise RequestError("upload a control image first" + (" (or the source image)" if mode_source else ""))
+            return ctx.preview_control(control, source, w, h)
+
+    unit.preview_button.click(preview, inputs={*unit.inputs, width, height, *source_inputs}, outputs=unit.preview,
+                              concurrency_id="controlnet_preview", concurrency_limit=2)
+    if unit.pose is not None and tools is not None:
+        wire_pose_editor(unit.pose, tools, width, height)
+
+
+def _mode_source(mode_source: Any, values: Mapping[Any, Any], width: int, height: int) -> Image.Image | None:
+    """The tab's source image as the engine sees it: prepared at the sampling size for the mode."""
+    if mode_source is None:
+        return None
+    request = RequestForm(mode_source.widgets).to_request(values, **mode_source.derive(values))
+    if request.init_image is None:
+        return None
+    return modes.prepare(request.replace(width=width, height=height)).source
+
+
+def _threshold(spec: Any, name: str) -> dict[str, Any]:
+    label = getattr(spec, name, None) if spec is not None else None
+    return {"label": label or name, "visible": label is not None}
+
+
+def _sketch_value(canvas: str) -> dict[str, Any]:
+    return {"background": sketch_background(canvas), "layers": [], "composite": None}
+
+
+def _brush(canvas: str) -> gr.Brush:
+    color = "#ffffff" if canvas != BLACK_ON_WHITE else "#000000"
+    return gr.Brush(colors=[color], default_color=color, default_size=8, color_mode="fixed")
