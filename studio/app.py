@@ -12,7 +12,7 @@ from typing import Any, Callable
 from studio import jobs
 from studio.control import pose
 from studio.control.models import discover_controlnets
-from studio.control.preprocessors import PREPROCESSORS
+from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
 from studio.control.units import control_image
 from studio.api import ExtensionContext
 from studio.engine import Engine, Progress
@@ -38,10 +38,12 @@ class Studio:
     def create(cls, settings: Settings) -> "Studio":
         models = ModelManager(settings)
         extensions = ExtensionManager(settings).load_all()  # with --safe-mode: listed, none loaded
-        return cls(settings, models, Engine(models, extensions.samplers), extensions)
+        engine = Engine(models, extensions.samplers, merged_preprocessors(extensions))
+        return cls(settings, models, engine, extensions)
 
     def submit(
-        self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True
+        self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True,
+        directory: Path | None = None,
     ) -> jobs.JobResult:
         """The one entry for every generation (UI, API, scripts): validate, extension hooks, run, save."""
         request = request.validate()
@@ -50,7 +52,8 @@ class Studio:
         notices: list[str] = []
         request, params = self.extensions.before_generate(request, notices)
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
-        result = jobs.generate(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params)
+        result = jobs.generate(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params,
+                               directory=directory)
         return dataclasses.replace(result, notices=tuple(notices))
 
     def extension_context(
@@ -78,14 +81,15 @@ class Studio:
 
     def preview_control(self, unit: ControlUnit, source: Any, width: int, height: int) -> Any:
         """The control image the engine would use for this unit (same function, same arguments)."""
-        return control_image(unit, source, width, height, self.annotators_dir)
+        return control_image(unit, source, width, height, self.annotators_dir, self.engine.preprocessors)
 
     def controlnet_models(self) -> list[tuple[str, str]]:
         entries = discover_controlnets(self.settings, self.models.current().folder)
         return [(entry.title, entry.control_type) for entry in entries]
 
     def control_preprocessors(self) -> dict[str, tuple[Any, str | None]]:
-        return {name: (spec, spec.unavailable_reason(self.annotators_dir)) for name, spec in PREPROCESSORS.items()}
+        return {name: (spec, spec.unavailable_reason(self.annotators_dir))
+                for name, spec in self.engine.preprocessors.items()}
 
     def settings_summary(self) -> dict[str, Any]:
         s = self.settings
@@ -117,6 +121,18 @@ class Studio:
             control_preprocessors=self.control_preprocessors,
             pose_tools=lambda: pose,
         )
+
+
+def merged_preprocessors(extensions: ExtensionManager) -> dict[str, PreprocessorSpec]:
+    """Core preprocessors plus the extensions' (run guarded and attributed, with their own
+    default parameters; they feed any control type)."""
+    merged = dict(PREPROCESSORS)
+    for name, spec in extensions.preprocessors.items():
+        def run(image: Any, a: float, b: float, name: str = name, params: dict = dict(spec.params)) -> Any:
+            return extensions.run_preprocessor(name, image, **params)
+
+        merged[name] = PreprocessorSpec(run, "any")
+    return merged
 
 
 def serve(settings: Settings, block: bool = True) -> Any:

@@ -205,28 +205,28 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from studio import jobs
-    from studio.engine import Engine
+    from studio.app import Studio
     from studio.errors import StudioError
     from studio.hardware import configure_threads
-    from studio.models import ModelManager
 
     configure_threads(settings.threads)
-    engine = Engine(ModelManager(settings))
+    studio = Studio.create(settings)  # extensions' samplers and hooks apply here too
     try:
-        result = jobs.generate(request_from_args(args), engine, settings, directory=args.out)
+        result = studio.submit(request_from_args(args), directory=args.out)
     except (ValueError, StudioError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for notice in result.notices:
+        print(f"note: {notice}", file=sys.stderr)
     for image in result.images:
         print(image.path)
     return 1 if result.interrupted else 0
 
 
 def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.samplers import SAMPLERS
+    from studio.app import Studio
 
-    for name, spec in SAMPLERS.items():
+    for name, spec in Studio.create(settings).engine.samplers.items():
         options = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
         print(f"{name}\t{spec.scheduler.__name__}" + (f"({options})" if options else ""))
     return 0

@@ -33,8 +33,10 @@ def test_generate_rejects_bad_input_with_a_message(tmp_path):
 
 
 def test_samplers_and_models_list_the_registries(tmp_path):
-    samplers = run_cli("samplers")
+    samplers = run_cli("samplers", "--safe-mode")
     assert [line.split("\t")[0] for line in samplers.stdout.splitlines()] == list(SAMPLERS)
+    with_extensions = run_cli("samplers")  # the shipped extra_sampler extension adds one
+    assert "DPM++ 3M SDE Karras" in with_extensions.stdout
     models = run_cli("models", "--models-dir", str(tmp_path))
     assert models.stdout.splitlines()[0].startswith("studio-default-64px\tdefault")
 
