@@ -120,7 +120,26 @@ class Studio:
             controlnet_models=self.controlnet_models,
             control_preprocessors=self.control_preprocessors,
             pose_tools=lambda: pose,
+            reproduce_warnings=self.reproduce_warnings,
+            reproduce=self.reproduce,
         )
+
+    def reproduce_warnings(self, path: Path) -> list[str]:
+        """Why a reproduction of this PNG may differ here (model hash, library versions, threads)."""
+        from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
+
+        try:
+            return recipe_warnings(read_recipe(path), self.models)
+        except NoRecipeError as error:
+            return [str(error)]
+
+    def reproduce(self, path: Path) -> tuple[str | None, str, list[str]]:
+        """Regenerate the PNG's image from its recipe and save it; returns (path, infotext, warnings)."""
+        from studio.reproduce import reproduce
+
+        result = reproduce(self, path, save=True)
+        saved = result.image
+        return (str(saved.path) if saved.path else None), saved.infotext, result.warnings
 
 
 def merged_preprocessors(extensions: ExtensionManager) -> dict[str, PreprocessorSpec]:

@@ -99,3 +99,6 @@ class UiContext:
     controlnet_models: Callable[[], list[tuple[str, str]]] = lambda: []
     control_preprocessors: Callable[[], Mapping[str, tuple[PreprocessorLike, str | None]]] = lambda: {}
     pose_tools: Callable[[], PoseToolsLike | None] = lambda: None
+    # Reproduce from a PNG's recipe: warnings before running, then (saved path, infotext, warnings).
+    reproduce_warnings: Callable[[Path], list[str]] = lambda path: []
+    reproduce: Callable[[Path], tuple[str | None, str, list[str]]] = lambda path: (None, "", ["Reproduce is not available."])

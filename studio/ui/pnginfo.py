@@ -28,6 +28,11 @@ def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
             with gr.Row():
                 buttons = {name: gr.Button(f"Send to {name}", elem_id=f"pnginfo_send_{name}")
                            for name in ("txt2img", "img2img", "inpaint")}
+            with gr.Row():
+                reproduce = gr.Button("Reproduce", variant="primary", elem_id="pnginfo_reproduce")
+            warnings = gr.Markdown(elem_id="pnginfo_warnings")
+            reproduced = gr.Image(label="Reproduced", type="filepath", interactive=False, format="png",
+                                  elem_id="pnginfo_reproduced", height=200)
             other = gr.JSON(label="Other chunks", elem_id="pnginfo_chunks")
     fields = gr.State({})
 
@@ -44,5 +49,21 @@ def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
         return info["infotext"], chunks, info["fields"], path
 
     state_path = gr.State(None)
-    image.change(read, inputs=image, outputs=[parameters, other, fields, state_path], queue=False)
+    image.change(read, inputs=image, outputs=[parameters, other, fields, state_path], queue=False).then(
+        lambda path: _warning_text(ctx.reproduce_warnings(Path(path))) if path else "",
+        inputs=state_path, outputs=warnings, queue=False)
+
+    def run_reproduce(path: str | None) -> tuple[str | None, str]:
+        if not path:
+            raise gr.Error("Drop a PNG made by this studio first.", print_exception=False)
+        with user_errors(ctx.error_types):
+            output, _, notes = ctx.reproduce(Path(path))
+        return output, _warning_text(notes) or "Reproduced: compare it with the source image."
+
+    reproduce.click(run_reproduce, inputs=state_path, outputs=[reproduced, warnings],
+                    concurrency_id="generation", concurrency_limit=1)
     return PngInfoTab(state_path, fields, buttons)
+
+
+def _warning_text(warnings: list[str]) -> str:
+    return "\n".join(f"⚠️ {warning}" for warning in warnings)

@@ -89,3 +89,46 @@ def test_settings_tab_renders(page):
     page.wait_for_selector("#settings_json")
     screenshot(page, "settings")
     assert "outputs_dir" in page.inner_text("#settings_json")
+
+
+def test_ui_image_equals_api_image_and_png_info_reproduce_is_bit_identical(page, server):
+    import base64
+    import io
+    import json
+    import urllib.request
+
+    import numpy as np
+    from PIL import Image
+
+    before = set(server.outputs.rglob("*.png"))
+    page.fill("#txt2img_prompt textarea", "a green triangle on a white background")
+    page.fill("#txt2img_neg_prompt textarea", "")
+    set_number(page, "txt2img_steps", "5")
+    set_number(page, "txt2img_cfg_scale", "7")
+    set_number(page, "txt2img_width", "64")
+    page.fill("#txt2img_seed input", "8080")
+    page.click("#txt2img_generate")
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 8080')",
+                           timeout=60_000)
+    saved = newest_png(server.outputs, before)
+    ui_pixels = np.asarray(Image.open(saved).convert("RGB"))
+
+    body = json.dumps({"prompt": "a green triangle on a white background", "steps": 5, "cfg_scale": 7, "seed": 8080,
+                       "sampler_name": "Euler a", "width": 64, "height": 64}).encode()
+    request = urllib.request.Request(server.url + "sdapi/v1/txt2img", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        api_image = json.loads(response.read())["images"][0]
+    api_pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(api_image))).convert("RGB"))
+    assert np.array_equal(ui_pixels, api_pixels)
+
+    page.click("button[role=tab]:has-text('PNG Info')")
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(saved))
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 8080')")
+    before = set(server.outputs.rglob("*.png"))
+    page.click("#pnginfo_reproduce")
+    page.wait_for_selector("#pnginfo_reproduced img", timeout=60_000)
+    screenshot(page, "pnginfo-reproduce")
+    again = newest_png(server.outputs, before)
+    assert np.array_equal(np.asarray(Image.open(again).convert("RGB")), ui_pixels)
+    assert "⚠️" not in page.inner_text("#pnginfo_warnings")
