@@ -11,7 +11,8 @@ from studio.request import GenerationRequest
 
 
 def scene(size=(64, 64)):
-    image = Image.new("RGB", size, (40, 60, 200))
+    """A red circle on blue, in the default model's training palette."""
+    image = Image.new("RGB", size, (30, 80, 220))
     w, h = size
     ImageDraw.Draw(image).ellipse((w // 4, h // 4, 3 * w // 4, 3 * h // 4), fill=(220, 30, 30))
     return image
@@ -39,10 +40,10 @@ def test_strength_runs_floor_of_strength_times_steps(engine):
 
 def test_more_strength_changes_more_and_full_strength_ignores_the_input(engine):
     image = scene()
-    changes = [change(engine.run(BASE.replace(init_image=image, denoising_strength=s)).images[0].image, image)
-               for s in (0.25, 0.5, 0.75, 1.0)]
+    changes = [change(engine.run(BASE.replace(init_image=image, denoising_strength=s, steps=20)).images[0].image, image)
+               for s in (0.1, 0.3, 0.6, 1.0)]
     assert changes == sorted(changes), changes
-    txt2img = engine.run(BASE).images[0].image
+    txt2img = engine.run(BASE.replace(steps=20)).images[0].image
     assert changes[-1] >= 0.9 * change(txt2img, image)
 
 
