@@ -135,6 +135,9 @@ class Engine:
             return self._run_locked(resolved, model, on_step)
 
     def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None) -> RunResult:
+        if model.pipe.unet.config.in_channels != 4 and request.mode != "inpaint":
+            # 9-channel inpainting UNets take a mask and a masked image with every step.
+            raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
         inputs = modes.prepare(request)
         controls = self._prepare_controls(model, request, inputs)
         self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
