@@ -148,3 +148,17 @@ def test_infotext_records_units_and_control_images_are_saved(engine, settings):
     restored = params_to_request_fields(params)["controlnet_units"][0]
     expected = {k: v for k, v in unit.__dict__.items() if k not in ("image", "enabled")}
     assert restored == {**expected, "model": "controlnet-canny"}
+
+
+def test_openpose_runs_offline_once_its_weights_are_under_annotators(tmp_path):
+    import torch
+    from controlnet_aux.open_pose.model import bodypose_model
+
+    torch.manual_seed(0)
+    model = bodypose_model()
+    # The published file's keys lack the first module prefix (controlnet_aux's util.transfer adds it).
+    weights = {".".join(key.split(".")[1:]): value for key, value in model.state_dict().items()}
+    torch.save(weights, tmp_path / "body_pose_model.pth")
+    photo = square(64)
+    pose = run_preprocessor("openpose", photo, 0, 0, tmp_path)
+    assert pose.size == photo.size and pose.mode == "RGB"

@@ -11,7 +11,8 @@ from PIL import Image, ImageOps
 
 from studio.control import edges
 
-Preprocess = Callable[[Image.Image, float, float], Image.Image]
+# (image, threshold_a, threshold_b[, weights file]) -> control image
+Preprocess = Callable[..., Image.Image]
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,15 @@ def _invert(image: Image.Image, a: float, b: float) -> Image.Image:
     return ImageOps.invert(image.convert("RGB"))
 
 
-def _openpose(image: Image.Image, a: float, b: float) -> Image.Image:  # pragma: no cover - needs weights
-    raise RuntimeError("openpose needs detector weights under models/annotators/")
+def _openpose(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
+    """OpenPose body keypoints from a photo (controlnet_aux), with weights from models/annotators/."""
+    from controlnet_aux.open_pose import OpenposeDetector
+    from controlnet_aux.open_pose.body import Body
+
+    detector = OpenposeDetector(Body(str(weights)))  # torch.load here is weights-only (torch >= 2.6)
+    size = max(image.size)
+    pose = detector(image.convert("RGB"), detect_resolution=size, image_resolution=size, output_type="pil")
+    return pose.convert("RGB").resize(image.size)
 
 
 # The registry. Extensions add entries through studio.api.
@@ -68,4 +76,6 @@ def run_preprocessor(name: str, image: Image.Image, threshold_a: float, threshol
     reason = spec.unavailable_reason(annotators_dir)
     if reason:
         raise ValueError(f"preprocessor {name!r} is unavailable: {reason}")
+    if spec.weights is not None:  # detectors get their weights file
+        return spec.run(image, threshold_a, threshold_b, annotators_dir / spec.weights)
     return spec.run(image, threshold_a, threshold_b)
