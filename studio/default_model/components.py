@@ -21,6 +21,8 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from studio.clip_vocab import bytes_to_unicode
+
 from .dataset import CAPTION_WORDS
 
 IMAGE_SIZE = 64
@@ -90,19 +92,6 @@ CONTROLNET_EMBEDDING_CHANNELS: tuple[int, ...] = (16, 32, 64)
 
 # ---------------------------------------------------------------- tokenizer
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode map."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
-
-
 def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     """CLIP's BPE on one word (end-of-word marker on the last symbol)."""
     symbols = list(word[:-1]) + [word[-1] + "</w>"]
@@ -127,7 +116,7 @@ def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
 
 def build_vocabulary(words: Iterable[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Byte symbols, then greedy per-word merges so every word is one token, then the specials last."""
-    byte_chars = list(_bytes_to_unicode().values())
+    byte_chars = list(bytes_to_unicode().values())
     vocab_list = byte_chars + [c + "</w>" for c in byte_chars]
     merges: list[tuple[str, str]] = []
     ranks: dict[tuple[str, str], int] = {}
