@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser.conftest import Server
+from tests.browser.conftest import started_server
 
 
 def status(url, data=None):
@@ -20,12 +20,8 @@ def status(url, data=None):
 
 @pytest.fixture(scope="module")
 def authed_server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("auth"), ["--auth", "alice:secret"])
-    try:
-        server.wait_ready()
+    with started_server(tmp_path_factory.mktemp("auth"), ["--auth", "alice:secret"]) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_auth_flag_requires_login_for_the_ui(authed_server):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -56,14 +57,33 @@ class Server:
         self.log.close()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("server"))
+@contextmanager
+def started_server(root: Path, extra: list[str] | None = None) -> Iterator[Server]:
+    running = Server(root, extra)
     try:
         running.wait_ready()
         yield running
     finally:
         running.stop()
+
+
+@contextmanager
+def studio_page(browser, url: str):
+    """A fresh browser context on the studio, once its UI has rendered."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    opened = context.new_page()
+    opened.goto(url)
+    opened.wait_for_selector("#txt2img_generate", timeout=60_000)
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with started_server(tmp_path_factory.mktemp("server")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -79,12 +99,8 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    opened = context.new_page()
-    opened.goto(server.url)
-    opened.wait_for_selector("#txt2img_generate", timeout=60_000)
-    yield opened
-    context.close()
+    with studio_page(browser, server.url) as opened:
+        yield opened
 
 
 def screenshot(page, name: str) -> Path:

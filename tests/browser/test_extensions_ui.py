@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 from studio.pnginfo import read_generation_info
-from tests.browser.conftest import Server, screenshot
+from tests.browser.conftest import Server, screenshot, started_server, studio_page
 from tests.test_extensions import FIXTURES, SHIPPED, copy_extensions
 
 pytestmark = pytest.mark.browser
@@ -32,22 +32,14 @@ EXPECTED_STATUS = {
 def ext_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("extensions-server")
     extensions = copy_extensions(root / "extensions", FIXTURES, SHIPPED)
-    running = Server(root, extra=["--extensions-dir", str(extensions)])
-    try:
-        running.wait_ready()
+    with started_server(root, ["--extensions-dir", str(extensions)]) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def ext_page(browser, ext_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    opened = context.new_page()
-    opened.goto(ext_server.url)
-    opened.wait_for_selector("#txt2img_generate", timeout=60_000)
-    yield opened
-    context.close()
+    with studio_page(browser, ext_server.url) as opened:
+        yield opened
 
 
 def open_tab(page, title: str) -> None:
