@@ -89,7 +89,6 @@ def control_unit_text(unit: ControlUnit, model_title: str) -> str:
 def parse_control_unit(text: str) -> dict[str, Any]:
     """ControlUnit fields (without the image) from a "ControlNet N" value."""
     raw = {key.strip(): value.strip() for key, value in (part.split(":", 1) for part in text.split(",") if ":" in part)}
-    unit: dict[str, Any] = {}
     converters = {
         "Module": ("module", str), "Model": ("model", lambda v: v.split(" [")[0]),
         "Control Type": ("control_type", str), "Weight": ("weight", float),
@@ -98,13 +97,19 @@ def parse_control_unit(text: str) -> dict[str, Any]:
         "Guidance End": ("guidance_end", float), "Pixel Perfect": ("pixel_perfect", lambda v: v == "True"),
         "Control Mode": ("control_mode", CONTROL_MODES.index),
     }
-    for key, (name, convert) in converters.items():
+    return _convert(raw, converters)
+
+
+def _convert(raw: Mapping[str, str], table: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:
+    """Infotext values -> request field values by a key table; unparsable values are skipped."""
+    values: dict[str, Any] = {}
+    for key, (name, convert) in table.items():
         if key in raw:
             try:
-                unit[name] = convert(raw[key])
+                values[name] = convert(raw[key])
             except ValueError:
                 continue
-    return unit
+    return values
 
 
 def parse_infotext(text: str) -> dict[str, str]:
@@ -165,13 +170,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
 
 def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
     """Convert parsed infotext to GenerationRequest field values (skips unparsable ones)."""
-    values: dict[str, Any] = {}
-    for key, (name, convert) in _FIELDS.items():
-        if key in params:
-            try:
-                values[name] = convert(params[key])
-            except ValueError:
-                continue
+    values = _convert(params, _FIELDS)
     units = [parse_control_unit(params[k]) for k in sorted(params) if re.fullmatch(r"ControlNet \d+", k)]
     if units:
         values["controlnet_units"] = units
