@@ -175,3 +175,56 @@ def test_the_ui_layer_does_not_import_torch():
     code = "import sys, studio.ui.build; print('torch' in sys.modules, 'diffusers' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["False", "False"], result.stderr[-2000:]
+
+
+def test_fill_restores_saved_units_by_name_and_disables_the_rest():
+    ctx = UiContext(submit=None, interrupt=None, sampler_names=lambda: [], model_titles=lambda: [],
+                    current_model=lambda: "", load_model=None, native_size=lambda: 64, read_png=None,
+                    settings_summary=lambda: {}, controlnet_models=lambda: [("controlnet-canny", "canny")],
+                    control_preprocessors=lambda: REGISTRY, pose_tools=lambda: pose_tools)
+    with gr.Blocks():
+        width, height = gr.Slider(64, 128, value=64), gr.Slider(64, 128, value=64)
+        panel = cn.build_controlnet_panel(ctx, "t", width, height)
+    image = Image.new("RGB", (32, 32), "red")
+    saved = ControlUnit(control_type="canny", image=image, module="canny", threshold_a=60.0, threshold_b=170.0,
+                        model="controlnet-canny", weight=0.65, guidance_start=0.2, guidance_end=0.8, control_mode=2,
+                        resize_mode=0, pixel_perfect=True).to_dict()  # as in a PNG's recipe: image as a data URL
+    a1111 = {"module": "none", "control_type": "scribble", "weight": 1.5, "control_mode": 1}  # infotext: no image
+    updates = panel.fill([saved, a1111])
+    assert set(updates) <= set(panel.fill_outputs)
+    first, second, third = panel.units
+    f, s = first.fields, first.sources
+    assert updates[f["enabled"]] is True and updates[f["pixel_perfect"]] is True
+    assert (updates[f["weight"]], updates[f["guidance_start"]], updates[f["guidance_end"]]) == (0.65, 0.2, 0.8)
+    assert updates[f["control_type"]] == "canny"
+    assert updates[f["control_mode"]] == "ControlNet is more important"  # index -> the radio's label
+    assert updates[f["resize_mode"]] == "Just Resize"
+    assert updates[f["threshold_a"]].value == 60.0 and updates[f["threshold_b"]].value == 170.0
+    assert updates[s["input"]] == cn.UPLOAD and updates[s["use_source"]] is False
+    assert np.array_equal(np.asarray(updates[s["upload"]]), np.asarray(image))
+    assert updates[s["preprocess"]] is True and updates[s["module"]].value == "canny"
+    assert updates[s["model"]].value == "controlnet-canny"
+    assert [updates[c].visible for c in first.groups[cn.UPLOAD]] == [True]
+    assert all(updates[c].visible is False for c in first.groups[cn.DRAW])
+
+    f2, s2 = second.fields, second.sources
+    assert updates[f2["enabled"]] is True and updates[f2["control_type"]] == "scribble"
+    assert updates[f2["weight"]] == 1.5 and updates[f2["control_mode"]] == "My prompt is more important"
+    assert updates[f2["guidance_end"]] == 1.0  # not in the infotext: the default
+    assert updates[s2["preprocess"]] is False and updates[s2["model"]].value == cn.AUTO_MODEL
+    assert updates[s2["input"]] == cn.DRAW and s2["upload"] not in updates  # no image to restore
+    assert updates[third.fields["enabled"]] is False and third.fields["weight"] not in updates
+
+    # The restored values map back to the same unit.
+    event = {width: 64, height: 64}
+    for unit in panel.units:
+        event.update({widget: widget.value for widget in unit.inputs})
+    for widget, value in updates.items():
+        if widget in event:
+            event[widget] = value if isinstance(value, Image.Image) else getattr(value, "value", value)
+            if getattr(widget, "type", None) == "index":  # what an index radio hands back
+                event[widget] = [label for label, _ in widget.choices].index(event[widget])
+    (unit, _) = panel.derive({**event, second.fields["enabled"]: True, s2["input"]: cn.UPLOAD,
+                              s2["upload"]: image})["controlnet_units"]
+    assert unit == ControlUnit.from_dict(saved)
+    assert panel.fill([])[f["enabled"]] is False

@@ -126,15 +126,20 @@ def _wire_send_png(ctx: UiContext, button: gr.Button, path: gr.State, fields: gr
                    tabs: gr.Tabs) -> None:
     """PNG Info's "Send to <tab>": every parameter; the image (or its saved init image) and mask too."""
     extra = [w for key, w in tab.sources.items()]
-    outputs = [*tab.form.widgets.values(), *extra, tabs]
+    control = tab.control.fill_outputs if tab.control is not None else []
+    outputs = [*tab.form.widgets.values(), *extra, *control, tabs]
 
     def send(png_path: str | None, values: dict[str, Any]) -> dict[Any, Any]:
         if not png_path or not values:
             raise gr.Error("Drop a PNG with generation parameters first.", print_exception=False)
         images = {k: values.get(k) for k in ("init_image", "mask")}
-        values = {k: v for k, v in values.items() if k not in ("model", "init_image", "mask")}
-        updates = tab.form.fill(values)
-        updates.update(_source_updates(Path(png_path), images, values, tab))
+        units = values.get("controlnet_units") or []
+        values = {k: v for k, v in values.items() if k not in ("model", "init_image", "mask", "controlnet_units")}
+        with user_errors(ctx.error_types):  # a damaged embedded image is a message, not a traceback
+            updates = tab.form.fill(values)
+            updates.update(_source_updates(Path(png_path), images, values, tab))
+            if tab.control is not None:
+                updates.update(tab.control.fill(units))
         updates[tabs] = gr.Tabs(selected=tab.name)
         return updates
 

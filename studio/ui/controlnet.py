@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import gradio as gr
 from PIL import Image
 
 from studio import modes
 from studio.control.preprocessors import DEFAULT_MODULE
-from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, MAX_CONTROL_UNITS, ControlUnit, RequestError
+from studio.request import (CONTROL_MODES, CONTROL_RESIZE_MODES, MAX_CONTROL_UNITS, ControlUnit, RequestError,
+                             decode_image)
 from studio.ui import pose_editor
 from studio.ui.context import PoseToolsLike, UiContext
 from studio.ui.errors import user_errors
-from studio.ui.forms import RequestForm
+from studio.ui.forms import RequestForm, widget_value
 from studio.ui.pose_editor import (DEFAULT_PRESET, PoseEditor, build_pose_canvas, build_pose_keypoints,
                                   preset_text, read_asset, wire_pose_editor)
 
@@ -154,6 +155,9 @@ class ControlNetPanel:
     tools: PoseToolsLike | None
     width: gr.components.Component
     height: gr.components.Component
+    preprocessors: Mapping[str, tuple[Any, str | None]] = field(default_factory=dict)
+    models: Callable[[], list[tuple[str, str]]] = lambda: []  # (title, control type) of the ControlNets
+    has_source: bool = False  # img2img/inpaint: a unit may use the tab's source image
 
     @property
     def inputs(self) -> list[gr.components.Component]:
@@ -168,6 +172,58 @@ class ControlNetPanel:
             if named.get("enabled"):
                 units.append(unit_from_values(named, width, height, self.tools))
         return {"controlnet_units": tuple(units)} if units else {}
+
+    @property
+    def fill_outputs(self) -> list[Any]:
+        """Every component `fill` may update."""
+        return [*self.inputs, *(column for unit in self.units for group in unit.groups.values() for column in group)]
+
+    def fill(self, units: list[Mapping[str, Any]] | tuple | None) -> dict[Any, Any]:
+        """Widget updates restoring saved units (ControlUnit fields by name, e.g. a PNG's recipe or
+        infotext): unit i gets units[i], enabled; the units beyond them are disabled."""
+        units = list(units or ())
+        updates: dict[Any, Any] = {}
+        for index, unit in enumerate(self.units):
+            if index < len(units):
+                saved = units[index]
+                saved = saved.to_dict() if isinstance(saved, ControlUnit) else dict(saved)
+                updates.update(self._fill_unit(unit, saved))
+            else:
+                updates[unit.fields["enabled"]] = False
+        return updates
+
+    def _fill_unit(self, unit: UnitWidgets, saved: dict[str, Any]) -> dict[Any, Any]:
+        f, s = unit.fields, unit.sources
+        values = {**{k: v for k, v in DEFAULTS.to_dict(images=False).items() if k != "image"},
+                  **{k: v for k, v in saved.items() if v is not None or k == "image"}}
+        control_type = str(values["control_type"])
+        updates: dict[Any, Any] = {widget: widget_value(widget, values[name])
+                                   for name, widget in f.items() if name in values}
+        updates[f["enabled"]] = True
+        image = values.get("image")
+        if isinstance(image, str):
+            image = decode_image(image, "ControlNet image")
+        source = UPLOAD if image is not None else default_input(control_type, self.tools is not None)
+        updates[s["input"]] = source
+        for key, group in unit.groups.items():
+            for column in group:
+                updates[column] = gr.Column(visible=key == source)
+        if image is not None:
+            updates[s["upload"]] = image
+        # A saved unit without an image used the tab's source image (img2img/inpaint).
+        updates[s["use_source"]] = self.has_source and image is None and "image" in saved
+        module = str(values.get("module") or "none")
+        names = [name for _, name in module_choices(self.preprocessors, control_type)]
+        shown = module if module in names else default_module(self.preprocessors, control_type, source, WHITE_ON_BLACK)[1]
+        updates[s["preprocess"]] = module != "none"
+        updates[s["module"]] = gr.Dropdown(choices=module_choices(self.preprocessors, control_type), value=shown)
+        models = model_choices(self.models(), control_type)
+        model = values.get("model") or AUTO_MODEL
+        updates[s["model"]] = gr.Dropdown(choices=models, value=model if model in models else AUTO_MODEL)
+        spec = self.preprocessors[shown][0] if shown in self.preprocessors else None
+        for name in ("threshold_a", "threshold_b"):
+            updates[f[name]] = gr.Slider(value=float(values[name]), **_threshold(spec, name))
+        return updates
 
 
 def build_controlnet_panel(ctx: UiContext, tab: str, width: gr.components.Component, height: gr.components.Component,
@@ -184,7 +240,7 @@ def build_controlnet_panel(ctx: UiContext, tab: str, width: gr.components.Compon
             for index in range(MAX_CONTROL_UNITS):
                 with gr.Tab(f"Unit {index}", elem_id=f"{tab}_cn{index}_tab"):
                     units.append(_build_unit(ctx, f"{tab}_cn{index}", preprocessors, tools, source is not None, size))
-    panel = ControlNetPanel(units, tools, width, height)
+    panel = ControlNetPanel(units, tools, width, height, preprocessors, ctx.controlnet_models, source is not None)
     for unit in units:
         _wire_unit(ctx, unit, preprocessors, tools, width, height, source)
     return panel

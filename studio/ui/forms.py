@@ -51,11 +51,11 @@ class RequestForm:
 
     def fill(self, fields: dict[str, Any]) -> dict[gr.components.Component, Any]:
         """Widget updates for the given request fields; fields without a widget are ignored."""
-        return {self.widgets[name]: _widget_value(self.widgets[name], value)
+        return {self.widgets[name]: widget_value(self.widgets[name], value)
                 for name, value in fields.items() if name in self.widgets}
 
 
-def _widget_value(widget: gr.components.Component, value: Any) -> Any:
+def widget_value(widget: gr.components.Component, value: Any) -> Any:
     """Index-typed radios and dropdowns take the choice's label, not the field's index."""
     if getattr(widget, "type", None) == "index" and isinstance(value, int) and not isinstance(value, bool):
         choices = getattr(widget, "choices", [])

@@ -10,7 +10,7 @@ import gradio as gr
 
 from studio.request import GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from studio.ui.context import UiContext
-from studio.ui.controlnet import build_controlnet_panel
+from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
 
@@ -41,6 +41,7 @@ class GenerationTab:
     # The tab's whole request (form, mode source, ControlNet units) from an event's values, and its inputs.
     to_request: Callable[[dict[Any, Any]], GenerationRequest] | None = None
     request_inputs: set[gr.components.Component] = field(default_factory=set)
+    control: ControlNetPanel | None = None  # the ControlNet units
 
 
 def build_generation_tab(
@@ -139,7 +140,7 @@ def build_generation_tab(
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
     return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named,
-                         to_request=to_request, request_inputs=request_inputs)
+                         to_request=to_request, request_inputs=request_inputs, control=control)
 
 
 def _steps_note(strength: float, steps: float) -> str:

@@ -156,3 +156,35 @@ def test_dragging_a_pose_keypoint_moves_the_limb_in_the_control_image(page, serv
 def pose_points(page, prefix: str) -> dict:
     flat = json.loads(page.input_value(f"#{prefix}_pose_json textarea"))["people"][0]["pose_keypoints_2d"]
     return {"points": [(flat[3 * i], flat[3 * i + 1]) for i in range(18)]}
+
+
+def test_png_info_sends_the_controlnet_unit_back_to_txt2img(page, server, shapes_png):
+    prefix = open_unit(page)
+    page.locator(f"#{prefix}_image input[type=file]").set_input_files(str(shapes_png))
+    page.wait_for_selector(f"#{prefix}_image img")
+    page.check(f"#{prefix}_pixel_perfect input")
+    set_number(page, f"{prefix}_weight", "0.65")
+    set_number(page, f"{prefix}_guidance_start", "0.1")
+    set_number(page, f"{prefix}_guidance_end", "0.85")
+    output, control = generate(page, server, seed=404)
+    original = read_generation_info(output)["params"]["ControlNet 0"]
+    assert "Weight: 0.65" in original and "Guidance End: 0.85" in original
+
+    page.goto(server.url)  # a fresh form: the unit is off, at its defaults, without an image
+    page.wait_for_selector("#txt2img_generate", timeout=60_000)
+    page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(output))
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 404')")
+    page.click("#pnginfo_send_txt2img")
+    page.wait_for_function("document.querySelector('#txt2img_seed input').value === '404'")
+    page.click("#txt2img_controlnet .label-wrap")
+    page.wait_for_selector(f"#{prefix}_image img")
+    assert page.is_checked(f"#{prefix}_enabled input")
+    assert page.is_checked(f"#{prefix}_pixel_perfect input")
+    for name, value in (("weight", "0.65"), ("guidance_start", "0.1"), ("guidance_end", "0.85")):
+        assert page.locator(f"#{prefix}_{name} input[type=number]").first.input_value() == value
+    screenshot(page, "controlnet-pnginfo-sent")
+
+    again, control_again = generate(page, server, seed=405)
+    assert read_generation_info(again)["params"]["ControlNet 0"] == original
+    assert np.array_equal(np.asarray(control_again), np.asarray(control))
