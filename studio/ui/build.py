@@ -9,6 +9,7 @@ import gradio as gr
 
 from studio.request import decode_image
 from studio.ui.context import JobLike, UiContext
+from studio.ui.errors import user_errors
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
