@@ -150,7 +150,8 @@ def test_openpose_json_files_and_skeleton_images_load_into_the_editor(tmp_path):
         pe.skeleton_text(pose_tools, Image.new("RGB", (64, 64)), 64, 64)
 
 
-def test_the_panel_feeds_enabled_units_into_the_request():
+def build_panel():
+    """A txt2img-style ControlNet panel over a context with one canny ControlNet."""
     ctx = UiContext(submit=None, interrupt=None, sampler_names=lambda: [], model_titles=lambda: [],
                     current_model=lambda: "", load_model=None, native_size=lambda: 64, read_png=None,
                     settings_summary=lambda: {}, controlnet_models=lambda: [("controlnet-canny", "canny")],
@@ -158,6 +159,11 @@ def test_the_panel_feeds_enabled_units_into_the_request():
     with gr.Blocks():
         width, height = gr.Slider(64, 128, value=64), gr.Slider(64, 128, value=64)
         panel = cn.build_controlnet_panel(ctx, "t", width, height)
+    return width, height, panel
+
+
+def test_the_panel_feeds_enabled_units_into_the_request():
+    width, height, panel = build_panel()
     assert len(panel.units) == 3
     event = {width: 64, height: 64}
     for unit in panel.units:
@@ -178,13 +184,7 @@ def test_the_ui_layer_does_not_import_torch():
 
 
 def test_fill_restores_saved_units_by_name_and_disables_the_rest():
-    ctx = UiContext(submit=None, interrupt=None, sampler_names=lambda: [], model_titles=lambda: [],
-                    current_model=lambda: "", load_model=None, native_size=lambda: 64, read_png=None,
-                    settings_summary=lambda: {}, controlnet_models=lambda: [("controlnet-canny", "canny")],
-                    control_preprocessors=lambda: REGISTRY, pose_tools=lambda: pose_tools)
-    with gr.Blocks():
-        width, height = gr.Slider(64, 128, value=64), gr.Slider(64, 128, value=64)
-        panel = cn.build_controlnet_panel(ctx, "t", width, height)
+    width, height, panel = build_panel()
     image = Image.new("RGB", (32, 32), "red")
     saved = ControlUnit(control_type="canny", image=image, module="canny", threshold_a=60.0, threshold_b=170.0,
                         model="controlnet-canny", weight=0.65, guidance_start=0.2, guidance_end=0.8, control_mode=2,

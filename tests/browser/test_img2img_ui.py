@@ -10,7 +10,7 @@ from scipy.ndimage import binary_dilation
 
 from studio.pnginfo import read_generation_info
 from tests.browser.conftest import screenshot
-from tests.browser.test_txt2img_ui import newest_png, set_number
+from tests.browser.test_txt2img_ui import generate, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -33,15 +33,11 @@ def test_img2img_upload_strength_generate(page, server, source_png):
     open_tab(page, "img2img")
     page.locator("#img2img_image input[type=file]").set_input_files(str(source_png))
     page.wait_for_selector("#img2img_image img")
-    page.fill("#img2img_prompt textarea", "a red circle on a blue background")
     set_number(page, "img2img_steps", "10")
     set_number(page, "img2img_denoising_strength", "0.3")
     page.wait_for_function("document.querySelector('#img2img_steps_note').innerText.includes('3 of 10')")
-    page.fill("#img2img_seed input", "321")
     before = set(server.outputs.rglob("*.png"))
-    page.click("#img2img_generate")
-    page.wait_for_function("document.querySelector('#img2img_infotext textarea').value.includes('Seed: 321')",
-                           timeout=60_000)
+    generate(page, "img2img", "a red circle on a blue background", 321)
     screenshot(page, "img2img")
     saved = [p for p in set(server.outputs.rglob("*.png")) - before if "-" not in p.stem.split("-", 1)[1]]
     assert len(saved) == 1
@@ -63,13 +59,8 @@ def test_inpaint_mouse_stroke_leaves_far_pixels_unchanged(page, server, source_p
     page.mouse.down()
     page.mouse.move(cx + 15, cy, steps=12)
     page.mouse.up()
-    page.fill("#inpaint_prompt textarea", "a green circle on a blue background")
-    set_number(page, "inpaint_steps", "6")
-    page.fill("#inpaint_seed input", "55")
     before = set(server.outputs.rglob("*.png"))
-    page.click("#inpaint_generate")
-    page.wait_for_function("document.querySelector('#inpaint_infotext textarea').value.includes('Seed: 55')",
-                           timeout=60_000)
+    generate(page, "inpaint", "a green circle on a blue background", 55, steps="6")
     screenshot(page, "inpaint")
     created = set(server.outputs.rglob("*.png")) - before
     output = next(p for p in created if p.stem.count("-") == 1)

@@ -17,6 +17,20 @@ def set_number(page, elem_id: str, value: str) -> None:
     field.press("Tab")
 
 
+def generate(page, tab: str, prompt: str, seed: int, negative: str | None = None, **numbers: str) -> None:
+    """Fill the tab's prompt, number fields (by elem_id suffix) and seed, click Generate, wait
+    until the infotext shows this seed."""
+    page.fill(f"#{tab}_prompt textarea", prompt)
+    if negative is not None:
+        page.fill(f"#{tab}_neg_prompt textarea", negative)
+    for name, value in numbers.items():
+        set_number(page, f"{tab}_{name}", value)
+    page.fill(f"#{tab}_seed input", str(seed))
+    page.click(f"#{tab}_generate")
+    page.wait_for_function(
+        f"document.querySelector('#{tab}_infotext textarea').value.includes('Seed: {seed}')", timeout=60_000)
+
+
 def newest_png(outputs: Path, before: set[Path]) -> Path:
     created = [p for p in outputs.rglob("*.png") if p not in before]
     assert len(created) == 1, created
@@ -25,14 +39,9 @@ def newest_png(outputs: Path, before: set[Path]) -> Path:
 
 def test_generate_saves_png_with_infotext_then_png_info_sends_it_back(page, server):
     before = set(server.outputs.rglob("*.png"))
-    page.fill("#txt2img_prompt textarea", "a yellow circle on a purple background")
-    page.fill("#txt2img_neg_prompt textarea", "green")
-    set_number(page, "txt2img_steps", "6")
-    set_number(page, "txt2img_cfg_scale", "5.5")
-    page.fill("#txt2img_seed input", "4242")
-    page.click("#txt2img_generate")
+    generate(page, "txt2img", "a yellow circle on a purple background", 4242, negative="green", steps="6",
+             cfg_scale="5.5")
     page.wait_for_selector("#txt2img_gallery img", timeout=60_000)
-    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 4242')")
     screenshot(page, "txt2img")
 
     saved = newest_png(server.outputs, before)
@@ -101,15 +110,8 @@ def test_ui_image_equals_api_image_and_png_info_reproduce_is_bit_identical(page,
     from PIL import Image
 
     before = set(server.outputs.rglob("*.png"))
-    page.fill("#txt2img_prompt textarea", "a green triangle on a white background")
-    page.fill("#txt2img_neg_prompt textarea", "")
-    set_number(page, "txt2img_steps", "5")
-    set_number(page, "txt2img_cfg_scale", "7")
-    set_number(page, "txt2img_width", "64")
-    page.fill("#txt2img_seed input", "8080")
-    page.click("#txt2img_generate")
-    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 8080')",
-                           timeout=60_000)
+    generate(page, "txt2img", "a green triangle on a white background", 8080, negative="", steps="5",
+             cfg_scale="7", width="64")
     saved = newest_png(server.outputs, before)
     ui_pixels = np.asarray(Image.open(saved).convert("RGB"))
 
