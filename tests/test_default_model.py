@@ -113,3 +113,29 @@ def test_canny_is_binary_and_same_size():
     scribble = scribble_from_image(Image.fromarray(np.asarray(sample.image)))
     assert scribble.size == sample.image.size
     assert np.asarray(scribble).sum() > arr.sum()
+
+
+def test_training_continues_from_the_shipped_weights(tmp_path):
+    """`--stage import` seeds a run from the committed folder; a stage then resumes from it."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+    from studio.default_model import train
+
+    record = json.loads((WEIGHTS_DIR / train.TRAINING_RECORD).read_text())
+    train.import_weights(tmp_path)
+    _vae, _text, _tokenizer, unet = train.load_base(tmp_path)
+    shipped = UNet2DConditionModel.from_pretrained(WEIGHTS_DIR / "unet").state_dict()
+    assert all(torch.equal(unet.state_dict()[k], v.float()) for k, v in shipped.items())
+    state = train.Stage(tmp_path, "unet").load()
+    assert (state["step"], state["minutes"]) == (record["steps"]["unet"], record["minutes"]["unet"])
+    # AdamW starts fresh after an import, so its warmup restarts instead of jumping to the full rate.
+    hyper = train.HYPER["unet"]
+    assert train.lr_at(state["step"], hyper, warmup_from=state["warmup_from"]) == hyper.lr / hyper.warmup
+
+    before = record["steps"]["controlnet-canny"]
+    shipped_cn = ControlNetModel.from_pretrained(CONTROLNET_DIRS["canny"]).state_dict()
+    train.train_controlnet(tmp_path, "canny", minutes=0.05)
+    resumed = train.Stage(tmp_path, "controlnet-canny").load()
+    assert resumed["step"] > before and resumed["minutes"] > record["minutes"]["controlnet-canny"]
+    assert "opt" in resumed
+    changed = [k for k, v in shipped_cn.items() if not torch.equal(resumed["model"][k], v.float())]
+    assert changed, "a continued ControlNet stage must update the imported weights"

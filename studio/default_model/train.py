@@ -4,10 +4,13 @@
     python -m studio.default_model.train --out runs/default --stage unet --minutes 60
     python -m studio.default_model.train --out runs/default --stage controlnet-canny --minutes 9
     python -m studio.default_model.train --out runs/default --stage export
+    python -m studio.default_model.train --out runs/default --stage import   # continue from shipped weights
 
 Each stage keeps ``state.pt`` (weights, EMA, optimizer, step, minutes spent) and ``log.jsonl`` in
 ``<out>/<stage>/``; running a stage again continues where it stopped. ``--stage all`` runs the
-stages in order, splitting ``--minutes`` between them. Stage ``export`` writes the fp16 folder.
+stages in order, splitting ``--minutes`` between them. Stage ``export`` writes the fp16 folder
+(with ``training.json``: minutes and steps per stage); stage ``import`` seeds a run directory from
+such a folder so training can continue from the shipped weights when the run directory is gone.
 """
 
 from __future__ import annotations
@@ -123,8 +126,9 @@ def run_budget(stage: Stage, state: dict[str, Any], minutes: float, step_fn: Cal
     save_fn()
 
 
-def lr_at(step: int, hyper: Hyper, scale: float = 1.0) -> float:
-    return hyper.lr * scale * min(1.0, (step + 1) / hyper.warmup)
+def lr_at(step: int, hyper: Hyper, scale: float = 1.0, warmup_from: int = 0) -> float:
+    """Learning rate; the warmup restarts at ``warmup_from`` (an import, where AdamW starts fresh)."""
+    return hyper.lr * scale * min(1.0, (step - warmup_from + 1) / hyper.warmup)
 
 
 class Anneal:
@@ -160,12 +164,13 @@ def train_vae(out: Path, minutes: float) -> None:
     state = stage.load() or {"step": 0, "minutes": 0.0}
     if "model" in state:
         vae.load_state_dict(state["model"])
+    if "opt" in state:
         opt.load_state_dict(state["opt"])
 
     def step_fn(step: int) -> float:
         x = to_tensor([make_sample(DATA_SEED, i).image for i in batch_indices(step, hyper.batch)]) * 2 - 1
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, hyper)
+            g["lr"] = lr_at(step, hyper, warmup_from=state.get("warmup_from", 0))
         with autocast():
             posterior = vae.encode(x).latent_dist
             rec = vae.decode(posterior.sample()).sample.float()
@@ -265,6 +270,7 @@ def train_unet(out: Path, minutes: float, anneal: bool = False) -> None:
     if "unet" in state:
         unet.load_state_dict(state["unet"]); text.load_state_dict(state["text"])
         ema_unet.load_state_dict(state["ema_unet"]); ema_text.load_state_dict(state["ema_text"])
+    if "opt" in state:
         opt.load_state_dict(state["opt"])
     sched = noise_scheduler()
     lr_scale = Anneal(minutes, anneal)
@@ -276,7 +282,7 @@ def train_unet(out: Path, minutes: float, anneal: bool = False) -> None:
         latents = encode_latents(vae, to_tensor([s.image for s in samples]))
         ids = tokenize(tokenizer, captions)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, hyper, lr_scale())
+            g["lr"] = lr_at(step, hyper, lr_scale(), state.get("warmup_from", 0))
 
         def predict(noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return unet(noisy, t, text(ids)[0]).sample
@@ -354,7 +360,9 @@ def train_controlnet(out: Path, kind: str, minutes: float, anneal: bool = False)
     opt = torch.optim.AdamW(controlnet.parameters(), lr=hyper.lr, weight_decay=0.0)
     state = stage.load() or {"step": 0, "minutes": 0.0}
     if "model" in state:
-        controlnet.load_state_dict(state["model"]); opt.load_state_dict(state["opt"])
+        controlnet.load_state_dict(state["model"])
+    if "opt" in state:
+        opt.load_state_dict(state["opt"])
     sched = noise_scheduler()
     lr_scale = Anneal(minutes, anneal)
 
@@ -368,7 +376,7 @@ def train_controlnet(out: Path, kind: str, minutes: float, anneal: bool = False)
         with torch.no_grad(), autocast():
             hidden = text(tokenize(tokenizer, captions))[0]
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, hyper, lr_scale())
+            g["lr"] = lr_at(step, hyper, lr_scale(), state.get("warmup_from", 0))
 
         def predict(noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             down, mid = controlnet(noisy, t, encoder_hidden_states=hidden, controlnet_cond=cond, return_dict=False)
@@ -414,8 +422,51 @@ def export_weights(out: Path, dest: Path = WEIGHTS_DIR) -> int:
     size = export(pipe, controlnets, dest)
     summary["bytes"] = size
     (out / "export.json").write_text(json.dumps(summary, indent=2))
+    training = {"minutes": summary["minutes"], "steps": summary["steps"]}
+    (dest / TRAINING_RECORD).write_text(json.dumps(training, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return size
+
+
+# ---------------------------------------------------------------- import (continue from exported weights)
+
+TRAINING_RECORD = "training.json"
+
+
+def import_weights(out: Path, source: Path = WEIGHTS_DIR) -> None:
+    """Seed run directory ``out`` from an exported folder, so every stage can continue training.
+
+    The exported (fp16) weights become both the raw and the EMA weights, upcast to fp32. The
+    optimizer state is not exported, so AdamW starts fresh with its warmup restarted
+    (``warmup_from``); minutes and steps continue from the folder's ``training.json``.
+    """
+    import shutil
+
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    record_path = source / TRAINING_RECORD
+    if not record_path.exists():
+        raise FileNotFoundError(f"{record_path} is missing: cannot tell how long the weights were trained")
+    record = json.loads(record_path.read_text())
+
+    def counters(name: str) -> dict[str, Any]:
+        step = int(record["steps"][name])
+        return {"step": step, "minutes": float(record["minutes"][name]), "warmup_from": step, "imported_from": str(source)}
+
+    def fp32(model_cls: Any, sub: str) -> dict[str, torch.Tensor]:
+        return {k: v.float() for k, v in model_cls.from_pretrained(source / sub).state_dict().items()}
+
+    shutil.copytree(source / "tokenizer", out / "tokenizer", dirs_exist_ok=True)
+    vae = AutoencoderKL.from_pretrained(source / "vae", torch_dtype=torch.float32)
+    vae.save_pretrained(out / "vae" / "model")
+    Stage(out, "vae").save({**counters("vae"), "model": vae.state_dict()})
+    unet, text = fp32(UNet2DConditionModel, "unet"), fp32(CLIPTextModel, "text_encoder")
+    Stage(out, "unet").save({**counters("unet"), "unet": unet, "text": text, "ema_unet": unet, "ema_text": text})
+    for kind in C.CONTROL_KINDS:
+        name = f"controlnet-{kind}"
+        Stage(out, name).save({**counters(name), "model": fp32(ControlNetModel, name)})
+    print(f"imported {source} into {out}: {record['minutes']}")
 
 
 # ---------------------------------------------------------------- CLI
@@ -430,6 +481,8 @@ def run_stage(out: Path, name: str, minutes: float, anneal: bool = False) -> Non
         train_controlnet(out, name.removeprefix("controlnet-"), minutes, anneal)
     elif name == "export":
         export_weights(out)
+    elif name == "import":
+        import_weights(out)
     else:
         raise ValueError(f"unknown stage {name!r}")
 
@@ -442,7 +495,7 @@ def free_cores() -> int:
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
-    parser.add_argument("--stage", default="all", choices=(*STAGES, "export", "all"))
+    parser.add_argument("--stage", default="all", choices=(*STAGES, "export", "import", "all"))
     parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget for this run")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: from the free cores)")
     parser.add_argument("--anneal", action="store_true",
