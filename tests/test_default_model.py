@@ -22,11 +22,12 @@ from studio.default_model import CONTROLNET_DIRS, WEIGHTS_DIR
 from studio.default_model.components import MAX_LENGTH, check_tokenizer
 from studio.default_model.dataset import CAPTION_WORDS, make_sample
 
-# Quick-subset thresholds (Euler, 20 steps, CFG 7, 24 held-out prompts; 8 ControlNet samples).
-MIN_COLOR = 0.85  # measured 0.92
-MIN_SHAPE = 0.65  # measured 0.75
-MIN_BACKGROUND = 0.9  # measured 1.00
-MIN_CANNY_RATIO = 3.0  # measured 5.6x
+# Quick-subset thresholds (Euler, 20 steps, CFG 7, 24 held-out prompts; 8 ControlNet samples):
+# slightly below the targets (colour 95 %, shape 85 %, background 90 %), one prompt in 24 = 4 %.
+MIN_COLOR = 0.9  # measured 1.00
+MIN_SHAPE = 0.8  # measured 1.00
+MIN_BACKGROUND = 0.875  # measured 1.00
+MIN_CANNY_RATIO = 4.0  # measured 6.6x (target 2x)
 
 
 @pytest.fixture(scope="module")
