@@ -122,7 +122,8 @@ def test_training_continues_from_the_shipped_weights(tmp_path):
     from studio.default_model import train
 
     record = json.loads((WEIGHTS_DIR / train.TRAINING_RECORD).read_text())
-    train.import_weights(tmp_path)
+    # As a user runs it; --threads keeps the suite's thread count (results depend on it).
+    train.main(["--out", str(tmp_path), "--stage", "import", "--threads", str(torch.get_num_threads())])
     _vae, _text, _tokenizer, unet = train.load_base(tmp_path)
     shipped = UNet2DConditionModel.from_pretrained(WEIGHTS_DIR / "unet").state_dict()
     assert all(torch.equal(unet.state_dict()[k], v.float()) for k, v in shipped.items())
