@@ -109,10 +109,11 @@ class Engine:
         if self.busy:
             self._interrupt.set()
 
-    def load_model(self, title: str) -> LoadedModel:
-        """Switch models between jobs, never during one (the UI and the API share this lock)."""
+    def load_model(self, title: str, *, allow_hub: bool = False) -> LoadedModel:
+        """Switch models between jobs, never during one (the UI and the API share this lock).
+        `allow_hub`: the caller may name a Hub repo id (still needs Settings.allow_hub)."""
         with self._lock:
-            return self.models.load(title)
+            return self.models.load(title, allow_hub=allow_hub)
 
     def resolve(self, request: GenerationRequest, model: LoadedModel) -> GenerationRequest:
         """Fill what the request left to the engine: seed, size, model title, canonical sampler."""

@@ -3,8 +3,10 @@
 Layout (as A1111 lays it out):
     models/Stable-diffusion/*.safetensors      single-file checkpoints
     models/Stable-diffusion/<folder>/           diffusers folders (model_index.json)
-plus Hugging Face repo ids ("org/name") when online, and the embedded default model that
-ships inside the package and loads through the very same diffusers-folder path.
+plus Hugging Face repo ids ("org/name") when Hub loading is enabled (--allow-hub) and the
+caller is trusted (the command line, the user's own switch, never a request or PNG recipe), and
+the embedded default model that ships inside the package and loads through the very same
+diffusers-folder path. Nothing else resolves: a title never names a path outside models/.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,8 @@ DEFAULT_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights"
 DEFAULT_MODEL_TITLE = "studio-default-64px"
 CHECKPOINT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+# "org/name" as the Hub spells repo ids; no "..", no leading "." or "/" (checked again at load).
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -93,24 +98,36 @@ def _inside_diffusers_dir(path: Path, root: Path) -> bool:
     return any((parent / "model_index.json").is_file() for parent in path.parents if parent != root and root in parent.parents)
 
 
-def find_model(title: str, settings: Settings) -> ModelEntry:
-    """Resolve what a user typed: a title, a file name with or without extension, or a repo id."""
+def find_model(title: str, settings: Settings, *, allow_hub: bool = False) -> ModelEntry:
+    """Resolve what a user typed: a discovered title, or its file name with or without extension.
+
+    A Hugging Face repo id resolves only when the caller is trusted (`allow_hub`: the command
+    line or the user's own model switch, never a request or a PNG recipe) AND the user enabled
+    Hub loading (`settings.allow_hub`). Anything else that is not discovered is refused.
+    """
     entries = discover_models(settings)
     for entry in entries:
         if title in (entry.title, Path(entry.title).stem, Path(entry.title).name):
             return entry
     if title in ("default", ""):
         return entries[0]
-    if _looks_like_repo_id(title):
-        return ModelEntry(title, "hub", title)
+    if is_repo_id(title):
+        if allow_hub and settings.allow_hub:
+            return ModelEntry(title, "hub", title)
+        why = "start with --allow-hub to load Hugging Face repo ids" if not settings.allow_hub else \
+            "repo ids are not loaded from requests or images; switch to it in the model list first"
+        raise ModelError(f"model {title!r} is not in {stable_diffusion_dir(settings)} ({why})")
     names = ", ".join(e.title for e in entries)
     raise ModelError(f"model {title!r} not found under {stable_diffusion_dir(settings)}; available: {names}")
 
 
-def _looks_like_repo_id(title: str) -> bool:
-    parts = title.split("/")
-    is_file_name = Path(title).suffix in CHECKPOINT_SUFFIXES + PICKLE_SUFFIXES
-    return len(parts) == 2 and all(parts) and not is_file_name
+def is_repo_id(title: str) -> bool:
+    """A strict Hub repo id: "org/name", no path parts, no file suffix, not a local path."""
+    if not isinstance(title, str) or not _REPO_ID.match(title) or ".." in title:
+        return False
+    if Path(title).suffix in CHECKPOINT_SUFFIXES + PICKLE_SUFFIXES:
+        return False
+    return not os.path.lexists(title)  # diffusers would load an existing local folder instead
 
 
 def model_hash(entry: ModelEntry, settings: Settings) -> str:
@@ -201,6 +218,8 @@ def _load_diffusers_folder(path: Path, settings: Settings, device: torch.device)
 
 
 def _load_hub(repo_id: str) -> DiffusionPipeline:
+    if not is_repo_id(repo_id):  # checked again: a local folder of that name may have appeared
+        raise ModelError(f"{repo_id!r} is not a Hugging Face repo id")
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     try:
         return DiffusionPipeline.from_pretrained(
@@ -240,21 +259,27 @@ class ModelManager:
     def current(self) -> LoadedModel:
         """The resident model, loading the configured (or default) model on first use."""
         if self._loaded is None:
-            self.load(self.settings.model or DEFAULT_MODEL_TITLE)
+            # The start-up model comes from the command line: it may be a Hub id (with --allow-hub).
+            self.load(self.settings.model or DEFAULT_MODEL_TITLE, allow_hub=True)
         assert self._loaded is not None
         return self._loaded
 
     def get(self, title: str | None) -> LoadedModel:
-        """The model a request names (None: the resident one), switching if needed."""
+        """The model a request names (None: the resident one), switching if needed.
+        Requests are untrusted: they name discovered models (or the resident one) only."""
         if title is None:
             return self.current()
+        if self._loaded is not None and title == self._loaded.entry.title:
+            return self._loaded
         entry = find_model(title, self.settings)
         if self._loaded is not None and self._loaded.entry == entry:
             return self._loaded
         return self.load(title)
 
-    def load(self, title: str) -> LoadedModel:
-        entry = find_model(title, self.settings)
+    def load(self, title: str, *, allow_hub: bool = False) -> LoadedModel:
+        """Switch to `title`. `allow_hub`: the caller is trusted to name a Hub repo id (the user's
+        own switch with --allow-hub on); requests, recipes and PNGs never are."""
+        entry = find_model(title, self.settings, allow_hub=allow_hub)
         if self._loaded is not None and self._loaded.entry == entry:
             return self._loaded
         pipe = load_pipeline(entry, self.settings)

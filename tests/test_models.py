@@ -56,3 +56,57 @@ def test_switching_models_keeps_one_resident(settings):
     weights_b = next(second.pipe.unet.parameters())
     assert weights_a.data_ptr() != weights_b.data_ptr()
     assert np.array_equal(weights_a.detach().numpy(), weights_b.detach().numpy())
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test (a refused title must never reach the Hub)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_a_title_never_escapes_the_models_folder(settings, tmp_path, monkeypatch, no_network):
+    outside = tmp_path / "outside_model"  # a valid diffusers folder beside models/, not in it
+    shutil.copytree(DEFAULT_MODEL_DIR, outside, ignore=shutil.ignore_patterns("controlnet-*"))
+    (settings.models_dir / "Stable-diffusion").mkdir(parents=True)
+    monkeypatch.chdir(settings.models_dir / "Stable-diffusion")  # so "../outside_model" exists relatively
+    hub = settings.replace(allow_hub=True)
+    for title in ("../outside_model", str(outside), "..//outside_model", "./../outside_model"):
+        for s in (settings, hub):
+            with pytest.raises(ModelError):
+                find_model(title, s, allow_hub=True)
+    models = ModelManager(hub)
+    with pytest.raises(ModelError):
+        models.load("../outside_model", allow_hub=True)
+    with pytest.raises(ModelError):
+        Engine(models).run(GenerationRequest(prompt="x", steps=1, model="../outside_model"))
+    assert models.loaded is None or models.loaded.entry.kind == "default"
+
+
+def test_repo_ids_need_allow_hub_and_a_trusted_caller(settings, no_network):
+    with pytest.raises(ModelError, match="--allow-hub"):
+        find_model("evil-org/x", settings, allow_hub=True)
+    hub = settings.replace(allow_hub=True)
+    with pytest.raises(ModelError, match="not loaded from requests"):
+        find_model("evil-org/x", hub)  # a request, recipe or PNG: never the Hub
+    with pytest.raises(ModelError):
+        ModelManager(hub).get("evil-org/x")
+    entry = find_model("evil-org/x", hub, allow_hub=True)  # the user's own switch, Hub enabled
+    assert entry.kind == "hub" and entry.location == "evil-org/x"
+    for bad in ("evil-org/../x", "/abs/x", "org/x/y", ".hidden/x", "org/x.safetensors"):
+        with pytest.raises(ModelError):
+            find_model(bad, hub, allow_hub=True)
+
+
+def test_allow_hub_flag_reaches_settings():
+    from studio.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args(["models", "--allow-hub"])
+    assert settings_from_args(args).allow_hub is True
+    assert settings_from_args(build_parser().parse_args(["models"])).allow_hub is False
