@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
 from studio import single_file
-from studio.errors import ModelError
+from studio.errors import ModelError, describe_load_error, first_line as _first_line
 from studio.hardware import pick_device, pick_dtype
 from studio.settings import PACKAGE_DIR, Settings
 
@@ -32,6 +33,7 @@ DEFAULT_MODEL_TITLE = "studio-default-64px"
 CHECKPOINT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # "org/name" as the Hub spells repo ids; no "..", no leading "." or "/" (checked again at load).
+_COMPONENT_LIBRARIES = ("diffusers", "transformers")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -203,18 +205,72 @@ def load_pipeline(entry: ModelEntry, settings: Settings) -> DiffusionPipeline:
 
 
 def _load_diffusers_folder(path: Path, settings: Settings, device: torch.device) -> DiffusionPipeline:
-    if not (path / "model_index.json").is_file():
-        raise ModelError(f"{path} is not a diffusers model folder (no model_index.json)")
+    components = check_model_index(path)
+    pickles = pickle_only_components(path, components)
+    if pickles and not settings.allow_pickle:
+        raise ModelError(
+            f"{path.name} stores {', '.join(pickles)} as pickle files, which can run code when loaded; "
+            "convert them to .safetensors, or start with --allow-pickle to load them (weights only)"
+        )
     try:
         return DiffusionPipeline.from_pretrained(
             path,
             dtype=torch.float32,
             local_files_only=True,
+            # Without --allow-pickle only .safetensors load; with it diffusers and transformers
+            # still read .bin files weights-only (torch.load(weights_only=True)).
+            use_safetensors=None if settings.allow_pickle else True,
             safety_checker=None,
             requires_safety_checker=False,
         )
-    except (OSError, ValueError, RuntimeError, KeyError) as error:
-        raise ModelError(f"could not load {path.name}: {_first_line(error)}") from error
+    except Exception as error:  # diffusers raises OSError/ValueError/TypeError/AttributeError... for bad folders
+        raise ModelError(f"could not load {path.name}: {describe_load_error(error)}") from error
+
+
+def check_model_index(path: Path) -> list[str]:
+    """The pipeline components model_index.json names, after checking it is one diffusers can
+    build without importing anything but diffusers and transformers; ModelError otherwise."""
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise ModelError(f"{path.name} is not a diffusers model folder (no model_index.json)")
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(f"{path.name}/model_index.json is not readable JSON ({_first_line(error)})") from error
+    if not isinstance(index, dict):
+        raise ModelError(f"{path.name}/model_index.json must be a JSON object")
+    class_name = index.get("_class_name")
+    pipeline_class = getattr(diffusers, class_name, None) if isinstance(class_name, str) else None
+    if not (isinstance(pipeline_class, type) and issubclass(pipeline_class, DiffusionPipeline)):
+        raise ModelError(
+            f"{path.name}/model_index.json names pipeline class {class_name!r}, which is not a diffusers "
+            "pipeline (custom pipeline code is not loaded)"
+        )
+    components = []
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list):
+            continue
+        if len(value) != 2:
+            raise ModelError(f"{path.name}/model_index.json: component {name!r} must be [library, class]")
+        if value == [None, None]:
+            continue
+        library, cls = value
+        if library not in _COMPONENT_LIBRARIES or not isinstance(cls, str):
+            raise ModelError(f"{path.name}/model_index.json: component {name!r} comes from {library!r}; "
+                             f"only {', '.join(_COMPONENT_LIBRARIES)} components are loaded")
+        components.append(name)
+    return components
+
+
+def pickle_only_components(path: Path, components: list[str]) -> list[str]:
+    """Pickle weight files of components that have no .safetensors to load instead."""
+    found = []
+    for name in components:
+        folder = path / name
+        if not folder.is_dir() or any(folder.glob("*.safetensors")):
+            continue
+        found += [p.relative_to(path).as_posix() for p in sorted(folder.iterdir()) if p.suffix in PICKLE_SUFFIXES]
+    return found
 
 
 def _load_hub(repo_id: str) -> DiffusionPipeline:
@@ -232,11 +288,6 @@ def _load_hub(repo_id: str) -> DiffusionPipeline:
     except Exception as error:  # the hub raises many types; all mean "not available"
         hint = " (offline: only models already in the Hugging Face cache can load)" if offline else ""
         raise ModelError(f"could not load {repo_id!r} from the Hugging Face Hub{hint}: {_first_line(error)}") from error
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 class ModelManager:

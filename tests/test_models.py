@@ -110,3 +110,79 @@ def test_allow_hub_flag_reaches_settings():
     args = build_parser().parse_args(["models", "--allow-hub"])
     assert settings_from_args(args).allow_hub is True
     assert settings_from_args(build_parser().parse_args(["models"])).allow_hub is False
+
+
+def _copy_default(folder):
+    shutil.copytree(DEFAULT_MODEL_DIR, folder, ignore=shutil.ignore_patterns("controlnet-*"))
+    return folder
+
+
+@pytest.mark.parametrize("class_name", [["evil_module", "EvilPipeline"], 5, "NoSuchPipeline", None, "AutoencoderKL"])
+def test_diffusers_folder_with_a_bad_pipeline_class_is_a_clear_model_error(settings, class_name):
+    import json
+
+    folder = _copy_default(settings.models_dir / "Stable-diffusion" / "odd")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = class_name
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError, match=r"odd/model_index.json names pipeline class .* not a diffusers pipeline"):
+        ModelManager(settings).load("odd")
+
+
+def test_diffusers_folder_with_a_foreign_component_library_is_refused(settings):
+    import json
+
+    folder = _copy_default(settings.models_dir / "Stable-diffusion" / "odd")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["unet"] = ["os", "system"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError, match="component 'unet' comes from 'os'"):
+        ModelManager(settings).load("odd")
+
+
+def _unet_as_bin(folder, payload=None):
+    """Replace the UNet's .safetensors by a torch pickle (.bin) holding the same weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    state = dict(load_file(weights))
+    if payload is not None:
+        state["payload"] = payload
+    torch.save(state, folder / "unet" / "diffusion_pytorch_model.bin")
+    weights.unlink()
+
+
+class _WritesMarker:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.write_text, (self.marker, "unpickled"))
+
+
+def test_pickle_weights_in_a_diffusers_folder_need_allow_pickle(settings):
+    _unet_as_bin(_copy_default(settings.models_dir / "Stable-diffusion" / "pickled"))
+    with pytest.raises(ModelError) as refused:
+        ModelManager(settings).load("pickled")
+    assert str(refused.value) == (
+        "pickled stores unet/diffusion_pytorch_model.bin as pickle files, which can run code when loaded; "
+        "convert them to .safetensors, or start with --allow-pickle to load them (weights only)")
+    request = GenerationRequest(prompt="a red circle", steps=2, seed=3)
+    allowed = Engine(ModelManager(settings.replace(allow_pickle=True)))
+    pickled = allowed.run(request.replace(model="pickled")).images[0].image
+    default = allowed.run(request.replace(model=DEFAULT_MODEL_TITLE)).images[0].image
+    assert np.array_equal(np.asarray(pickled), np.asarray(default))  # same weights, same pixels
+
+
+def test_code_carrying_pickle_in_a_diffusers_folder_never_runs(settings, tmp_path):
+    marker = tmp_path / "pwned"
+    _unet_as_bin(_copy_default(settings.models_dir / "Stable-diffusion" / "evil"), _WritesMarker(marker))
+    with pytest.raises(ModelError) as refused:
+        ModelManager(settings.replace(allow_pickle=True)).load("evil")
+    assert not marker.exists()
+    message = str(refused.value)
+    assert message.startswith("could not load evil: a pickle file holds more than weights")
+    assert "\x1b" not in message and "weights_only" not in message and "\n" not in message
