@@ -22,6 +22,7 @@ from studio.hardware import configure_threads
 from studio.models import ModelManager
 from studio.pnginfo import read_generation_info
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
+from studio.samplers import SCHEDULE_TYPES
 from studio.settings import Settings
 from studio.ui.build import CSS, HEAD, build_ui
 from studio.ui.context import UiContext
@@ -103,6 +104,7 @@ class Studio:
             submit=self.submit,
             interrupt=self.engine.interrupt,
             sampler_names=lambda: list(self.engine.samplers),
+            schedule_types=lambda: list(SCHEDULE_TYPES),
             model_titles=self.models.titles,
             current_model=lambda: self.models.current().entry.title,
             load_model=self.load_model,

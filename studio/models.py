@@ -10,11 +10,13 @@ diffusers-folder path. Nothing else resolves: a title never names a path outside
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,6 +347,22 @@ class ModelManager:
         self._loaded.mode_pipelines.clear()
         self._loaded.controlnets.clear()
         self._loaded = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory()
+
+
+def release_memory() -> None:
+    """Give freed model memory back to the system: without malloc_trim glibc keeps the freed
+    arenas of an unloaded checkpoint, and RSS doubles over a few switches."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): nothing to trim
+        pass
