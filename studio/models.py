@@ -36,6 +36,7 @@ CHECKPOINT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # "org/name" as the Hub spells repo ids; no "..", no leading "." or "/" (checked again at load).
 _COMPONENT_LIBRARIES = ("diffusers", "transformers")
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".json", ".txt", ".model")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -135,10 +136,22 @@ def is_repo_id(title: str) -> bool:
 
 
 def model_hash(entry: ModelEntry, settings: Settings) -> str:
-    """A1111's short hash: first 10 hex digits of sha256 over the weight file(s), cached."""
+    """A short hash (10 hex digits of sha256) of what determines the model's output, cached.
+
+    Single files: A1111's hash of the file, unchanged. Diffusers folders: every pipeline
+    component's weights and configs (scheduler config, tokenizer files) and model_index.json, each
+    with its relative path, so two folders differing only in a config hash differently. Hub
+    models: their files in the local Hugging Face cache, or "unknown" when not cached.
+    """
     if entry.kind == "hub":
-        return hashlib.sha256(entry.location.encode()).hexdigest()[:10]
-    files = _weight_files(entry.path)
+        folder = _cached_hub_snapshot(entry.location)
+        if folder is None:
+            return "unknown"
+        return _hash_files(folder, _model_files(folder), settings)
+    return _hash_files(entry.path, _model_files(entry.path), settings)
+
+
+def _hash_files(root: Path, files: list[Path], settings: Settings) -> str:
     key = "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     cache_file = settings.cache_dir / "hashes.json"
     cache = _read_json(cache_file)
@@ -146,6 +159,8 @@ def model_hash(entry: ModelEntry, settings: Settings) -> str:
         return cache[key]
     digest = hashlib.sha256()
     for path in files:
+        if root.is_dir():  # names matter in a folder: the same bytes as another component differ
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -155,15 +170,32 @@ def model_hash(entry: ModelEntry, settings: Settings) -> str:
     return short
 
 
-def _weight_files(path: Path) -> list[Path]:
+def _model_files(path: Path) -> list[Path]:
+    """The files that determine a model's output: the file itself, or a diffusers folder's
+    model_index.json and its components' weights, configs and tokenizer files."""
     if path.is_file():
         return [path]
+    index = _read_json(path / "model_index.json")
+    components = {name for name, value in index.items()
+                  if not name.startswith("_") and isinstance(value, list) and value and value[0] is not None}
     # ControlNets shipped beside a model are separate models: they must not change its hash.
-    return sorted(
+    files = [path / "model_index.json"] if (path / "model_index.json").is_file() else []
+    files += sorted(
         p for p in path.rglob("*")
-        if p.is_file() and p.suffix in (".safetensors", ".bin", ".ckpt")
-        and not any(part.startswith("controlnet") for part in p.relative_to(path).parts)
+        if p.is_file() and p.suffix in _HASHED_SUFFIXES
+        and p.relative_to(path).parts[0] in components
     )
+    return files
+
+
+def _cached_hub_snapshot(repo_id: str) -> Path | None:
+    """The repo's snapshot folder in the local Hugging Face cache (never the network)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not cached (or an unreadable cache): the hash is unknown
+        return None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

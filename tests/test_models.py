@@ -229,3 +229,43 @@ def test_release_memory_trims_the_c_heap(monkeypatch):
     monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
     models.release_memory()
     assert calls == [0]
+
+
+def test_diffusers_folders_differing_only_in_scheduler_config_hash_differently(settings):
+    import json
+
+    from studio.models import model_hash
+
+    root = settings.models_dir / "Stable-diffusion"
+    first, second = _copy_default(root / "first"), _copy_default(root / "second")
+    config_file = second / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_file.read_text())
+    config["timestep_spacing"] = "leading"
+    config_file.write_text(json.dumps(config))
+    hash_a, hash_b = (model_hash(find_model(title, settings), settings) for title in ("first", "second"))
+    assert hash_a != hash_b and len(hash_a) == len(hash_b) == 10
+    third = _copy_default(root / "third")  # identical content: identical hash
+    assert model_hash(find_model("third", settings), settings) == hash_a
+    (third / "notes.md").write_text("not part of the model")
+    (third / "controlnet-extra").mkdir()
+    (third / "controlnet-extra" / "config.json").write_text("{}")
+    assert model_hash(find_model("third", settings), settings) == hash_a  # only what determines the output
+
+
+def test_single_file_hash_is_a1111s_sha256_of_the_file(settings):
+    import hashlib
+
+    from studio.models import model_hash
+
+    root = settings.models_dir / "Stable-diffusion"
+    root.mkdir(parents=True)
+    (root / "m.safetensors").write_bytes(b"weights")
+    assert model_hash(find_model("m", settings), settings) == hashlib.sha256(b"weights").hexdigest()[:10]
+
+
+def test_hub_model_not_in_the_cache_hashes_as_unknown(settings, no_network, monkeypatch, tmp_path):
+    from studio.models import ModelEntry, model_hash
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert model_hash(ModelEntry("org/never-cached", "hub", "org/never-cached"), settings) == "unknown"
