@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from studio.app import Studio
+from studio.service import Studio
 from studio.models import DEFAULT_MODEL_DIR
 from studio.request import GenerationRequest, RequestError
 from studio.single_file import SHIPPED_CONFIGS
