@@ -178,6 +178,7 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
         values["controlnet_units"] = units
     # A1111 >= 1.9 writes "Sampler: DPM++ 2M, Schedule type: Karras" (the request's `scheduler`);
     # older infotexts carry the schedule in the sampler name ("DPM++ 2M Karras"), still a sampler.
-    if values.get("scheduler") == "":
-        del values["scheduler"]
+    # A sampler without a schedule type means Automatic (so Send-to resets a form's earlier choice).
+    if "sampler_name" in values and not values.get("scheduler"):
+        values["scheduler"] = "Automatic"
     return values

@@ -59,4 +59,4 @@ def test_schedule_type_is_written_parsed_and_old_karras_names_still_read():
     automatic = write_infotext("a cat", "", request_params(request.replace(scheduler="Automatic"), "m", "0123456789"))
     assert "Schedule type" not in automatic  # as A1111 writes it: only a chosen schedule
     old = params_to_request_fields(parse_infotext("a cat\nSteps: 20, Sampler: DPM++ 2M Karras, Seed: 1, Size: 64x64"))
-    assert old["sampler_name"] == "DPM++ 2M Karras" and "scheduler" not in old  # the old name is still a sampler
+    assert (old["sampler_name"], old["scheduler"]) == ("DPM++ 2M Karras", "Automatic")  # the old name is a sampler
