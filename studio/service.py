@@ -29,6 +29,7 @@ from studio.pnginfo import read_generation_info
 from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
+from studio.samplers import SCHEDULE_TYPES
 from studio.settings import Settings
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ class Studio:
             submit=self.submit,
             interrupt=self.engine.interrupt,
             sampler_names=lambda: list(self.engine.samplers),
+            schedule_types=lambda: list(SCHEDULE_TYPES),
             model_titles=self.models.titles,
             current_model=lambda: self.models.current().entry.title,
             load_model=self.load_model,
