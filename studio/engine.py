@@ -28,6 +28,7 @@ from studio.latents import initial_noise, latent_upscale, masked_latents, vae_ro
 from studio.models import LoadedModel, ModelManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
 from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
+from studio.stepcache import step_cache
 
 
 @dataclass
@@ -212,7 +213,8 @@ class Engine:
         nets = [model.controlnets[title] for title in controls.titles]
         if controls.units:
             kwargs.update(self._control_kwargs(inputs.mode, controls))
-        with torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1):
+        with (torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1),
+              step_cache(pipe, request.cache_interval)):
             output = pipe(**kwargs)
         return list(output.images)
 

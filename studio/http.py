@@ -202,11 +202,20 @@ def to_request(body: Txt2ImgBody, studio: "Studio") -> GenerationRequest:
         "batch_size": body.batch_size,
         "n_iter": body.n_iter,
         "model": _checkpoint(body.override_settings, studio),
+        "cache_interval": _cache_interval(body.override_settings),
     }
     if isinstance(body, Img2ImgBody):
         values.update(_img2img_values(body))
     values["controlnet_units"] = controlnet_units(body, studio, values["model"])
     return GenerationRequest(**values).validate()
+
+
+def _cache_interval(override_settings: dict[str, Any] | None) -> int:
+    """override_settings["cache_interval"]: step caching, 1 (off) .. 5; validated with the request."""
+    value = (override_settings or {}).get("cache_interval", 1)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
 
 
 def _img2img_values(body: Img2ImgBody) -> dict[str, Any]:
