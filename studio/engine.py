@@ -28,6 +28,7 @@ from studio.latents import initial_noise, latent_upscale, masked_latents, vae_ro
 from studio.models import LoadedModel, ModelManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
 from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
+from studio.previews import Previewer
 from studio.stepcache import step_cache
 
 
@@ -95,6 +96,14 @@ class Engine:
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self.progress = Progress()
+        self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
+
+    def preview(self, latents: torch.Tensor, method: str) -> Image.Image:
+        """A live preview of the running job's latents (call from its step callback)."""
+        model = self.models.loaded
+        if model is None:
+            raise ModelError("no model is loaded")
+        return self.previewer.preview(latents, model.pipe, method)
 
     @property
     def busy(self) -> bool:

@@ -162,7 +162,7 @@ def load(path: Path, settings: Settings, dtype: torch.dtype) -> DiffusionPipelin
         models = _load_models(checkpoint, path, config_dir, index, dtype)
         checkpoint.clear()  # the models hold what they need
         return pipeline_class.from_pretrained(
-            str(config_dir), local_files_only=True, torch_dtype=dtype, **_safety_kwargs(pipeline_class), **models,
+            str(config_dir), local_files_only=True, dtype=dtype, **_safety_kwargs(pipeline_class), **models,
         )
     except ModelError:
         raise
