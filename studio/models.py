@@ -21,7 +21,7 @@ from diffusers import DiffusionPipeline
 
 from studio import checkpoint_io, single_file
 from studio.errors import ModelError
-from studio.hardware import pick_device, pick_dtype
+from studio.hardware import pick_device, pick_dtype, use_memory_format
 from studio.settings import PACKAGE_DIR, Settings
 
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights"
@@ -183,6 +183,7 @@ def load_pipeline(entry: ModelEntry, settings: Settings) -> DiffusionPipeline:
     else:
         raise ModelError(f"unknown model kind {entry.kind!r}")
     pipe.to(device=device)
+    use_memory_format([pipe.unet, pipe.vae], device, dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
