@@ -270,11 +270,12 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR) -> tuple[dict[str, Any], Pa
     started = datetime.now(timezone.utc)
     results: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "kind": plan.kind,
                                "command": _command(plan), "machine": machine(), "groups": {}}
-    with TemporaryDirectory() as tmp:
-        results["groups"].update(default_model_groups(plan, Path(tmp)))
     if plan.sd15_sizes:
         results["groups"].update(sd15_groups(plan))
+        print(json.dumps(results["groups"], indent=1), file=sys.stderr, flush=True)
         results["load_memory"] = load_memory()
+    with TemporaryDirectory() as tmp:
+        results["groups"].update(default_model_groups(plan, Path(tmp)))
     results["duration_s"] = round((datetime.now(timezone.utc) - started).total_seconds(), 1)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{plan.kind}.json"
