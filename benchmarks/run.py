@@ -64,9 +64,9 @@ def _time(call: Callable[[], Any]) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
-def interleaved(cases: dict[str, Callable[[], Any]], reps: int, baseline: str) -> dict[str, Any]:
+def interleaved(cases: dict[str, Callable[[], Any]], reps: int, baseline: str, warm_up: bool = True) -> dict[str, Any]:
     """Time every case `reps` times, one rep of each in turn (after one warm-up of each)."""
-    for call in cases.values():
+    for call in cases.values() if warm_up else ():
         call()
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     for rep in range(reps):
@@ -181,6 +181,7 @@ def sd15_groups(plan: Plan) -> dict[str, Any]:
     from benchmarks.workloads import BENCH_CACHE, sd15_single_file
     from studio import single_file
     from studio.engine import Engine
+    from studio.hardware import use_memory_format
     from studio.models import ModelManager
     from studio.request import GenerationRequest
     from studio.settings import Settings
@@ -207,12 +208,12 @@ def sd15_groups(plan: Plan) -> dict[str, Any]:
                            generator=torch.Generator().manual_seed(1))
             return call
 
-        def channels_last() -> None:
-            _memory_format(pipe, torch.channels_last)
+        def contiguous() -> None:  # the studio turns channels_last on for bf16 on CPU; this is without it
+            _memory_format(pipe, torch.contiguous_format)
             try:
                 engine.run(request)
             finally:
-                _memory_format(pipe, torch.contiguous_format)
+                use_memory_format([pipe.unet, pipe.vae], pipe.device, pipe.unet.dtype)
 
         cases = {
             "diffusers fp32 default": bare(fp32),
@@ -220,10 +221,12 @@ def sd15_groups(plan: Plan) -> dict[str, Any]:
             "studio": lambda: engine.run(request),
             "studio cache every 2": lambda: engine.run(request.replace(cache_interval=2)),
             "studio cache every 3": lambda: engine.run(request.replace(cache_interval=3)),
-            "studio channels_last": channels_last,
+            "studio without channels_last": contiguous,
         }
+        for warm in (bare(fp32), lambda: engine.run(request.replace(steps=1))):  # one-time kernel setup
+            warm()
         groups[f"sd15/{size}"] = {"settings": f"{size}x{size}, {steps} steps, Euler, CFG 7; studio in {pipe.unet.dtype}",
-                                  **interleaved(cases, plan.reps, "diffusers fp32 default")}
+                                  **interleaved(cases, plan.reps, "diffusers fp32 default", warm_up=False)}
     return groups
 
 
