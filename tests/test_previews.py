@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import AutoencoderTiny
 
-from studio.app import Studio
+from studio.service import Studio
 from studio.engine import Progress
 from studio.extensions import ExtensionManager
 from studio.previews import PreviewError, Previewer, model_family, preview_image

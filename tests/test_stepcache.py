@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.app import Studio
+from studio.service import Studio
 from studio.extensions import ExtensionManager
 from studio.infotext import params_to_request_fields, parse_infotext, request_params
 from studio.reproduce import reproduce_request
