@@ -2,39 +2,37 @@
 
     python -m studio.default_model.fit_preview [--images 48]
 
-Generates images with the default model (final latents, 20 steps), decodes them with its VAE,
-averages the decoded pixels over each latent cell and solves RGB = latent @ W + b by least
-squares. Writes the factors into studio/preview_factors.json under "studio-default-64px".
+Encodes held-out scenes of the training distribution with the default model's VAE, decodes the
+latents again, averages the decoded pixels over each latent cell and solves RGB = latent @ W + b
+by least squares (latents in the sampler's scaled space, as the step callback sees them). Writes the factors into studio/preview_factors.json under "studio-default-64px".
 """
 from __future__ import annotations
 
 import argparse
 import json
-import random
 
+import numpy as np
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import AutoencoderKL
 
 from studio.default_model import WEIGHTS_DIR
-from studio.default_model.dataset import PALETTE, SHAPES
+from studio.default_model.dataset import make_sample
 from studio.previews import DEFAULT_FAMILY, FACTORS_FILE
 
+FIT_SEED = 4242  # not the training stream's seed
 
-def samples(pipe: DiffusionPipeline, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(latent cells, mean decoded RGB of each cell) over `count` generated images."""
-    rng = random.Random(7)
-    colours = list(PALETTE)
-    cells, targets = [], []
-    for index in range(count):
-        prompt = f"a {rng.choice(colours)} {rng.choice(SHAPES)} on a {rng.choice(colours)} background"
-        generator = torch.Generator().manual_seed(index)
-        with torch.inference_mode():
-            latents = pipe(prompt, num_inference_steps=20, generator=generator, output_type="latent").images
-            rgb = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample.clamp(-1, 1)
-        pooled = torch.nn.functional.adaptive_avg_pool2d(rgb, latents.shape[-2:])
-        cells.append(latents[0].flatten(1).T)
-        targets.append(pooled[0].flatten(1).T)
-    return torch.cat(cells), torch.cat(targets)
+
+def samples(vae: AutoencoderKL, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(latent cells in the sampler's scaled space, mean decoded RGB of each cell) over `count`
+    held-out scenes of the training distribution, encoded and decoded by the model's VAE."""
+    images = [make_sample(FIT_SEED, index).image.convert("RGB") for index in range(count)]
+    pixels = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+                          for im in images])
+    with torch.inference_mode():
+        latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
+        decoded = vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(decoded, latents.shape[-2:])
+    return latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]), pooled.permute(0, 2, 3, 1).reshape(-1, 3)
 
 
 def fit(cells: torch.Tensor, targets: torch.Tensor) -> tuple[list[list[float]], list[float], float]:
@@ -47,14 +45,13 @@ def fit(cells: torch.Tensor, targets: torch.Tensor) -> tuple[list[list[float]], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--images", type=int, default=64)
     args = parser.parse_args()
-    pipe = DiffusionPipeline.from_pretrained(WEIGHTS_DIR, dtype=torch.float32, local_files_only=True, safety_checker=None)
-    pipe.set_progress_bar_config(disable=True)
-    weights, bias, error = fit(*samples(pipe, args.images))
+    vae = AutoencoderKL.from_pretrained(WEIGHTS_DIR, subfolder="vae", dtype=torch.float32, local_files_only=True)
+    weights, bias, error = fit(*samples(vae, args.images))
     factors = json.loads(FACTORS_FILE.read_text())
     factors[DEFAULT_FAMILY] = {"weights": weights, "bias": bias,
-                               "scaling_factor": pipe.vae.config.scaling_factor,
+                               "scaling_factor": vae.config.scaling_factor,
                                "fit": f"{args.images} images, mean abs error {error:.1f}/255 per latent cell"}
     FACTORS_FILE.write_text(json.dumps(factors, indent=1) + "\n")
     print(f"mean abs error {error:.1f}/255; wrote {FACTORS_FILE}")
