@@ -34,6 +34,11 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
                         help="allow Hugging Face repo ids (org/name) as --model and in the model switch; "
                              "never from requests or PNGs")
     parser.add_argument("--safe-mode", action="store_true", help="start with no extensions loaded")
+    parser.add_argument("--live-preview-every", type=int, default=defaults.live_preview_every,
+                        help="show a preview image in the UI every N sampling steps (0: off)")
+    parser.add_argument("--live-preview-method", default=defaults.live_preview_method,
+                        choices=("Approx cheap", "TAESD", "Full"),
+                        help="Approx cheap (free), TAESD (needs models/VAE-approx/taesd*), Full (VAE decode)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: physical cores; fewer when other work shares the CPU)")
 
@@ -66,6 +71,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         allow_hub=args.allow_hub,
         safe_mode=args.safe_mode,
         threads=args.threads,
+        live_preview_every=getattr(args, "live_preview_every", 5),
+        live_preview_method=getattr(args, "live_preview_method", "Approx cheap"),
         host=host,
         port=getattr(args, "port", 7860),
         share=getattr(args, "share", False),

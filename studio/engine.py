@@ -27,8 +27,10 @@ from studio.errors import ModelError
 from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.models import LoadedModel, ModelManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
+from studio.previews import Previewer
 from studio.samplers import (SAMPLERS, SamplerUnavailableError, make_scheduler, resolve_sampler_name,
                              resolve_schedule_type)
+from studio.stepcache import step_cache
 
 
 @dataclass
@@ -95,6 +97,14 @@ class Engine:
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self.progress = Progress()
+        self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
+
+    def preview(self, latents: torch.Tensor, method: str) -> Image.Image:
+        """A live preview of the running job's latents (call from its step callback)."""
+        model = self.models.loaded
+        if model is None:
+            raise ModelError("no model is loaded")
+        return self.previewer.preview(latents, model.pipe, method)
 
     @property
     def busy(self) -> bool:
@@ -231,7 +241,8 @@ class Engine:
         nets = [model.controlnets[title] for title in controls.titles]
         if controls.units:
             kwargs.update(self._control_kwargs(inputs.mode, controls))
-        with torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1):
+        with (torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1),
+              step_cache(pipe, request.cache_interval)):
             output = pipe(**kwargs)
         return list(output.images)
 

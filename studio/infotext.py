@@ -54,6 +54,8 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         "Model hash": model_hash,
         "Model": model_name,
     }
+    if request.cache_interval > 1:
+        params["Cache interval"] = request.cache_interval
     if request.mode != "txt2img":
         params["Mode"] = request.mode
         params["Denoising strength"] = format_number(request.denoising_strength)
@@ -167,6 +169,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Masked content": ("inpainting_fill", INPAINTING_FILLS.index),
     "Inpaint area": ("inpaint_full_res", lambda v: v == "Only masked"),
     "Mask mode": ("inpainting_mask_invert", lambda v: v == "Inpaint not masked"),
+    "Cache interval": ("cache_interval", int),
 }
 
 

@@ -25,9 +25,9 @@ import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
-from studio import single_file
+from studio import checkpoint_io, single_file
 from studio.errors import ModelError, describe_load_error, first_line as _first_line
-from studio.hardware import pick_device, pick_dtype
+from studio.hardware import pick_device, pick_dtype, use_memory_format
 from studio.settings import PACKAGE_DIR, Settings
 
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights"
@@ -213,32 +213,53 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def load_pipeline(entry: ModelEntry, settings: Settings) -> DiffusionPipeline:
-    """Load one model's pipeline on the configured device and dtype, offline unless a repo id."""
+    """Load one model's pipeline on the configured device and dtype, offline unless a repo id.
+
+    The dtype is decided before loading (from the weight files' headers), and every loader
+    builds the weights in it: a bf16/fp16 model never exists as a float32 copy first.
+    """
     device = pick_device(settings.device)
+    dtype = pick_dtype(settings.dtype, device, estimated_parameter_count(entry))
     if entry.kind in ("default", "diffusers"):
-        pipe = _load_diffusers_folder(entry.path, settings, device)
+        pipe = _load_diffusers_folder(entry.path, settings, dtype)
     elif entry.kind == "single_file":
-        pipe = single_file.load(entry.path, settings, torch.float32)
+        pipe = single_file.load(entry.path, settings, dtype)
     elif entry.kind == "pickle":
         if not settings.allow_pickle:
             raise ModelError(
                 f"{entry.title} is a pickle checkpoint, which can run arbitrary code when loaded; "
                 "convert it to .safetensors, or start with --allow-pickle to load it (weights only)"
             )
-        pipe = single_file.load(entry.path, settings, torch.float32)
+        pipe = single_file.load(entry.path, settings, dtype)
     elif entry.kind == "hub":
-        pipe = _load_hub(entry.location)
+        pipe = _load_hub(entry.location, dtype)
     else:
         raise ModelError(f"unknown model kind {entry.kind!r}")
-    dtype = pick_dtype(settings.dtype, device, sum(p.numel() for p in pipe.unet.parameters()))
     pipe.to(device=device)
-    if dtype != torch.float32:
-        pipe.to(dtype=dtype)
+    use_memory_format([pipe.unet, pipe.vae], device, dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def _load_diffusers_folder(path: Path, settings: Settings, device: torch.device) -> DiffusionPipeline:
+# Hub models are real Stable Diffusion checkpoints (hundreds of millions of UNet weights).
+_HUB_PARAMETER_GUESS = 860_000_000
+
+
+def estimated_parameter_count(entry: ModelEntry) -> int:
+    """The UNet's weight count without loading it: from .safetensors headers, else file sizes."""
+    if entry.kind == "hub":
+        return _HUB_PARAMETER_GUESS
+    if entry.kind in ("single_file", "pickle"):
+        if entry.path.suffix == ".safetensors":
+            return checkpoint_io.parameter_count([entry.path], prefix=single_file.UNET_PREFIX)
+        return entry.path.stat().st_size // 4  # a pickle's header is its whole file: assume fp32, all UNet-ish
+    unet_files = sorted((entry.path / "unet").glob("*.safetensors"))
+    if unet_files:
+        return checkpoint_io.parameter_count(unet_files)
+    return sum(p.stat().st_size for p in (entry.path / "unet").glob("*.bin")) // 4
+
+
+def _load_diffusers_folder(path: Path, settings: Settings, dtype: torch.dtype) -> DiffusionPipeline:
     components = check_model_index(path)
     pickles = pickle_only_components(path, components)
     if pickles and not settings.allow_pickle:
@@ -249,7 +270,7 @@ def _load_diffusers_folder(path: Path, settings: Settings, device: torch.device)
     try:
         return DiffusionPipeline.from_pretrained(
             path,
-            dtype=torch.float32,
+            dtype=dtype,
             local_files_only=True,
             # Without --allow-pickle only .safetensors load; with it diffusers and transformers
             # still read .bin files weights-only (torch.load(weights_only=True)).
@@ -307,14 +328,14 @@ def pickle_only_components(path: Path, components: list[str]) -> list[str]:
     return found
 
 
-def _load_hub(repo_id: str) -> DiffusionPipeline:
+def _load_hub(repo_id: str, dtype: torch.dtype) -> DiffusionPipeline:
     if not is_repo_id(repo_id):  # checked again: a local folder of that name may have appeared
         raise ModelError(f"{repo_id!r} is not a Hugging Face repo id")
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     try:
         return DiffusionPipeline.from_pretrained(
             repo_id,
-            dtype=torch.float32,
+            dtype=dtype,
             local_files_only=offline,
             safety_checker=None,
             requires_safety_checker=False,

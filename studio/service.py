@@ -100,12 +100,23 @@ class Studio:
         return {name: (spec, spec.unavailable_reason(self.annotators_dir))
                 for name, spec in self.engine.preprocessors.items()}
 
+    def live_preview(self, progress: Progress) -> Any:
+        """The preview image for this step when one is due (every N steps, by the set method), else None."""
+        every, latents = self.settings.live_preview_every, progress.latents
+        if every <= 0 or latents is None or progress.step % every or progress.step >= progress.steps:
+            return None
+        try:
+            return self.engine.preview(latents, self.settings.live_preview_method)
+        except (ValueError, StudioError):
+            return None  # a preview that cannot be made (no TAESD weights) must not stop the image
+
     def settings_summary(self) -> dict[str, Any]:
         s = self.settings
         return {"models_dir": str(s.models_dir), "outputs_dir": str(s.outputs_dir),
                 "extensions_dir": str(s.extensions_dir), "device": s.device, "dtype": s.dtype,
                 "allow_pickle": s.allow_pickle, "safe_mode": s.safe_mode, "host": s.host, "port": s.port,
-                "share": s.share, "auth": "set" if s.auth else "off"}
+                "share": s.share, "auth": "set" if s.auth else "off",
+                "live_preview_every": s.live_preview_every, "live_preview_method": s.live_preview_method}
 
     def ui_context(self) -> "UiContext":
         from studio.ui.context import UiContext  # the UI layer is imported only when a UI is built
@@ -129,6 +140,7 @@ class Studio:
             scripts=lambda: self.extensions.guarded_scripts(self.extension_context),
             safe_mode=self.settings.safe_mode,
             preview_control=self.preview_control,
+            live_preview=self.live_preview,
             controlnet_models=self.controlnet_models,
             control_preprocessors=self.control_preprocessors,
             pose_tools=lambda: pose,

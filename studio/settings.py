@@ -23,6 +23,9 @@ class Settings:
     allow_hub: bool = False
     safe_mode: bool = False
     threads: int | None = None  # torch CPU threads; None: the physical cores
+    # Live previews in the UI while sampling: every N steps (0: off), by one of studio.previews' methods.
+    live_preview_every: int = 5
+    live_preview_method: str = "Approx cheap"
     # Server options: only app.py / `python -m studio serve` read these.
     host: str = "127.0.0.1"
     port: int = 7860

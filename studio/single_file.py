@@ -8,12 +8,12 @@ own folder, and pass it explicitly, so nothing is downloaded.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
 import os
 import shutil
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +21,19 @@ from typing import Any
 import torch
 from accelerate import init_empty_weights
 from diffusers import DiffusionPipeline, UNet2DConditionModel
+from diffusers.loaders.single_file import load_single_file_sub_model
 from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 from safetensors import safe_open
 
 import diffusers
 
-from studio import clip_vocab
+from studio import checkpoint_io, clip_vocab
 from studio.errors import ModelError, describe_load_error, first_line as _first_line
 from studio.settings import PACKAGE_DIR, Settings
 
 SHIPPED_CONFIGS = PACKAGE_DIR / "configs"
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights"
-_UNET = "model.diffusion_model."
+UNET_PREFIX = _UNET = "model.diffusion_model."
 # Only configs and tokenizer files go into the cache: with weights next to the configs,
 # from_single_file silently takes a component missing from the checkpoint from the folder.
 _CONFIG_SUFFIXES = (".json", ".txt", ".model")
@@ -68,21 +69,8 @@ def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
                 return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
         except Exception as error:  # safetensors raises its own error types for corrupt files
             raise ModelError(f"{path.name} is not a readable .safetensors file: {_first_line(error)}") from error
-    state = _load_pickle_weights_only(path)
+    state = checkpoint_io.load_pickle_weights_only(path)
     return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
-def _load_pickle_weights_only(path: Path) -> dict[str, Any]:
-    try:
-        # mmap (zip-format files only) keeps a multi-GB .ckpt out of RAM while we read shapes.
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except Exception as error:  # weights_only refuses code-carrying pickles
-        raise ModelError(f"{path.name} could not be read safely: {describe_load_error(error)}") from error
-    while isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ModelError(f"{path.name} holds a {type(state).__name__}, not a checkpoint state dict")
-    return state
 
 
 def signature_of(shapes: dict[str, tuple[int, ...]]) -> UnetSignature:
@@ -158,23 +146,54 @@ def _config_files(config_dir: Path) -> list[Path]:
 
 
 def load(path: Path, settings: Settings, dtype: torch.dtype) -> DiffusionPipeline:
-    """The pipeline a single-file checkpoint holds, built offline; ModelError if it cannot be."""
+    """The pipeline a single-file checkpoint holds, built offline in `dtype`; ModelError if it cannot be.
+
+    The file is read tensor by tensor straight into `dtype` (no float32 copy of a bf16/fp16
+    model), each component is built from that one state dict, and the tokenizer and scheduler
+    come from the matching config folder.
+    """
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist")
     config_dir = with_tokenizer(pick_config_dir(read_shapes(path)), settings)
     index = json.loads((config_dir / "model_index.json").read_text())
     pipeline_class = getattr(diffusers, index["_class_name"])
-    preloaded = _preload_unconvertible(path, config_dir, dtype)
+    checkpoint = checkpoint_io.read_checkpoint(path, dtype)
     try:
-        return pipeline_class.from_single_file(
-            str(path), config=str(config_dir), local_files_only=True, torch_dtype=dtype,
-            **_safety_kwargs(pipeline_class), **preloaded,
+        models = _load_models(checkpoint, path, config_dir, index, dtype)
+        checkpoint.clear()  # the models hold what they need
+        return pipeline_class.from_pretrained(
+            str(config_dir), local_files_only=True, dtype=dtype, **_safety_kwargs(pipeline_class), **models,
         )
+    except ModelError:
+        raise
     except Exception as error:  # conversion errors come in many types; all mean "unusable file"
         reason = describe_load_error(error)
         if "meta tensor" in reason:  # diffusers' way of saying a component's weights were not all there
             reason = "some weights are missing from the file"
         raise ModelError(f"could not load {path.name}: {reason}") from error
+
+
+def _load_models(
+    checkpoint: dict[str, torch.Tensor], path: Path, config_dir: Path, index: dict[str, Any], dtype: torch.dtype
+) -> dict[str, Any]:
+    """The components that carry weights (UNet, VAE, text encoders), built from `checkpoint`."""
+    models: dict[str, Any] = {}
+    for name, value in sorted(index.items()):
+        if not (isinstance(value, list) and value[0] is not None):
+            continue
+        library, class_name = value
+        class_obj = getattr(importlib.import_module(library), class_name, None)
+        if not (isinstance(class_obj, type) and issubclass(class_obj, torch.nn.Module)):
+            continue  # tokenizers and schedulers load from the config folder
+        if name == "unet" and _needs_own_unet_conversion(config_dir):
+            models[name] = _load_unconvertible_unet(checkpoint, path, config_dir, dtype)
+            continue
+        models[name] = load_single_file_sub_model(
+            library_name=library, class_name=class_name, name=name, checkpoint=checkpoint,
+            pipelines=diffusers.pipelines, is_pipeline_module=hasattr(diffusers.pipelines, library),
+            cached_model_config_path=str(config_dir), local_files_only=True, torch_dtype=dtype,
+        )
+    return models
 
 
 def _safety_kwargs(pipeline_class: type) -> dict[str, Any]:
@@ -183,16 +202,21 @@ def _safety_kwargs(pipeline_class: type) -> dict[str, Any]:
     return {"safety_checker": None, "requires_safety_checker": False} if "requires_safety_checker" in accepted else {}
 
 
-def _preload_unconvertible(path: Path, config_dir: Path, dtype: torch.dtype) -> dict[str, torch.nn.Module]:
-    """A UNet whose config diffusers' LDM converter only partly maps, loaded here instead.
+def _needs_own_unet_conversion(config_dir: Path) -> bool:
+    config = UNet2DConditionModel.load_config(str(config_dir), subfolder="unet", local_files_only=True)
+    return config.get("addition_embed_type") not in (None, "text_time")
+
+
+def _load_unconvertible_unet(
+    checkpoint: dict[str, torch.Tensor], path: Path, config_dir: Path, dtype: torch.dtype
+) -> UNet2DConditionModel:
+    """A UNet whose config diffusers' LDM converter only partly maps, converted here instead.
 
     The converter drops e.g. an `add_embedding` of type "text" (the embedded default model has
     one); such keys are stored under their diffusers names beneath `model.diffusion_model.`.
     """
     config = UNet2DConditionModel.load_config(str(config_dir), subfolder="unet", local_files_only=True)
-    if config.get("addition_embed_type") in (None, "text_time"):
-        return {}
-    ldm = _read_prefixed(path, _UNET)
+    ldm = {k: v for k, v in checkpoint.items() if k.startswith(_UNET)}
     try:
         converted = convert_ldm_unet_checkpoint(ldm, config)
     except (KeyError, IndexError, ValueError) as error:  # the converter indexes blocks the file lacks
@@ -209,16 +233,7 @@ def _preload_unconvertible(path: Path, config_dir: Path, dtype: torch.dtype) -> 
     # Exactly the model's keys: diffusers then loads them as they are, without converting again.
     state = {key: converted[key] for key in expected}
     try:
-        unet = UNet2DConditionModel.from_single_file(
+        return UNet2DConditionModel.from_single_file(
             state, config=str(config_dir), subfolder="unet", torch_dtype=dtype, local_files_only=True)
     except Exception as error:  # shape mismatches and the like: the file does not fit the config
         raise ModelError(f"could not load {path.name}: {_first_line(error)}") from error
-    return {"unet": unet}
-
-
-def _read_prefixed(path: Path, prefix: str) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as handle:
-            return {k: handle.get_tensor(k) for k in handle.keys() if k.startswith(prefix)}
-    state = _load_pickle_weights_only(path)
-    return {k: v for k, v in state.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)}

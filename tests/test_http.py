@@ -156,6 +156,16 @@ def test_wrong_types_and_values_are_422_with_a_message(client, changes, message)
     assert message in response.json()["detail"]
 
 
+def test_override_settings_cache_interval_is_honoured_and_recorded(client):
+    body = txt2img(client, override_settings={"cache_interval": 3})
+    params = parse_infotext(decode(body["images"][0]).info["parameters"])
+    assert params["Cache interval"] == "3"
+    plain = parse_infotext(decode(txt2img(client)["images"][0]).info["parameters"])
+    assert "Cache interval" not in plain
+    response = client.post(f"{API}/txt2img", json={**BASE, "override_settings": {"cache_interval": 9}})
+    assert response.status_code == 422 and "cache_interval" in response.json()["detail"]
+
+
 def b64png(image: Image.Image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

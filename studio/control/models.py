@@ -11,6 +11,7 @@ import torch
 from diffusers import ControlNetModel
 
 from studio.errors import ModelError
+from studio.hardware import prefers_channels_last
 from studio.settings import Settings
 
 TYPE_KEYWORDS = {"canny": ("canny",), "scribble": ("scribble", "sketch"), "pose": ("openpose", "pose")}
@@ -52,18 +53,18 @@ def discover_controlnets(settings: Settings, base_model_dir: Path | None) -> lis
 def load_controlnet(entry: ControlNetEntry, dtype: torch.dtype, device: torch.device) -> ControlNetModel:
     try:
         if entry.kind == "diffusers":
-            model = ControlNetModel.from_pretrained(entry.location, torch_dtype=torch.float32, local_files_only=True)
+            model = ControlNetModel.from_pretrained(entry.location, dtype=dtype, local_files_only=True)
         else:
-            model = _load_single_file(Path(entry.location))
+            model = _load_single_file(Path(entry.location), dtype)
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise ModelError(f"could not load ControlNet {entry.title}: {str(error).splitlines()[0]}") from error
     model.to(device=device)
-    if dtype != torch.float32:
-        model.to(dtype=dtype)
+    if prefers_channels_last(device, dtype):
+        model.to(memory_format=torch.channels_last)
     return model.eval()
 
 
-def _load_single_file(path: Path) -> ControlNetModel:
+def _load_single_file(path: Path, dtype: torch.dtype) -> ControlNetModel:
     """A single-file ControlNet needs its diffusers config beside it as <name>.json (offline:
     nothing is fetched to guess it)."""
     sidecar = path.with_suffix(".json")
@@ -71,4 +72,4 @@ def _load_single_file(path: Path) -> ControlNetModel:
         raise ModelError(f"{path.name}: put its diffusers config.json beside it as {sidecar.name}")
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "config.json").write_text(json.dumps(json.loads(sidecar.read_text())))
-        return ControlNetModel.from_single_file(str(path), config=folder, local_files_only=True)
+        return ControlNetModel.from_single_file(str(path), config=folder, local_files_only=True, torch_dtype=dtype)

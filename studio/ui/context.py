@@ -98,6 +98,8 @@ class UiContext:
     # (title, control type); the preprocessor registry as {module: (spec, unavailable reason or None)};
     # the OpenPose tools the pose editor renders with (None: no pose editor).
     preview_control: Callable[[ControlUnit, Any, int, int], Any] = _no_control
+    # Live preview: the step's preview image when one is due (settings: every N steps, method), else None.
+    live_preview: Callable[[ProgressLike], Any] = lambda progress: None
     controlnet_models: Callable[[], list[tuple[str, str]]] = lambda: []
     control_preprocessors: Callable[[], Mapping[str, tuple[PreprocessorLike, str | None]]] = lambda: {}
     pose_tools: Callable[[], PoseToolsLike | None] = lambda: None

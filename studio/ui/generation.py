@@ -3,12 +3,15 @@ CFG and seed controls, Generate/Interrupt, gallery and infotext; each mode adds 
 widgets through a `ModeSource`."""
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
 from studio.request import GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from studio.stepcache import CACHE_CHOICES
 from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
@@ -76,8 +79,13 @@ def build_generation_tab(
             with gr.Row():
                 n_iter = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
                 batch_size = gr.Slider(1, MAX_BATCH_SIZE, value=1, step=1, label="Batch size", elem_id=f"{name}_batch_size")
-            cfg = gr.Slider(1, MAX_CFG, value=DEFAULTS.cfg_scale, step=0.5, label="CFG Scale", elem_id=f"{name}_cfg_scale")
-            widgets: dict[str, gr.components.Component] = {}
+            with gr.Row():
+                cfg = gr.Slider(1, MAX_CFG, value=DEFAULTS.cfg_scale, step=0.5, label="CFG Scale",
+                                elem_id=f"{name}_cfg_scale", scale=3)
+                cache = gr.Radio([(label, value) for label, value in CACHE_CHOICES.items()],
+                                 value=DEFAULTS.cache_interval, label="Cache (faster, a little less detail)",
+                                 elem_id=f"{name}_cache_interval", scale=2)
+            widgets: dict[str, gr.components.Component] = {"cache_interval": cache}
             if strength:
                 widgets["denoising_strength"] = gr.Slider(0, 1, value=DEFAULTS.denoising_strength, step=0.01,
                                                           label="Denoising strength", elem_id=f"{name}_denoising_strength")
@@ -89,6 +97,8 @@ def build_generation_tab(
                 recycle = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=50)
             control = build_controlnet_panel(ctx, name, width, height, mode if source else None)
         with gr.Column():
+            preview = gr.Image(label="Live preview", visible=False, interactive=False, height=256,
+                               elem_id=f"{name}_live_preview", format="png")
             gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery",
                                  object_fit="contain", interactive=False)
             infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False,
@@ -107,27 +117,39 @@ def build_generation_tab(
 
     request_inputs = form.inputs | set(mode.extra_inputs) | set(control.inputs)
 
-    def run(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> tuple:
+    outputs = [gallery, infotext, infotexts, seeds, selected, status, last_images]
+
+    def run(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> Iterator[Any]:
         with user_errors(ctx.error_types):
             request = to_request(values)
-            progress(0, desc="Starting…")
+        progress(0, desc="Starting…")
+        previews: queue.Queue[Any] = queue.Queue()
 
-            def on_step(state: Any) -> None:
-                label = f"Step {state.step}/{state.steps}"
-                if state.images > 1:
-                    label += f" · batch {state.image + 1}/{state.images}"
-                progress((state.image * state.steps + state.step, max(1, state.steps * state.images)), desc=label)
+        def on_step(state: Any) -> None:
+            label = f"Step {state.step}/{state.steps}"
+            if state.images > 1:
+                label += f" · batch {state.image + 1}/{state.images}"
+            progress((state.image * state.steps + state.step, max(1, state.steps * state.images)), desc=label)
+            image = ctx.live_preview(state)
+            if image is not None:
+                previews.put(image)
 
-            job = ctx.submit(request, on_step)
+        running = _Background(lambda: ctx.submit(request, on_step))
+        while not running.done.wait(0.1):
+            latest = _drain(previews)
+            if latest is not None:
+                yield {preview: gr.Image(value=latest, visible=True)}
+        with user_errors(ctx.error_types):
+            job = running.result()
         images = [(str(item.path), f"Seed {item.seed}") for item in job.images if item.path]
         texts = [item.infotext for item in job.images]
         note = "Interrupted: images finished before the interrupt were saved." if job.interrupted else (
             f"Saved {len(images)} image(s): `{images[0][0]}`" if images else "")
-        return (images, (texts[0] if texts else ""), texts, [item.seed for item in job.images], 0, note,
-                [path for path, _ in images])
+        yield {gallery: images, infotext: (texts[0] if texts else ""), infotexts: texts,
+               seeds: [item.seed for item in job.images], selected: 0, status: note,
+               last_images: [path for path, _ in images], preview: gr.Image(value=None, visible=False)}
 
-    generate.click(run, inputs=request_inputs,
-                   outputs=[gallery, infotext, infotexts, seeds, selected, status, last_images],
+    generate.click(run, inputs=request_inputs, outputs=[*outputs, preview],
                    concurrency_id="generation", concurrency_limit=1)
     interrupt.click(ctx.interrupt, queue=False)
     dice.click(lambda: -1, outputs=seed, queue=False)
@@ -143,6 +165,41 @@ def build_generation_tab(
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
     return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named,
                          to_request=to_request, request_inputs=request_inputs, control=control)
+
+
+class _Background:
+    """A call run on its own thread; result() returns its value or raises its exception."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._value = call()
+            except BaseException as error:  # re-raised on the caller's thread
+                self._error = error
+            finally:
+                self.done.set()
+
+        threading.Thread(target=target, daemon=True, name="generation").start()
+
+    def result(self) -> Any:
+        self.done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _drain(items: "queue.Queue[Any]") -> Any:
+    """The newest item in the queue (older previews are stale), or None."""
+    latest = None
+    while True:
+        try:
+            latest = items.get_nowait()
+        except queue.Empty:
+            return latest
 
 
 def _steps_note(strength: float, steps: float) -> str:

@@ -29,12 +29,21 @@ def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
         "batch_size": body.batch_size,
         "n_iter": body.n_iter,
         "model": checkpoint(body.override_settings, studio),
+        "cache_interval": cache_interval(body.override_settings),
     }
     if isinstance(body, Img2ImgBody):
         values.update(img2img_values(body))
     values["controlnet_units"] = controlnet_units(body.alwayson_scripts, studio, values["model"],
                                                  has_source=isinstance(body, Img2ImgBody))
     return GenerationRequest(**values).validate()
+
+
+def cache_interval(override_settings: dict[str, Any] | None) -> Any:
+    """override_settings["cache_interval"]: step caching, 1 (off) .. 5; validated with the request."""
+    value = (override_settings or {}).get("cache_interval", 1)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
 
 
 def img2img_values(body: Img2ImgBody) -> dict[str, Any]:

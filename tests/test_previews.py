@@ -1,0 +1,73 @@
+"""Live previews (studio/previews.py) on the embedded default model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderTiny
+
+from studio.service import Studio
+from studio.engine import Progress
+from studio.extensions import ExtensionManager
+from studio.previews import PreviewError, Previewer, model_family, preview_image
+from studio.request import GenerationRequest
+
+REQUEST = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=8,
+                            cfg_scale=7, width=64, height=64, seed=12)
+
+
+@pytest.fixture(scope="module")
+def final_run(engine):
+    """The final image and the latents the sampler handed to the last step callback."""
+    seen: list[torch.Tensor] = []
+    result = engine.run(REQUEST, lambda progress: seen.append(progress.latents.clone()))
+    return np.asarray(result.images[0].image.convert("RGB")).astype(float), seen[-1], engine.models.current().pipe
+
+
+def test_the_default_model_uses_its_own_fitted_factors(final_run):
+    assert model_family(final_run[2]) == "studio-default-64px"
+
+
+def test_approx_cheap_preview_has_the_final_images_colours(final_run):
+    final, latents, pipe = final_run
+    preview = np.asarray(preview_image(latents, pipe, "Approx cheap")).astype(float)
+    assert preview.shape[2] == 3 and preview.shape[0] == latents.shape[-2]  # one pixel per latent cell
+    error = np.abs(preview.mean(axis=(0, 1)) - final.mean(axis=(0, 1)))
+    # Measured 6 / 21 / 25 (R/G/B, 0..255); a mid-grey or all-zero-factor preview is off by > 60.
+    assert error.max() < 30, error
+
+
+def test_full_preview_is_the_final_decode(final_run):
+    final, latents, pipe = final_run
+    preview = np.asarray(preview_image(latents, pipe, "Full")).astype(float)
+    assert preview.shape == final.shape
+    assert np.abs(preview - final).mean() < 2
+
+
+def test_taesd_preview_uses_a_tiny_decoder_from_vae_approx(final_run, tmp_path: Path):
+    _, latents, pipe = final_run
+    previewer = Previewer(tmp_path / "VAE-approx")
+    with pytest.raises(PreviewError, match="VAE-approx"):
+        previewer.preview(latents, pipe, "TAESD")
+    tiny = AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                           num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1))
+    tiny.save_pretrained(tmp_path / "VAE-approx" / "taesd")
+    image = previewer.preview(latents, pipe, "TAESD")
+    assert image.size == (latents.shape[-1] * 8, latents.shape[-2] * 8)
+
+
+def test_an_unknown_method_is_refused(final_run):
+    with pytest.raises(PreviewError, match="Approx cheap"):
+        preview_image(final_run[1], final_run[2], "Fancy")
+
+
+def test_the_studio_makes_a_preview_every_n_steps_only(engine, shared_settings, final_run):
+    studio = Studio(shared_settings.replace(live_preview_every=3), engine.models, engine,
+                    ExtensionManager(shared_settings))
+    latents = final_run[1]
+    due = [step for step in range(1, 9) if studio.live_preview(Progress(step=step, steps=8, latents=latents))]
+    assert due == [3, 6]  # not the last step: the final image comes right after
+    off = Studio(shared_settings.replace(live_preview_every=0), engine.models, engine, ExtensionManager(shared_settings))
+    assert off.live_preview(Progress(step=3, steps=8, latents=latents)) is None
