@@ -22,6 +22,7 @@ MAX_BATCH_COUNT = 100
 MAX_SEED = 2**32 - 1
 MAX_MASK_BLUR = 64
 MAX_PADDING = 256
+MAX_CLIP_SKIP = 12
 INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
 IMAGE_FIELDS = ("init_image", "mask")
 
@@ -110,6 +111,12 @@ class GenerationRequest:
     inpainting_mask_invert: bool = False
     # ControlNet units (usable in every mode).
     controlnet_units: tuple[ControlUnit, ...] = ()
+    # A1111's "Clip skip" (CLIP_stop_at_last_layers): 1 = the text encoder's last layer, 2 = the one
+    # before it (diffusers' clip_skip=1), ...
+    clip_skip: int = 1
+    # Style names from styles.csv. Studio.submit expands them into the two prompts and keeps the
+    # names here as a record (the engine never expands them: a saved recipe has them expanded).
+    styles: tuple[str, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -145,6 +152,9 @@ class GenerationRequest:
                     f"{name} must be a multiple of 8 (got {value}; nearest: {_nearest8(value)})"
                 )
         _check_int("seed", self.seed, -1, MAX_SEED)
+        _check_int("clip_skip", self.clip_skip, 1, MAX_CLIP_SKIP)
+        if not isinstance(self.styles, tuple) or not all(isinstance(name, str) for name in self.styles):
+            raise RequestError("styles must be a list of style names")
         self._validate_images()
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
@@ -197,6 +207,8 @@ class GenerationRequest:
         for name in IMAGE_FIELDS:
             if isinstance(values.get(name), str):
                 values[name] = decode_image(values[name], name)
+        if isinstance(values.get("styles"), (list, tuple)):
+            values["styles"] = tuple(values["styles"])
         if "controlnet_units" in values:
             values["controlnet_units"] = tuple(
                 u if isinstance(u, ControlUnit) else ControlUnit.from_dict(u) for u in values["controlnet_units"] or ()
