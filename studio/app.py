@@ -23,6 +23,7 @@ from studio.models import ModelManager
 from studio.pnginfo import read_generation_info
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
 from studio.settings import Settings
+from studio.styles import Style, apply_request_styles, apply_styles, load_styles, save_style
 from studio.ui.build import CSS, HEAD, build_ui
 from studio.ui.context import UiContext
 
@@ -47,6 +48,8 @@ class Studio:
     ) -> jobs.JobResult:
         """The one entry for every generation (UI, API, scripts): validate, extension hooks, run, save."""
         request = request.validate()
+        if request.styles:  # expanded before the hooks, so they see the prompts that will be used
+            request = apply_request_styles(request, load_styles(self.settings))
         if request.seed == -1:  # drawn here so that before_generate hooks see the image's seed
             request = request.replace(seed=random.randint(0, MAX_SEED))
         notices: list[str] = []
@@ -71,6 +74,17 @@ class Studio:
             model_titles=self.models.titles, current_model=lambda: self.models.current().entry.title,
             load_model=self.load_model, save_image=partial(save_output, self.settings.outputs_dir), progress=progress,
         )
+
+    def style_names(self) -> list[str]:
+        return list(load_styles(self.settings))
+
+    def apply_styles(self, prompt: str, negative_prompt: str, names: list[str]) -> tuple[str, str]:
+        """Both prompts with the named styles expanded (what "apply" puts into the prompt boxes)."""
+        return apply_styles(prompt, negative_prompt, names, load_styles(self.settings))
+
+    def save_style(self, name: str, prompt: str, negative_prompt: str) -> list[str]:
+        """Save the prompts as a style in the user's styles file; returns the style names."""
+        return list(save_style(self.settings, Style(name, prompt, negative_prompt)))
 
     def load_model(self, title: str) -> str:
         return self.engine.load_model(title).entry.title
@@ -122,6 +136,9 @@ class Studio:
             pose_tools=lambda: pose,
             reproduce_warnings=self.reproduce_warnings,
             reproduce=self.reproduce,
+            style_names=self.style_names,
+            apply_styles=self.apply_styles,
+            save_style=self.save_style,
         )
 
     def reproduce_warnings(self, path: Path) -> list[str]:

@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.request import GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from studio.request import (GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_CLIP_SKIP, MAX_SIZE, MAX_STEPS,
+                            MIN_SIZE)
 from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
@@ -57,6 +58,7 @@ def build_generation_tab(
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id=f"{name}_prompt",
                                 placeholder="a red circle on a blue background  (Ctrl+Enter to generate)")
             negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{name}_neg_prompt")
+            styles = build_styles_row(ctx, name, prompt, negative)
         with gr.Column(scale=1, min_width=200):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate", elem_classes="generate")
             interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt")
@@ -74,7 +76,11 @@ def build_generation_tab(
             with gr.Row():
                 n_iter = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
                 batch_size = gr.Slider(1, MAX_BATCH_SIZE, value=1, step=1, label="Batch size", elem_id=f"{name}_batch_size")
-            cfg = gr.Slider(1, MAX_CFG, value=DEFAULTS.cfg_scale, step=0.5, label="CFG Scale", elem_id=f"{name}_cfg_scale")
+            with gr.Row():
+                cfg = gr.Slider(1, MAX_CFG, value=DEFAULTS.cfg_scale, step=0.5, label="CFG Scale",
+                                elem_id=f"{name}_cfg_scale", scale=3)
+                clip_skip = gr.Slider(1, MAX_CLIP_SKIP, value=DEFAULTS.clip_skip, step=1, label="Clip skip",
+                                      elem_id=f"{name}_clip_skip", scale=1, min_width=120)
             widgets: dict[str, gr.components.Component] = {}
             if strength:
                 widgets["denoising_strength"] = gr.Slider(0, 1, value=DEFAULTS.denoising_strength, step=0.01,
@@ -97,7 +103,7 @@ def build_generation_tab(
     form = RequestForm({
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "steps": steps,
         "cfg_scale": cfg, "width": width, "height": height, "seed": seed, "batch_size": batch_size,
-        "n_iter": n_iter, "model": model, **widgets, **mode.widgets,
+        "n_iter": n_iter, "model": model, "clip_skip": clip_skip, "styles": styles, **widgets, **mode.widgets,
     })
 
     def to_request(values: dict[Any, Any]) -> GenerationRequest:
@@ -141,6 +147,33 @@ def build_generation_tab(
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
     return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named,
                          to_request=to_request, request_inputs=request_inputs, control=control)
+
+
+def build_styles_row(ctx: UiContext, name: str, prompt: gr.Textbox, negative: gr.Textbox) -> gr.Dropdown:
+    """Styles from styles.csv: pick several (applied when generating), or apply them into the prompt
+    boxes now, or save the current prompts as a new style."""
+    with gr.Row(equal_height=True):
+        styles = gr.Dropdown(ctx.style_names(), value=[], multiselect=True, label="Styles", scale=4,
+                             elem_id=f"{name}_styles")
+        apply = gr.Button("Apply styles", elem_id=f"{name}_style_apply", scale=0, min_width=120)
+    with gr.Row(equal_height=True):
+        new_name = gr.Textbox(label="New style name", placeholder="a name for the current prompts", scale=4,
+                              elem_id=f"{name}_style_name")
+        save = gr.Button("Save style", elem_id=f"{name}_style_save", scale=0, min_width=120)
+
+    def apply_selected(text: str, negative_text: str, names: list[str]) -> tuple:
+        with user_errors(ctx.error_types):
+            expanded, expanded_negative = ctx.apply_styles(text, negative_text, list(names or []))
+        return expanded, expanded_negative, []  # applied: unselect, or Generate would apply them twice
+
+    def save_current(style: str, text: str, negative_text: str, selected: list[str]) -> tuple:
+        with user_errors(ctx.error_types):
+            names = ctx.save_style(style, text, negative_text)
+        return gr.update(choices=names, value=selected), ""
+
+    apply.click(apply_selected, inputs=[prompt, negative, styles], outputs=[prompt, negative, styles], queue=False)
+    save.click(save_current, inputs=[new_name, prompt, negative, styles], outputs=[styles, new_name], queue=False)
+    return styles
 
 
 def _steps_note(strength: float, steps: float) -> str:
