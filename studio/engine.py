@@ -210,7 +210,7 @@ class Engine:
             generator=generators,  # ancestral/SDE samplers draw step noise from these too
             callback_on_step_end=self._step_callback(on_step, prompts if swaps else None, len(seeds),
                                                      inputs.steps_to_run(request)),
-            callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"] if swaps else ["latents"],
+            callback_on_step_end_tensor_inputs=["latents", *prompts.conditioning.loop_tensor_names] if swaps else ["latents"],
             output_type="pil",
         )
         kwargs = {**common, **self._mode_kwargs(pipe, request, inputs, generators)}
@@ -277,13 +277,8 @@ class Engine:
                 on_step(self.progress)
             if prompts is None or prompts.conditioning is None:
                 return {}
-            return {"prompt_embeds": _embeds_for_step(pipe, prompts, batch, (step + 1) * steps // pipe.num_timesteps)}
+            # Second-order samplers run about two loop iterations per step: the step comes from the loop's progress.
+            next_step = (step + 1) * steps // pipe.num_timesteps
+            return prompts.conditioning.loop_tensors(next_step, batch, pipe.do_classifier_free_guidance)
 
         return callback
-
-
-def _embeds_for_step(pipe: DiffusionPipeline, prompts: PromptInputs, batch: int, step: int) -> torch.Tensor:
-    """The `prompt_embeds` a diffusers loop uses for `step`: [negative, positive] under CFG. Second-order
-    samplers run about two loop iterations per step, hence the step from the loop's progress."""
-    positive, negative = prompts.conditioning.at(step, batch)
-    return torch.cat([negative, positive]) if pipe.do_classifier_free_guidance else positive

@@ -88,7 +88,7 @@ def test_our_encoder_equals_diffusers_for_plain_text(engine):
     assert ours is not None
     with torch.inference_mode():
         theirs, negative = pipe.encode_prompt("a red circle", "cpu", 1, True, "green")
-    assert torch.equal(ours.positive.at(0), theirs) and torch.equal(ours.negative.at(0), negative)
+    assert torch.equal(ours.positive.at(0).tokens, theirs) and torch.equal(ours.negative.at(0).tokens, negative)
     assert prepare_prompts(pipe, "a (red:1.0) circle", "", 4).conditioning is None  # plain: diffusers' path
 
 

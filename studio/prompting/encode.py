@@ -101,5 +101,22 @@ def emphasize(z: torch.Tensor, multipliers: Sequence[float]) -> torch.Tensor:
     return z * (original_mean / z.mean())
 
 
+def encode_chunks_sdxl(chunks: Sequence[Chunk], text_encoder: Any, clip_skip: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One SDXL text encoder: hidden state -(clip_skip + 1) without the final norm, as diffusers'
+    SDXL pipelines take it (A1111's penultimate layer at clip skip 1), weighted per chunk; and the
+    projected pooled output of the first chunk (only CLIPTextModelWithProjection has one)."""
+    outputs, pooled = [], None
+    for index, chunk in enumerate(chunks):
+        ids = torch.tensor([chunk.tokens], device=text_encoder.device)
+        result = text_encoder(ids, output_hidden_states=True)
+        if index == 0 and result[0].ndim == 2:
+            pooled = result[0]
+        z = result.hidden_states[-(clip_skip + 1)].to(dtype=text_encoder.dtype)
+        if any(weight != 1.0 for weight in chunk.multipliers):
+            z = emphasize(z, chunk.multipliers)
+        outputs.append(z)
+    return torch.cat(outputs, dim=1), pooled
+
+
 def max_clip_skip(text_encoder: Any) -> int:
     return int(text_encoder.config.num_hidden_layers)

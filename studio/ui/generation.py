@@ -80,7 +80,7 @@ def build_generation_tab(
                 cfg = gr.Slider(1, MAX_CFG, value=DEFAULTS.cfg_scale, step=0.5, label="CFG Scale",
                                 elem_id=f"{name}_cfg_scale", scale=3)
                 clip_skip = gr.Slider(1, MAX_CLIP_SKIP, value=DEFAULTS.clip_skip, step=1, label="Clip skip",
-                                      elem_id=f"{name}_clip_skip", scale=1, min_width=120)
+                                      elem_id=f"{name}_clip_skip", scale=1, min_width=170)
             widgets: dict[str, gr.components.Component] = {}
             if strength:
                 widgets["denoising_strength"] = gr.Slider(0, 1, value=DEFAULTS.denoising_strength, step=0.01,
@@ -153,13 +153,13 @@ def build_styles_row(ctx: UiContext, name: str, prompt: gr.Textbox, negative: gr
     """Styles from styles.csv: pick several (applied when generating), or apply them into the prompt
     boxes now, or save the current prompts as a new style."""
     with gr.Row(equal_height=True):
-        styles = gr.Dropdown(ctx.style_names(), value=[], multiselect=True, label="Styles", scale=4,
+        styles = gr.Dropdown(ctx.style_names(), value=[], multiselect=True, label="Styles", scale=5,
                              elem_id=f"{name}_styles")
-        apply = gr.Button("Apply styles", elem_id=f"{name}_style_apply", scale=0, min_width=120)
-    with gr.Row(equal_height=True):
-        new_name = gr.Textbox(label="New style name", placeholder="a name for the current prompts", scale=4,
-                              elem_id=f"{name}_style_name")
-        save = gr.Button("Save style", elem_id=f"{name}_style_save", scale=0, min_width=120)
+        apply = gr.Button("Apply styles", size="sm", elem_id=f"{name}_style_apply", scale=0, min_width=110)
+    with gr.Accordion("Save the prompts as a style", open=False, elem_id=f"{name}_style_save_panel"):
+        with gr.Row(equal_height=True):
+            new_name = gr.Textbox(show_label=False, placeholder="style name", scale=4, elem_id=f"{name}_style_name")
+            save = gr.Button("Save style", size="sm", elem_id=f"{name}_style_save", scale=0, min_width=110)
 
     def apply_selected(text: str, negative_text: str, names: list[str]) -> tuple:
         with user_errors(ctx.error_types):
