@@ -149,10 +149,9 @@ def test_clip_skip_changes_the_image_and_is_bounded(engine, base_pixels):
 def test_infotext_round_trip_and_reproduce_are_bit_identical(engine, shared_settings):
     from PIL import Image
 
-    from studio.app import Studio
+    from studio.service import Studio
     from studio.extensions import ExtensionManager
     from studio.infotext import params_to_request_fields, parse_infotext
-    from studio.reproduce import reproduce
 
     studio = Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
     request = BASE.replace(prompt="a ((red)) [circle:square:0.5] on a [blue|green] background BREAK sky",
@@ -164,7 +163,7 @@ def test_infotext_round_trip_and_reproduce_are_bit_identical(engine, shared_sett
         request.prompt, request.negative_prompt, 2)
     again = engine.run(GenerationRequest(**{**fields, "sampler_name": "Euler"}))  # from the text alone
     assert np.array_equal(np.asarray(again.images[0].image), np.asarray(Image.open(saved.path).convert("RGB")))
-    done = reproduce(studio, saved.path)
+    done = studio.reproduce_image(saved.path)
     assert np.array_equal(np.asarray(done.image.image), np.asarray(Image.open(saved.path).convert("RGB")))
     assert done.image.infotext == saved.infotext
     assert "Clip skip" not in studio.submit(BASE.replace(steps=1), save=False).images[0].infotext

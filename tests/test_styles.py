@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.app import Studio
+from studio.service import Studio
 from studio.extensions import ExtensionManager
 from studio.infotext import params_to_request_fields, parse_infotext
-from studio.reproduce import read_recipe, reproduce
+from studio.reproduce import read_recipe
 from studio.request import GenerationRequest, RequestError
 from studio.styles import (EXAMPLE_STYLES, Style, apply_styles, load_styles, merge_prompts, parse_styles, save_style,
                            styles_source)
@@ -61,7 +61,7 @@ def test_a_styled_request_saves_the_expanded_prompt_and_reproduces(engine, share
     assert fields["prompt"] == "a red circle on a blue background" and "styles" not in fields  # not applied twice
     recipe = read_recipe(saved.path)
     assert recipe.request.prompt == "a red circle on a blue background" and recipe.request.styles == ("Blue ground",)
-    done = reproduce(studio, saved.path)  # the recipe is not styled a second time
+    done = studio.reproduce_image(saved.path)  # the recipe is not styled a second time
     assert np.array_equal(np.asarray(done.image.image), np.asarray(Image.open(saved.path).convert("RGB")))
     assert done.image.infotext == saved.infotext
     plain = studio.submit(request.replace(prompt="a red circle on a blue background", negative_prompt="green",
