@@ -83,6 +83,10 @@ class Studio:
             load_model=self.load_model, save_image=partial(save_output, self.settings.outputs_dir), progress=progress,
         )
 
+    def prompt_styles(self) -> dict[str, Style]:
+        """The styles of styles.csv (the user's, else the shipped example), by name, in file order."""
+        return load_styles(self.settings)
+
     def style_names(self) -> list[str]:
         return list(load_styles(self.settings))
 
@@ -118,7 +122,7 @@ class Studio:
         return {"models_dir": str(s.models_dir), "outputs_dir": str(s.outputs_dir),
                 "extensions_dir": str(s.extensions_dir), "device": s.device, "dtype": s.dtype,
                 "allow_pickle": s.allow_pickle, "safe_mode": s.safe_mode, "host": s.host, "port": s.port,
-                "share": s.share, "auth": "set" if s.auth else "off"}
+                "share": s.share, "auth": "set" if s.auth else "off", "styles_file": str(s.styles_file)}
 
     def ui_context(self) -> "UiContext":
         from studio.ui.context import UiContext  # the UI layer is imported only when a UI is built
