@@ -91,6 +91,14 @@ def test_our_encoder_equals_diffusers_for_plain_text(engine):
     assert torch.equal(ours.positive.at(0).tokens, theirs) and torch.equal(ours.negative.at(0).tokens, negative)
     assert prepare_prompts(pipe, "a (red:1.0) circle", "", 4).conditioning is None  # plain: diffusers' path
 
+    def image(**text):
+        with torch.inference_mode():
+            return pipe(**text, num_inference_steps=2, width=64, height=64, output_type="np",
+                        generator=torch.Generator().manual_seed(1)).images[0]
+
+    kwargs = prepare_prompts(pipe, "a red circle BREAK", "green", 2).pipeline_kwargs(1)
+    assert np.array_equal(image(prompt="a red circle", negative_prompt="green"), image(**kwargs))
+
 
 def pixels(result) -> np.ndarray:
     return np.asarray(result.images[0].image).astype(int)
