@@ -216,6 +216,7 @@ class GenerationRequest:
         for name in IMAGE_FIELDS:
             data[name] = encode_image(data[name]) if images and data[name] is not None else None
         data["controlnet_units"] = [unit.to_dict(images) for unit in self.controlnet_units]
+        data["styles"] = list(self.styles)
         return data
 
     def to_json(self) -> str:
