@@ -30,7 +30,8 @@ from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
 from studio.settings import Settings
-from studio.styles import Style, apply_request_styles, apply_styles, load_styles, save_style
+from studio.styles import (Style, apply_request_styles, apply_styles, infotext_style_names, load_styles, save_style,
+                           unapply_styles)
 
 if TYPE_CHECKING:
     from studio.ui.context import UiContext
@@ -82,6 +83,19 @@ class Studio:
             model_titles=self.models.titles, current_model=lambda: self.models.current().entry.title,
             load_model=self.load_model, save_image=partial(save_output, self.settings.outputs_dir), progress=progress,
         )
+
+    def read_png(self, path: Path) -> dict[str, Any]:
+        """PNG Info: the PNG's parameters; when its infotext names styles that are here and its
+        prompts are exactly those styles applied, the fields hold the bare prompts and the styles
+        (as A1111 pastes them), so Generate styles them once, to the same prompts."""
+        info = read_generation_info(path)
+        names = infotext_style_names(info["params"])
+        fields = info["fields"]
+        if names and "prompt" in fields:
+            bare = unapply_styles(fields["prompt"], fields.get("negative_prompt", ""), names, load_styles(self.settings))
+            if bare is not None:
+                info["fields"] = {**fields, "prompt": bare[0], "negative_prompt": bare[1], "styles": names}
+        return info
 
     def prompt_styles(self) -> dict[str, Style]:
         """The styles of styles.csv (the user's, else the shipped example), by name, in file order."""
@@ -135,7 +149,7 @@ class Studio:
             current_model=lambda: self.models.current().entry.title,
             load_model=self.load_model,
             native_size=lambda: self.models.current().native_size,
-            read_png=read_generation_info,
+            read_png=self.read_png,
             settings_summary=self.settings_summary,
             error_types=(ValueError, StudioError),
             extension_rows=self.extensions.rows,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -102,6 +103,49 @@ def apply_request_styles(request: GenerationRequest, styles: dict[str, Style]) -
         return request
     prompt, negative = apply_styles(request.prompt, request.negative_prompt, request.styles, styles)
     return request.replace(prompt=prompt, negative_prompt=negative)
+
+
+def remove_style_text(style_prompt: str, prompt: str) -> str | None:
+    """The prompt before `style_prompt` was merged into it, or None when it was not (A1111's
+    `extract_style_text_from_prompt`)."""
+    text, style = prompt.strip(), style_prompt.strip()
+    if PLACEHOLDER in style:
+        left, _, right = style.partition(PLACEHOLDER)
+        if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
+            return text[len(left):len(text) - len(right)]
+        return None
+    if not text.endswith(style):
+        return None
+    rest = text[:len(text) - len(style)]
+    return rest[:-2] if rest.endswith(", ") else rest
+
+
+def unapply_styles(prompt: str, negative_prompt: str, names: Iterable[str],
+                   styles: dict[str, Style]) -> tuple[str, str] | None:
+    """The prompts before the named styles were applied, or None when that cannot be told exactly
+    (a style unknown here, or text that re-applying would not give back). Used when an infotext
+    with `Styles` is sent to a tab: the styles are selected again and the prompts shown bare."""
+    names = list(names)
+    if not names or any(name not in styles for name in names):
+        return None
+    bare, bare_negative = prompt, negative_prompt
+    for name in reversed(names):
+        bare = remove_style_text(styles[name].prompt, bare)
+        bare_negative = remove_style_text(styles[name].negative_prompt, bare_negative)
+        if bare is None or bare_negative is None:
+            return None
+    if apply_styles(bare, bare_negative, names, styles) != (prompt, negative_prompt):
+        return None
+    return bare, bare_negative
+
+
+def infotext_style_names(params: dict[str, str]) -> list[str]:
+    """The names in an infotext's `Styles` value (a JSON list), [] when absent or malformed."""
+    try:
+        names = json.loads(params.get("Styles", "[]"))
+    except ValueError:
+        return []
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -10,8 +10,9 @@ from studio.extensions import ExtensionManager
 from studio.infotext import params_to_request_fields, parse_infotext
 from studio.reproduce import read_recipe
 from studio.request import GenerationRequest, RequestError
-from studio.styles import (EXAMPLE_STYLES, Style, apply_styles, load_styles, merge_prompts, parse_styles, save_style,
-                           styles_source)
+from studio.pnginfo import read_generation_info
+from studio.styles import (EXAMPLE_STYLES, Style, apply_styles, infotext_style_names, load_styles, merge_prompts,
+                           parse_styles, save_style, styles_source, unapply_styles)
 
 A1111_CSV = '''name,prompt,negative_prompt
 "Oil, thick","oil painting of {prompt}, impasto","photo"
@@ -69,6 +70,19 @@ def test_a_styled_request_saves_the_expanded_prompt_and_reproduces(engine, share
     assert np.array_equal(np.asarray(plain.image), np.asarray(Image.open(saved.path).convert("RGB")))
     with pytest.raises(RequestError, match="unknown style"):
         studio.submit(request.replace(styles=("Missing",)))
+    pasted = studio.read_png(saved.path)["fields"]  # PNG Info -> tab: bare prompt, style selected again
+    assert (pasted["prompt"], pasted["negative_prompt"], pasted["styles"]) == ("a red circle", "", ["Blue ground"])
+    assert "styles" not in read_generation_info(saved.path)["fields"]  # without the styles: the styled prompt
+
+
+def test_styles_are_taken_out_of_a_prompt_only_when_exact():
+    styles = parse_styles(A1111_CSV)
+    styled = apply_styles("a cat", "ugly", ["Oil, thick", "Sharp"], styles)
+    assert unapply_styles(*styled, ["Oil, thick", "Sharp"], styles) == ("a cat", "ugly")
+    assert unapply_styles("a cat, sharp focus, 8k", "blurry", ["Sharp"], styles) == ("a cat", "")
+    assert unapply_styles("a cat", "", ["Sharp"], styles) is None  # not in the prompt
+    assert unapply_styles(*styled, ["Unknown"], styles) is None
+    assert infotext_style_names({"Styles": '["a", "b"]'}) == ["a", "b"] and infotext_style_names({"Styles": "x"}) == []
 
 
 def test_styles_field_validation_and_cli_flag():
