@@ -26,8 +26,19 @@ def test_a_picked_style_is_applied_and_recorded(page, server):
     assert text.startswith("a red circle, photograph, natural light, sharp focus\n")
     assert "Negative prompt: drawing, painting, blurry" in text
     assert 'Styles: "[\\"Photograph\\"]"' in text and "Clip skip: 2" in text
-    saved = read_generation_info(newest_png(server.outputs, before))
-    assert saved["infotext"] == text
+    png = newest_png(server.outputs, before)
+    assert read_generation_info(png)["infotext"] == text
+
+    # PNG Info -> txt2img: the bare prompt comes back with the style selected (styled once on Generate).
+    page.fill("#txt2img_prompt textarea", "something else")
+    page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(png))
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 4242')")
+    page.click("#pnginfo_send_txt2img")
+    page.wait_for_function("document.querySelector('#txt2img_prompt textarea').value === 'a red circle'")
+    assert page.input_value("#txt2img_neg_prompt textarea") == ""
+    assert page.locator("#txt2img_styles").inner_text().count("Photograph") == 1
+    assert page.locator("#txt2img_clip_skip input[type=number]").first.input_value() == "2"
 
 
 def test_apply_expands_styles_into_the_prompt_and_save_adds_one(page, server):
