@@ -173,8 +173,10 @@ def _encode_schedules(pipe: Any, schedules: list[list[tuple[int, str]]], clip_sk
                 if text not in cache:
                     cache[text] = _encode_text(pipe, parse_prompt_attention(text), clip_skip)
         longest = max(embeds.tokens.shape[1] for embeds in cache.values())
-        empty = _encode_text(pipe, [("", 1.0)], clip_skip).tokens
-        padded = {text: _pad(embeds, empty, longest) for text, embeds in cache.items()}
+        padded = cache
+        if any(embeds.tokens.shape[1] != longest for embeds in cache.values()):  # the empty prompt only when needed
+            empty = _encode_text(pipe, [("", 1.0)], clip_skip).tokens
+            padded = {text: _pad(embeds, empty, longest) for text, embeds in cache.items()}
     positive, negative = (PromptSchedule(tuple((end, padded[text]) for end, text in schedule)) for schedule in schedules)
     return Conditioning(positive, negative)
 

@@ -142,7 +142,10 @@ def test_each_schedule_entry_is_encoded_once(engine, monkeypatch):
     monkeypatch.setattr(prompts, "encode_chunks", lambda *a, **k: calls.append(1) or real(*a, **k))
     conditioning = prepare_prompts(engine.models.current().pipe, "a [red|green] circle", "blue", 20).conditioning
     assert len(conditioning.positive.entries) == 20
-    assert len(calls) == 4  # "a red circle", "a green circle", "blue" and the empty padding chunk
+    assert len(calls) == 3  # "a red circle", "a green circle", "blue" (all one chunk: no padding encoded)
+    calls.clear()
+    prepare_prompts(engine.models.current().pipe, long_prompt("green"), "[blue:red:3]", 20)
+    assert len(calls) == 4  # the long prompt, "blue", "red" and the empty chunk that pads the negative
 
 
 def test_clip_skip_changes_the_image_and_is_bounded(engine, base_pixels):
