@@ -25,6 +25,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
     parser.add_argument("--models-dir", type=Path, default=defaults.models_dir, help="folder laid out as A1111's models/")
     parser.add_argument("--outputs-dir", type=Path, default=defaults.outputs_dir, help="where images are saved")
     parser.add_argument("--extensions-dir", type=Path, default=defaults.extensions_dir)
+    parser.add_argument("--styles-file", type=Path, default=defaults.styles_file,
+                        help="A1111 styles.csv to read and save prompt styles in")
     if with_model:  # `generate` takes --model as the request's field instead
         parser.add_argument("--model", dest="settings_model", default=None, help="model to load at start (title, file name or HF repo id)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -64,6 +66,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         models_dir=args.models_dir,
         outputs_dir=args.outputs_dir,
         extensions_dir=args.extensions_dir,
+        styles_file=args.styles_file,
         model=getattr(args, "settings_model", None),
         device=args.device,
         dtype=args.dtype,
@@ -140,6 +143,8 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
         # Unset flags stay absent, so a --preset can fill them and explicit flags still win.
         if kind is bool:
             parser.add_argument(*flags, dest=item.name, action="store_true", default=argparse.SUPPRESS)
+        elif str(item.type).startswith("tuple[str"):  # e.g. --styles "Photograph" "Quality"
+            parser.add_argument(*flags, dest=item.name, nargs="+", default=argparse.SUPPRESS, help="one or more names")
         else:
             parser.add_argument(*flags, dest=item.name, type=kind, default=argparse.SUPPRESS, help=f"default: {default}")
     parser.add_argument("--preset", default=None, help="a preset from presets/ (its fields, then your flags)")
@@ -171,6 +176,8 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
                    if item.name not in CUSTOM_FIELDS and hasattr(args, item.name)})
     values["controlnet_units"] = units_from_args(args.controlnet, args.pose_json)
     for name, value in values.items():
+        if isinstance(value, list) and name != "controlnet_units":
+            values[name] = tuple(value)
         if isinstance(value, Path):
             with Image.open(value) as opened:
                 values[name] = opened.copy()

@@ -20,6 +20,7 @@ from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from PIL import Image
 
 from studio import imageops, modes
+from studio.prompts import PromptInputs, prepare_prompts
 from studio.control.models import discover_controlnets, load_controlnet
 from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
@@ -169,13 +170,15 @@ class Engine:
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
         inputs = modes.prepare(request)
         controls = self._prepare_controls(model, request, inputs)
+        # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
+        prompts = prepare_prompts(model.pipe, request.prompt, request.negative_prompt, request.steps, request.clip_skip)
         self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         for iteration in range(request.n_iter):
             self.progress.image, self.progress.step = iteration, 0
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
-            batch = self._sample(model, request, inputs, controls, seeds, on_step)
+            batch = self._sample(model, request, inputs, prompts, controls, seeds, on_step)
             if self._interrupt.is_set():
                 return RunResult(request, model, images, True, controls)
             images += [GeneratedImage(modes.finish(inputs, img), s, first + i)
@@ -215,6 +218,7 @@ class Engine:
         model: LoadedModel,
         request: GenerationRequest,
         inputs: modes.ModeInputs,
+        prompts: PromptInputs,
         controls: Controls,
         seeds: list[int],
         on_step: StepCallback | None,
@@ -225,16 +229,17 @@ class Engine:
         pipe = self.pipeline_for(model, inputs.mode, controls.titles)
         # A fresh scheduler per run: schedulers keep state between steps.
         pipe.scheduler = self.scheduler_for(request, model, seeds)
+        swaps = prompts.conditioning is not None and prompts.conditioning.changes
         common = dict(
-            prompt=[request.prompt] * len(seeds),
-            negative_prompt=[request.negative_prompt] * len(seeds),
+            **prompts.pipeline_kwargs(len(seeds)),
             num_inference_steps=request.steps,
             guidance_scale=request.cfg_scale,
             width=inputs.width,
             height=inputs.height,
             generator=generators,  # ancestral/SDE samplers draw step noise from these too
-            callback_on_step_end=self._step_callback(on_step),
-            callback_on_step_end_tensor_inputs=["latents"],
+            callback_on_step_end=self._step_callback(on_step, prompts if swaps else None, len(seeds),
+                                                     inputs.steps_to_run(request)),
+            callback_on_step_end_tensor_inputs=["latents", *prompts.conditioning.loop_tensor_names] if swaps else ["latents"],
             output_type="pil",
         )
         kwargs = {**common, **self._mode_kwargs(pipe, request, inputs, generators)}
@@ -291,7 +296,8 @@ class Engine:
             kwargs.update(image=latents, masked_image_latents=latents)
         return kwargs
 
-    def _step_callback(self, on_step: StepCallback | None) -> Callable[..., dict[str, Any]]:
+    def _step_callback(self, on_step: StepCallback | None, prompts: PromptInputs | None = None, batch: int = 1,
+                       steps: int = 0) -> Callable[..., dict[str, Any]]:
         def callback(pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             self.progress.step = step + 1
             self.progress.latents = tensors.get("latents")
@@ -299,6 +305,10 @@ class Engine:
                 pipe._interrupt = True  # diffusers skips the remaining steps
             if on_step is not None:
                 on_step(self.progress)
-            return {}
+            if prompts is None or prompts.conditioning is None:
+                return {}
+            # Second-order samplers run about two loop iterations per step: the step comes from the loop's progress.
+            next_step = (step + 1) * steps // pipe.num_timesteps
+            return prompts.conditioning.loop_tensors(next_step, batch, pipe.do_classifier_free_guidance)
 
         return callback

@@ -56,6 +56,10 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
     }
     if request.cache_interval > 1:
         params["Cache interval"] = request.cache_interval
+    if request.clip_skip != 1:
+        params["Clip skip"] = request.clip_skip
+    if request.styles:  # the prompts above are already expanded; the names are a record (not re-applied)
+        params["Styles"] = json.dumps(list(request.styles), ensure_ascii=False)
     if request.mode != "txt2img":
         params["Mode"] = request.mode
         params["Denoising strength"] = format_number(request.denoising_strength)
@@ -162,6 +166,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Size-2": ("height", int),
     "Model": ("model", str),
     "Batch size": ("batch_size", int),
+    "Clip skip": ("clip_skip", int),
     "Denoising strength": ("denoising_strength", float),
     "Mask blur": ("mask_blur", int),
     "Masked area padding": ("inpaint_full_res_padding", int),

@@ -25,6 +25,7 @@ def read_generation_info(path: Path) -> dict[str, Any]:
         fields = dict(recipe["request"])
         fields["seed"] = fields.get("seed", 0) + recipe.get("index", 0)
         fields["batch_size"], fields["n_iter"] = 1, 1
+        fields.pop("styles", None)  # the recipe's prompts are already styled: selecting them would style twice
     else:
         fields = infotext.params_to_request_fields(params) if params else {}
     return {"infotext": text, "params": params, "fields": fields, "recipe": recipe, "chunks": chunks}

@@ -26,6 +26,7 @@ MAX_SEED = 2**32 - 1
 MAX_CACHE_INTERVAL = 5
 MAX_MASK_BLUR = 64
 MAX_PADDING = 256
+MAX_CLIP_SKIP = 12
 MAX_PROMPT_CHARS = 20_000
 # What one job may produce: keeps a response (and its base64) within memory.
 MAX_TOTAL_IMAGES = 100
@@ -128,6 +129,12 @@ class GenerationRequest:
     # Step caching (DeepCache): the UNet's deep blocks run every `cache_interval` steps and their
     # cached output is reused in between. 1 = off; 2 or 3 trade a little detail for speed.
     cache_interval: int = 1
+    # A1111's "Clip skip" (CLIP_stop_at_last_layers): 1 = the text encoder's last layer, 2 = the one
+    # before it (diffusers' clip_skip=1), ...
+    clip_skip: int = 1
+    # Style names from styles.csv. Studio.submit expands them into the two prompts and keeps the
+    # names here as a record (the engine never expands them: a saved recipe has them expanded).
+    styles: tuple[str, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -164,6 +171,9 @@ class GenerationRequest:
                     f"{name} must be a multiple of 8 (got {value}; nearest: {_nearest8(value)})"
                 )
         _check_int("seed", self.seed, -1, MAX_SEED)
+        _check_int("clip_skip", self.clip_skip, 1, MAX_CLIP_SKIP)
+        if not isinstance(self.styles, tuple) or not all(isinstance(name, str) for name in self.styles):
+            raise RequestError("styles must be a list of style names")
         self._validate_images()
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
@@ -214,6 +224,7 @@ class GenerationRequest:
         for name in IMAGE_FIELDS:
             data[name] = encode_image(data[name]) if images and data[name] is not None else None
         data["controlnet_units"] = [unit.to_dict(images) for unit in self.controlnet_units]
+        data["styles"] = list(self.styles)
         return data
 
     def to_json(self) -> str:
@@ -227,6 +238,8 @@ class GenerationRequest:
         for name in IMAGE_FIELDS:
             if isinstance(values.get(name), str):
                 values[name] = decode_image(values[name], name)
+        if isinstance(values.get("styles"), (list, tuple)):
+            values["styles"] = tuple(values["styles"])
         if "controlnet_units" in values:
             values["controlnet_units"] = tuple(
                 u if isinstance(u, ControlUnit) else ControlUnit.from_dict(u) for u in values["controlnet_units"] or ()

@@ -31,6 +31,8 @@ from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
 from studio.samplers import SCHEDULE_TYPES
 from studio.settings import Settings
+from studio.styles import (Style, apply_request_styles, apply_styles, infotext_style_names, load_styles, save_style,
+                           unapply_styles)
 
 if TYPE_CHECKING:
     from studio.ui.context import UiContext
@@ -56,6 +58,8 @@ class Studio:
     ) -> jobs.JobResult:
         """The one entry for every generation (UI, API, scripts): validate, extension hooks, run, save."""
         request = request.validate()
+        if request.styles:  # expanded before the hooks, so they see the prompts that will be used
+            request = apply_request_styles(request, load_styles(self.settings))
         if request.seed == -1:  # drawn here so that before_generate hooks see the image's seed
             request = request.replace(seed=random.randint(0, MAX_SEED))
         notices: list[str] = []
@@ -80,6 +84,34 @@ class Studio:
             model_titles=self.models.titles, current_model=lambda: self.models.current().entry.title,
             load_model=self.load_model, save_image=partial(save_output, self.settings.outputs_dir), progress=progress,
         )
+
+    def read_png(self, path: Path) -> dict[str, Any]:
+        """PNG Info: the PNG's parameters; when its infotext names styles that are here and its
+        prompts are exactly those styles applied, the fields hold the bare prompts and the styles
+        (as A1111 pastes them), so Generate styles them once, to the same prompts."""
+        info = read_generation_info(path)
+        names = infotext_style_names(info["params"])
+        fields = info["fields"]
+        if names and "prompt" in fields:
+            bare = unapply_styles(fields["prompt"], fields.get("negative_prompt", ""), names, load_styles(self.settings))
+            if bare is not None:
+                info["fields"] = {**fields, "prompt": bare[0], "negative_prompt": bare[1], "styles": names}
+        return info
+
+    def prompt_styles(self) -> dict[str, Style]:
+        """The styles of styles.csv (the user's, else the shipped example), by name, in file order."""
+        return load_styles(self.settings)
+
+    def style_names(self) -> list[str]:
+        return list(load_styles(self.settings))
+
+    def apply_styles(self, prompt: str, negative_prompt: str, names: list[str]) -> tuple[str, str]:
+        """Both prompts with the named styles expanded (what "apply" puts into the prompt boxes)."""
+        return apply_styles(prompt, negative_prompt, names, load_styles(self.settings))
+
+    def save_style(self, name: str, prompt: str, negative_prompt: str) -> list[str]:
+        """Save the prompts as a style in the user's styles file; returns the style names."""
+        return list(save_style(self.settings, Style(name, prompt, negative_prompt)))
 
     def load_model(self, title: str) -> str:
         return self.engine.load_model(title).entry.title
@@ -115,7 +147,7 @@ class Studio:
         return {"models_dir": str(s.models_dir), "outputs_dir": str(s.outputs_dir),
                 "extensions_dir": str(s.extensions_dir), "device": s.device, "dtype": s.dtype,
                 "allow_pickle": s.allow_pickle, "safe_mode": s.safe_mode, "host": s.host, "port": s.port,
-                "share": s.share, "auth": "set" if s.auth else "off",
+                "share": s.share, "auth": "set" if s.auth else "off", "styles_file": str(s.styles_file),
                 "live_preview_every": s.live_preview_every, "live_preview_method": s.live_preview_method}
 
     def ui_context(self) -> "UiContext":
@@ -130,7 +162,7 @@ class Studio:
             current_model=lambda: self.models.current().entry.title,
             load_model=self.load_model,
             native_size=lambda: self.models.current().native_size,
-            read_png=read_generation_info,
+            read_png=self.read_png,
             settings_summary=self.settings_summary,
             error_types=(ValueError, StudioError),
             extension_rows=self.extensions.rows,
@@ -146,6 +178,9 @@ class Studio:
             pose_tools=lambda: pose,
             reproduce_warnings=self.reproduce_warnings,
             reproduce=self.reproduce,
+            style_names=self.style_names,
+            apply_styles=self.apply_styles,
+            save_style=self.save_style,
         )
 
     def reproduce_warnings(self, path: Path) -> list[str]:

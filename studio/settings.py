@@ -15,6 +15,7 @@ class Settings:
     outputs_dir: Path = PROJECT_DIR / "outputs"
     extensions_dir: Path = PROJECT_DIR / "extensions"
     cache_dir: Path = PROJECT_DIR / ".cache"
+    styles_file: Path = PROJECT_DIR / "styles.csv"  # the user's prompt styles (A1111's file, user data)
     model: str | None = None
     device: str = "auto"
     dtype: str = "auto"

@@ -28,6 +28,7 @@ def settings(tmp_path: Path) -> Settings:
         outputs_dir=tmp_path / "outputs",
         extensions_dir=tmp_path / "extensions",
         cache_dir=tmp_path / "cache",
+        styles_file=tmp_path / "styles.csv",
     )
 
 
@@ -35,7 +36,8 @@ def settings(tmp_path: Path) -> Settings:
 def shared_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("studio")
     return Settings(models_dir=root / "models", outputs_dir=root / "outputs",
-                    extensions_dir=root / "extensions", cache_dir=root / "cache")
+                    extensions_dir=root / "extensions", cache_dir=root / "cache",
+                    styles_file=root / "styles.csv")
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,8 @@ class UiContext:
     # Reproduce from a PNG's recipe: warnings before running, then (saved path, infotext, warnings).
     reproduce_warnings: Callable[[Path], list[str]] = lambda path: []
     reproduce: Callable[[Path], tuple[str | None, str, list[str]]] = lambda path: (None, "", ["Reproduce is not available."])
+    # Prompt styles (studio/styles.py): names; (prompt, negative, names) -> expanded prompts;
+    # (name, prompt, negative) -> the names after saving it.
+    style_names: Callable[[], list[str]] = lambda: []
+    apply_styles: Callable[[str, str, list[str]], tuple[str, str]] = lambda p, n, names: (p, n)
+    save_style: Callable[[str, str, str], list[str]] = lambda name, p, n: []

@@ -13,6 +13,8 @@ _FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(GenerationReques
 
 def _convert(name: str, value: Any) -> Any:
     kind = _FIELD_TYPES[name].split("|")[0].strip()
+    if kind.startswith("tuple[str"):  # a multi-select dropdown's list
+        return tuple(value or ())
     if value is None or value == "":
         return None if "None" in _FIELD_TYPES[name] else dataclasses.MISSING
     try:
@@ -57,6 +59,8 @@ class RequestForm:
 
 def widget_value(widget: gr.components.Component, value: Any) -> Any:
     """Index-typed radios and dropdowns take the choice's label, not the field's index."""
+    if isinstance(value, tuple):
+        return list(value)
     if getattr(widget, "type", None) == "index" and isinstance(value, int) and not isinstance(value, bool):
         choices = getattr(widget, "choices", [])
         if 0 <= value < len(choices):

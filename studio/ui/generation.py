@@ -10,7 +10,8 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from studio.request import GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from studio.request import (GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_CLIP_SKIP, MAX_SIZE, MAX_STEPS,
+                            MIN_SIZE)
 from studio.stepcache import CACHE_CHOICES
 from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
@@ -60,6 +61,7 @@ def build_generation_tab(
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id=f"{name}_prompt",
                                 placeholder="a red circle on a blue background  (Ctrl+Enter to generate)")
             negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{name}_neg_prompt")
+            styles = build_styles_row(ctx, name, prompt, negative)
         with gr.Column(scale=1, min_width=200):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate", elem_classes="generate")
             interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt")
@@ -82,6 +84,8 @@ def build_generation_tab(
             with gr.Row():
                 cfg = gr.Slider(1, MAX_CFG, value=DEFAULTS.cfg_scale, step=0.5, label="CFG Scale",
                                 elem_id=f"{name}_cfg_scale", scale=3)
+                clip_skip = gr.Slider(1, MAX_CLIP_SKIP, value=DEFAULTS.clip_skip, step=1, label="Clip skip",
+                                      elem_id=f"{name}_clip_skip", scale=1, min_width=170)
                 cache = gr.Radio([(label, value) for label, value in CACHE_CHOICES.items()],
                                  value=DEFAULTS.cache_interval, label="Cache (faster, a little less detail)",
                                  elem_id=f"{name}_cache_interval", scale=2)
@@ -109,7 +113,7 @@ def build_generation_tab(
     form = RequestForm({
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "scheduler": scheduler, "steps": steps,
         "cfg_scale": cfg, "width": width, "height": height, "seed": seed, "batch_size": batch_size,
-        "n_iter": n_iter, "model": model, **widgets, **mode.widgets,
+        "n_iter": n_iter, "model": model, "clip_skip": clip_skip, "styles": styles, **widgets, **mode.widgets,
     })
 
     def to_request(values: dict[Any, Any]) -> GenerationRequest:
@@ -200,6 +204,33 @@ def _drain(items: "queue.Queue[Any]") -> Any:
             latest = items.get_nowait()
         except queue.Empty:
             return latest
+
+
+def build_styles_row(ctx: UiContext, name: str, prompt: gr.Textbox, negative: gr.Textbox) -> gr.Dropdown:
+    """Styles from styles.csv: pick several (applied when generating), or apply them into the prompt
+    boxes now, or save the current prompts as a new style."""
+    with gr.Row(equal_height=True):
+        styles = gr.Dropdown(ctx.style_names(), value=[], multiselect=True, label="Styles", scale=5,
+                             elem_id=f"{name}_styles")
+        apply = gr.Button("Apply styles", size="sm", elem_id=f"{name}_style_apply", scale=0, min_width=110)
+    with gr.Accordion("Save the prompts as a style", open=False, elem_id=f"{name}_style_save_panel"):
+        with gr.Row(equal_height=True):
+            new_name = gr.Textbox(show_label=False, placeholder="style name", scale=4, elem_id=f"{name}_style_name")
+            save = gr.Button("Save style", size="sm", elem_id=f"{name}_style_save", scale=0, min_width=110)
+
+    def apply_selected(text: str, negative_text: str, names: list[str]) -> tuple:
+        with user_errors(ctx.error_types):
+            expanded, expanded_negative = ctx.apply_styles(text, negative_text, list(names or []))
+        return expanded, expanded_negative, []  # applied: unselect, or Generate would apply them twice
+
+    def save_current(style: str, text: str, negative_text: str, selected: list[str]) -> tuple:
+        with user_errors(ctx.error_types):
+            names = ctx.save_style(style, text, negative_text)
+        return gr.update(choices=names, value=selected), ""
+
+    apply.click(apply_selected, inputs=[prompt, negative, styles], outputs=[prompt, negative, styles], queue=False)
+    save.click(save_current, inputs=[new_name, prompt, negative, styles], outputs=[styles, new_name], queue=False)
+    return styles
 
 
 def _steps_note(strength: float, steps: float) -> str:

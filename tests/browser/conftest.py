@@ -32,7 +32,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         args = [sys.executable, "-m", "studio", "serve", "--no-browser", "--port", str(self.port),
-                "--outputs-dir", str(self.outputs), "--models-dir", str(root / "models"), *(extra or [])]
+                "--outputs-dir", str(self.outputs), "--models-dir", str(root / "models"), "--styles-file", str(root / "styles.csv"), *(extra or [])]
         self.log = (root / "server.log").open("w")
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ})
 
