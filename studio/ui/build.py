@@ -14,6 +14,7 @@ from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
 from studio.ui.pnginfo import build_pnginfo_tab
+from studio.ui.pose_editor import read_asset
 from studio.ui.scripts import build_script_panel
 from studio.ui.settings_tab import build_settings_tab
 
@@ -30,13 +31,15 @@ document.addEventListener('keydown', (event) => {
 CSS = """
 button.generate { min-height: 5em; }
 .studio-title { margin: 0; }
-.gallery img, #pnginfo_image img { image-rendering: pixelated; }
 """
 
 
 def build_ui(ctx: UiContext) -> gr.Blocks:
     ctx = dataclasses.replace(ctx, submit=_warn_notices(ctx.submit))
     with gr.Blocks(title="Diffusion Studio") as demo:
+        # Output galleries show the whole image, small ones scaled by a whole factor with crisp pixels.
+        gr.HTML("", head=f"<style>{read_asset('output_images.css')}</style>"
+                         f"<script>{read_asset('output_images.js')}</script>", visible="hidden")
         with gr.Row(equal_height=True):
             gr.Markdown("## Diffusion Studio", elem_classes="studio-title")
             model = gr.Dropdown(ctx.model_titles(), value=ctx.current_model(), label="Stable Diffusion checkpoint",

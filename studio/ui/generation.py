@@ -87,8 +87,8 @@ def build_generation_tab(
                 recycle = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=50)
             control = build_controlnet_panel(ctx, name, width, height, mode if source else None)
         with gr.Column():
-            gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery",
-                                 object_fit="contain", interactive=False)
+            gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery", preview=True,
+                                 object_fit="contain", interactive=False, elem_classes="studio-output")
             infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False,
                                   elem_id=f"{name}_infotext", buttons=["copy"])
             status = gr.Markdown(elem_id=f"{name}_status")
@@ -121,7 +121,7 @@ def build_generation_tab(
         texts = [item.infotext for item in job.images]
         note = "Interrupted: images finished before the interrupt were saved." if job.interrupted else (
             f"Saved {len(images)} image(s): `{images[0][0]}`" if images else "")
-        return (images, (texts[0] if texts else ""), texts, [item.seed for item in job.images], 0, note,
+        return (gr.Gallery(value=images, selected_index=0 if images else None), (texts[0] if texts else ""), texts, [item.seed for item in job.images], 0, note,
                 [path for path, _ in images])
 
     generate.click(run, inputs=request_inputs,
