@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.request import GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from studio.request import GenerationRequest, RequestError, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
@@ -26,6 +26,7 @@ class ModeSource:
     extra_inputs: list[gr.components.Component] = field(default_factory=list)
     derive: Callable[[dict[Any, Any]], dict[str, Any]] = lambda values: {}
     named: dict[str, gr.components.Component] = field(default_factory=dict)  # for "Send to" targets
+    missing_image: str | None = None  # the message when the mode's source image is missing
 
 
 @dataclass
@@ -101,7 +102,10 @@ def build_generation_tab(
     })
 
     def to_request(values: dict[Any, Any]) -> GenerationRequest:
-        return form.to_request(values, **mode.derive(values), **control.derive(values))
+        request = form.to_request(values, **mode.derive(values), **control.derive(values))
+        if mode.missing_image and request.init_image is None:
+            raise RequestError(mode.missing_image)  # never a txt2img picture from the img2img/Inpaint tab
+        return request
 
     request_inputs = form.inputs | set(mode.extra_inputs) | set(control.inputs)
 

@@ -20,7 +20,8 @@ def img2img_source() -> ModeSource:
                     format="png", elem_id="img2img_image", height=320)
     resize = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
                       elem_id="img2img_resize_mode")
-    return ModeSource(widgets={"init_image": init, "resize_mode": resize}, named={"image": init})
+    return ModeSource(widgets={"init_image": init, "resize_mode": resize}, named={"image": init},
+                      missing_image="img2img needs a source image: upload one first.")
 
 
 def mask_from_layers(editor: dict[str, Any] | None) -> Image.Image | None:
@@ -72,4 +73,5 @@ def inpaint_source() -> ModeSource:
         extra_inputs=[editor, uploaded, area, invert],
         derive=derive,
         named={"image": editor, "mask": uploaded, "area": area, "invert": invert},
+        missing_image="Inpaint needs an image: upload one, then paint the area to repaint.",
     )

@@ -1,0 +1,48 @@
+"""img2img and Inpaint sources as a new user meets them (issue 18): a missing or broken source
+image is a clear message, never a silent txt2img picture or an internal error."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.browser.conftest import screenshot
+from tests.browser.test_img2img_ui import open_tab
+
+pytestmark = pytest.mark.browser
+
+
+def toast(page, text: str):
+    message = page.locator(".toast-body").filter(has_text=text)
+    message.first.wait_for(timeout=30_000)
+    return message
+
+
+def close_toasts(page) -> None:
+    for close in page.locator(".toast-close").all():
+        close.click()
+
+
+def test_img2img_and_inpaint_without_an_image_say_so_and_save_nothing(page, server, tmp_path: Path):
+    before = set(server.outputs.rglob("*.png"))
+    open_tab(page, "img2img")
+    page.fill("#img2img_prompt textarea", "a red circle")
+    page.click("#img2img_generate")
+    toast(page, "img2img needs a source image")
+    screenshot(page, "img2img-no-image")
+    close_toasts(page)
+
+    # Inpaint: upload, then the editor's own "Clear canvas" button, then Generate.
+    white = tmp_path / "white.png"
+    Image.new("RGB", (64, 64), "white").save(white)
+    open_tab(page, "Inpaint")
+    page.locator("#inpaint_editor input[type=file]").set_input_files(str(white))
+    page.wait_for_timeout(1500)
+    page.locator("#inpaint_editor button[aria-label='Clear canvas']").click()
+    page.wait_for_timeout(500)
+    page.fill("#inpaint_prompt textarea", "a red circle")
+    page.click("#inpaint_generate")
+    toast(page, "Inpaint needs an image")
+    page.wait_for_timeout(1000)  # a run that wrongly started would have saved by now (3 steps, 64 px)
+    assert set(server.outputs.rglob("*.png")) == before
