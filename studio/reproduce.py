@@ -73,13 +73,13 @@ def reproduce(studio: "Studio", path_or_image: Path | str | Image.Image, save: b
 def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
     data = _recipe_chunk(path_or_image)
     try:
-        request = GenerationRequest.from_dict(data["request"])
+        request = GenerationRequest.from_dict(data["request"]).validate()
         index = int(data.get("index", 0))
-    except (TypeError, ValueError, KeyError) as error:
+        batch = max(1, request.batch_size)
+        first = index - index % batch  # the first image of the image's batch
+        batch_request = request.replace(seed=request.seed + first, n_iter=1)
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
         raise NoRecipeError(f"the studio recipe in this PNG is damaged: {error}") from error
-    batch = max(1, request.batch_size)
-    first = index - index % batch  # the first image of the image's batch
-    batch_request = request.replace(seed=request.seed + first, n_iter=1)
     threads = data.get("torch_threads")
     return Recipe(batch_request, index - first, data.get("model_hash"), dict(data.get("versions") or {}),
                   threads if isinstance(threads, int) else None)

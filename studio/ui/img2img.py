@@ -10,13 +10,14 @@ from PIL import Image
 from studio.imageops import RESIZE_MODES
 from studio.request import INPAINTING_FILLS, GenerationRequest
 from studio.ui.generation import ModeSource
+from studio.ui.images import image_editor_input, image_input
 
 DEFAULTS = GenerationRequest()
 INPAINT_AREAS = ("Whole picture", "Only masked")
 
 
 def img2img_source() -> ModeSource:
-    init = gr.Image(label="Source image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
+    init = image_input(label="Source image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
                     format="png", elem_id="img2img_image", height=320)
     resize = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
                       elem_id="img2img_resize_mode")
@@ -39,12 +40,12 @@ def mask_from_layers(editor: dict[str, Any] | None) -> Image.Image | None:
 
 
 def inpaint_source() -> ModeSource:
-    editor = gr.ImageEditor(label="Image — paint the area to repaint", type="pil", image_mode="RGBA",
+    editor = image_editor_input(label="Image — paint the area to repaint", type="pil", image_mode="RGBA",
                             sources=["upload", "clipboard"], format="png", layers=False, transforms=(),
                             brush=gr.Brush(colors=["#ffffff"], default_size=6, color_mode="fixed"),
                             elem_id="inpaint_editor", height=360)
     with gr.Accordion("Upload a mask instead", open=False):
-        uploaded = gr.Image(label="Mask (white = repaint)", type="pil", image_mode="L", sources=["upload"],
+        uploaded = image_input(label="Mask (white = repaint)", type="pil", image_mode="L", sources=["upload"],
                             format="png", elem_id="inpaint_mask_upload", height=200)
     invert = gr.Checkbox(label="Invert mask (inpaint not masked)", elem_id="inpaint_invert")
     with gr.Row():

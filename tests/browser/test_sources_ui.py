@@ -46,3 +46,28 @@ def test_img2img_and_inpaint_without_an_image_say_so_and_save_nothing(page, serv
     toast(page, "Inpaint needs an image")
     page.wait_for_timeout(1000)  # a run that wrongly started would have saved by now (3 steps, 64 px)
     assert set(server.outputs.rglob("*.png")) == before
+
+
+def test_a_text_file_named_png_is_one_clear_sentence_in_img2img_and_png_info(page, server, tmp_path: Path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("these are my notes, not a picture")
+    before = set(server.outputs.rglob("*.png"))
+
+    open_tab(page, "img2img")
+    page.locator("#img2img_image input[type=file]").set_input_files(str(fake))
+    page.wait_for_timeout(500)
+    page.fill("#img2img_prompt textarea", "a red circle")
+    page.click("#img2img_generate")
+    message = toast(page, "not an image: notes.png")
+    text = message.first.inner_text()
+    assert "preprocess" not in text and "textbox" not in text, text  # not Gradio's internal error
+    close_toasts(page)
+
+    page.click("button[role=tab]:has-text('PNG Info')")
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(fake))
+    page.wait_for_function("document.querySelector('#pnginfo_warnings').innerText.includes('not an image: notes.png')",
+                           timeout=30_000)
+    screenshot(page, "pnginfo-not-an-image")
+    assert page.locator("#pnginfo_parameters .error, #pnginfo_chunks .error").count() == 0  # no bare "Error" badges
+    assert set(server.outputs.rglob("*.png")) == before
+    assert "Traceback" not in (server.root / "server.log").read_text()
