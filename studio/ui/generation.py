@@ -13,6 +13,7 @@ from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
+from studio.ui.ranges import guard_range
 
 DEFAULTS = GenerationRequest()
 
@@ -108,6 +109,9 @@ def build_generation_tab(
         return request
 
     request_inputs = form.inputs | set(mode.extra_inputs) | set(control.inputs)
+    for widget in form.widgets.values():
+        if isinstance(widget, gr.Slider):
+            guard_range(widget)
 
     def run(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> tuple:
         with user_errors(ctx.error_types):
