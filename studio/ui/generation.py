@@ -73,6 +73,7 @@ def build_generation_tab(
             with gr.Row():
                 width = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Width", elem_id=f"{name}_width")
                 height = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Height", elem_id=f"{name}_height")
+            size_note = gr.Markdown(elem_id=f"{name}_size_hint")
             with gr.Row():
                 n_iter = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
                 batch_size = gr.Slider(1, MAX_BATCH_SIZE, value=1, step=1, label="Batch size", elem_id=f"{name}_batch_size")
@@ -144,6 +145,8 @@ def build_generation_tab(
         return (texts[index] if index < len(texts) else ""), index
 
     gallery.select(on_select, inputs=infotexts, outputs=[infotext, selected], queue=False)
+    gr.on([width.change, height.change], lambda w, h: size_hint(w, h, ctx.native_size()), inputs=[width, height],
+          outputs=size_note, queue=False, show_progress="hidden")
     if strength:
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
@@ -154,3 +157,12 @@ def build_generation_tab(
 def _steps_note(strength: float, steps: float) -> str:
     """img2img runs the last floor(strength * steps) steps: say how many."""
     return f"Steps that will run: **{int(float(strength) * int(steps))}** of {int(steps)}"
+
+
+def size_hint(width: float, height: float, native: int) -> str:
+    """A1111-style note (not a refusal) when the size is far from the size the model was trained at."""
+    w, h = int(width), int(height)
+    if max(w, h) < 2 * native and min(w, h) > native // 2:
+        return ""
+    return (f"ℹ️ This model was trained at {native}×{native}; at {w}×{h} expect repeated or broken shapes. "
+            f"For a clean picture use about {native}×{native}.")

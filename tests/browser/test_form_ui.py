@@ -30,3 +30,24 @@ def test_out_of_range_numbers_are_a_message_and_no_traceback(page, server):
     page.wait_for_timeout(1000)
     log = (server.root / "server.log").read_text()
     assert "Traceback" not in log and "less than minimum" not in log, log[-3000:]
+
+
+def test_a_size_far_from_the_models_native_size_gets_a_hint(page):
+    hint = "#txt2img_size_hint"
+    set_number(page, "txt2img_width", "512")
+    set_number(page, "txt2img_height", "512")
+    page.wait_for_function(f"document.querySelector('{hint}').innerText.includes('trained at 64×64')", timeout=30_000)
+    screenshot(page, "size-hint")
+    assert "512×512" in page.inner_text(hint)
+    set_number(page, "txt2img_width", "64")
+    set_number(page, "txt2img_height", "64")
+    page.wait_for_function(f"!document.querySelector('{hint}').innerText.includes('trained at')", timeout=30_000)
+
+
+def test_size_hint_rule():
+    from studio.ui.generation import size_hint
+
+    assert size_hint(64, 64, 64) == size_hint(96, 64, 64) == size_hint(768, 512, 512) == ""
+    assert "trained at 64×64" in size_hint(512, 512, 64)
+    assert "1024×1024" in size_hint(1024, 1024, 512)
+    assert size_hint(256, 512, 512) != ""
