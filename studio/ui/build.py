@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from studio.infotext import params_to_request_fields, parse_infotext
 from studio.request import decode_image
 from studio.ui.context import JobLike, UiContext
 from studio.ui.errors import user_errors
@@ -110,20 +111,29 @@ def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, t
     refresh.click(lambda: gr.Dropdown(choices=ctx.model_titles()), outputs=model, queue=False)
 
 
-def _wire_send_result(button: gr.Button, source: GenerationTab, target: GenerationTab, tabs: gr.Tabs) -> None:
-    """A1111's "Send to": the selected result image and the prompt go to the target tab."""
-    image_widget = target.sources["image"]
+# What "Send to" carries from the selected image's infotext (A1111 carries them all; not the batch).
+SENT_FIELDS = ("prompt", "negative_prompt", "sampler_name", "steps", "cfg_scale", "width", "height", "seed",
+               "denoising_strength")
 
-    def send(paths: list[str], index: int, prompt: str, negative: str) -> tuple:
+
+def _wire_send_result(button: gr.Button, source: GenerationTab, target: GenerationTab, tabs: gr.Tabs) -> None:
+    """A1111's "Send to": the selected result image and its parameters (the seed it was made with,
+    sampler, steps, CFG, size, prompts) go to the target tab."""
+    image_widget = target.sources["image"]
+    fields = [name for name in SENT_FIELDS if name in target.form.widgets]
+
+    def send(paths: list[str], index: int, texts: list[str]) -> dict[Any, Any]:
         if not paths:
             raise gr.Error("Generate an image first.", print_exception=False)
-        path = paths[min(index, len(paths) - 1)]
-        return path, prompt, negative, gr.Tabs(selected=target.name)
+        index = min(index, len(paths) - 1)
+        made_with = params_to_request_fields(parse_infotext(texts[index])) if index < len(texts) else {}
+        updates = target.form.fill({name: made_with[name] for name in fields if name in made_with})
+        updates[image_widget] = paths[index]
+        updates[tabs] = gr.Tabs(selected=target.name)
+        return updates
 
-    button.click(send, inputs=[source.last_images, source.selected, source.form.widgets["prompt"],
-                               source.form.widgets["negative_prompt"]],
-                 outputs=[image_widget, target.form.widgets["prompt"], target.form.widgets["negative_prompt"], tabs],
-                 queue=False)
+    button.click(send, inputs=[source.last_images, source.selected, source.infotexts],
+                 outputs=[image_widget, *(target.form.widgets[name] for name in fields), tabs], queue=False)
 
 
 def _wire_send_png(ctx: UiContext, button: gr.Button, path: gr.State, fields: gr.State, tab: GenerationTab,

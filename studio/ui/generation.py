@@ -39,6 +39,7 @@ class GenerationTab:
     infotext: gr.Textbox
     last_images: gr.State  # paths of the images of the last run
     selected: gr.State  # index of the image selected in the gallery
+    infotexts: gr.State  # the infotext of each image of the last run
     sources: dict[str, gr.components.Component] = field(default_factory=dict)  # mode widgets by name
     # The tab's whole request (form, mode source, ControlNet units) from an event's values, and its inputs.
     to_request: Callable[[dict[Any, Any]], GenerationRequest] | None = None
@@ -150,7 +151,7 @@ def build_generation_tab(
     if strength:
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
-    return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named,
+    return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, infotexts, mode.named,
                          to_request=to_request, request_inputs=request_inputs, control=control)
 
 

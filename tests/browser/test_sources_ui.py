@@ -71,3 +71,35 @@ def test_a_text_file_named_png_is_one_clear_sentence_in_img2img_and_png_info(pag
     assert page.locator("#pnginfo_parameters .error, #pnginfo_chunks .error").count() == 0  # no bare "Error" badges
     assert set(server.outputs.rglob("*.png")) == before
     assert "Traceback" not in (server.root / "server.log").read_text()
+
+
+def test_send_to_img2img_and_inpaint_carries_every_parameter_and_the_seed_used(page, server):
+    from tests.browser.test_txt2img_ui import set_number
+
+    page.fill("#txt2img_prompt textarea", "a yellow circle on a purple background")
+    page.fill("#txt2img_neg_prompt textarea", "green")
+    for name, value in (("steps", "4"), ("cfg_scale", "5.5"), ("width", "64"), ("height", "96")):
+        set_number(page, f"txt2img_{name}", value)
+    page.click("#txt2img_sampling input")
+    page.get_by_role("option", name="DDIM", exact=True).click()
+    page.fill("#txt2img_seed input", "-1")  # a random seed: the one it was made with must be carried
+    page.click("#txt2img_generate")
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: ')",
+                           timeout=60_000)
+    infotext = page.input_value("#txt2img_infotext textarea")
+    used_seed = infotext.split("Seed: ", 1)[1].split(",", 1)[0]
+    assert "Sampler: DDIM" in infotext and used_seed != "-1"
+
+    for target, editor in (("img2img", "#img2img_image img"), ("inpaint", "#inpaint_editor canvas")):
+        page.click("button[role=tab]:has-text('txt2img')")
+        page.click(f"#txt2img_send_{target}")
+        page.wait_for_function(f"document.querySelector('#{target}_seed input').value === '{used_seed}'",
+                               timeout=30_000)
+        page.wait_for_selector(editor, timeout=30_000)
+        assert page.input_value(f"#{target}_prompt textarea") == "a yellow circle on a purple background"
+        assert page.input_value(f"#{target}_neg_prompt textarea") == "green"
+        assert page.input_value(f"#{target}_sampling input") == "DDIM"
+        numbers = {name: page.locator(f"#{target}_{name} input[type=number]").first.input_value()
+                   for name in ("steps", "cfg_scale", "width", "height")}
+        assert numbers == {"steps": "4", "cfg_scale": "5.5", "width": "64", "height": "96"}
+    screenshot(page, "send-to-inpaint")
