@@ -14,6 +14,9 @@ from studio.ui.images import image_editor_input, image_input
 
 DEFAULTS = GenerationRequest()
 INPAINT_AREAS = ("Whole picture", "Only masked")
+# The mask brush: half-transparent magenta shows on white, black and photos alike (any painted
+# alpha is mask, whatever the colour).
+MASK_COLOUR = "rgba(255, 0, 200, 0.6)"
 
 
 def img2img_source() -> ModeSource:
@@ -42,7 +45,7 @@ def mask_from_layers(editor: dict[str, Any] | None) -> Image.Image | None:
 def inpaint_source() -> ModeSource:
     editor = image_editor_input(label="Image — paint the area to repaint", type="pil", image_mode="RGBA",
                             sources=["upload", "clipboard"], format="png", layers=False, transforms=(),
-                            brush=gr.Brush(colors=["#ffffff"], default_size=6, color_mode="fixed"),
+                            brush=gr.Brush(colors=[MASK_COLOUR], default_color=MASK_COLOUR, default_size=6, color_mode="fixed"),
                             elem_id="inpaint_editor", height=360)
     with gr.Accordion("Upload a mask instead", open=False):
         uploaded = image_input(label="Mask (white = repaint)", type="pil", image_mode="L", sources=["upload"],

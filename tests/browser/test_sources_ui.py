@@ -103,3 +103,29 @@ def test_send_to_img2img_and_inpaint_carries_every_parameter_and_the_seed_used(p
                    for name in ("steps", "cfg_scale", "width", "height")}
         assert numbers == {"steps": "4", "cfg_scale": "5.5", "width": "64", "height": "96"}
     screenshot(page, "send-to-inpaint")
+
+
+def test_the_inpaint_brush_is_visible_on_a_white_image(page, tmp_path: Path):
+    import io
+
+    import numpy as np
+
+    white = tmp_path / "white.png"
+    Image.new("RGB", (64, 64), "white").save(white)
+    open_tab(page, "Inpaint")
+    page.locator("#inpaint_editor input[type=file]").set_input_files(str(white))
+    page.wait_for_timeout(1500)
+    page.locator("#inpaint_editor button[aria-label='Brush']").first.click()
+    box = page.locator("#inpaint_editor canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 30, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 30, cy, steps=15)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    page.mouse.move(box["x"] - 50, box["y"] - 50)  # the brush cursor away from the stroke
+    shot = Image.open(io.BytesIO(page.screenshot(clip={"x": cx - 20, "y": cy - 2, "width": 40, "height": 4})))
+    screenshot(page, "inpaint-brush-on-white")
+    pixels = np.asarray(shot.convert("RGB")).astype(int)
+    distance_from_white = (255 - pixels).sum(axis=2).mean()
+    assert distance_from_white > 100, distance_from_white  # a white brush on white was ~0
