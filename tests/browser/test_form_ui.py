@@ -15,6 +15,7 @@ def number(page, elem_id: str) -> str:
 
 
 def test_out_of_range_numbers_are_a_message_and_no_traceback(page, server):
+    log_start = len((server.root / "server.log").read_text())
     set_number(page, "txt2img_width", "13")
     toast(page, "Width 13 is outside 64–2048: using 64")
     set_number(page, "txt2img_steps", "0")
@@ -28,7 +29,7 @@ def test_out_of_range_numbers_are_a_message_and_no_traceback(page, server):
     for elem_id, value in (("txt2img_width", "64"), ("txt2img_steps", "20"), ("txt2img_batch_count", "1")):
         set_number(page, elem_id, value)
     page.wait_for_timeout(1000)
-    log = (server.root / "server.log").read_text()
+    log = (server.root / "server.log").read_text()[log_start:]
     assert "Traceback" not in log and "less than minimum" not in log, log[-3000:]
 
 
