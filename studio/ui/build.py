@@ -112,7 +112,7 @@ def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, t
 
 
 # What "Send to" carries from the selected image's infotext (A1111 carries them all; not the batch).
-SENT_FIELDS = ("prompt", "negative_prompt", "sampler_name", "steps", "cfg_scale", "width", "height", "seed",
+SENT_FIELDS = ("prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "cfg_scale", "width", "height", "seed",
                "denoising_strength")
 
 
