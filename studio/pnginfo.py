@@ -23,12 +23,20 @@ def read_generation_info(path: Path) -> dict[str, Any]:
     recipe = _recipe(chunks.get(storage.STUDIO_KEY))
     if recipe is not None:
         fields = dict(recipe["request"])
-        fields["seed"] = fields.get("seed", 0) + recipe.get("index", 0)
+        seed, index = fields.get("seed", 0), recipe.get("index", 0)
+        if not (_whole(seed) and _whole(index)):
+            raise StudioError(f"the studio recipe in {path.name} is damaged: its seed ({seed!r}) and index "
+                              f"({index!r}) must be whole numbers")
+        fields["seed"] = seed + index
         fields["batch_size"], fields["n_iter"] = 1, 1
         fields.pop("styles", None)  # the recipe's prompts are already styled: selecting them would style twice
     else:
         fields = infotext.params_to_request_fields(params) if params else {}
     return {"infotext": text, "params": params, "fields": fields, "recipe": recipe, "chunks": chunks}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _recipe(raw: str | None) -> dict[str, Any] | None:

@@ -101,3 +101,22 @@ def test_a_png_without_our_recipe_is_refused_with_a_reason(tmp_path):
     scene().save(broken, pnginfo=storage.png_info("x", None))
     with pytest.raises(NoRecipeError):
         read_recipe(broken)
+
+
+@pytest.mark.parametrize("request_fields, index", [({"seed": "5"}, 0), ({"seed": 5}, "x"), ({"batch_size": "x"}, 0)])
+def test_a_recipe_with_wrong_types_is_one_clear_sentence(tmp_path, request_fields, index):
+    """Issue 13 item 8: PNG Info showed "can only concatenate str (not "int") to str"."""
+    import json
+
+    from studio.errors import StudioError
+    from studio.pnginfo import read_generation_info
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(storage.STUDIO_KEY, json.dumps({"request": {"prompt": "x", **request_fields}, "index": index}))
+    path = tmp_path / "typed.png"
+    scene().save(path, pnginfo=info)
+    with pytest.raises(NoRecipeError, match="recipe in this PNG is damaged"):
+        read_recipe(path)
+    if "batch_size" not in request_fields:
+        with pytest.raises(StudioError, match="damaged.*whole numbers"):
+            read_generation_info(path)

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from studio.infotext import params_to_request_fields, parse_infotext
 from studio.request import decode_image
 from studio.ui.context import JobLike, UiContext
 from studio.ui.errors import user_errors
@@ -14,6 +15,7 @@ from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
 from studio.ui.pnginfo import build_pnginfo_tab
+from studio.ui.pose_editor import read_asset
 from studio.ui.scripts import build_script_panel
 from studio.ui.settings_tab import build_settings_tab
 
@@ -30,13 +32,15 @@ document.addEventListener('keydown', (event) => {
 CSS = """
 button.generate { min-height: 5em; }
 .studio-title { margin: 0; }
-.gallery img, #pnginfo_image img { image-rendering: pixelated; }
 """
 
 
 def build_ui(ctx: UiContext) -> gr.Blocks:
     ctx = dataclasses.replace(ctx, submit=_warn_notices(ctx.submit))
     with gr.Blocks(title="Diffusion Studio") as demo:
+        # Output galleries show the whole image, small ones scaled by a whole factor with crisp pixels.
+        gr.HTML("", head=f"<style>{read_asset('output_images.css')}</style>"
+                         f"<script>{read_asset('output_images.js')}</script>", visible="hidden")
         with gr.Row(equal_height=True):
             gr.Markdown("## Diffusion Studio", elem_classes="studio-title")
             model = gr.Dropdown(ctx.model_titles(), value=ctx.current_model(), label="Stable Diffusion checkpoint",
@@ -107,20 +111,29 @@ def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, t
     refresh.click(lambda: gr.Dropdown(choices=ctx.model_titles()), outputs=model, queue=False)
 
 
-def _wire_send_result(button: gr.Button, source: GenerationTab, target: GenerationTab, tabs: gr.Tabs) -> None:
-    """A1111's "Send to": the selected result image and the prompt go to the target tab."""
-    image_widget = target.sources["image"]
+# What "Send to" carries from the selected image's infotext (A1111 carries them all; not the batch).
+SENT_FIELDS = ("prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "cfg_scale", "width", "height", "seed",
+               "denoising_strength")
 
-    def send(paths: list[str], index: int, prompt: str, negative: str) -> tuple:
+
+def _wire_send_result(button: gr.Button, source: GenerationTab, target: GenerationTab, tabs: gr.Tabs) -> None:
+    """A1111's "Send to": the selected result image and its parameters (the seed it was made with,
+    sampler, steps, CFG, size, prompts) go to the target tab."""
+    image_widget = target.sources["image"]
+    fields = [name for name in SENT_FIELDS if name in target.form.widgets]
+
+    def send(paths: list[str], index: int, texts: list[str]) -> dict[Any, Any]:
         if not paths:
             raise gr.Error("Generate an image first.", print_exception=False)
-        path = paths[min(index, len(paths) - 1)]
-        return path, prompt, negative, gr.Tabs(selected=target.name)
+        index = min(index, len(paths) - 1)
+        made_with = params_to_request_fields(parse_infotext(texts[index])) if index < len(texts) else {}
+        updates = target.form.fill({name: made_with[name] for name in fields if name in made_with})
+        updates[image_widget] = paths[index]
+        updates[tabs] = gr.Tabs(selected=target.name)
+        return updates
 
-    button.click(send, inputs=[source.last_images, source.selected, source.form.widgets["prompt"],
-                               source.form.widgets["negative_prompt"]],
-                 outputs=[image_widget, target.form.widgets["prompt"], target.form.widgets["negative_prompt"], tabs],
-                 queue=False)
+    button.click(send, inputs=[source.last_images, source.selected, source.infotexts],
+                 outputs=[image_widget, *(target.form.widgets[name] for name in fields), tabs], queue=False)
 
 
 def _wire_send_png(ctx: UiContext, button: gr.Button, path: gr.State, fields: gr.State, tab: GenerationTab,

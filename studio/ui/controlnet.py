@@ -22,6 +22,7 @@ from studio.ui import pose_editor
 from studio.ui.context import PoseToolsLike, UiContext
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm, widget_value
+from studio.ui.images import image_input
 from studio.ui.pose_editor import (DEFAULT_PRESET, PoseEditor, build_pose_canvas, build_pose_keypoints,
                                   preset_text, read_asset, wire_pose_editor)
 
@@ -265,7 +266,7 @@ def _build_unit(ctx: UiContext, prefix: str, preprocessors: Mapping[str, tuple[A
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Column(visible=source == UPLOAD) as upload_group:
-                upload = gr.Image(label="Control image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
+                upload = image_input(label="Control image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
                                   format="png", height=260, elem_id=f"{prefix}_image")
             with gr.Column(visible=source == DRAW) as draw_group:
                 canvas = gr.Radio([WHITE_ON_BLACK, BLACK_ON_WHITE], value=WHITE_ON_BLACK, label="Canvas",

@@ -10,13 +10,14 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from studio.request import (GenerationRequest, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_CLIP_SKIP, MAX_SIZE, MAX_STEPS,
-                            MIN_SIZE)
+from studio.request import (GenerationRequest, RequestError, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_CLIP_SKIP,
+                            MAX_SIZE, MAX_STEPS, MIN_SIZE)
 from studio.stepcache import CACHE_CHOICES
 from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
+from studio.ui.ranges import guard_range
 
 DEFAULTS = GenerationRequest()
 
@@ -30,6 +31,7 @@ class ModeSource:
     extra_inputs: list[gr.components.Component] = field(default_factory=list)
     derive: Callable[[dict[Any, Any]], dict[str, Any]] = lambda values: {}
     named: dict[str, gr.components.Component] = field(default_factory=dict)  # for "Send to" targets
+    missing_image: str | None = None  # the message when the mode's source image is missing
 
 
 @dataclass
@@ -41,6 +43,7 @@ class GenerationTab:
     infotext: gr.Textbox
     last_images: gr.State  # paths of the images of the last run
     selected: gr.State  # index of the image selected in the gallery
+    infotexts: gr.State  # the infotext of each image of the last run
     sources: dict[str, gr.components.Component] = field(default_factory=dict)  # mode widgets by name
     # The tab's whole request (form, mode source, ControlNet units) from an event's values, and its inputs.
     to_request: Callable[[dict[Any, Any]], GenerationRequest] | None = None
@@ -78,6 +81,7 @@ def build_generation_tab(
             with gr.Row():
                 width = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Width", elem_id=f"{name}_width")
                 height = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Height", elem_id=f"{name}_height")
+            size_note = gr.Markdown(elem_id=f"{name}_size_hint")
             with gr.Row():
                 n_iter = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
                 batch_size = gr.Slider(1, MAX_BATCH_SIZE, value=1, step=1, label="Batch size", elem_id=f"{name}_batch_size")
@@ -103,8 +107,8 @@ def build_generation_tab(
         with gr.Column():
             preview = gr.Image(label="Live preview", visible=False, interactive=False, height=256,
                                elem_id=f"{name}_live_preview", format="png")
-            gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery",
-                                 object_fit="contain", interactive=False)
+            gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery", preview=True,
+                                 object_fit="contain", interactive=False, elem_classes="studio-output")
             infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False,
                                   elem_id=f"{name}_infotext", buttons=["copy"])
             status = gr.Markdown(elem_id=f"{name}_status")
@@ -117,9 +121,15 @@ def build_generation_tab(
     })
 
     def to_request(values: dict[Any, Any]) -> GenerationRequest:
-        return form.to_request(values, **mode.derive(values), **control.derive(values))
+        request = form.to_request(values, **mode.derive(values), **control.derive(values))
+        if mode.missing_image and request.init_image is None:
+            raise RequestError(mode.missing_image)  # never a txt2img picture from the img2img/Inpaint tab
+        return request
 
     request_inputs = form.inputs | set(mode.extra_inputs) | set(control.inputs)
+    for widget in form.widgets.values():
+        if isinstance(widget, gr.Slider):
+            guard_range(widget)
 
     outputs = [gallery, infotext, infotexts, seeds, selected, status, last_images]
 
@@ -149,7 +159,8 @@ def build_generation_tab(
         texts = [item.infotext for item in job.images]
         note = "Interrupted: images finished before the interrupt were saved." if job.interrupted else (
             f"Saved {len(images)} image(s): `{images[0][0]}`" if images else "")
-        yield {gallery: images, infotext: (texts[0] if texts else ""), infotexts: texts,
+        yield {gallery: gr.Gallery(value=images, selected_index=0 if images else None),
+               infotext: (texts[0] if texts else ""), infotexts: texts,
                seeds: [item.seed for item in job.images], selected: 0, status: note,
                last_images: [path for path, _ in images], preview: gr.Image(value=None, visible=False)}
 
@@ -164,10 +175,12 @@ def build_generation_tab(
         return (texts[index] if index < len(texts) else ""), index
 
     gallery.select(on_select, inputs=infotexts, outputs=[infotext, selected], queue=False)
+    gr.on([width.change, height.change], lambda w, h: size_hint(w, h, ctx.native_size()), inputs=[width, height],
+          outputs=size_note, queue=False, show_progress="hidden")
     if strength:
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
-    return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named,
+    return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, infotexts, mode.named,
                          to_request=to_request, request_inputs=request_inputs, control=control)
 
 
@@ -236,3 +249,12 @@ def build_styles_row(ctx: UiContext, name: str, prompt: gr.Textbox, negative: gr
 def _steps_note(strength: float, steps: float) -> str:
     """img2img runs the last floor(strength * steps) steps: say how many."""
     return f"Steps that will run: **{int(float(strength) * int(steps))}** of {int(steps)}"
+
+
+def size_hint(width: float, height: float, native: int) -> str:
+    """A1111-style note (not a refusal) when the size is far from the size the model was trained at."""
+    w, h = int(width), int(height)
+    if max(w, h) < 2 * native and min(w, h) > native // 2:
+        return ""
+    return (f"ℹ️ This model was trained at {native}×{native}; at {w}×{h} expect repeated or broken shapes. "
+            f"For a clean picture use about {native}×{native}.")

@@ -10,17 +10,22 @@ from PIL import Image
 from studio.imageops import RESIZE_MODES
 from studio.request import INPAINTING_FILLS, GenerationRequest
 from studio.ui.generation import ModeSource
+from studio.ui.images import image_editor_input, image_input
 
 DEFAULTS = GenerationRequest()
 INPAINT_AREAS = ("Whole picture", "Only masked")
+# The mask brush: half-transparent magenta shows on white, black and photos alike (any painted
+# alpha is mask, whatever the colour).
+MASK_COLOUR = "rgba(255, 0, 200, 0.6)"
 
 
 def img2img_source() -> ModeSource:
-    init = gr.Image(label="Source image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
+    init = image_input(label="Source image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
                     format="png", elem_id="img2img_image", height=320)
     resize = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
                       elem_id="img2img_resize_mode")
-    return ModeSource(widgets={"init_image": init, "resize_mode": resize}, named={"image": init})
+    return ModeSource(widgets={"init_image": init, "resize_mode": resize}, named={"image": init},
+                      missing_image="img2img needs a source image: upload one first.")
 
 
 def mask_from_layers(editor: dict[str, Any] | None) -> Image.Image | None:
@@ -38,12 +43,12 @@ def mask_from_layers(editor: dict[str, Any] | None) -> Image.Image | None:
 
 
 def inpaint_source() -> ModeSource:
-    editor = gr.ImageEditor(label="Image — paint the area to repaint", type="pil", image_mode="RGBA",
+    editor = image_editor_input(label="Image — paint the area to repaint", type="pil", image_mode="RGBA",
                             sources=["upload", "clipboard"], format="png", layers=False, transforms=(),
-                            brush=gr.Brush(colors=["#ffffff"], default_size=6, color_mode="fixed"),
+                            brush=gr.Brush(colors=[MASK_COLOUR], default_color=MASK_COLOUR, default_size=6, color_mode="fixed"),
                             elem_id="inpaint_editor", height=360)
     with gr.Accordion("Upload a mask instead", open=False):
-        uploaded = gr.Image(label="Mask (white = repaint)", type="pil", image_mode="L", sources=["upload"],
+        uploaded = image_input(label="Mask (white = repaint)", type="pil", image_mode="L", sources=["upload"],
                             format="png", elem_id="inpaint_mask_upload", height=200)
     invert = gr.Checkbox(label="Invert mask (inpaint not masked)", elem_id="inpaint_invert")
     with gr.Row():
@@ -72,4 +77,5 @@ def inpaint_source() -> ModeSource:
         extra_inputs=[editor, uploaded, area, invert],
         derive=derive,
         named={"image": editor, "mask": uploaded, "area": area, "invert": invert},
+        missing_image="Inpaint needs an image: upload one, then paint the area to repaint.",
     )

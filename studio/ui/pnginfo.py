@@ -9,6 +9,7 @@ import gradio as gr
 
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
+from studio.ui.images import image_input, unreadable_image
 
 
 @dataclass
@@ -21,7 +22,7 @@ class PngInfoTab:
 def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
     with gr.Row():
         with gr.Column():
-            image = gr.Image(label="Source", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+            image = image_input(label="Source", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                              elem_id="pnginfo_image")
         with gr.Column():
             parameters = gr.Textbox(label="Parameters", lines=6, interactive=False, elem_id="pnginfo_parameters")
@@ -36,22 +37,30 @@ def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
             other = gr.JSON(label="Other chunks", elem_id="pnginfo_chunks")
     fields = gr.State({})
 
-    def read(path: str | None) -> tuple[str, dict[str, Any], dict[str, Any], str | None]:
+    def read(upload: dict[str, Any] | None) -> tuple[str, dict[str, Any], dict[str, Any], str | None, str]:
+        # Unprocessed upload: a file that is not an image is a sentence here, not Gradio's error badges.
+        path = (upload or {}).get("path")
         if not path:
-            return "", {}, {}, None
-        with user_errors(ctx.error_types):
-            info = ctx.read_png(Path(path))
+            return "", {}, {}, None, ""
+        problem = unreadable_image(path, upload.get("orig_name") or Path(path).name)
+        if problem is None:
+            try:
+                info = ctx.read_png(Path(path))
+                warnings = _warning_text(ctx.reproduce_warnings(Path(path)))
+            except ctx.error_types as error:
+                problem = str(error)
+        if problem is not None:
+            return "", {}, {}, None, f"⚠️ {problem}"
         if not info["infotext"] and not info["fields"]:
             gr.Info("This image carries no generation parameters.")
         chunks = {k: v for k, v in info["chunks"].items() if k not in ("parameters", "studio")}
         if info["recipe"] is not None:
             chunks["studio recipe"] = info["recipe"]
-        return info["infotext"], chunks, info["fields"], path
+        return info["infotext"], chunks, info["fields"], path, warnings
 
     state_path = gr.State(None)
-    image.change(read, inputs=image, outputs=[parameters, other, fields, state_path], queue=False).then(
-        lambda path: _warning_text(ctx.reproduce_warnings(Path(path))) if path else "",
-        inputs=state_path, outputs=warnings, queue=False)
+    image.change(read, inputs=image, outputs=[parameters, other, fields, state_path, warnings], queue=False,
+                 preprocess=False)
 
     def run_reproduce(path: str | None) -> tuple[str | None, str]:
         if not path:

@@ -31,7 +31,8 @@ def build_script_panel(ctx: UiContext, tab: GenerationTab) -> None:
         with gr.Column(visible=False) as output:
             run = gr.Button("Run script", variant="primary", elem_id=f"{tab.name}_script_run")
             gallery = gr.Gallery(label="Script output", columns=3, height=360, format="png", object_fit="contain",
-                                 interactive=False, elem_id=f"{tab.name}_script_gallery")
+                                 interactive=False, elem_id=f"{tab.name}_script_gallery",
+                                 elem_classes="studio-output")
             infotext = gr.Textbox(label="Generation parameters", lines=3, interactive=False,
                                   elem_id=f"{tab.name}_script_infotext")
             status = gr.Markdown(elem_id=f"{tab.name}_script_status")
@@ -50,7 +51,8 @@ def build_script_panel(ctx: UiContext, tab: GenerationTab) -> None:
             result = script.run(request, own, lambda fraction, desc: progress(fraction, desc=desc), gr.Warning)
         images = [(str(image) if isinstance(image, Path) else image, caption) for image, caption in result.images]
         texts = list(result.infotexts)
-        return images, (texts[0] if texts else ""), texts, result.note
+        return (gr.Gallery(value=images, selected_index=0 if images else None), (texts[0] if texts else ""), texts,
+                result.note)
 
     def on_select(texts: list[str], event: gr.SelectData) -> str:
         index = event.index if isinstance(event.index, int) else 0
