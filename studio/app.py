@@ -102,6 +102,7 @@ class Studio:
         return UiContext(
             submit=self.submit,
             interrupt=self.engine.interrupt,
+            skip=self.engine.skip,
             sampler_names=lambda: list(self.engine.samplers),
             model_titles=self.models.titles,
             current_model=lambda: self.models.current().entry.title,

@@ -84,6 +84,7 @@ class RunResult:
     images: list[GeneratedImage]
     interrupted: bool
     controls: Controls = Controls()
+    skipped: int = 0  # iterations (batch-count steps) dropped by Engine.skip()
 
 
 class Engine:
@@ -93,6 +94,7 @@ class Engine:
         self.preprocessors = PREPROCESSORS if preprocessors is None else preprocessors
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
+        self._skip = threading.Event()
         self.progress = Progress()
 
     @property
@@ -108,6 +110,12 @@ class Engine:
         """Stop the running job within one step; images finished before it are kept."""
         if self.busy:
             self._interrupt.set()
+
+    def skip(self) -> None:
+        """Drop the iteration being sampled (stopped within one step) and go on with the next
+        (A1111's Skip: one batch-count iteration, all images of its batch). Idle: nothing happens."""
+        if self.busy:
+            self._skip.set()
 
     def load_model(self, title: str) -> LoadedModel:
         """Switch models between jobs, never during one (the UI and the API share this lock)."""
@@ -129,6 +137,7 @@ class Engine:
         request.validate(samplers=None)
         with self._lock:
             self._interrupt.clear()
+            self._skip.clear()
             self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
             model = self.models.get(request.model)
             resolved = self.resolve(request, model).validate(samplers=self.samplers)
@@ -142,16 +151,21 @@ class Engine:
         controls = self._prepare_controls(model, request, inputs)
         self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
+        skipped = 0
         for iteration in range(request.n_iter):
             self.progress.image, self.progress.step = iteration, 0
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
             batch = self._sample(model, request, inputs, controls, seeds, on_step)
             if self._interrupt.is_set():
-                return RunResult(request, model, images, True, controls)
+                return RunResult(request, model, images, True, controls, skipped)
+            if self._skip.is_set():  # this iteration was cut short: drop it, go on with the next
+                self._skip.clear()
+                skipped += 1
+                continue
             images += [GeneratedImage(modes.finish(inputs, img), s, first + i)
                        for i, (img, s) in enumerate(zip(batch, seeds))]
-        return RunResult(request, model, images, False, controls)
+        return RunResult(request, model, images, False, controls, skipped)
 
     def pipeline_for(self, model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:
         """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load),
@@ -265,7 +279,7 @@ class Engine:
         def callback(pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             self.progress.step = step + 1
             self.progress.latents = tensors.get("latents")
-            if self._interrupt.is_set():
+            if self._interrupt.is_set() or self._skip.is_set():
                 pipe._interrupt = True  # diffusers skips the remaining steps
             if on_step is not None:
                 on_step(self.progress)

@@ -40,6 +40,7 @@ class JobResult:
     images: list[SavedImage]
     interrupted: bool
     notices: tuple[str, ...] = ()  # e.g. an extension hook that failed (the job still ran)
+    skipped: int = 0  # iterations dropped by Engine.skip()
 
 
 # after_image hooks: (image, request with this image's seed) -> (image, extra infotext keys)
@@ -63,7 +64,7 @@ def generate(
     folder = "txt2img" if result.request.mode == "txt2img" else "img2img"  # A1111's folders
     target = directory or storage.output_dir(settings.outputs_dir, folder)
     saved = [_finish_image(result, item, target if save else None, after_image, params or {}) for item in result.images]
-    return JobResult(result.request, saved, result.interrupted)
+    return JobResult(result.request, saved, result.interrupted, skipped=result.skipped)
 
 
 def image_infotext(result: RunResult, item: GeneratedImage, extra: Mapping[str, Any] | None = None) -> str:

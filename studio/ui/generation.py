@@ -59,7 +59,9 @@ def build_generation_tab(
             negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{name}_neg_prompt")
         with gr.Column(scale=1, min_width=200):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate", elem_classes="generate")
-            interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt")
+            with gr.Row():
+                interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt", min_width=80)
+                skip = gr.Button("Skip", elem_id=f"{name}_skip", min_width=80)
     with gr.Row():
         with gr.Column():
             mode = source() if source else ModeSource()
@@ -111,23 +113,23 @@ def build_generation_tab(
             progress(0, desc="Starting…")
 
             def on_step(state: Any) -> None:
-                label = f"Step {state.step}/{state.steps}"
-                if state.images > 1:
-                    label += f" · batch {state.image + 1}/{state.images}"
-                progress((state.image * state.steps + state.step, max(1, state.steps * state.images)), desc=label)
+                progress((state.image * state.steps + state.step, max(1, state.steps * state.images)),
+                         desc=progress_label(state))
 
             job = ctx.submit(request, on_step)
         images = [(str(item.path), f"Seed {item.seed}") for item in job.images if item.path]
         texts = [item.infotext for item in job.images]
-        note = "Interrupted: images finished before the interrupt were saved." if job.interrupted else (
-            f"Saved {len(images)} image(s): `{images[0][0]}`" if images else "")
+        note = _job_note(job, [path for path, _ in images])
+        if job.interrupted and not images:  # nothing finished: the previous results stay on screen
+            return (gr.skip(),) * 5 + (note, gr.skip())
         return (images, (texts[0] if texts else ""), texts, [item.seed for item in job.images], 0, note,
                 [path for path, _ in images])
 
     generate.click(run, inputs=request_inputs,
                    outputs=[gallery, infotext, infotexts, seeds, selected, status, last_images],
-                   concurrency_id="generation", concurrency_limit=1)
+                   concurrency_id="generation", concurrency_limit=1, show_progress_on=[gallery])
     interrupt.click(ctx.interrupt, queue=False)
+    skip.click(ctx.skip, queue=False)
     dice.click(lambda: -1, outputs=seed, queue=False)
     recycle.click(lambda used, index: used[index] if used else -1, inputs=[seeds, selected], outputs=seed, queue=False)
 
@@ -141,6 +143,27 @@ def build_generation_tab(
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
     return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named,
                          to_request=to_request, request_inputs=request_inputs, control=control)
+
+
+def progress_label(state: Any) -> str:
+    """'Step 14/150 · batch 2/3 · ETA 0:42' (the batch part only for a batch count above 1)."""
+    label = f"Step {state.step}/{state.steps}"
+    if state.images > 1:
+        label += f" · batch {state.image + 1}/{state.images}"
+    eta = getattr(state, "eta", 0.0)
+    if eta > 0:
+        minutes, seconds = divmod(int(round(eta)), 60)
+        label += f" · ETA {minutes}:{seconds:02d}"
+    return label
+
+
+def _job_note(job: Any, paths: list[str]) -> str:
+    skipped = getattr(job, "skipped", 0)
+    skipped_text = f" Skipped {skipped} iteration(s)." if skipped else ""
+    if job.interrupted:
+        return f"Interrupted: the {len(paths)} image(s) finished before the interrupt were saved.{skipped_text}"
+    saved = f"Saved {len(paths)} image(s): `{paths[0]}`." if paths else "No image saved."
+    return saved + skipped_text
 
 
 def _steps_note(strength: float, steps: float) -> str:
