@@ -21,16 +21,19 @@ from PIL import Image
 from studio.request import GenerationRequest, RequestError
 from studio.samplers import SamplerSpec
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"  # 1.1: on_before_image
 
 __all__ = [
-    "API_VERSION", "AfterImageHook", "BeforeGenerateHook", "ExtensionApi", "ExtensionContext",
+    "API_VERSION", "AfterImageHook", "BeforeGenerateHook", "BeforeImageHook", "ExtensionApi", "ExtensionContext",
     "ExtensionPreprocessor", "GenerationRequest", "RegistrationError", "RequestError", "SamplerSpec",
     "ScriptResult", "ScriptSpec", "TabSpec",
 ]
 
 # before_generate(request) -> None (unchanged) | new request | (new request, {infotext key: value})
 BeforeGenerateHook = Callable[[GenerationRequest], Union[None, GenerationRequest, tuple]]
+# before_image(request with the image's seed, index of the image in the run) -> None | new request |
+# (new request, {infotext key: value}); only its prompt and negative prompt may differ
+BeforeImageHook = Callable[[GenerationRequest, int], Union[None, GenerationRequest, tuple]]
 # after_image(image, request) -> None (unchanged) | new image | (new image or None, {infotext key: value})
 AfterImageHook = Callable[[Image.Image, GenerationRequest], Union[None, Image.Image, tuple]]
 Preprocessor = Callable[..., Image.Image]  # fn(image, **params) -> image
@@ -117,6 +120,7 @@ class Staging:
     tabs: list[TabSpec] = field(default_factory=list)
     scripts: list[ScriptSpec] = field(default_factory=list)
     before_generate: list[Hook] = field(default_factory=list)
+    before_image: list[Hook] = field(default_factory=list)
     after_image: list[Hook] = field(default_factory=list)
 
 
@@ -208,6 +212,14 @@ class ExtensionApi:
         with extra infotext keys: `return request.replace(prompt=...), {"Key": "value"}`."""
         _check_callable("before_generate hook", fn)
         self._staging.before_generate.append(Hook(fn, self.name))
+
+    def on_before_image(self, fn: BeforeImageHook) -> None:
+        """fn(request, index) runs once per image before it is sampled (after the before_generate
+        hooks), with `request.seed` the image's own seed and `index` its place in the run; it may
+        return the request with another prompt / negative prompt for that image, optionally with
+        infotext keys of that image. Since API 1.1."""
+        _check_callable("before_image hook", fn)
+        self._staging.before_image.append(Hook(fn, self.name))
 
     def on_after_image(self, fn: AfterImageHook) -> None:
         """fn(image, request) runs on every image before it is saved; it may return a changed

@@ -52,8 +52,9 @@ class Studio:
         notices: list[str] = []
         request, params = self.extensions.before_generate(request, notices)
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
+        per_image = self.extensions.image_prompts(request, notices) if self.extensions.image_hooks else None
         result = jobs.generate(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params,
-                               directory=directory)
+                               directory=directory, image_prompts=per_image)
         return dataclasses.replace(result, notices=tuple(notices))
 
     def extension_context(

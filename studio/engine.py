@@ -54,6 +54,8 @@ class Progress:
 
 
 StepCallback = Callable[[Progress], None]
+# image index in the run -> (prompt, negative prompt) of that image (e.g. dynamic prompts per image)
+PromptsFor = Callable[[int], "tuple[str, str]"]
 PIPELINE_BUILDERS = {
     "txt2img": AutoPipelineForText2Image,
     "img2img": AutoPipelineForImage2Image,
@@ -66,6 +68,7 @@ class GeneratedImage:
     image: Image.Image
     seed: int
     index: int  # position in the whole run (batch pos + iteration * batch size)
+    prompts: tuple[str, str] | None = None  # its own (prompt, negative) when a PromptsFor gave them
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,9 @@ class Engine:
             sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
         )
 
-    def run(self, request: GenerationRequest, on_step: StepCallback | None = None) -> RunResult:
+    def run(self, request: GenerationRequest, on_step: StepCallback | None = None,
+            prompts_for: PromptsFor | None = None) -> RunResult:
+        """`prompts_for(index)` gives each image its own prompt (called once per image, in order)."""
         request.validate(samplers=None)
         with self._lock:
             self._interrupt.clear()
@@ -141,9 +146,10 @@ class Engine:
             self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
             model = self.models.get(request.model)
             resolved = self.resolve(request, model).validate(samplers=self.samplers)
-            return self._run_locked(resolved, model, on_step)
+            return self._run_locked(resolved, model, on_step, prompts_for)
 
-    def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None) -> RunResult:
+    def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None,
+                    prompts_for: PromptsFor | None = None) -> RunResult:
         if model.pipe.unet.config.in_channels != 4 and request.mode != "inpaint":
             # 9-channel inpainting UNets take a mask and a masked image with every step.
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
@@ -156,14 +162,15 @@ class Engine:
             self.progress.image, self.progress.step = iteration, 0
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
-            batch = self._sample(model, request, inputs, controls, seeds, on_step)
+            prompts = [prompts_for(first + i) for i in range(request.batch_size)] if prompts_for else None
+            batch = self._sample(model, request, inputs, controls, seeds, on_step, prompts)
             if self._interrupt.is_set():
                 return RunResult(request, model, images, True, controls, skipped)
             if self._skip.is_set():  # this iteration was cut short: drop it, go on with the next
                 self._skip.clear()
                 skipped += 1
                 continue
-            images += [GeneratedImage(modes.finish(inputs, img), s, first + i)
+            images += [GeneratedImage(modes.finish(inputs, img), s, first + i, prompts[i] if prompts else None)
                        for i, (img, s) in enumerate(zip(batch, seeds))]
         return RunResult(request, model, images, False, controls, skipped)
 
@@ -203,6 +210,7 @@ class Engine:
         controls: Controls,
         seeds: list[int],
         on_step: StepCallback | None,
+        prompts: list[tuple[str, str]] | None = None,
     ) -> list[Image.Image]:
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
         if inputs.mode != "txt2img" and inputs.steps_to_run(request) == 0:
@@ -211,8 +219,8 @@ class Engine:
         # A fresh scheduler per run: schedulers keep state between steps.
         pipe.scheduler = make_scheduler(request.sampler_name, model.pipe.scheduler.config, self.samplers)
         common = dict(
-            prompt=[request.prompt] * len(seeds),
-            negative_prompt=[request.negative_prompt] * len(seeds),
+            prompt=[p for p, _ in prompts] if prompts else [request.prompt] * len(seeds),
+            negative_prompt=[n for _, n in prompts] if prompts else [request.negative_prompt] * len(seeds),
             num_inference_steps=request.steps,
             guidance_scale=request.cfg_scale,
             width=inputs.width,

@@ -216,6 +216,7 @@ class ExtensionManager:
         self.tabs: list[TabSpec] = []
         self.scripts: list[ScriptSpec] = []
         self.before_hooks: list[Hook] = []
+        self.image_hooks: list[Hook] = []  # before_image
         self.after_hooks: list[Hook] = []
         self.records: dict[str, ExtensionRecord] = {}
         self._lock = threading.RLock()
@@ -272,6 +273,7 @@ class ExtensionManager:
         self.tabs += staging.tabs
         self.scripts += staging.scripts
         self.before_hooks += staging.before_generate
+        self.image_hooks += staging.before_image
         self.after_hooks += staging.after_image
 
     # -- guarded calls ---------------------------------------------------------------------
@@ -317,6 +319,23 @@ class ExtensionManager:
                 request, extra = out
                 params.update(extra)
         return request, params
+
+    def image_prompts(self, request: GenerationRequest,
+                      notices: list[str]) -> Callable[[int], tuple[str, str, dict[str, Any]]]:
+        """Image index -> (prompt, negative prompt, infotext keys) from the before_image hooks; a
+        failing hook leaves that image's prompt as it was."""
+        def prompts(index: int) -> tuple[str, str, dict[str, Any]]:
+            image = request.replace(seed=request.seed + index)
+            params: dict[str, Any] = {}
+            for hook in list(self.image_hooks):
+                ok, out = self._guarded(hook.extension, "before_image", _checked_before_image, hook.fn, image, index,
+                                        notices=notices)
+                if ok and out is not None:
+                    image, extra = out
+                    params.update(extra)
+            return image.prompt, image.negative_prompt, params
+
+        return prompts
 
     def after_image(self, image: Image.Image, request: GenerationRequest,
                     notices: list[str]) -> tuple[Image.Image, dict[str, Any]]:
@@ -473,6 +492,16 @@ def _checked_before(fn: Callable[..., Any], request: GenerationRequest) -> tuple
         raise TypeError(f"before_generate returned {type(new).__name__}; expected a GenerationRequest, "
                         "(request, {infotext key: value}) or None")
     return new.validate(), _params(extra)
+
+
+def _checked_before_image(fn: Callable[..., Any], request: GenerationRequest,
+                          index: int) -> tuple[GenerationRequest, dict[str, Any]] | None:
+    out = _checked_before(lambda r: fn(r, index), request)
+    if out is not None:
+        new = out[0]
+        if new.replace(prompt=request.prompt, negative_prompt=request.negative_prompt) != request:
+            raise ValueError("before_image may change only the prompt and the negative prompt")
+    return out
 
 
 def _checked_after(fn: Callable[..., Any], image: Image.Image,

@@ -38,6 +38,7 @@ class Recipe:
     model_hash: str | None
     versions: dict[str, str]
     torch_threads: int | None
+    batch_prompts: tuple[tuple[str, str], ...] = ()  # each image's own prompt, when they differed
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,10 @@ def reproduce(studio: "Studio", path_or_image: Path | str | Image.Image, save: b
     warnings = recipe_warnings(recipe, studio.models)
     notices: list[str] = []
     after = partial(studio.extensions.after_image, notices=notices) if studio.extensions.after_hooks else None
-    job = jobs.generate(recipe.request, studio.engine, studio.settings, save=save, after_image=after)
+    prompts = recipe.batch_prompts
+    image_prompts = (lambda index: (*prompts[index], {})) if prompts else None
+    job = jobs.generate(recipe.request, studio.engine, studio.settings, save=save, after_image=after,
+                        image_prompts=image_prompts)
     if job.interrupted or recipe.position >= len(job.images):
         raise StudioError("the reproduction was interrupted")
     return Reproduction(job.images[recipe.position], job.request, warnings + notices)
@@ -75,14 +79,17 @@ def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
     try:
         request = GenerationRequest.from_dict(data["request"])
         index = int(data.get("index", 0))
+        prompts = tuple((str(p), str(n)) for p, n in data.get("batch_prompts") or ())
     except (TypeError, ValueError, KeyError) as error:
         raise NoRecipeError(f"the studio recipe in this PNG is damaged: {error}") from error
     batch = max(1, request.batch_size)
+    if prompts and len(prompts) != batch:
+        raise NoRecipeError(f"the studio recipe in this PNG is damaged: {len(prompts)} batch prompts for a batch of {batch}")
     first = index - index % batch  # the first image of the image's batch
     batch_request = request.replace(seed=request.seed + first, n_iter=1)
     threads = data.get("torch_threads")
     return Recipe(batch_request, index - first, data.get("model_hash"), dict(data.get("versions") or {}),
-                  threads if isinstance(threads, int) else None)
+                  threads if isinstance(threads, int) else None, prompts)
 
 
 def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[str]:

@@ -92,7 +92,8 @@ def test_staging_is_merged_only_on_success_and_core_samplers_stay_untouched(stud
     assert set(SAMPLERS) == CORE_SAMPLERS  # the core registry is never mutated
     assert list(samplers) == [*SAMPLERS, EXTRA_SAMPLER]  # nothing from failed registrations
     assert samplers["Euler"] is SAMPLERS["Euler"]
-    assert [hook.extension for hook in studio.extensions.before_hooks] == ["dynamic_prompts", "flaky_hook", "prompt_comments"]
+    assert [hook.extension for hook in studio.extensions.before_hooks] == ["flaky_hook", "prompt_comments"]
+    assert [hook.extension for hook in studio.extensions.image_hooks] == ["dynamic_prompts"]
     assert studio.ui_context().sampler_names() == list(samplers)  # the UI's choices are the registry
 
 
@@ -243,6 +244,53 @@ def test_dynamic_prompts_expand_from_the_seed_and_record_the_template(studio):
     assert np.array_equal(pixels(plain.images[0].image), pixels(first.images[0].image))
     seeds = {studio.submit(template.replace(seed=seed), save=False).request.prompt for seed in range(8)}
     assert len(seeds) > 1
+
+
+def dynamic_prompts(studio: Studio):
+    """The extension's module and the options object its hook reads."""
+    [hook] = [h for h in studio.extensions.image_hooks if h.extension == "dynamic_prompts"]
+    return studio.extensions.records["dynamic_prompts"].module, hook.fn.args[1]
+
+
+def test_dynamic_prompts_expand_per_image_and_reproduce_exactly(studio):
+    """Issue 18 item 9: batch count 2 × batch size 2 gives each image the expansion of its own seed;
+    each PNG records its prompt and the template, and Reproduce regenerates it bit for bit."""
+    from studio.reproduce import reproduce
+
+    module, _ = dynamic_prompts(studio)
+    template = BASE.replace(prompt="a {red|green|blue|yellow|purple} {circle|square|triangle}", seed=40, steps=2,
+                            n_iter=2, batch_size=2)
+    job = studio.submit(template)
+    cards = module.load_wildcards(SHIPPED / "dynamic_prompts" / "wildcards")
+    expected = [module.expand(template.prompt, __import__("random").Random(40 + i), cards) for i in range(4)]
+    assert len(set(expected)) > 1  # these seeds give different expansions
+    for item, prompt in zip(job.images, expected):
+        params = read_generation_info(item.path)["params"]
+        assert (params["Prompt"], params["Seed"], params["Template"]) == (prompt, str(item.seed), template.prompt)
+        assert item.recipe["request"]["prompt"] == prompt
+    assert job.request.prompt == template.prompt  # the images differ: the job keeps the template
+    for index in (1, 2):
+        again = reproduce(studio, job.images[index].path)
+        assert np.array_equal(pixels(again.image.image), pixels(job.images[index].image))
+        assert again.image.infotext.split("\n")[0] == expected[index]
+
+
+def test_dynamic_prompts_combinatorial_mode_gives_image_i_the_ith_combination(studio):
+    module, options = dynamic_prompts(studio)
+    assert module.combinations("a {red|blue} {circle|square}", {}) == [
+        "a red circle", "a red square", "a blue circle", "a blue square"]
+    assert module.combinations("__shape__ {x|x}", {"shape": ["o", "[]"]}) == ["o x", "[] x"]
+    options.set_mode("combinatorial")
+    try:
+        job = studio.submit(BASE.replace(prompt="a {red|blue} {circle|square}", steps=1, n_iter=5), save=False)
+    finally:
+        options.set_mode("random")
+    prompts = [read_generation_info_text(item.infotext) for item in job.images]
+    assert prompts == ["a red circle", "a red square", "a blue circle", "a blue square", "a red circle"]
+
+
+def read_generation_info_text(text: str) -> str:
+    return text.split("\n")[0]
 
 
 def test_the_documented_example_is_the_shipped_one_and_works(studio):
