@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Collection, Mapping, Protocol, Union
+from typing import Any, Callable, Collection, Mapping, Protocol, Sequence, Union
 
 from PIL import Image
 
 from studio.request import GenerationRequest, RequestError
 from studio.samplers import SamplerSpec
 
-API_VERSION = "1.1"  # 1.1: on_before_image
+API_VERSION = "1.1"  # 1.1: on_before_image, add_script(..., api_args=)
 
 __all__ = [
     "API_VERSION", "AfterImageHook", "BeforeGenerateHook", "BeforeImageHook", "ExtensionApi", "ExtensionContext",
@@ -103,6 +103,8 @@ class ScriptSpec:
     ui: Callable[[], Mapping[str, Any]]
     run: Callable[[ExtensionContext, GenerationRequest, Mapping[str, Any]], ScriptResult]
     extension: str
+    # A1111's positional `script_args` (HTTP API) -> the values `run` takes; None: not offered there
+    api_args: Callable[[Sequence[Any], GenerationRequest], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -198,14 +200,20 @@ class ExtensionApi:
         title: str,
         ui: Callable[[], Mapping[str, Any]],
         run: Callable[[ExtensionContext, GenerationRequest, Mapping[str, Any]], ScriptResult],
+        api_args: Callable[[Sequence[Any], GenerationRequest], Mapping[str, Any]] | None = None,
     ) -> None:
+        """`api_args(script_args, request)` (since 1.1) turns A1111's positional `script_args` of an
+        HTTP request into the values `run` takes (raise ValueError naming what is wrong); without it
+        the script runs from the UI only."""
         _check_name("script", title)
         _check_callable(title, ui)
         _check_callable(title, run)
+        if api_args is not None:
+            _check_callable(title, api_args)
         if title.lower() in self._taken_scripts:
             raise RegistrationError(f"script {title!r} already exists")
         self._taken_scripts.add(title.lower())
-        self._staging.scripts.append(ScriptSpec(title, ui, run, self.name))
+        self._staging.scripts.append(ScriptSpec(title, ui, run, self.name, api_args))
 
     def on_before_generate(self, fn: BeforeGenerateHook) -> None:
         """fn(request) runs before every generation; it may return a changed request, optionally

@@ -377,6 +377,18 @@ class ExtensionManager:
         return [GuardedScript(spec.title, spec.extension, self._script_builder(spec), self._script_runner(spec, context_for))
                 for spec in self.scripts if self.is_active(spec.extension)]
 
+    def script_for_api(self, name: str, context_for: Callable[..., ExtensionContext]) -> tuple[GuardedScript, ScriptSpec]:
+        """The active script titled `name` (case-insensitive) with its spec; ExtensionError when
+        there is none or it takes no A1111 `script_args`."""
+        for spec in self.scripts:
+            if spec.title.lower() == name.strip().lower() and self.is_active(spec.extension):
+                if spec.api_args is None:
+                    raise ExtensionError(f"script {spec.title!r} cannot run from the API (it takes no script_args)")
+                return (GuardedScript(spec.title, spec.extension, self._script_builder(spec),
+                                      self._script_runner(spec, context_for)), spec)
+        titles = [spec.title for spec in self.scripts if self.is_active(spec.extension)]
+        raise ExtensionError(f"no script named {name!r}; available: {', '.join(titles) or 'none'}")
+
     def _script_builder(self, spec: ScriptSpec) -> Callable[[], Mapping[str, Any] | str]:
         def build() -> Mapping[str, Any] | str:
             try:

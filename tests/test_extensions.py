@@ -360,3 +360,33 @@ def test_xyz_plot_values_and_errors(studio):
     sr = script.run(BASE.replace(steps=1), {**bad, "x_type": "Prompt S/R", "x_values": "red, green"})
     assert [caption for _, caption in sr.images[1:]] == ["red", "green"]
     assert read_generation_info(sr.images[2][0])["params"]["Prompt"] == "a green circle on a blue background"
+
+
+def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
+    """Issue 18 item 8 (API side): script_name / script_args run the X/Y/Z plot, grid first."""
+    from studio.scripts import ScriptRequestError, run_script
+
+    args = [1, "11, 12", [], 6, "3, 9", [], 0, "", [], True, False, False, False, False, False, False, 0, False]
+    job = run_script(studio, BASE, "x/y/z plot", args)
+    grid, *cells = job.images
+    assert not job.interrupted and len(cells) == 4
+    assert grid.path.parent.parent.name == "txt2img-grids" and grid.image.size[0] > 128
+    params = read_generation_info(grid.path)["params"]
+    assert (params["X Type"], params["X Values"], params["Y Type"]) == ("Seed", "11, 12", "CFG Scale")
+    assert [(c.seed, read_generation_info(c.path)["params"]["CFG scale"]) for c in cells] == [
+        (11, "3"), (12, "3"), (11, "9"), (12, "9")]
+    assert all(c.recipe["request"]["seed"] == c.seed for c in cells)
+
+    # Labels instead of indices, the older layout without dropdowns, a dropdown list as the values.
+    steps = run_script(studio, BASE, "X/Y/Z plot", ["Steps", "1, 2", "Nothing", "", "Nothing", "", False])
+    assert [read_generation_info(c.path)["params"]["Steps"] for c in steps.images[1:]] == ["1", "2"]
+    sampler = run_script(studio, BASE.replace(steps=1), "X/Y/Z plot", [9, "", ["Euler", "DDIM"], 0, "", None,
+                                                                       0, "", None, True])
+    assert [read_generation_info(c.path)["params"]["Sampler"] for c in sampler.images[1:]] == ["Euler", "DDIM"]
+
+    with pytest.raises(ScriptRequestError, match="script_name: no script named 'Loopback'"):
+        run_script(studio, BASE, "Loopback", [])
+    with pytest.raises(ScriptRequestError, match="script_args: X type index 2 is not supported"):
+        run_script(studio, BASE, "X/Y/Z plot", [2, "1, 2"])
+    with pytest.raises(ScriptRequestError, match="script_args: Steps: 'many' is not a number"):
+        run_script(studio, BASE, "X/Y/Z plot", ["Steps", "many"])
