@@ -13,6 +13,7 @@ from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
+from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 
 DEFAULTS = GenerationRequest()
 
@@ -42,6 +43,7 @@ class GenerationTab:
     to_request: Callable[[dict[Any, Any]], GenerationRequest] | None = None
     request_inputs: set[gr.components.Component] = field(default_factory=set)
     control: ControlNetPanel | None = None  # the ControlNet units
+    script: ScriptPanel | None = None  # the Script dropdown: Generate runs the chosen script
 
 
 def build_generation_tab(
@@ -50,6 +52,7 @@ def build_generation_tab(
     name: str,
     source: Callable[[], ModeSource] | None = None,
     strength: bool = False,
+    scripts: bool = False,
 ) -> GenerationTab:
     native = ctx.native_size()
     with gr.Row():
@@ -88,6 +91,7 @@ def build_generation_tab(
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
                 recycle = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=50)
             control = build_controlnet_panel(ctx, name, width, height, mode if source else None)
+            script = build_script_panel(ctx, name) if scripts else None
         with gr.Column():
             gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery",
                                  object_fit="contain", interactive=False)
@@ -106,11 +110,17 @@ def build_generation_tab(
         return form.to_request(values, **mode.derive(values), **control.derive(values))
 
     request_inputs = form.inputs | set(mode.extra_inputs) | set(control.inputs)
+    run_inputs = request_inputs | (script.inputs if script else set())
 
     def run(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> tuple:
         with user_errors(ctx.error_types):
             request = to_request(values)
             progress(0, desc="Starting…")
+            chosen = script.selected(values) if script else None
+            if script is not None and chosen is not None:  # A1111: Generate runs the selected script
+                output = script.run(chosen, values, request, lambda f, d: progress(f, desc=d), gr.Warning)
+                images, texts, used, paths = script_outputs(output)
+                return images, (texts[0] if texts else ""), texts, used, 0, output.note, paths
 
             def on_step(state: Any) -> None:
                 progress((state.image * state.steps + state.step, max(1, state.steps * state.images)),
@@ -125,7 +135,7 @@ def build_generation_tab(
         return (images, (texts[0] if texts else ""), texts, [item.seed for item in job.images], 0, note,
                 [path for path, _ in images])
 
-    generate.click(run, inputs=request_inputs,
+    generate.click(run, inputs=run_inputs,
                    outputs=[gallery, infotext, infotexts, seeds, selected, status, last_images],
                    concurrency_id="generation", concurrency_limit=1, show_progress_on=[gallery])
     interrupt.click(ctx.interrupt, queue=False)
@@ -142,7 +152,7 @@ def build_generation_tab(
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
     return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, mode.named,
-                         to_request=to_request, request_inputs=request_inputs, control=control)
+                         to_request=to_request, request_inputs=request_inputs, control=control, script=script)
 
 
 def progress_label(state: Any) -> str:
