@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -22,9 +21,6 @@ from studio import jobs, storage
 from studio.errors import ModelError, StudioError
 from studio.models import ModelManager, find_model, model_hash
 from studio.request import GenerationRequest, RequestError
-
-if TYPE_CHECKING:
-    from studio.app import Studio
 
 
 class NoRecipeError(StudioError):
@@ -38,14 +34,12 @@ class Recipe:
     model_hash: str | None
     versions: dict[str, str]
     torch_threads: int | None
-    batch_prompts: tuple[tuple[str, str], ...] = ()  # each image's own prompt, when they differed
+    batch_prompts: tuple[tuple[str, str], ...] = ()  # each image's own (prompt, negative) when they differed
 
-
-@dataclass(frozen=True)
-class Reproduction:
-    image: jobs.SavedImage  # the regenerated image, with its infotext and recipe
-    request: GenerationRequest  # what was run (the image's whole batch)
-    warnings: list[str]
+    def image_prompts(self) -> Any:
+        """For jobs.generate(image_prompts=...): the batch's own prompts, or None."""
+        prompts = self.batch_prompts
+        return (lambda index: (*prompts[index], {})) if prompts else None
 
 
 def reproduce_request(path_or_image: Path | str | Image.Image,
@@ -57,39 +51,59 @@ def reproduce_request(path_or_image: Path | str | Image.Image,
     return recipe.request, recipe_warnings(recipe, models)
 
 
-def reproduce(studio: "Studio", path_or_image: Path | str | Image.Image, save: bool = False) -> Reproduction:
-    """Regenerate the image. The recipe's request already went through the before_generate hooks
-    when it was made, so they are not run again (a hook that appends to the prompt would append
-    twice); after_image hooks are, since they changed the saved pixels."""
-    recipe = read_recipe(path_or_image)
-    warnings = recipe_warnings(recipe, studio.models)
-    notices: list[str] = []
-    after = partial(studio.extensions.after_image, notices=notices) if studio.extensions.after_hooks else None
-    prompts = recipe.batch_prompts
-    image_prompts = (lambda index: (*prompts[index], {})) if prompts else None
-    job = jobs.generate(recipe.request, studio.engine, studio.settings, save=save, after_image=after,
-                        image_prompts=image_prompts)
-    if job.interrupted or recipe.position >= len(job.images):
-        raise StudioError("the reproduction was interrupted")
-    return Reproduction(job.images[recipe.position], job.request, warnings + notices)
-
-
 def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
+    """The recipe, checked field by field: a PNG is untrusted input, so anything malformed is a
+    NoRecipeError with a short reason, never a crash."""
     data = _recipe_chunk(path_or_image)
     try:
-        request = GenerationRequest.from_dict(data["request"])
-        index = int(data.get("index", 0))
-        prompts = tuple((str(p), str(n)) for p, n in data.get("batch_prompts") or ())
-    except (TypeError, ValueError, KeyError) as error:
-        raise NoRecipeError(f"the studio recipe in this PNG is damaged: {error}") from error
-    batch = max(1, request.batch_size)
-    if prompts and len(prompts) != batch:
-        raise NoRecipeError(f"the studio recipe in this PNG is damaged: {len(prompts)} batch prompts for a batch of {batch}")
+        request = GenerationRequest.from_dict(_mapping(data["request"], "request")).validate()
+        index = _whole_number(data.get("index", 0), "index")
+        total = request.batch_size * request.n_iter
+        if not 0 <= index < total:
+            raise ValueError(f"index {index} is outside its run of {total} image(s)")
+        versions = _mapping(data.get("versions") or {}, "versions")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in versions.items()):
+            raise ValueError("versions must map library names to version strings")
+        model_hash = data.get("model_hash")
+        if model_hash is not None and not isinstance(model_hash, str):
+            raise ValueError("model_hash must be text")
+        prompts = _batch_prompts(data.get("batch_prompts"), request.batch_size)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as error:
+        raise NoRecipeError(f"the studio recipe in this PNG is damaged: {_short(error)}") from error
+    batch = request.batch_size
     first = index - index % batch  # the first image of the image's batch
     batch_request = request.replace(seed=request.seed + first, n_iter=1)
     threads = data.get("torch_threads")
-    return Recipe(batch_request, index - first, data.get("model_hash"), dict(data.get("versions") or {}),
-                  threads if isinstance(threads, int) else None, prompts)
+    return Recipe(batch_request, index - first, model_hash, dict(versions),
+                  threads if isinstance(threads, int) and not isinstance(threads, bool) else None, prompts)
+
+
+def _batch_prompts(value: Any, batch: int) -> tuple[tuple[str, str], ...]:
+    """Per-image (prompt, negative) pairs of the image's batch (dynamic prompts), when recorded."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) != batch:
+        raise ValueError(f"batch_prompts must list the {batch} prompt(s) of the image's batch")
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) for t in p) for p in value):
+        raise ValueError("batch_prompts must be [prompt, negative prompt] pairs of text")
+    return tuple((p, n) for p, n in value)
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object")
+    return value
+
+
+def _whole_number(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number (got {str(value)[:40]})")
+    return value
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[str]:
@@ -139,8 +153,8 @@ def _recipe_chunk(path_or_image: Path | str | Image.Image) -> dict[str, Any]:
                             "was stripped): use PNG Info to send its parameters to a tab instead")
     try:
         data = json.loads(raw)
-    except ValueError as error:
-        raise NoRecipeError(f"the studio recipe in this PNG is not valid JSON: {error}") from error
+    except (ValueError, RecursionError) as error:
+        raise NoRecipeError(f"the studio recipe in this PNG is not valid JSON: {_short(error)}") from error
     if not isinstance(data, dict) or not isinstance(data.get("request"), dict):
         raise NoRecipeError("the studio recipe in this PNG has no request")
     return data

@@ -19,7 +19,7 @@ from studio.jobs import SavedImage
 from studio.request import GenerationRequest, RequestError
 
 if TYPE_CHECKING:
-    from studio.app import Studio
+    from studio.service import Studio
 
 _SEED = re.compile(r"(?:^|,\s*)Seed:\s*(-?\d+)", re.M)
 

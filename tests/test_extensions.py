@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from studio.api import API_VERSION, RegistrationError
-from studio.app import Studio
+from studio.service import Studio
 from studio.cli import build_parser, settings_from_args
 from studio.extensions import ExtensionAccessError, ExtensionManager, compatibility_problem
 from studio.pnginfo import read_generation_info
@@ -255,8 +255,6 @@ def dynamic_prompts(studio: Studio):
 def test_dynamic_prompts_expand_per_image_and_reproduce_exactly(studio):
     """Issue 18 item 9: batch count 2 × batch size 2 gives each image the expansion of its own seed;
     each PNG records its prompt and the template, and Reproduce regenerates it bit for bit."""
-    from studio.reproduce import reproduce
-
     module, _ = dynamic_prompts(studio)
     template = BASE.replace(prompt="a {red|green|blue|yellow|purple} {circle|square|triangle}", seed=40, steps=2,
                             n_iter=2, batch_size=2)
@@ -270,7 +268,7 @@ def test_dynamic_prompts_expand_per_image_and_reproduce_exactly(studio):
         assert item.recipe["request"]["prompt"] == prompt
     assert job.request.prompt == template.prompt  # the images differ: the job keeps the template
     for index in (1, 2):
-        again = reproduce(studio, job.images[index].path)
+        again = studio.reproduce_image(job.images[index].path)
         assert np.array_equal(pixels(again.image.image), pixels(job.images[index].image))
         assert again.image.infotext.split("\n")[0] == expected[index]
 
