@@ -14,23 +14,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Collection, Mapping, Protocol, Union
+from typing import Any, Callable, Collection, Mapping, Protocol, Sequence, Union
 
 from PIL import Image
 
 from studio.request import GenerationRequest, RequestError
 from studio.samplers import SamplerSpec
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"  # 1.1: on_before_image, add_script(..., api_args=)
 
 __all__ = [
-    "API_VERSION", "AfterImageHook", "BeforeGenerateHook", "ExtensionApi", "ExtensionContext",
+    "API_VERSION", "AfterImageHook", "BeforeGenerateHook", "BeforeImageHook", "ExtensionApi", "ExtensionContext",
     "ExtensionPreprocessor", "GenerationRequest", "RegistrationError", "RequestError", "SamplerSpec",
     "ScriptResult", "ScriptSpec", "TabSpec",
 ]
 
 # before_generate(request) -> None (unchanged) | new request | (new request, {infotext key: value})
 BeforeGenerateHook = Callable[[GenerationRequest], Union[None, GenerationRequest, tuple]]
+# before_image(request with the image's seed, index of the image in the run) -> None | new request |
+# (new request, {infotext key: value}); only its prompt and negative prompt may differ
+BeforeImageHook = Callable[[GenerationRequest, int], Union[None, GenerationRequest, tuple]]
 # after_image(image, request) -> None (unchanged) | new image | (new image or None, {infotext key: value})
 AfterImageHook = Callable[[Image.Image, GenerationRequest], Union[None, Image.Image, tuple]]
 Preprocessor = Callable[..., Image.Image]  # fn(image, **params) -> image
@@ -100,6 +103,8 @@ class ScriptSpec:
     ui: Callable[[], Mapping[str, Any]]
     run: Callable[[ExtensionContext, GenerationRequest, Mapping[str, Any]], ScriptResult]
     extension: str
+    # A1111's positional `script_args` (HTTP API) -> the values `run` takes; None: not offered there
+    api_args: Callable[[Sequence[Any], GenerationRequest], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class Staging:
     tabs: list[TabSpec] = field(default_factory=list)
     scripts: list[ScriptSpec] = field(default_factory=list)
     before_generate: list[Hook] = field(default_factory=list)
+    before_image: list[Hook] = field(default_factory=list)
     after_image: list[Hook] = field(default_factory=list)
 
 
@@ -194,20 +200,34 @@ class ExtensionApi:
         title: str,
         ui: Callable[[], Mapping[str, Any]],
         run: Callable[[ExtensionContext, GenerationRequest, Mapping[str, Any]], ScriptResult],
+        api_args: Callable[[Sequence[Any], GenerationRequest], Mapping[str, Any]] | None = None,
     ) -> None:
+        """`api_args(script_args, request)` (since 1.1) turns A1111's positional `script_args` of an
+        HTTP request into the values `run` takes (raise ValueError naming what is wrong); without it
+        the script runs from the UI only."""
         _check_name("script", title)
         _check_callable(title, ui)
         _check_callable(title, run)
+        if api_args is not None:
+            _check_callable(title, api_args)
         if title.lower() in self._taken_scripts:
             raise RegistrationError(f"script {title!r} already exists")
         self._taken_scripts.add(title.lower())
-        self._staging.scripts.append(ScriptSpec(title, ui, run, self.name))
+        self._staging.scripts.append(ScriptSpec(title, ui, run, self.name, api_args))
 
     def on_before_generate(self, fn: BeforeGenerateHook) -> None:
         """fn(request) runs before every generation; it may return a changed request, optionally
         with extra infotext keys: `return request.replace(prompt=...), {"Key": "value"}`."""
         _check_callable("before_generate hook", fn)
         self._staging.before_generate.append(Hook(fn, self.name))
+
+    def on_before_image(self, fn: BeforeImageHook) -> None:
+        """fn(request, index) runs once per image before it is sampled (after the before_generate
+        hooks), with `request.seed` the image's own seed and `index` its place in the run; it may
+        return the request with another prompt / negative prompt for that image, optionally with
+        infotext keys of that image. Since API 1.1."""
+        _check_callable("before_image hook", fn)
+        self._staging.before_image.append(Hook(fn, self.name))
 
     def on_after_image(self, fn: AfterImageHook) -> None:
         """fn(image, request) runs on every image before it is saved; it may return a changed

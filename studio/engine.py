@@ -58,6 +58,8 @@ class Progress:
 
 
 StepCallback = Callable[[Progress], None]
+# image index in the run -> (prompt, negative prompt) of that image (e.g. dynamic prompts per image)
+PromptsFor = Callable[[int], "tuple[str, str]"]
 PIPELINE_BUILDERS = {
     "txt2img": AutoPipelineForText2Image,
     "img2img": AutoPipelineForImage2Image,
@@ -70,6 +72,7 @@ class GeneratedImage:
     image: Image.Image
     seed: int
     index: int  # position in the whole run (batch pos + iteration * batch size)
+    prompts: tuple[str, str] | None = None  # its own (prompt, negative) when a PromptsFor gave them
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class RunResult:
     images: list[GeneratedImage]
     interrupted: bool
     controls: Controls = Controls()
+    skipped: int = 0  # iterations (batch-count steps) dropped by Engine.skip()
 
 
 class Engine:
@@ -97,6 +101,7 @@ class Engine:
         self.preprocessors = PREPROCESSORS if preprocessors is None else preprocessors
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
+        self._skip = threading.Event()
         self.progress = Progress()
         self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
 
@@ -120,6 +125,12 @@ class Engine:
         """Stop the running job within one step; images finished before it are kept."""
         if self.busy:
             self._interrupt.set()
+
+    def skip(self) -> None:
+        """Drop the iteration being sampled (stopped within one step) and go on with the next
+        (A1111's Skip: one batch-count iteration, all images of its batch). Idle: nothing happens."""
+        if self.busy:
+            self._skip.set()
 
     def load_model(self, title: str, *, allow_hub: bool = False) -> LoadedModel:
         """Switch models between jobs, never during one (the UI and the API share this lock).
@@ -154,17 +165,21 @@ class Engine:
             scheduler.noise_sampler_seed = list(seeds)  # DPM++ SDE: Brownian noise from each image's seed
         return scheduler
 
-    def run(self, request: GenerationRequest, on_step: StepCallback | None = None) -> RunResult:
+    def run(self, request: GenerationRequest, on_step: StepCallback | None = None,
+            prompts_for: PromptsFor | None = None) -> RunResult:
+        """`prompts_for(index)` gives each image its own prompt (called once per image, in order)."""
         request.validate(samplers=None)
         with self._lock:
             self._interrupt.clear()
+            self._skip.clear()
             self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
             model = self.models.get(request.model)
             resolved = self.resolve(request, model).validate(samplers=self.samplers)
             self.scheduler_for(resolved, model)  # refuse a sampler the model cannot use before any work
-            return self._run_locked(resolved, model, on_step)
+            return self._run_locked(resolved, model, on_step, prompts_for)
 
-    def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None) -> RunResult:
+    def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None,
+                    prompts_for: PromptsFor | None = None) -> RunResult:
         if model.pipe.unet.config.in_channels != 4 and request.mode != "inpaint":
             # 9-channel inpainting UNets take a mask and a masked image with every step.
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
@@ -174,16 +189,22 @@ class Engine:
         prompts = prepare_prompts(model.pipe, request.prompt, request.negative_prompt, request.steps, request.clip_skip)
         self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
+        skipped = 0
         for iteration in range(request.n_iter):
             self.progress.image, self.progress.step = iteration, 0
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
-            batch = self._sample(model, request, inputs, prompts, controls, seeds, on_step)
+            image_prompts = [prompts_for(first + i) for i in range(request.batch_size)] if prompts_for else None
+            batch = self._sample(model, request, inputs, prompts, controls, seeds, on_step, image_prompts)
             if self._interrupt.is_set():
-                return RunResult(request, model, images, True, controls)
-            images += [GeneratedImage(modes.finish(inputs, img), s, first + i)
+                return RunResult(request, model, images, True, controls, skipped)
+            if self._skip.is_set():  # this iteration was cut short: drop it, go on with the next
+                self._skip.clear()
+                skipped += 1
+                continue
+            images += [GeneratedImage(modes.finish(inputs, img), s, first + i, image_prompts[i] if image_prompts else None)
                        for i, (img, s) in enumerate(zip(batch, seeds))]
-        return RunResult(request, model, images, False, controls)
+        return RunResult(request, model, images, False, controls, skipped)
 
     def pipeline_for(self, model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:
         """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load),
@@ -222,6 +243,7 @@ class Engine:
         controls: Controls,
         seeds: list[int],
         on_step: StepCallback | None,
+        image_prompts: list[tuple[str, str]] | None = None,
     ) -> list[Image.Image]:
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
         if inputs.mode != "txt2img" and inputs.steps_to_run(request) == 0:
@@ -229,9 +251,10 @@ class Engine:
         pipe = self.pipeline_for(model, inputs.mode, controls.titles)
         # A fresh scheduler per run: schedulers keep state between steps.
         pipe.scheduler = self.scheduler_for(request, model, seeds)
+        prompts, text_kwargs = self._text_inputs(model, request, prompts, image_prompts, len(seeds))
         swaps = prompts.conditioning is not None and prompts.conditioning.changes
         common = dict(
-            **prompts.pipeline_kwargs(len(seeds)),
+            **text_kwargs,
             num_inference_steps=request.steps,
             guidance_scale=request.cfg_scale,
             width=inputs.width,
@@ -250,6 +273,24 @@ class Engine:
               step_cache(pipe, request.cache_interval)):
             output = pipe(**kwargs)
         return list(output.images)
+
+    @staticmethod
+    def _text_inputs(model: LoadedModel, request: GenerationRequest, prompts: PromptInputs,
+                     image_prompts: list[tuple[str, str]] | None, batch: int) -> tuple[PromptInputs, dict[str, Any]]:
+        """The prompt arguments of one batch: the run's prepared prompts, or each image's own
+        (extensions such as dynamic prompts give every image its prompt)."""
+        if not image_prompts or all(pair == (request.prompt, request.negative_prompt) for pair in image_prompts):
+            return prompts, prompts.pipeline_kwargs(batch)
+        prepared = [prepare_prompts(model.pipe, p, n, request.steps, request.clip_skip) for p, n in image_prompts]
+        if len(prepared) == 1:
+            return prepared[0], prepared[0].pipeline_kwargs(1)
+        if any(item.conditioning is not None for item in prepared):
+            raise RequestError("per-image prompts that use prompt syntax (weights, [a:b:0.5], BREAK, long prompts) "
+                               "need batch size 1; use batch count for more images")
+        merged: dict[str, Any] = prepared[0].pipeline_kwargs(1)
+        merged["prompt"] = [item.prompt for item in prepared]
+        merged["negative_prompt"] = [item.negative_prompt for item in prepared]
+        return prepared[0], merged
 
     def _prepare_controls(self, model: LoadedModel, request: GenerationRequest, inputs: modes.ModeInputs) -> Controls:
         units = tuple(unit for unit in request.controlnet_units if unit.enabled)
@@ -301,7 +342,7 @@ class Engine:
         def callback(pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             self.progress.step = step + 1
             self.progress.latents = tensors.get("latents")
-            if self._interrupt.is_set():
+            if self._interrupt.is_set() or self._skip.is_set():
                 pipe._interrupt = True  # diffusers skips the remaining steps
             if on_step is not None:
                 on_step(self.progress)

@@ -216,6 +216,7 @@ class ExtensionManager:
         self.tabs: list[TabSpec] = []
         self.scripts: list[ScriptSpec] = []
         self.before_hooks: list[Hook] = []
+        self.image_hooks: list[Hook] = []  # before_image
         self.after_hooks: list[Hook] = []
         self.records: dict[str, ExtensionRecord] = {}
         self._lock = threading.RLock()
@@ -272,6 +273,7 @@ class ExtensionManager:
         self.tabs += staging.tabs
         self.scripts += staging.scripts
         self.before_hooks += staging.before_generate
+        self.image_hooks += staging.before_image
         self.after_hooks += staging.after_image
 
     # -- guarded calls ---------------------------------------------------------------------
@@ -318,6 +320,23 @@ class ExtensionManager:
                 params.update(extra)
         return request, params
 
+    def image_prompts(self, request: GenerationRequest,
+                      notices: list[str]) -> Callable[[int], tuple[str, str, dict[str, Any]]]:
+        """Image index -> (prompt, negative prompt, infotext keys) from the before_image hooks; a
+        failing hook leaves that image's prompt as it was."""
+        def prompts(index: int) -> tuple[str, str, dict[str, Any]]:
+            image = request.replace(seed=request.seed + index)
+            params: dict[str, Any] = {}
+            for hook in list(self.image_hooks):
+                ok, out = self._guarded(hook.extension, "before_image", _checked_before_image, hook.fn, image, index,
+                                        notices=notices)
+                if ok and out is not None:
+                    image, extra = out
+                    params.update(extra)
+            return image.prompt, image.negative_prompt, params
+
+        return prompts
+
     def after_image(self, image: Image.Image, request: GenerationRequest,
                     notices: list[str]) -> tuple[Image.Image, dict[str, Any]]:
         params: dict[str, Any] = {}
@@ -357,6 +376,18 @@ class ExtensionManager:
         """`context_for(progress, notify)` gives the context of one script run."""
         return [GuardedScript(spec.title, spec.extension, self._script_builder(spec), self._script_runner(spec, context_for))
                 for spec in self.scripts if self.is_active(spec.extension)]
+
+    def script_for_api(self, name: str, context_for: Callable[..., ExtensionContext]) -> tuple[GuardedScript, ScriptSpec]:
+        """The active script titled `name` (case-insensitive) with its spec; ExtensionError when
+        there is none or it takes no A1111 `script_args`."""
+        for spec in self.scripts:
+            if spec.title.lower() == name.strip().lower() and self.is_active(spec.extension):
+                if spec.api_args is None:
+                    raise ExtensionError(f"script {spec.title!r} cannot run from the API (it takes no script_args)")
+                return (GuardedScript(spec.title, spec.extension, self._script_builder(spec),
+                                      self._script_runner(spec, context_for)), spec)
+        titles = [spec.title for spec in self.scripts if self.is_active(spec.extension)]
+        raise ExtensionError(f"no script named {name!r}; available: {', '.join(titles) or 'none'}")
 
     def _script_builder(self, spec: ScriptSpec) -> Callable[[], Mapping[str, Any] | str]:
         def build() -> Mapping[str, Any] | str:
@@ -473,6 +504,16 @@ def _checked_before(fn: Callable[..., Any], request: GenerationRequest) -> tuple
         raise TypeError(f"before_generate returned {type(new).__name__}; expected a GenerationRequest, "
                         "(request, {infotext key: value}) or None")
     return new.validate(), _params(extra)
+
+
+def _checked_before_image(fn: Callable[..., Any], request: GenerationRequest,
+                          index: int) -> tuple[GenerationRequest, dict[str, Any]] | None:
+    out = _checked_before(lambda r: fn(r, index), request)
+    if out is not None:
+        new = out[0]
+        if new.replace(prompt=request.prompt, negative_prompt=request.negative_prompt) != request:
+            raise ValueError("before_image may change only the prompt and the negative prompt")
+    return out
 
 
 def _checked_after(fn: Callable[..., Any], image: Image.Image,

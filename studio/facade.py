@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from PIL import Image
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from studio.jobs import JobResult, SavedImage
     from studio.models import ModelEntry
     from studio.samplers import SamplerSpec
+    from studio.scripts import ScriptJob
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ class StudioFacade(Protocol):
     def progress(self) -> "Progress": ...
 
     def interrupt(self) -> None: ...
+
+    def skip(self) -> None: ...  # drop the running job's current iteration, go on with the next
+
+    def run_script(self, request: GenerationRequest, script_name: str,
+                   script_args: Sequence[Any] = ()) -> "ScriptJob": ...  # A1111's script_name / script_args
 
     def preview(self, method: str) -> Image.Image | None: ...
 

@@ -40,10 +40,13 @@ class JobResult:
     images: list[SavedImage]
     interrupted: bool
     notices: tuple[str, ...] = ()  # e.g. an extension hook that failed (the job still ran)
+    skipped: int = 0  # iterations dropped by Engine.skip()
 
 
 # after_image hooks: (image, request with this image's seed) -> (image, extra infotext keys)
 ImageHook = Callable[[Image.Image, GenerationRequest], "tuple[Image.Image, Mapping[str, Any]]"]
+# per-image prompts: image index in the run -> (prompt, negative prompt, extra infotext keys of that image)
+ImagePrompts = Callable[[int], "tuple[str, str, Mapping[str, Any]]"]
 
 
 def generate(
@@ -55,20 +58,46 @@ def generate(
     directory: Path | None = None,
     after_image: ImageHook | None = None,
     params: Mapping[str, Any] | None = None,
+    image_prompts: ImagePrompts | None = None,
 ) -> JobResult:
     """Run and save; `directory` overrides A1111's outputs/<mode>-images/<date>/ layout.
     `after_image` may change each image before it is saved; its infotext keys and `params`
-    are added to the image's infotext (never replacing a core key)."""
-    result = engine.run(request, on_step)
+    are added to the image's infotext (never replacing a core key). `image_prompts` gives each
+    image its own prompt (recorded in its infotext and recipe, so Reproduce is exact)."""
+    extras: dict[int, Mapping[str, Any]] = {}
+
+    def prompts_for(index: int) -> tuple[str, str]:
+        prompt, negative, extras[index] = image_prompts(index)  # type: ignore[misc]
+        return prompt, negative
+
+    result = engine.run(request, on_step, prompts_for if image_prompts else None)
     folder = "txt2img" if result.request.mode == "txt2img" else "img2img"  # A1111's folders
     target = directory or storage.output_dir(settings.outputs_dir, folder)
-    saved = [_finish_image(result, item, target if save else None, after_image, params or {}) for item in result.images]
-    return JobResult(result.request, saved, result.interrupted)
+    saved = [_finish_image(result, item, target if save else None, after_image,
+                           {**(params or {}), **extras.get(item.index, {})}) for item in result.images]
+    return JobResult(_job_request(result), saved, result.interrupted, skipped=result.skipped)
+
+
+def _job_request(result: RunResult) -> GenerationRequest:
+    """The run's request; with the images' prompt when they all had the same one."""
+    prompts = {item.prompts for item in result.images if item.prompts is not None}
+    if len(prompts) == 1:
+        prompt, negative = prompts.pop()
+        return result.request.replace(prompt=prompt, negative_prompt=negative)
+    return result.request
+
+
+def image_request(result: RunResult, item: GeneratedImage) -> GenerationRequest:
+    """The run's request as it made this image: its seed, its own prompt when it had one."""
+    request = result.request.replace(seed=item.seed)
+    if item.prompts is not None:
+        request = request.replace(prompt=item.prompts[0], negative_prompt=item.prompts[1])
+    return request
 
 
 def image_infotext(result: RunResult, item: GeneratedImage, extra: Mapping[str, Any] | None = None) -> str:
-    request = result.request
-    params = infotext.request_params(request.replace(seed=item.seed), result.model.entry.title, result.model.hash)
+    request = image_request(result, item)
+    params = infotext.request_params(request, result.model.entry.title, result.model.hash)
     for index, (unit, title) in enumerate(zip(result.controls.units, result.controls.titles)):
         params[f"ControlNet {index}"] = infotext.control_unit_text(unit, title)
     if request.batch_size > 1:
@@ -82,15 +111,21 @@ def image_infotext(result: RunResult, item: GeneratedImage, extra: Mapping[str, 
 
 def recipe(result: RunResult, item: GeneratedImage) -> dict[str, Any]:
     """Everything needed to regenerate this exact image (the PNG's `studio` chunk). Input images
-    are embedded (PNG, base64) so the file alone reproduces an img2img or inpaint result."""
-    return {
-        "request": result.request.to_dict(images=True),
+    are embedded (PNG, base64) so the file alone reproduces an img2img or inpaint result. With
+    per-image prompts the request holds this image's prompt and `batch_prompts` those of its batch."""
+    data: dict[str, Any] = {
+        "request": image_request(result, item).replace(seed=result.request.seed).to_dict(images=True),
         "index": item.index,
         "model_hash": result.model.hash,
         "scheduler_config": dict(result.model.pipe.scheduler.config),
         "versions": library_versions(),
         "torch_threads": torch.get_num_threads(),  # CPU results can differ in the last bit across thread counts
     }
+    if item.prompts is not None and result.request.batch_size > 1:
+        first = item.index - item.index % result.request.batch_size
+        data["batch_prompts"] = [list(other.prompts or ()) for other in result.images
+                                 if first <= other.index < first + result.request.batch_size]
+    return data
 
 
 def library_versions() -> dict[str, str]:
@@ -106,7 +141,7 @@ def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | Non
                   after_image: ImageHook | None = None, params: Mapping[str, Any] | None = None) -> SavedImage:
     extra = dict(params or {})
     if after_image is not None:
-        image, added = after_image(item.image, result.request.replace(seed=item.seed))
+        image, added = after_image(item.image, image_request(result, item))
         item, extra = dataclasses.replace(item, image=image), {**extra, **added}
     text = image_infotext(result, item, extra)
     data = _jsonable(recipe(result, item))

@@ -34,6 +34,12 @@ class Recipe:
     model_hash: str | None
     versions: dict[str, str]
     torch_threads: int | None
+    batch_prompts: tuple[tuple[str, str], ...] = ()  # each image's own (prompt, negative) when they differed
+
+    def image_prompts(self) -> Any:
+        """For jobs.generate(image_prompts=...): the batch's own prompts, or None."""
+        prompts = self.batch_prompts
+        return (lambda index: (*prompts[index], {})) if prompts else None
 
 
 def reproduce_request(path_or_image: Path | str | Image.Image,
@@ -61,6 +67,7 @@ def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
         model_hash = data.get("model_hash")
         if model_hash is not None and not isinstance(model_hash, str):
             raise ValueError("model_hash must be text")
+        prompts = _batch_prompts(data.get("batch_prompts"), request.batch_size)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as error:
         raise NoRecipeError(f"the studio recipe in this PNG is damaged: {_short(error)}") from error
     batch = request.batch_size
@@ -68,7 +75,18 @@ def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
     batch_request = request.replace(seed=request.seed + first, n_iter=1)
     threads = data.get("torch_threads")
     return Recipe(batch_request, index - first, model_hash, dict(versions),
-                  threads if isinstance(threads, int) and not isinstance(threads, bool) else None)
+                  threads if isinstance(threads, int) and not isinstance(threads, bool) else None, prompts)
+
+
+def _batch_prompts(value: Any, batch: int) -> tuple[tuple[str, str], ...]:
+    """Per-image (prompt, negative) pairs of the image's batch (dynamic prompts), when recorded."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) != batch:
+        raise ValueError(f"batch_prompts must list the {batch} prompt(s) of the image's batch")
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) for t in p) for p in value):
+        raise ValueError("batch_prompts must be [prompt, negative prompt] pairs of text")
+    return tuple((p, n) for p, n in value)
 
 
 def _mapping(value: Any, name: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from PIL import Image
 
@@ -30,6 +30,7 @@ from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
 from studio.samplers import SCHEDULE_TYPES
+from studio.scripts import ScriptJob, run_script
 from studio.settings import Settings
 from studio.styles import (Style, apply_request_styles, apply_styles, infotext_style_names, load_styles, save_style,
                            unapply_styles)
@@ -65,8 +66,9 @@ class Studio:
         notices: list[str] = []
         request, params = self.extensions.before_generate(request, notices)
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
+        per_image = self.extensions.image_prompts(request, notices) if self.extensions.image_hooks else None
         result = jobs.generate(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params,
-                               directory=directory)
+                               directory=directory, image_prompts=per_image)
         return dataclasses.replace(result, notices=tuple(notices))
 
     def extension_context(
@@ -156,6 +158,7 @@ class Studio:
         return UiContext(
             submit=self.submit,
             interrupt=self.engine.interrupt,
+            skip=self.engine.skip,
             sampler_names=lambda: list(self.engine.samplers),
             schedule_types=lambda: list(SCHEDULE_TYPES),
             model_titles=self.models.titles,
@@ -205,7 +208,8 @@ class Studio:
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
-        job = jobs.generate(recipe.request, self.engine, self.settings, save=save, after_image=after)
+        job = jobs.generate(recipe.request, self.engine, self.settings, save=save, after_image=after,
+                            image_prompts=recipe.image_prompts())
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")
         return Reproduction(job.images[recipe.position], job.request, warnings + notices)
@@ -252,6 +256,13 @@ class Studio:
 
     def interrupt(self) -> None:
         self.engine.interrupt()
+
+    def skip(self) -> None:
+        self.engine.skip()
+
+    def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = ()) -> ScriptJob:
+        """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx)."""
+        return run_script(self, request, script_name, script_args)
 
     def preview(self, method: str) -> Image.Image | None:
         """The running job's latest latents as an image ("approx" or "vae"); None when idle."""

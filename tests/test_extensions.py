@@ -92,7 +92,8 @@ def test_staging_is_merged_only_on_success_and_core_samplers_stay_untouched(stud
     assert set(SAMPLERS) == CORE_SAMPLERS  # the core registry is never mutated
     assert list(samplers) == [*SAMPLERS, EXTRA_SAMPLER]  # nothing from failed registrations
     assert samplers["Euler"] is SAMPLERS["Euler"]
-    assert [hook.extension for hook in studio.extensions.before_hooks] == ["dynamic_prompts", "flaky_hook", "prompt_comments"]
+    assert [hook.extension for hook in studio.extensions.before_hooks] == ["flaky_hook", "prompt_comments"]
+    assert [hook.extension for hook in studio.extensions.image_hooks] == ["dynamic_prompts"]
     assert studio.ui_context().sampler_names() == list(samplers)  # the UI's choices are the registry
 
 
@@ -245,6 +246,51 @@ def test_dynamic_prompts_expand_from_the_seed_and_record_the_template(studio):
     assert len(seeds) > 1
 
 
+def dynamic_prompts(studio: Studio):
+    """The extension's module and the options object its hook reads."""
+    [hook] = [h for h in studio.extensions.image_hooks if h.extension == "dynamic_prompts"]
+    return studio.extensions.records["dynamic_prompts"].module, hook.fn.args[1]
+
+
+def test_dynamic_prompts_expand_per_image_and_reproduce_exactly(studio):
+    """Issue 18 item 9: batch count 2 × batch size 2 gives each image the expansion of its own seed;
+    each PNG records its prompt and the template, and Reproduce regenerates it bit for bit."""
+    module, _ = dynamic_prompts(studio)
+    template = BASE.replace(prompt="a {red|green|blue|yellow|purple} {circle|square|triangle}", seed=40, steps=2,
+                            n_iter=2, batch_size=2)
+    job = studio.submit(template)
+    cards = module.load_wildcards(SHIPPED / "dynamic_prompts" / "wildcards")
+    expected = [module.expand(template.prompt, __import__("random").Random(40 + i), cards) for i in range(4)]
+    assert len(set(expected)) > 1  # these seeds give different expansions
+    for item, prompt in zip(job.images, expected):
+        params = read_generation_info(item.path)["params"]
+        assert (params["Prompt"], params["Seed"], params["Template"]) == (prompt, str(item.seed), template.prompt)
+        assert item.recipe["request"]["prompt"] == prompt
+    assert job.request.prompt == template.prompt  # the images differ: the job keeps the template
+    for index in (1, 2):
+        again = studio.reproduce_image(job.images[index].path)
+        assert np.array_equal(pixels(again.image.image), pixels(job.images[index].image))
+        assert again.image.infotext.split("\n")[0] == expected[index]
+
+
+def test_dynamic_prompts_combinatorial_mode_gives_image_i_the_ith_combination(studio):
+    module, options = dynamic_prompts(studio)
+    assert module.combinations("a {red|blue} {circle|square}", {}) == [
+        "a red circle", "a red square", "a blue circle", "a blue square"]
+    assert module.combinations("__shape__ {x|x}", {"shape": ["o", "[]"]}) == ["o x", "[] x"]
+    options.set_mode("combinatorial")
+    try:
+        job = studio.submit(BASE.replace(prompt="a {red|blue} {circle|square}", steps=1, n_iter=5), save=False)
+    finally:
+        options.set_mode("random")
+    prompts = [read_generation_info_text(item.infotext) for item in job.images]
+    assert prompts == ["a red circle", "a red square", "a blue circle", "a blue square", "a red circle"]
+
+
+def read_generation_info_text(text: str) -> str:
+    return text.split("\n")[0]
+
+
 def test_the_documented_example_is_the_shipped_one_and_works(studio):
     text = DOCS.read_text()
     for name in ("extension.toml", "__init__.py"):
@@ -312,3 +358,33 @@ def test_xyz_plot_values_and_errors(studio):
     sr = script.run(BASE.replace(steps=1), {**bad, "x_type": "Prompt S/R", "x_values": "red, green"})
     assert [caption for _, caption in sr.images[1:]] == ["red", "green"]
     assert read_generation_info(sr.images[2][0])["params"]["Prompt"] == "a green circle on a blue background"
+
+
+def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
+    """Issue 18 item 8 (API side): script_name / script_args run the X/Y/Z plot, grid first."""
+    from studio.scripts import ScriptRequestError, run_script
+
+    args = [1, "11, 12", [], 6, "3, 9", [], 0, "", [], True, False, False, False, False, False, False, 0, False]
+    job = run_script(studio, BASE, "x/y/z plot", args)
+    grid, *cells = job.images
+    assert not job.interrupted and len(cells) == 4
+    assert grid.path.parent.parent.name == "txt2img-grids" and grid.image.size[0] > 128
+    params = read_generation_info(grid.path)["params"]
+    assert (params["X Type"], params["X Values"], params["Y Type"]) == ("Seed", "11, 12", "CFG Scale")
+    assert [(c.seed, read_generation_info(c.path)["params"]["CFG scale"]) for c in cells] == [
+        (11, "3"), (12, "3"), (11, "9"), (12, "9")]
+    assert all(c.recipe["request"]["seed"] == c.seed for c in cells)
+
+    # Labels instead of indices, the older layout without dropdowns, a dropdown list as the values.
+    steps = run_script(studio, BASE, "X/Y/Z plot", ["Steps", "1, 2", "Nothing", "", "Nothing", "", False])
+    assert [read_generation_info(c.path)["params"]["Steps"] for c in steps.images[1:]] == ["1", "2"]
+    sampler = run_script(studio, BASE.replace(steps=1), "X/Y/Z plot", [9, "", ["Euler", "DDIM"], 0, "", None,
+                                                                       0, "", None, True])
+    assert [read_generation_info(c.path)["params"]["Sampler"] for c in sampler.images[1:]] == ["Euler", "DDIM"]
+
+    with pytest.raises(ScriptRequestError, match="script_name: no script named 'Loopback'"):
+        run_script(studio, BASE, "Loopback", [])
+    with pytest.raises(ScriptRequestError, match="script_args: X type index 2 is not supported"):
+        run_script(studio, BASE, "X/Y/Z plot", [2, "1, 2"])
+    with pytest.raises(ScriptRequestError, match="script_args: Steps: 'many' is not a number"):
+        run_script(studio, BASE, "X/Y/Z plot", ["Steps", "many"])

@@ -41,3 +41,34 @@ def expand(text: str, rng: random.Random, wildcards: Mapping[str, list[str]]) ->
 def _pick_line(match: re.Match, rng: random.Random, wildcards: Mapping[str, list[str]]) -> str:
     lines = wildcards.get(match.group(1))
     return rng.choice(lines) if lines else match.group(0)
+
+
+MAX_COMBINATIONS = 1000
+
+
+def combinations(text: str, wildcards: Mapping[str, list[str]], limit: int = MAX_COMBINATIONS) -> list[str]:
+    """Every expansion of `text`, in order (first variant first, the last group varying fastest),
+    without repeats, at most `limit`. Unknown wildcards stay as written."""
+    found: list[str] = []
+    for option in _combine(text, wildcards, 0):
+        if option not in found:
+            found.append(option)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _combine(text: str, wildcards: Mapping[str, list[str]], depth: int):
+    """Expand the first (innermost-first for variants) group, then the rest, depth first."""
+    if depth > MAX_PASSES:
+        yield text
+        return
+    card = next((m for m in WILDCARD.finditer(text) if wildcards.get(m.group(1))), None)
+    group = VARIANTS.search(text)
+    match = card if card is not None and (group is None or card.start() < group.start()) else group
+    if match is None:
+        yield text
+        return
+    choices = wildcards[match.group(1)] if match is card else match.group(1).split("|")
+    for choice in choices:
+        yield from _combine(text[:match.start()] + choice + text[match.end():], wildcards, depth + 1)

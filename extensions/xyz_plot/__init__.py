@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from studio.api import ExtensionApi, ExtensionContext, GenerationRequest, ScriptResult
 
+from .a1111 import values_from_script_args
 from .axes import AXIS_TYPES, MAX_SEED, Axis, parse_axis
 from .grid import draw_grid, side_by_side
 
@@ -22,7 +23,7 @@ PLACEHOLDER = "values separated by commas, e.g. 1, 2, 3 or 1-5 (+2)"
 
 
 def register(api: ExtensionApi) -> None:
-    api.add_script(TITLE, ui, run)
+    api.add_script(TITLE, ui, run, api_args=values_from_script_args)
 
 
 def ui() -> dict[str, Any]:

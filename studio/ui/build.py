@@ -16,7 +16,6 @@ from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
 from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.pose_editor import read_asset
-from studio.ui.scripts import build_script_panel
 from studio.ui.settings_tab import build_settings_tab
 
 # Ctrl+Enter (Cmd+Enter) clicks the Generate button of the visible tab, as in A1111.
@@ -48,13 +47,11 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             refresh = gr.Button("🔄", elem_id="refresh_models", scale=0, min_width=50)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img = build_generation_tab(ctx, model, "txt2img")
+                txt2img = build_generation_tab(ctx, model, "txt2img", scripts=True)
                 to_img2img_t, to_inpaint_t = _send_buttons("txt2img")
-                build_script_panel(ctx, txt2img)
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
-                img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True)
+                img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True, scripts=True)
                 to_img2img_i, to_inpaint_i = _send_buttons("img2img")
-                build_script_panel(ctx, img2img)
             with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
                 inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):

@@ -13,6 +13,7 @@ class ProgressLike(Protocol):
     steps: int
     image: int
     images: int
+    eta: float  # seconds left, 0 when unknown
 
 
 class SavedLike(Protocol):
@@ -84,6 +85,7 @@ class UiContext:
     read_png: Callable[[Path], dict[str, Any]]  # {"infotext": str, "fields": {...}, "chunks": {...}}
     settings_summary: Callable[[], dict[str, Any]]
     error_types: tuple[type[BaseException], ...] = (ValueError,)
+    skip: Callable[[], None] = lambda: None  # drop the current iteration of the running job, go on
     # Extensions (studio/extensions.py): status rows, enable/disable, their tabs and scripts.
     extension_rows: Callable[[], list[dict[str, str]]] = lambda: []
     extension_refusal: Callable[[], str | None] = lambda: None  # why enable/disable is refused now

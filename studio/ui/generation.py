@@ -18,6 +18,7 @@ from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
 from studio.ui.ranges import guard_range
+from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 
 DEFAULTS = GenerationRequest()
 
@@ -49,6 +50,7 @@ class GenerationTab:
     to_request: Callable[[dict[Any, Any]], GenerationRequest] | None = None
     request_inputs: set[gr.components.Component] = field(default_factory=set)
     control: ControlNetPanel | None = None  # the ControlNet units
+    script: ScriptPanel | None = None  # the Script dropdown: Generate runs the chosen script
 
 
 def build_generation_tab(
@@ -57,6 +59,7 @@ def build_generation_tab(
     name: str,
     source: Callable[[], ModeSource] | None = None,
     strength: bool = False,
+    scripts: bool = False,
 ) -> GenerationTab:
     native = ctx.native_size()
     with gr.Row():
@@ -67,7 +70,9 @@ def build_generation_tab(
             styles = build_styles_row(ctx, name, prompt, negative)
         with gr.Column(scale=1, min_width=200):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate", elem_classes="generate")
-            interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt")
+            with gr.Row():
+                interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt", min_width=80)
+                skip = gr.Button("Skip", elem_id=f"{name}_skip", min_width=80)
     with gr.Row():
         with gr.Column():
             mode = source() if source else ModeSource()
@@ -104,6 +109,7 @@ def build_generation_tab(
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
                 recycle = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=50)
             control = build_controlnet_panel(ctx, name, width, height, mode if source else None)
+            script = build_script_panel(ctx, name) if scripts else None
         with gr.Column():
             preview = gr.Image(label="Live preview", visible=False, interactive=False, height=256,
                                elem_id=f"{name}_live_preview", format="png")
@@ -130,20 +136,27 @@ def build_generation_tab(
     for widget in form.widgets.values():
         if isinstance(widget, gr.Slider):
             guard_range(widget)
+    run_inputs = request_inputs | (script.inputs if script else set())
 
     outputs = [gallery, infotext, infotexts, seeds, selected, status, last_images]
 
     def run(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> Iterator[Any]:
         with user_errors(ctx.error_types):
             request = to_request(values)
-        progress(0, desc="Starting…")
+            progress(0, desc="Starting…")
+            chosen = script.selected(values) if script else None
+            if script is not None and chosen is not None:  # A1111: Generate runs the selected script
+                output = script.run(chosen, values, request, lambda f, d: progress(f, desc=d), gr.Warning)
+                images, texts, used, paths = script_outputs(output)
+                yield {gallery: gr.Gallery(value=images, selected_index=0 if images else None),
+                       infotext: (texts[0] if texts else ""), infotexts: texts, seeds: used, selected: 0,
+                       status: output.note, last_images: paths}
+                return
         previews: queue.Queue[Any] = queue.Queue()
 
         def on_step(state: Any) -> None:
-            label = f"Step {state.step}/{state.steps}"
-            if state.images > 1:
-                label += f" · batch {state.image + 1}/{state.images}"
-            progress((state.image * state.steps + state.step, max(1, state.steps * state.images)), desc=label)
+            progress((state.image * state.steps + state.step, max(1, state.steps * state.images)),
+                     desc=progress_label(state))
             image = ctx.live_preview(state)
             if image is not None:
                 previews.put(image)
@@ -157,16 +170,19 @@ def build_generation_tab(
             job = running.result()
         images = [(str(item.path), f"Seed {item.seed}") for item in job.images if item.path]
         texts = [item.infotext for item in job.images]
-        note = "Interrupted: images finished before the interrupt were saved." if job.interrupted else (
-            f"Saved {len(images)} image(s): `{images[0][0]}`" if images else "")
+        note = _job_note(job, [path for path, _ in images])
+        if job.interrupted and not images:  # nothing finished: the previous results stay on screen
+            yield {status: note, preview: gr.Image(value=None, visible=False)}
+            return
         yield {gallery: gr.Gallery(value=images, selected_index=0 if images else None),
                infotext: (texts[0] if texts else ""), infotexts: texts,
                seeds: [item.seed for item in job.images], selected: 0, status: note,
                last_images: [path for path, _ in images], preview: gr.Image(value=None, visible=False)}
 
-    generate.click(run, inputs=request_inputs, outputs=[*outputs, preview],
-                   concurrency_id="generation", concurrency_limit=1)
+    generate.click(run, inputs=run_inputs, outputs=[*outputs, preview],
+                   concurrency_id="generation", concurrency_limit=1, show_progress_on=[gallery])
     interrupt.click(ctx.interrupt, queue=False)
+    skip.click(ctx.skip, queue=False)
     dice.click(lambda: -1, outputs=seed, queue=False)
     recycle.click(lambda used, index: used[index] if used else -1, inputs=[seeds, selected], outputs=seed, queue=False)
 
@@ -181,7 +197,28 @@ def build_generation_tab(
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
     return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, infotexts, mode.named,
-                         to_request=to_request, request_inputs=request_inputs, control=control)
+                         to_request=to_request, request_inputs=request_inputs, control=control, script=script)
+
+
+def progress_label(state: Any) -> str:
+    """'Step 14/150 · batch 2/3 · ETA 0:42' (the batch part only for a batch count above 1)."""
+    label = f"Step {state.step}/{state.steps}"
+    if state.images > 1:
+        label += f" · batch {state.image + 1}/{state.images}"
+    eta = getattr(state, "eta", 0.0)
+    if eta > 0:
+        minutes, seconds = divmod(int(round(eta)), 60)
+        label += f" · ETA {minutes}:{seconds:02d}"
+    return label
+
+
+def _job_note(job: Any, paths: list[str]) -> str:
+    skipped = getattr(job, "skipped", 0)
+    skipped_text = f" Skipped {skipped} iteration(s)." if skipped else ""
+    if job.interrupted:
+        return f"Interrupted: the {len(paths)} image(s) finished before the interrupt were saved.{skipped_text}"
+    saved = f"Saved {len(paths)} image(s): `{paths[0]}`." if paths else "No image saved."
+    return saved + skipped_text
 
 
 class _Background:

@@ -161,7 +161,7 @@ def build_pose_canvas(tools: PoseToolsLike, prefix: str, text: str) -> PoseContr
     )
     with gr.Row(equal_height=True):
         preset = gr.Dropdown(list(tools.PRESETS), value=DEFAULT_PRESET, label="Pose preset", min_width=120,
-                             elem_id=f"{prefix}_pose_preset", scale=1)
+                             interactive=True, elem_id=f"{prefix}_pose_preset", scale=1)
         with gr.Column(min_width=120, scale=1):
             json_file = gr.UploadButton("Load OpenPose JSON", file_types=[".json"], type="filepath", size="sm",
                                         elem_id=f"{prefix}_pose_json_file")
@@ -202,8 +202,16 @@ def wire_pose_editor(editor: PoseEditor, tools: PoseToolsLike, width: gr.Slider,
                        inputs=[editor.table, editor.pose], outputs=views, queue=False, show_progress="hidden")
     editor.pose.input(guarded(lambda text, w, h: editor.views(tools, resized_text(tools, text, *size(w, h)))),
                       inputs=[editor.pose, width, height], outputs=views, queue=False, show_progress="hidden")
-    editor.preset.input(guarded(lambda name, w, h: editor.views(tools, preset_text(tools, name, *size(w, h)))),
-                        inputs=[editor.preset, width, height], outputs=views, queue=False, show_progress="hidden")
+    # `select`, not `input`: Gradio's dropdown also fires `input` when it loses focus (after Esc, the next
+    # click elsewhere), which would put the preset back over a drag made meanwhile (issue 18, item 6).
+    def apply_preset(w: Any, h: Any, event: gr.SelectData) -> tuple[str, str, list[list[Any]]]:
+        try:
+            return editor.views(tools, preset_text(tools, str(event.value), *size(w, h)))
+        except RequestError as error:
+            raise gr.Error(str(error), print_exception=False)
+
+    editor.preset.select(apply_preset, inputs=[width, height], outputs=views, queue=False,
+                         show_progress="hidden")
     editor.json_file.upload(guarded(lambda path, w, h: editor.views(tools, json_file_text(tools, path, *size(w, h)))),
                             inputs=[editor.json_file, width, height], outputs=views, queue=False)
     editor.skeleton.upload(guarded(lambda path, w, h: editor.views(tools, skeleton_text(tools, _open_image(path),

@@ -34,11 +34,14 @@ def generation_info(result: jobs.JobResult, studio: StudioFacade, started: datet
     count = request.batch_size * request.n_iter
     loaded = studio.loaded_info()
     model_hash = loaded.hash if loaded is not None and loaded.entry.title == request.model else None
+    own = [saved.recipe.get("request", {}) for saved in result.images]  # each image's prompt (dynamic prompts)
+    whole = len(own) == count and all("prompt" in r for r in own)
     return {
         "prompt": request.prompt,
-        "all_prompts": [request.prompt] * count,
+        "all_prompts": [r["prompt"] for r in own] if whole else [request.prompt] * count,
         "negative_prompt": request.negative_prompt,
-        "all_negative_prompts": [request.negative_prompt] * count,
+        "all_negative_prompts": ([r.get("negative_prompt", "") for r in own] if whole
+                                 else [request.negative_prompt] * count),
         "seed": request.seed,
         "all_seeds": [request.seed + i for i in range(count)],
         "subseed": -1,

@@ -188,3 +188,45 @@ def test_png_info_sends_the_controlnet_unit_back_to_txt2img(page, server, shapes
     again, control_again = generate(page, server, seed=405)
     assert read_generation_info(again)["params"]["ControlNet 0"] == original
     assert np.array_equal(np.asarray(control_again), np.asarray(control))
+
+
+def drag_right_wrist(page, prefix: str, dx: float, dy: float) -> None:
+    """Drag the right wrist by (dx, dy) pose pixels (64x64 canvas) with the mouse."""
+    box = page.locator(f"#{prefix}_pose_canvas circle[data-index='{RIGHT_WRIST}']").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    per_pixel = page.locator(f"#{prefix}_pose_canvas svg").bounding_box()["width"] / 64
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx * per_pixel, y + dy * per_pixel, steps=10)
+    page.mouse.up()
+
+
+def test_pose_drag_after_opening_and_escaping_the_preset_dropdown_is_kept(page, server):
+    """Issue 18 item 6: open the "Pose preset" dropdown, Esc, drag the wrist: JSON and image follow."""
+    prefix = open_unit(page)
+    page.click(f"#{prefix}_type label:has-text('pose')")
+    page.locator(f"#{prefix}_pose_canvas circle[data-index='{RIGHT_WRIST}']").wait_for()
+    page.click(f"#{prefix}_pose_keypoints .label-wrap")
+    before = pose_points(page, prefix)
+    page.locator(f"#{prefix}_pose_preset input").first.click()
+    page.get_by_role("option").first.wait_for()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    drag_right_wrist(page, prefix, -8, -18)
+    page.wait_for_timeout(1500)  # let any late server update land
+    after = pose_points(page, prefix)
+    screenshot(page, "controlnet-pose-dragged-after-preset-escape")
+    (bx, by), (ax, ay) = before["points"][RIGHT_WRIST], after["points"][RIGHT_WRIST]
+    assert ax - bx == pytest.approx(-8, abs=1) and ay - by == pytest.approx(-18, abs=1)
+    output, control = generate(page, server, seed=306)  # clicks elsewhere: the dropdown loses focus
+    assert pose_points(page, prefix) == after
+    pixels = np.asarray(control).astype(int)
+    (ex, ey) = after["points"][RIGHT_ELBOW]
+    assert min(pixels[round(ey + t * (ay - ey)), round(ex + t * (ax - ex))].max() for t in (0.3, 0.5, 0.7)) > 60
+
+    # Choosing a preset still applies it.
+    dragged = page.input_value(f"#{prefix}_pose_json textarea")
+    page.locator(f"#{prefix}_pose_preset input").first.click()
+    page.get_by_role("option", name="arms up", exact=True).click()
+    page.wait_for_function(f"document.querySelector('#{prefix}_pose_json textarea').value !== {json.dumps(dragged)}")
+    assert pose_points(page, prefix) not in (before, after)

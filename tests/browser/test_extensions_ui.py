@@ -97,7 +97,8 @@ def test_the_extra_sampler_is_offered_and_generates(ext_page, ext_server):
     assert params["Prompt"] in ("a red circle", "a blue circle")
 
 
-def test_xyz_plot_runs_from_the_script_panel(ext_page, ext_server):
+def test_generate_runs_the_selected_xyz_plot_into_the_main_gallery(ext_page, ext_server):
+    """Issue 18 item 8: with X/Y/Z plot chosen, Generate runs the plot (A1111), not one image."""
     ext_page.fill("#txt2img_prompt textarea", "a red circle on a blue background")
     set_number(ext_page, "txt2img_steps", "2")
     pick(ext_page, "#txt2img_script", "X/Y/Z plot")
@@ -106,16 +107,17 @@ def test_xyz_plot_runs_from_the_script_panel(ext_page, ext_server):
     panel.get_by_label("Y type").click()
     ext_page.get_by_role("option", name="CFG Scale", exact=True).click()
     panel.get_by_label("Y values").fill("4, 8")
-    ext_page.click("#txt2img_script_run")
+    ext_page.click("#txt2img_generate")
     ext_page.wait_for_function(
-        "document.querySelector('#txt2img_script_infotext textarea').value.includes('Script: X/Y/Z plot')",
+        "document.querySelector('#txt2img_infotext textarea').value.includes('Script: X/Y/Z plot')",
         timeout=120_000)
-    assert ext_page.locator("#txt2img_script_gallery img").count() >= 5  # the grid and its 4 images
+    ext_page.wait_for_function("document.querySelectorAll('#txt2img_gallery img').length >= 5")  # grid + 4
     screenshot(ext_page, "extensions-xyz-plot")
-    text = ext_page.input_value("#txt2img_script_infotext textarea")
+    text = ext_page.input_value("#txt2img_infotext textarea")
     assert 'X Type: Seed, X Values: "1, 2", Y Type: CFG Scale, Y Values: "4, 8"' in text
     [grid] = list((ext_server.outputs / "txt2img-grids").rglob("*.png"))
     assert read_generation_info(grid)["params"]["Script"] == "X/Y/Z plot"
+    assert "Saved the grid" in ext_page.inner_text("#txt2img_status")
 
     # Four more generations: the flaky fixture has now failed 3+ times and is off for the session.
     open_tab(ext_page, "Extensions")

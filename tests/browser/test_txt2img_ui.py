@@ -157,3 +157,34 @@ def test_schedule_type_is_chosen_beside_the_sampler_recorded_and_sent_back(page,
     page.click("#pnginfo_send_txt2img")
     page.wait_for_function("document.querySelector('#txt2img_scheduler input').value === 'Karras'")
     assert page.input_value("#txt2img_sampling input") == "DPM++ 2M"
+
+
+def test_progress_shows_eta_skip_drops_one_image_and_interrupt_keeps_the_finished_ones(page, server):
+    """Issue 18 item 7: "Step i/n · … ETA" while it runs; Skip drops the second of three images and
+    Interrupt during the third keeps (shows and saves) the first; the progress stays off the
+    Generation-parameters box."""
+    before = set(server.outputs.rglob("*.png"))
+    page.fill("#txt2img_prompt textarea", "a red circle on a blue background")
+    for name, value in (("steps", "150"), ("batch_count", "3")):
+        set_number(page, f"txt2img_{name}", value)
+    page.fill("#txt2img_seed input", "77")
+    page.click("#txt2img_generate")
+    progress = page.locator("#txt2img_gallery").get_by_text("batch 2/3")
+    progress.first.wait_for(timeout=120_000)
+    text = page.locator("#txt2img_gallery").get_by_text("ETA").first.inner_text()
+    assert "Step" in text and "ETA" in text, text
+    assert page.locator("#txt2img_infotext").get_by_text("ETA").count() == 0  # no overlay on the infotext
+    screenshot(page, "txt2img-progress-eta")
+    with page.expect_response(lambda r: "/run/" in r.url and r.request.method == "POST", timeout=60_000):
+        page.click("#txt2img_skip")  # answered: the engine has the skip before batch 2 ends (150 steps)
+    page.wait_for_function("document.querySelector('#txt2img_gallery').innerText.includes('batch 3/3')",
+                           timeout=60_000)
+    page.click("#txt2img_interrupt")
+    page.get_by_text("Interrupted").first.wait_for(timeout=60_000)
+    assert "Skipped 1" in page.inner_text("#txt2img_status")
+    page.wait_for_selector("#txt2img_gallery img", timeout=30_000)
+    screenshot(page, "txt2img-interrupted")
+    assert page.locator("#txt2img_gallery img").count() >= 1
+    assert "Seed: 77" in page.input_value("#txt2img_infotext textarea")
+    saved = [p for p in server.outputs.rglob("*.png") if p not in before]
+    assert len(saved) == 1 and read_generation_info(saved[0])["params"]["Seed"] == "77"
