@@ -10,11 +10,15 @@ import datetime as _dt
 import json
 import os
 import re
+import struct
 import tempfile
+import zlib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Mapping
 
 from PIL import Image, PngImagePlugin
+
+from studio.errors import StudioError
 
 PARAMETERS_KEY = "parameters"  # A1111's text chunk
 STUDIO_KEY = "studio"  # our exact recipe (JSON)
@@ -78,8 +82,110 @@ def next_number(directory: Path) -> int:
     return max(numbers, default=-1) + 1
 
 
+# Text chunk size caps (bytes of text). A1111 infotexts are under 10 KB; our recipe embeds the
+# input images as base64 PNG: init + mask + 3 control images at 2048² of noise measure 73 MB.
+TEXT_LIMITS = {PARAMETERS_KEY: 64 * 1024, STUDIO_KEY: 96 * 1024 * 1024}
+OTHER_TEXT_LIMIT = 64 * 1024  # any other chunk: longer ones are left out with a note
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+class PngTextError(StudioError):
+    """A PNG's text chunks cannot be read (damaged, or larger than any real one)."""
+
+
 def read_png_text(path_or_image: Path | Image.Image) -> dict[str, str]:
-    """The text chunks of a PNG (parameters, studio, anything else)."""
-    image = Image.open(path_or_image) if isinstance(path_or_image, Path) else path_or_image
-    image.load()
-    return {k: v for k, v in image.info.items() if isinstance(v, str)}
+    """The text chunks of a PNG (parameters, studio, anything else), size-capped. A file is read
+    chunk by chunk without decoding its pixels (so a decompression bomb costs nothing); other
+    image formats and already-open images go through Pillow's header reading."""
+    if isinstance(path_or_image, Image.Image):
+        return _capped(path_or_image.info)
+    with open(path_or_image, "rb") as stream:
+        if stream.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE:
+            return _read_png_chunks(stream)
+    try:
+        with Image.open(path_or_image) as image:  # raises UnidentifiedImageError for non-images
+            return _capped(image.info)
+    except Image.DecompressionBombError as error:
+        raise PngTextError(f"the image is too large to open: {error}") from error
+
+
+def _capped(info: Mapping[str, Any]) -> dict[str, str]:
+    chunks: dict[str, str] = {}
+    for key, value in info.items():
+        if isinstance(value, str):
+            chunks[key] = _check_size(key, len(value.encode("utf-8", "surrogatepass")), value)
+    return chunks
+
+
+def _check_size(key: str, size: int, value: str | None) -> str:
+    """The value, or a note in its place for an oversized unknown chunk; oversized `parameters`
+    or `studio` chunks are refused."""
+    limit = TEXT_LIMITS.get(key, OTHER_TEXT_LIMIT)
+    if size <= limit:
+        return value if value is not None else ""
+    if key in TEXT_LIMITS:
+        raise PngTextError(f"the PNG's {key!r} text is larger than the {limit:,}-byte limit for it "
+                           f"({size:,} bytes or more): refusing to read it (real ones are far smaller)")
+    return f"<left out: larger than the {limit:,}-byte limit>"
+
+
+def _read_png_chunks(stream: BinaryIO) -> dict[str, str]:
+    """Walk the chunks after the signature, reading only text chunks (tEXt, zTXt, iTXt)."""
+    chunks: dict[str, str] = {}
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return chunks  # truncated after the last complete chunk: keep what was read
+        length, kind = struct.unpack(">I4s", header)
+        if kind == b"IEND":
+            return chunks
+        if kind not in _TEXT_CHUNKS:
+            stream.seek(length + 4, os.SEEK_CUR)
+            continue
+        if length > max(TEXT_LIMITS.values()) + 1024:
+            key = _chunk_key(stream.read(80))
+            chunks[key] = _check_size(key, length, None)
+            stream.seek(length - 80 + 4, os.SEEK_CUR)
+            continue
+        data, crc = stream.read(length), stream.read(4)
+        if len(data) < length or len(crc) < 4:
+            return chunks
+        if zlib.crc32(kind + data) != struct.unpack(">I", crc)[0]:
+            raise PngTextError(f"the PNG is damaged: its {kind.decode()} chunk fails its checksum")
+        key, value = _decode_text_chunk(kind, data)
+        if key:
+            chunks[key] = value
+
+
+def _chunk_key(data: bytes) -> str:
+    return data.split(b"\0", 1)[0].decode("latin-1")
+
+
+def _decode_text_chunk(kind: bytes, data: bytes) -> tuple[str, str]:
+    """(keyword, text) of one text chunk; compressed text is inflated up to the key's cap."""
+    key_bytes, _, rest = data.partition(b"\0")
+    key = key_bytes.decode("latin-1")
+    limit = TEXT_LIMITS.get(key, OTHER_TEXT_LIMIT)
+    if kind == b"tEXt":
+        return key, _check_size(key, len(rest), rest.decode("latin-1"))
+    if kind == b"zTXt":
+        return key, _check_size(key, *_inflate(key, rest[1:], limit, "latin-1"))
+    compressed, rest = rest[:1] == b"\1", rest[2:]
+    _language, _, rest = rest.partition(b"\0")
+    _translated, _, text = rest.partition(b"\0")
+    if compressed:
+        return key, _check_size(key, *_inflate(key, text, limit, "utf-8"))
+    return key, _check_size(key, len(text), text.decode("utf-8", "replace"))
+
+
+def _inflate(key: str, data: bytes, limit: int, encoding: str) -> tuple[int, str | None]:
+    """(size, text) of compressed text, inflating at most limit + 1 bytes (a zip bomb stops there)."""
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise PngTextError(f"the PNG's {key!r} text is damaged: {error}") from error
+    if len(text) > limit:
+        return len(text), None
+    return len(text), text.decode(encoding, "replace")
