@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
 
-from studio import jobs
+from studio import jobs, storage
 from studio.control import pose
 from studio.control.models import discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
@@ -23,6 +23,7 @@ from studio.models import ModelManager
 from studio.pnginfo import read_generation_info
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
 from studio.settings import Settings
+from studio.shutdown import install_shutdown_handler
 from studio.ui.build import CSS, HEAD, build_ui
 from studio.ui.context import UiContext
 
@@ -162,6 +163,8 @@ def serve(settings: Settings, block: bool = True) -> Any:
     check_exposure(settings)  # before any work: an open API on a public address is refused
     configure_threads(settings.threads)
     studio = Studio.create(settings)
+    storage.remove_stale_temps(settings.outputs_dir)  # `.saving-*` files a crash left (over a minute old)
+    install_shutdown_handler(studio.engine)  # SIGTERM: stop after the step, keep finished images, exit
     studio.models.current()  # load before serving: the first click should not wait for it
     demo = build_ui(studio.ui_context())
     demo.queue(default_concurrency_limit=1)

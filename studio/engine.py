@@ -54,6 +54,7 @@ class Progress:
 
 
 StepCallback = Callable[[Progress], None]
+ImageCallback = Callable[["RunResult", "GeneratedImage"], None]
 PIPELINE_BUILDERS = {
     "txt2img": AutoPipelineForText2Image,
     "img2img": AutoPipelineForImage2Image,
@@ -93,6 +94,7 @@ class Engine:
         self.preprocessors = PREPROCESSORS if preprocessors is None else preprocessors
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
+        self._runner: int | None = None  # ident of the thread running a job
         self.progress = Progress()
 
     @property
@@ -103,6 +105,11 @@ class Engine:
     def interrupted(self) -> bool:
         """An interrupt is pending for the running job."""
         return self._interrupt.is_set()
+
+    @property
+    def running_here(self) -> bool:
+        """The calling thread is the one running the current job (e.g. the CLI's main thread)."""
+        return self.busy and self._runner == threading.get_ident()
 
     def interrupt(self) -> None:
         """Stop the running job within one step; images finished before it are kept."""
@@ -125,16 +132,24 @@ class Engine:
             sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
         )
 
-    def run(self, request: GenerationRequest, on_step: StepCallback | None = None) -> RunResult:
+    def run(self, request: GenerationRequest, on_step: StepCallback | None = None,
+            on_image: ImageCallback | None = None) -> RunResult:
+        """`on_image(result so far, image)` is called as each image finishes (to save it at once:
+        an interrupt or SIGTERM later in the run keeps it)."""
         request.validate(samplers=None)
         with self._lock:
-            self._interrupt.clear()
-            self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
-            model = self.models.get(request.model)
-            resolved = self.resolve(request, model).validate(samplers=self.samplers)
-            return self._run_locked(resolved, model, on_step)
+            self._runner = threading.get_ident()
+            try:
+                self._interrupt.clear()
+                self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
+                model = self.models.get(request.model)
+                resolved = self.resolve(request, model).validate(samplers=self.samplers)
+                return self._run_locked(resolved, model, on_step, on_image)
+            finally:
+                self._runner = None
 
-    def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None) -> RunResult:
+    def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None,
+                    on_image: ImageCallback | None = None) -> RunResult:
         if model.pipe.unet.config.in_channels != 4 and request.mode != "inpaint":
             # 9-channel inpainting UNets take a mask and a masked image with every step.
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
@@ -149,8 +164,10 @@ class Engine:
             batch = self._sample(model, request, inputs, controls, seeds, on_step)
             if self._interrupt.is_set():
                 return RunResult(request, model, images, True, controls)
-            images += [GeneratedImage(modes.finish(inputs, img), s, first + i)
-                       for i, (img, s) in enumerate(zip(batch, seeds))]
+            for i, (img, s) in enumerate(zip(batch, seeds)):
+                images.append(GeneratedImage(modes.finish(inputs, img), s, first + i))
+                if on_image is not None:
+                    on_image(RunResult(request, model, list(images), False, controls), images[-1])
         return RunResult(request, model, images, False, controls)
 
     def pipeline_for(self, model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:

@@ -59,10 +59,14 @@ def generate(
     """Run and save; `directory` overrides A1111's outputs/<mode>-images/<date>/ layout.
     `after_image` may change each image before it is saved; its infotext keys and `params`
     are added to the image's infotext (never replacing a core key)."""
-    result = engine.run(request, on_step)
-    folder = "txt2img" if result.request.mode == "txt2img" else "img2img"  # A1111's folders
-    target = directory or storage.output_dir(settings.outputs_dir, folder)
-    saved = [_finish_image(result, item, target if save else None, after_image, params or {}) for item in result.images]
+    folder = "txt2img" if request.mode == "txt2img" else "img2img"  # A1111's folders
+    target = (directory or storage.output_dir(settings.outputs_dir, folder)) if save else None
+    saved: list[SavedImage] = []
+
+    def on_image(so_far: RunResult, item: GeneratedImage) -> None:  # saved as soon as it is made
+        saved.append(_finish_image(so_far, item, target, after_image, params or {}))
+
+    result = engine.run(request, on_step, on_image)
     return JobResult(result.request, saved, result.interrupted)
 
 
@@ -112,23 +116,19 @@ def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | Non
     data = _jsonable(recipe(result, item))
     path = None
     if directory is not None:
-        path = storage.save_png(item.image, directory, item.seed, text, data)
-        _save_inputs(result, path)
+        path = storage.save_png(item.image, directory, item.seed, text, data, companions=_inputs(result))
     return SavedImage(item.image, path, text, item.seed, data)
 
 
 COMPANIONS = {"init_image": "init", "mask": "mask"}
 
 
-def _save_inputs(result: RunResult, path: Path) -> None:
+def _inputs(result: RunResult) -> dict[str, Image.Image]:
     """Inputs a run needs to be repeated go beside the output: <name>-init.png, <name>-mask.png,
     and the control image each ControlNet unit used, <name>-control-<i>.png."""
-    for name, suffix in COMPANIONS.items():
-        image = getattr(result.request, name)
-        if image is not None:
-            storage.save_companion(image, path, suffix)
-    for index, image in enumerate(result.controls.images):
-        storage.save_companion(image, path, f"control-{index}")
+    images = {suffix: getattr(result.request, name) for name, suffix in COMPANIONS.items()}
+    images.update({f"control-{index}": image for index, image in enumerate(result.controls.images)})
+    return {suffix: image for suffix, image in images.items() if image is not None}
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,14 +7,17 @@ overwriting if another writer got there first: an existing output is never repla
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import re
 import struct
 import tempfile
+import time
 import zlib
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO, Callable, Mapping
 
 from PIL import Image, PngImagePlugin
 
@@ -22,6 +25,7 @@ from studio.errors import StudioError
 
 PARAMETERS_KEY = "parameters"  # A1111's text chunk
 STUDIO_KEY = "studio"  # our exact recipe (JSON)
+TEMP_PREFIX = ".saving-"  # files being written; left over only by a crash
 _NUMBERED = re.compile(r"^(\d{5})-")
 
 
@@ -38,25 +42,44 @@ def png_info(infotext: str, recipe: Mapping[str, Any] | None) -> PngImagePlugin.
     return info
 
 
+class SaveError(StudioError):
+    """An output could not be written (disk full, read-only folder, ...); nothing was left behind."""
+
+
 def save_png(
     image: Image.Image,
     directory: Path,
     seed: int,
     infotext: str,
     recipe: Mapping[str, Any] | None = None,
+    companions: Mapping[str, Image.Image] | None = None,
 ) -> Path:
-    """Write image + metadata under the next free number; return the final path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=directory)
-    tmp = Path(tmp_name)
+    """Write image + metadata under the next free number; return the final path. `companions`
+    ({suffix: image}) are saved beside it as <name>-<suffix>.png. All or nothing: every file is
+    written to a temporary name first and linked to its final name only when all were written;
+    on failure whatever was written is removed and SaveError says why."""
+    temps: list[Path] = []
+    finals: list[Path] = []
     try:
-        with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format="PNG", pnginfo=png_info(infotext, recipe))
-            stream.flush()
-            os.fsync(stream.fileno())
-        return _link_to_free_name(tmp, directory, seed)
+        directory.mkdir(parents=True, exist_ok=True)
+        main = _write_temp(directory, temps, lambda stream: image.save(
+            stream, format="PNG", pnginfo=png_info(infotext, recipe)))
+        extra = {suffix: _write_temp(directory, temps, partial(_save_plain, picture))
+                 for suffix, picture in (companions or {}).items()}
+        final = _link_to_free_name(main, directory, seed)
+        finals.append(final)
+        for suffix, temp in extra.items():
+            target = final.with_name(f"{final.stem}-{suffix}.png")
+            os.replace(temp, target)  # the name is new with `final`: only a leftover could be replaced
+            finals.append(target)
+        return final
+    except OSError as error:
+        for path in finals:
+            path.unlink(missing_ok=True)
+        raise SaveError(f"could not save the image in {directory}: {_reason(error)}") from error
     finally:
-        tmp.unlink(missing_ok=True)
+        for temp in temps:
+            temp.unlink(missing_ok=True)
 
 
 def save_companion(image: Image.Image, png_path: Path, suffix: str) -> Path:
@@ -64,6 +87,32 @@ def save_companion(image: Image.Image, png_path: Path, suffix: str) -> Path:
     target = png_path.with_name(f"{png_path.stem}-{suffix}.png")
     image.save(target, format="PNG")
     return target
+
+
+def _save_plain(image: Image.Image, stream: BinaryIO) -> None:
+    image.save(stream, format="PNG")
+
+
+def _write_temp(directory: Path, temps: list[Path], write: Callable[[BinaryIO], None]) -> Path:
+    handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".png", dir=directory)
+    temps.append(Path(name))
+    with os.fdopen(handle, "wb") as stream:
+        write(stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    return Path(name)
+
+
+_REASONS = {
+    errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the folder is on a read-only file system", errno.EACCES: "no permission to write there",
+    errno.EPERM: "no permission to write there", errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",
+}
+
+
+def _reason(error: OSError) -> str:
+    return _REASONS.get(error.errno or 0) or error.strerror or str(error)
 
 
 def _link_to_free_name(tmp: Path, directory: Path, seed: int) -> Path:
@@ -75,6 +124,21 @@ def _link_to_free_name(tmp: Path, directory: Path, seed: int) -> Path:
             return final
         except FileExistsError:
             number += 1
+
+
+def remove_stale_temps(outputs_root: Path, older_than: float = 60.0) -> int:
+    """Delete `.saving-*.png` files left by a crash (older than `older_than` seconds); their count."""
+    if not outputs_root.is_dir():
+        return 0
+    cutoff, removed = time.time() - older_than, 0
+    for path in outputs_root.rglob(f"{TEMP_PREFIX}*.png"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def next_number(directory: Path) -> int:
