@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.app import serve
+    from studio.server import serve
     from studio.errors import StudioError
 
     try:
@@ -253,7 +253,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.app import Studio
+    from studio.service import Studio
     from studio.errors import StudioError
     from studio.hardware import configure_threads
     from studio.shutdown import install_shutdown_handler
@@ -276,7 +276,7 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.app import Studio
+    from studio.service import Studio
 
     for name, spec in Studio.create(settings).engine.samplers.items():
         options = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())

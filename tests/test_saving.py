@@ -119,7 +119,7 @@ def test_sigterm_during_a_cli_run_keeps_the_finished_images(tmp_path):
 SERVER_LIKE = """
 import sys, threading
 from pathlib import Path
-from studio.app import Studio
+from studio.service import Studio
 from studio.request import GenerationRequest
 from studio.settings import Settings
 from studio.shutdown import install_shutdown_handler
