@@ -4,12 +4,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 
 def _not_a_bool(value: Any) -> Any:
     """pydantic's lax mode reads true as 1: `"steps": true` would run one step. Refuse it."""
     if isinstance(value, bool):
-        raise ValueError("must be a number, not true/false")
+        raise PydanticCustomError("not_a_number", "must be a number, not true/false")
     return value
 
 
