@@ -249,7 +249,22 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     except StudioError as error:  # e.g. an open API on a public address, a model that won't load
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # Gradio / uvicorn at start-up (port taken, localhost check): one line
+        print(f"error: the server could not start: {start_failure(error)}", file=sys.stderr)
+        if os.environ.get("STUDIO_DEBUG"):
+            raise
+        return 2
     return 0
+
+
+def start_failure(error: BaseException) -> str:
+    """One line for a start-up failure, with a hint for the ones we know."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "localhost is not accessible" in text:
+        return ("the server did not answer Gradio's check of its own address in time (a very busy machine, or "
+                "an HTTP proxy intercepting localhost: set NO_PROXY=localhost,127.0.0.1). Set STUDIO_DEBUG=1 "
+                "for the traceback.")
+    return f"{type(error).__name__}: {text} (set STUDIO_DEBUG=1 for the traceback)"
 
 
 def run_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -276,9 +291,11 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.service import Studio
+    """The core samplers and the extensions' ones: only the registries are imported (no engine,
+    pipelines or UI: a listing should cost little CPU, also on a busy machine)."""
+    from studio.extensions import ExtensionManager
 
-    for name, spec in Studio.create(settings).engine.samplers.items():
+    for name, spec in ExtensionManager(settings).load_all().samplers.items():
         options = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
         print(f"{name}\t{spec.scheduler.__name__}" + (f"({options})" if options else ""))
     return 0
