@@ -24,7 +24,8 @@ def serve(settings: Settings, block: bool = True) -> Any:
     configure_threads(settings.threads)
     studio = Studio.create(settings)
     remove_stale_temps(settings.outputs_dir)  # `.saving-*` files a crash left (over a minute old)
-    install_shutdown_handler(studio.engine)  # SIGTERM: stop after the step, keep finished images, exit
+    if block:  # the process is ours: SIGTERM stops after the step, keeps finished images, exits
+        install_shutdown_handler(studio.engine)
     studio.models.current()  # load before serving: the first click should not wait for it
     demo = build_ui(studio.ui_context())
     demo.queue(default_concurrency_limit=1)

@@ -261,6 +261,22 @@ def test_options_switch_models_and_a_failed_switch_keeps_the_old_one(client):
     assert current().startswith(DEFAULT_MODEL_TITLE)
 
 
+def test_a_full_disk_with_save_images_is_a_4xx_and_leaves_no_file(client, root, monkeypatch):
+    import errno
+
+    from studio import storage
+
+    def link(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = set((root / "outputs").rglob("*"))
+    monkeypatch.setattr(storage.os, "link", link)
+    response = client.post(f"{API}/txt2img", json={**BASE, "steps": 1, "save_images": True})
+    assert response.status_code == 422 and "could not save the image" in response.json()["detail"]
+    assert "the disk is full" in response.json()["detail"]
+    assert set((root / "outputs").rglob("*")) - before <= {p for p in (root / "outputs").rglob("*") if p.is_dir()}
+
+
 def test_png_info_parses_a1111_keys_and_lists_other_chunks(client, root):
     saved = txt2img(client, save_images=True, steps=2)["images"][0]
     body = client.post(f"{API}/png-info", json={"image": "data:image/png;base64," + saved}).json()
