@@ -4,18 +4,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
 
 
-def _not_a_bool(value: Any) -> Any:
-    """pydantic's lax mode reads true as 1: `"steps": true` would run one step. Refuse it."""
+def _not_bool(value: Any) -> Any:
+    """JSON true/false are not numbers (pydantic would read true as 1 step)."""
     if isinstance(value, bool):
-        raise PydanticCustomError("not_a_number", "must be a number, not true/false")
+        raise ValueError("must be a number, not true/false")
     return value
 
 
-Int = Annotated[int, BeforeValidator(_not_a_bool)]
-Float = Annotated[float, BeforeValidator(_not_a_bool)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 class Txt2ImgBody(BaseModel):
@@ -60,7 +59,7 @@ class Img2ImgBody(Txt2ImgBody):
     inpainting_fill: Int = 0
     inpaint_full_res: bool = True
     inpaint_full_res_padding: Int = 0
-    inpainting_mask_invert: int = 0
+    inpainting_mask_invert: Int = 0
     include_init_images: bool = False
 
 
@@ -75,15 +74,15 @@ class ControlNetUnitArgs(BaseModel):
     weight: Float = 1.0
     image: str | dict[str, Any] | None = Field(default=None, description="base64 image, or {\"image\": base64, \"mask\": null}")
     input_image: str | None = Field(default=None, description="older clients' name for `image`")
-    resize_mode: int | str = Field(default=1, description="0/1/2 or Just Resize / Crop and Resize / Resize and Fill")
+    resize_mode: Int | str = Field(default=1, description="0/1/2 or Just Resize / Crop and Resize / Resize and Fill")
     processor_res: Int = Field(default=-1, description="accepted and ignored")
     threshold_a: Float = Field(default=-1, description="negative: the module's default")
     threshold_b: Float = -1
     guidance_start: Float = 0.0
     guidance_end: Float = 1.0
-    control_mode: int | str = Field(default=0, description="0/1/2 or Balanced / My prompt is more important / ControlNet is more important")
+    control_mode: Int | str = Field(default=0, description="0/1/2 or Balanced / My prompt is more important / ControlNet is more important")
     pixel_perfect: bool = False
-    advanced_weighting: list[float] | None = None
+    advanced_weighting: list[Float] | None = None
 
 
 class GenerationResponse(BaseModel):
