@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from studio.request import GenerationRequest, RequestError
-from studio.settings import Settings
+from studio.settings import Credentials, Settings
 
 # Extra spellings users know from A1111's UI and scripts.
 FLAG_ALIASES = {"sampler_name": ["--sampler"], "n_iter": ["--batch-count"], "init_image": ["--init-images"]}
@@ -50,11 +50,17 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
-    parser.add_argument("--auth", default=None, help="user:pass required to open the UI")
+    parser.add_argument("--auth", default=None,
+                        help="user:pass required to open the UI (several: u1:p1,u2:p2); or set STUDIO_AUTH")
+    parser.add_argument("--auth-file", type=Path, default=None,
+                        help="file of user:pass lines (A1111's --gradio-auth-path format): keeps passwords out of "
+                             "the process list")
     parser.add_argument("--api", action=argparse.BooleanOptionalAction, default=True,
                         help="serve the A1111-compatible HTTP API at /sdapi/v1 and its docs at /docs (default: on)")
     parser.add_argument("--api-auth", default=None,
-                        help="user:pass for HTTP Basic on every API route; required with --listen, --host or --share")
+                        help="user:pass for HTTP Basic on every API route (or set STUDIO_API_AUTH); "
+                             "with --listen, --host or --share, --auth or --api-auth is required")
+    parser.add_argument("--api-auth-file", type=Path, default=None, help="file of user:pass lines for the API")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     parser.add_argument("--enable-insecure-extension-access", action="store_true",
                         help="allow enabling/disabling extensions from the UI even with --listen, --host or --share")
@@ -79,21 +85,63 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         host=host,
         port=getattr(args, "port", 7860),
         share=getattr(args, "share", False),
-        auth=parse_auth(getattr(args, "auth", None)),
+        auth=credentials(args, "auth", "STUDIO_AUTH"),
         open_browser=not getattr(args, "no_browser", True),
         api=getattr(args, "api", True),
-        api_auth=parse_auth(getattr(args, "api_auth", None), "--api-auth"),
+        api_auth=credentials(args, "api_auth", "STUDIO_API_AUTH"),
         enable_insecure_extension_access=getattr(args, "enable_insecure_extension_access", False),
     )
 
 
-def parse_auth(value: str | None, flag: str = "--auth") -> tuple[str, str] | None:
-    if not value:
+
+
+def credentials(args: argparse.Namespace, name: str, env: str) -> Credentials | tuple[Credentials, ...] | None:
+    """--<name> and --<name>-file together; else the environment variable `env` (keeps passwords
+    out of /proc/<pid>/cmdline). One user gives (user, password); several, a tuple of those."""
+    flag = "--" + name.replace("_", "-")
+    pairs = parse_auth_list(getattr(args, name, None), flag)
+    path = getattr(args, f"{name}_file", None)
+    if path is not None:
+        pairs += read_auth_file(Path(path), f"{flag}-file")
+    if not pairs and os.environ.get(env):
+        pairs = parse_auth_list(os.environ[env], env)
+    if not pairs:
         return None
-    user, sep, password = value.partition(":")
-    if not sep or not user:
-        raise SystemExit(f"{flag} must look like user:password")
-    return user, password
+    return pairs[0] if len(pairs) == 1 else tuple(pairs)
+
+
+def parse_auth(value: str | None, flag: str = "--auth") -> Credentials | None:
+    """One user:password (kept for callers that take a single pair)."""
+    pairs = parse_auth_list(value, flag)
+    return pairs[0] if pairs else None
+
+
+def parse_auth_list(value: str | None, flag: str = "--auth") -> list[Credentials]:
+    """A1111's form: user:password, several separated by commas; empty passwords are refused."""
+    pairs = []
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        user, sep, password = item.partition(":")
+        if not sep or not user.strip():
+            raise SystemExit(f"{flag} must look like user:password (several: u1:p1,u2:p2)")
+        if not password:
+            raise SystemExit(f"{flag}: user {user!r} has an empty password; give a password")
+        pairs.append((user.strip(), password))
+    return pairs
+
+
+def read_auth_file(path: Path, flag: str) -> list[Credentials]:
+    """user:password per line (commas allowed too), as A1111's --gradio-auth-path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SystemExit(f"{flag}: cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    pairs = [pair for line in text.splitlines() for pair in parse_auth_list(line, f"{flag} {path}")]
+    if not pairs:
+        raise SystemExit(f"{flag}: {path} holds no user:password line")
+    return pairs
 
 
 def _image_path(value: str) -> Path:
@@ -219,16 +267,33 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     except StudioError as error:  # e.g. an open API on a public address, a model that won't load
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # Gradio / uvicorn at start-up (port taken, localhost check): one line
+        print(f"error: the server could not start: {start_failure(error)}", file=sys.stderr)
+        if os.environ.get("STUDIO_DEBUG"):
+            raise
+        return 2
     return 0
+
+
+def start_failure(error: BaseException) -> str:
+    """One line for a start-up failure, with a hint for the ones we know."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "localhost is not accessible" in text:
+        return ("the server did not answer Gradio's check of its own address in time (a very busy machine, or "
+                "an HTTP proxy intercepting localhost: set NO_PROXY=localhost,127.0.0.1). Set STUDIO_DEBUG=1 "
+                "for the traceback.")
+    return f"{type(error).__name__}: {text} (set STUDIO_DEBUG=1 for the traceback)"
 
 
 def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     from studio.service import Studio
     from studio.errors import StudioError
     from studio.hardware import configure_threads
+    from studio.shutdown import install_shutdown_handler
 
     configure_threads(settings.threads)
     studio = Studio.create(settings)  # extensions' samplers and hooks apply here too
+    install_shutdown_handler(studio.engine)  # SIGTERM mid-run: the images finished so far are kept
     try:
         request = request_from_args(args)
         if settings.allow_hub and request.model:  # the command line is trusted to name a Hub id
@@ -241,13 +306,17 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"note: {notice}", file=sys.stderr)
     for image in result.images:
         print(image.path)
+    if result.interrupted:
+        print(f"note: interrupted; {len(result.images)} image(s) finished and kept", file=sys.stderr)
     return 1 if result.interrupted else 0
 
 
 def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.service import Studio
+    """The core samplers and the extensions' ones: only the registries are imported (no engine,
+    pipelines or UI: a listing should cost little CPU, also on a busy machine)."""
+    from studio.extensions import ExtensionManager
 
-    for name, spec in Studio.create(settings).engine.samplers.items():
+    for name, spec in ExtensionManager(settings).load_all().samplers.items():
         options = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
         print(f"{name}\t{spec.scheduler.__name__}" + (f"({options})" if options else ""))
     return 0

@@ -60,6 +60,7 @@ class Progress:
 StepCallback = Callable[[Progress], None]
 # image index in the run -> (prompt, negative prompt) of that image (e.g. dynamic prompts per image)
 PromptsFor = Callable[[int], "tuple[str, str]"]
+ImageCallback = Callable[["RunResult", "GeneratedImage"], None]
 PIPELINE_BUILDERS = {
     "txt2img": AutoPipelineForText2Image,
     "img2img": AutoPipelineForImage2Image,
@@ -102,6 +103,7 @@ class Engine:
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self._skip = threading.Event()
+        self._runner: int | None = None  # ident of the thread running a job
         self.progress = Progress()
         self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
 
@@ -120,6 +122,11 @@ class Engine:
     def interrupted(self) -> bool:
         """An interrupt is pending for the running job."""
         return self._interrupt.is_set()
+
+    @property
+    def running_here(self) -> bool:
+        """The calling thread is the one running the current job (e.g. the CLI's main thread)."""
+        return self.busy and self._runner == threading.get_ident()
 
     def interrupt(self) -> None:
         """Stop the running job within one step; images finished before it are kept."""
@@ -166,20 +173,26 @@ class Engine:
         return scheduler
 
     def run(self, request: GenerationRequest, on_step: StepCallback | None = None,
-            prompts_for: PromptsFor | None = None) -> RunResult:
-        """`prompts_for(index)` gives each image its own prompt (called once per image, in order)."""
+            prompts_for: PromptsFor | None = None, on_image: ImageCallback | None = None) -> RunResult:
+        """`prompts_for(index)` gives each image its own prompt (called once per image, in order);
+        `on_image(result so far, image)` is called as each image finishes (to save it at once: an
+        interrupt or SIGTERM later in the run keeps it)."""
         request.validate(samplers=None)
         with self._lock:
-            self._interrupt.clear()
-            self._skip.clear()
-            self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
-            model = self.models.get(request.model)
-            resolved = self.resolve(request, model).validate(samplers=self.samplers)
-            self.scheduler_for(resolved, model)  # refuse a sampler the model cannot use before any work
-            return self._run_locked(resolved, model, on_step, prompts_for)
+            self._runner = threading.get_ident()
+            try:
+                self._interrupt.clear()
+                self._skip.clear()
+                self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
+                model = self.models.get(request.model)
+                resolved = self.resolve(request, model).validate(samplers=self.samplers)
+                self.scheduler_for(resolved, model)  # refuse a sampler the model cannot use before any work
+                return self._run_locked(resolved, model, on_step, prompts_for, on_image)
+            finally:
+                self._runner = None
 
     def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None,
-                    prompts_for: PromptsFor | None = None) -> RunResult:
+                    prompts_for: PromptsFor | None = None, on_image: ImageCallback | None = None) -> RunResult:
         if model.pipe.unet.config.in_channels != 4 and request.mode != "inpaint":
             # 9-channel inpainting UNets take a mask and a masked image with every step.
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
@@ -202,8 +215,13 @@ class Engine:
                 self._skip.clear()
                 skipped += 1
                 continue
-            images += [GeneratedImage(modes.finish(inputs, img), s, first + i, image_prompts[i] if image_prompts else None)
-                       for i, (img, s) in enumerate(zip(batch, seeds))]
+            finished = [GeneratedImage(modes.finish(inputs, img), s, first + i, image_prompts[i] if image_prompts else None)
+                        for i, (img, s) in enumerate(zip(batch, seeds))]
+            images += finished
+            if on_image is not None:  # a batch's images finish together; each sees its whole batch
+                so_far = RunResult(request, model, list(images), False, controls, skipped)
+                for item in finished:
+                    on_image(so_far, item)
         return RunResult(request, model, images, False, controls, skipped)
 
     def pipeline_for(self, model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:

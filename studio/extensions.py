@@ -8,11 +8,16 @@ under its own module name (`studio_ext_<folder>`), only after its api_version wa
 compatible; its `install.py`, if any, is never run. `register()` fills a staging area that is
 merged only when it returns; names already taken (core samplers first) are refused. Every call
 into extension code goes through `_guarded`, which attributes failures to their extension; an
-extension that fails MAX_FAILURES times is disabled for the session with a notice.
+extension that fails MAX_FAILURES times is disabled for the session with a notice. Import and
+register() run in a daemon thread with a time limit: an extension that loops at import is
+reported and skipped, and start-up goes on. BaseException is caught too (SystemExit from an
+extension does not stop the app); only a KeyboardInterrupt in the main thread (a real Ctrl-C)
+goes through.
 Extensions are trusted code: this isolates faults, it is not a sandbox.
 """
 from __future__ import annotations
 
+import ctypes
 import datetime
 import importlib.util
 import json
@@ -55,6 +60,7 @@ STATE_FILE = "extensions.json"  # under settings.cache_dir: {"disabled": [folder
 MAX_FAILURES = 3
 SECRET_SETTINGS = frozenset({"auth", "api_auth"})
 MODULE_PREFIX = "studio_ext_"
+LOAD_TIMEOUT = 30.0  # seconds for import + register() of one extension
 
 LOADED, FAILED, DISABLED, SESSION_DISABLED, PENDING, SAFE_MODE = (
     "loaded", "failed", "disabled", "disabled for this session", "enabled: loads at the next start",
@@ -163,7 +169,7 @@ def import_extension(path: Path, name: str) -> ModuleType:
     init = path / "__init__.py"
     if not init.is_file():
         raise ExtensionError("no __init__.py")
-    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+    for loaded in [m for m in list(sys.modules) if m == name or m.startswith(name + ".")]:
         del sys.modules[loaded]
     spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(path)])
     assert spec is not None and spec.loader is not None
@@ -190,6 +196,44 @@ def save_output(outputs_dir: Path, image: Image.Image, folder: str, infotext: st
     return storage.save_png(image, outputs_dir / folder / datetime.date.today().isoformat(), seed, infotext)
 
 
+def is_real_interrupt(error: BaseException) -> bool:
+    """A Ctrl-C (SIGINT raises KeyboardInterrupt in the main thread only): let it through.
+    Anything else an extension raises, SystemExit included, is the extension's failure."""
+    return isinstance(error, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()
+
+
+class ExtensionTimeout(BaseException):
+    """Raised inside an extension's loading thread once it ran out of time (to stop a Python loop)."""
+
+
+def run_with_timeout(fn: Callable[[], Any], seconds: float, name: str) -> Any:
+    """fn() in a daemon thread; its result, or its exception re-raised here. On timeout raises
+    ExtensionError and asks the thread to stop (works for Python loops; a thread stuck in C code
+    stays behind as a daemon and cannot block exit)."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as error:  # handed to the caller
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target, name=f"load {name}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        _stop_thread(worker)
+        raise ExtensionError(f"took > {seconds:g} s to load, skipped (it loops at import or in register?)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _stop_thread(thread: threading.Thread) -> None:
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(ExtensionTimeout))
+
+
 def describe(error: BaseException) -> str:
     """One line: our own errors by their message, anything else with its type."""
     text = str(error).strip().splitlines()
@@ -207,8 +251,10 @@ class ExtensionManager:
         settings: Settings,
         core_samplers: Mapping[str, SamplerSpec] = SAMPLERS,
         core_preprocessors: Collection[str] = tuple(CORE_PREPROCESSORS),
+        load_timeout: float = LOAD_TIMEOUT,
     ) -> None:
         self.settings = settings
+        self.load_timeout = load_timeout
         self.samplers: dict[str, SamplerSpec] = dict(core_samplers)
         # Extension preprocessors only (fn(image, **params) -> image); core names are reserved.
         self.preprocessors: dict[str, ExtensionPreprocessor] = {}
@@ -240,13 +286,12 @@ class ExtensionManager:
             problem = compatibility_problem(record.manifest.api_version)
             if problem:
                 raise ExtensionError(problem)
-            module = import_extension(record.path, module_name(record.folder))
-            register = getattr(module, "register", None)
-            if not callable(register):
-                raise ExtensionError("__init__.py has no register(api) function")
             staging = Staging()
-            register(self._api_for(record, staging))
-        except (Exception, SystemExit) as error:  # a broken extension never stops start-up
+            api = self._api_for(record, staging)
+            module = run_with_timeout(lambda: _import_and_register(record, api), self.load_timeout, record.folder)
+        except BaseException as error:  # a broken extension never stops start-up
+            if is_real_interrupt(error):
+                raise
             record.state, record.reason = FAILED, describe(error)
             if not isinstance(error, ExtensionError):
                 log.error("extension %r failed to load:\n%s", record.folder, traceback.format_exc())
@@ -289,7 +334,9 @@ class ExtensionManager:
             return False, None
         try:
             return True, fn(*args)
-        except Exception as error:
+        except BaseException as error:  # SystemExit from a hook must not end the app
+            if is_real_interrupt(error):
+                raise
             self.record_failure(folder, where, error, notices)
             return False, None
 
@@ -357,7 +404,9 @@ class ExtensionManager:
             if not isinstance(result, Image.Image):
                 raise TypeError(f"returned {type(result).__name__}, expected a PIL image")
             return result
-        except Exception as error:
+        except BaseException as error:
+            if is_real_interrupt(error):
+                raise
             raise ExtensionError(self.record_failure(spec.extension, f"preprocessor {name!r}", error)) from error
 
     def guarded_tabs(self, context: ExtensionContext) -> list[GuardedTab]:
@@ -366,7 +415,9 @@ class ExtensionManager:
                 try:
                     tab.build(context)
                     return None
-                except Exception as error:
+                except BaseException as error:
+                    if is_real_interrupt(error):
+                        raise
                     return self.record_failure(tab.extension, f"tab '{tab.title}'", error)
             return build
 
@@ -396,7 +447,9 @@ class ExtensionManager:
                 if not isinstance(widgets, Mapping):
                     raise TypeError(f"ui() returned {type(widgets).__name__}, expected a dict of widgets")
                 return widgets
-            except Exception as error:
+            except BaseException as error:
+                if is_real_interrupt(error):
+                    raise
                 return self.record_failure(spec.extension, f"script '{spec.title}' ui", error)
         return build
 
@@ -414,7 +467,9 @@ class ExtensionManager:
                 return result
             except (ValueError, StudioError):
                 raise  # the user's input (axis values, request fields): shown, not held against the extension
-            except Exception as error:
+            except BaseException as error:
+                if is_real_interrupt(error):
+                    raise
                 raise ExtensionError(self.record_failure(spec.extension, f"script '{spec.title}'", error)) from error
         return run
 
@@ -486,6 +541,20 @@ class ExtensionManager:
         return [{"folder": r.folder, "name": r.name, "version": r.manifest.version if r.manifest else "",
                  "status": r.status, "description": r.manifest.description if r.manifest else ""}
                 for r in self.records.values()]
+
+
+def _import_and_register(record: ExtensionRecord, api: ExtensionApi) -> ModuleType:
+    name = module_name(record.folder)
+    module = import_extension(record.path, name)
+    register = getattr(module, "register", None)
+    if not callable(register):
+        raise ExtensionError("__init__.py has no register(api) function")
+    try:
+        register(api)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def _manifest_or_none(path: Path) -> Manifest | None:

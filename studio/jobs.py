@@ -63,18 +63,22 @@ def generate(
     """Run and save; `directory` overrides A1111's outputs/<mode>-images/<date>/ layout.
     `after_image` may change each image before it is saved; its infotext keys and `params`
     are added to the image's infotext (never replacing a core key). `image_prompts` gives each
-    image its own prompt (recorded in its infotext and recipe, so Reproduce is exact)."""
+    image its own prompt (recorded in its infotext and recipe, so Reproduce is exact). Each image
+    is saved as soon as it is made: an interrupt or SIGTERM later in the run keeps it."""
     extras: dict[int, Mapping[str, Any]] = {}
 
     def prompts_for(index: int) -> tuple[str, str]:
         prompt, negative, extras[index] = image_prompts(index)  # type: ignore[misc]
         return prompt, negative
 
-    result = engine.run(request, on_step, prompts_for if image_prompts else None)
-    folder = "txt2img" if result.request.mode == "txt2img" else "img2img"  # A1111's folders
-    target = directory or storage.output_dir(settings.outputs_dir, folder)
-    saved = [_finish_image(result, item, target if save else None, after_image,
-                           {**(params or {}), **extras.get(item.index, {})}) for item in result.images]
+    folder = "txt2img" if request.mode == "txt2img" else "img2img"  # A1111's folders
+    target = (directory or storage.output_dir(settings.outputs_dir, folder)) if save else None
+    saved: list[SavedImage] = []
+
+    def on_image(so_far: RunResult, item: GeneratedImage) -> None:
+        saved.append(_finish_image(so_far, item, target, after_image, {**(params or {}), **extras.get(item.index, {})}))
+
+    result = engine.run(request, on_step, prompts_for if image_prompts else None, on_image)
     return JobResult(_job_request(result), saved, result.interrupted, skipped=result.skipped)
 
 
@@ -147,23 +151,19 @@ def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | Non
     data = _jsonable(recipe(result, item))
     path = None
     if directory is not None:
-        path = storage.save_png(item.image, directory, item.seed, text, data)
-        _save_inputs(result, path)
+        path = storage.save_png(item.image, directory, item.seed, text, data, companions=_inputs(result))
     return SavedImage(item.image, path, text, item.seed, data)
 
 
 COMPANIONS = {"init_image": "init", "mask": "mask"}
 
 
-def _save_inputs(result: RunResult, path: Path) -> None:
+def _inputs(result: RunResult) -> dict[str, Image.Image]:
     """Inputs a run needs to be repeated go beside the output: <name>-init.png, <name>-mask.png,
     and the control image each ControlNet unit used, <name>-control-<i>.png."""
-    for name, suffix in COMPANIONS.items():
-        image = getattr(result.request, name)
-        if image is not None:
-            storage.save_companion(image, path, suffix)
-    for index, image in enumerate(result.controls.images):
-        storage.save_companion(image, path, f"control-{index}")
+    images = {suffix: getattr(result.request, name) for name, suffix in COMPANIONS.items()}
+    images.update({f"control-{index}": image for index, image in enumerate(result.controls.images)})
+    return {suffix: image for suffix, image in images.items() if image is not None}
 
 
 def _jsonable(value: Any) -> Any:

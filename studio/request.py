@@ -78,6 +78,7 @@ class ControlUnit:
         _check_number(f"{where} guidance_end", self.guidance_end, 0.0, 1.0)
         if self.guidance_start >= self.guidance_end:
             raise RequestError(f"{where}: guidance_start must be below guidance_end")
+        _check_type(f"{where} pixel_perfect", self.pixel_perfect, bool)
         _check_int(f"{where} control_mode", self.control_mode, 0, len(CONTROL_MODES) - 1)
         _check_int(f"{where} resize_mode", self.resize_mode, 0, len(CONTROL_RESIZE_MODES) - 1)
 
@@ -215,6 +216,7 @@ class GenerationRequest:
         for index, unit in enumerate(self.controlnet_units):
             if not isinstance(unit, ControlUnit):
                 raise RequestError(f"ControlNet unit {index} is not a ControlNet unit")
+            _check_type(f"ControlNet unit {index} enabled", unit.enabled, bool)
             if unit.enabled:
                 unit.validate(index, has_source=self.init_image is not None)
 

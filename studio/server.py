@@ -7,6 +7,8 @@ from typing import Any
 from studio.hardware import configure_threads
 from studio.service import Studio
 from studio.settings import Settings
+from studio.shutdown import install_shutdown_handler
+from studio.storage import remove_stale_temps
 
 MAX_UPLOAD = "64mb"  # Gradio uploads; the HTTP API has the same limit on bodies
 
@@ -21,6 +23,9 @@ def serve(settings: Settings, block: bool = True) -> Any:
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
     configure_threads(settings.threads)
     studio = Studio.create(settings)
+    remove_stale_temps(settings.outputs_dir)  # `.saving-*` files a crash left (over a minute old)
+    if block:  # the process is ours: SIGTERM stops after the step, keeps finished images, exits
+        install_shutdown_handler(studio.engine)
     studio.models.current()  # load before serving: the first click should not wait for it
     demo = build_ui(studio.ui_context())
     hide_gradio_endpoints(demo)

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+Credentials = tuple[str, str]  # (user, password)
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 
@@ -31,11 +33,11 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
-    auth: tuple[str, str] | None = field(default=None, repr=False)
+    auth: "Credentials | tuple[Credentials, ...] | None" = field(default=None, repr=False)  # one user or several
     open_browser: bool = True
     # HTTP API (A1111-compatible /sdapi/v1): on by default; needs api_auth off loopback.
     api: bool = True
-    api_auth: tuple[str, str] | None = field(default=None, repr=False)
+    api_auth: "Credentials | tuple[Credentials, ...] | None" = field(default=None, repr=False)
     # Extensions: enabling/disabling them from the UI is refused off loopback unless this is set.
     enable_insecure_extension_access: bool = False
 

@@ -388,3 +388,40 @@ def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
         run_script(studio, BASE, "X/Y/Z plot", [2, "1, 2"])
     with pytest.raises(ScriptRequestError, match="script_args: Steps: 'many' is not a number"):
         run_script(studio, BASE, "X/Y/Z plot", ["Steps", "many"])
+
+
+HANGING = Path(__file__).parent / "fixtures" / "hanging_extensions"
+
+
+def test_an_extension_that_loops_or_exits_while_loading_is_skipped_and_start_up_goes_on(tmp_path):
+    import time
+
+    settings = Settings(extensions_dir=copy_extensions(tmp_path / "extensions", HANGING), cache_dir=tmp_path / "cache")
+    start = time.monotonic()
+    manager = ExtensionManager(settings, load_timeout=1.0).load_all()
+    assert time.monotonic() - start < 30  # two 1 s time limits, not forever
+    rows = statuses(manager)
+    assert rows["loops_at_import"].startswith("failed: took > 1 s to load, skipped")
+    assert rows["sleeps_in_register"].startswith("failed: took > 1 s to load, skipped")
+    assert rows["exits_in_register"] == "failed: SystemExit: 3"
+    assert rows["exits_in_hook"] == rows["good"] == "loaded"
+    notices: list[str] = []
+    request, _ = manager.before_generate(BASE, notices)  # the SystemExit hook fails; the good one runs
+    assert request.prompt == BASE.prompt + ", good"
+    assert notices == ["Extension 'exits_in_hook' failed in before_generate (1/3): "
+                       "SystemExit: an extension tried to end the app"]
+
+
+def test_a_stuck_extension_thread_does_not_block_exit(tmp_path):
+    """The loading thread of an extension stuck in C code is a daemon: the process still exits."""
+    import subprocess
+    import sys
+
+    extensions = copy_extensions(tmp_path / "extensions", HANGING)
+    code = ("from pathlib import Path; from studio.extensions import ExtensionManager; from studio.settings import Settings;"
+            f"m = ExtensionManager(Settings(extensions_dir=Path({str(extensions)!r}), cache_dir=Path({str(tmp_path)!r})),"
+            " load_timeout=1.0).load_all(); print(m.records['sleeps_in_register'].status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
+                          cwd=PROJECT_DIR, env={**__import__("os").environ, "PYTHONPATH": str(PROJECT_DIR)})
+    assert done.returncode == 0, done.stderr
+    assert "took > 1 s to load, skipped" in done.stdout

@@ -136,6 +136,8 @@ def test_fixed_seed_gives_identical_pixels_through_the_api_and_the_cli(client, t
 @pytest.mark.parametrize(("changes", "message"), [
     ({"width": 70}, "width must be a multiple of 8"),
     ({"steps": "many"}, "steps"),
+    ({"steps": True}, "must be a number, not true/false"),
+    ({"cfg_scale": False}, "must be a number, not true/false"),
     ({"sampler_name": "nope"}, "unknown sampler 'nope'"),
     ({"override_settings": {"sd_model_checkpoint": "nope"}}, "model 'nope' not found"),
     ({"alwayson_scripts": {"adetailer": {"args": []}}}, "always on script adetailer not found"),
@@ -277,6 +279,22 @@ def test_options_switch_models_and_a_failed_switch_keeps_the_old_one(client):
                      if item["model_name"] == DEFAULT_MODEL_TITLE)
         assert client.post(f"{API}/options", json={"sd_model_checkpoint": title}).status_code == 200
     assert current().startswith(DEFAULT_MODEL_TITLE)
+
+
+def test_a_full_disk_with_save_images_is_a_4xx_and_leaves_no_file(client, root, monkeypatch):
+    import errno
+
+    from studio import storage
+
+    def link(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = set((root / "outputs").rglob("*"))
+    monkeypatch.setattr(storage.os, "link", link)
+    response = client.post(f"{API}/txt2img", json={**BASE, "steps": 1, "save_images": True})
+    assert response.status_code == 422 and "could not save the image" in response.json()["detail"]
+    assert "the disk is full" in response.json()["detail"]
+    assert set((root / "outputs").rglob("*")) - before <= {p for p in (root / "outputs").rglob("*") if p.is_dir()}
 
 
 def test_png_info_parses_a1111_keys_and_lists_other_chunks(client, root):

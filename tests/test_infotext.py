@@ -60,3 +60,113 @@ def test_schedule_type_is_written_parsed_and_old_karras_names_still_read():
     assert "Schedule type" not in automatic  # as A1111 writes it: only a chosen schedule
     old = params_to_request_fields(parse_infotext("a cat\nSteps: 20, Sampler: DPM++ 2M Karras, Seed: 1, Size: 64x64"))
     assert (old["sampler_name"], old["scheduler"]) == ("DPM++ 2M Karras", "Automatic")  # the old name is a sampler
+
+
+A1111_PARAM = r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'  # A1111's own regex
+
+
+def test_scanner_finds_the_same_pairs_as_a1111s_regex():
+    import random
+    import re
+
+    from studio.infotext import find_params
+
+    pattern = re.compile(A1111_PARAM)
+    alphabet = 'ab :,"\\-/\t_é\u00a01'
+    rng = random.Random(0)
+    for _ in range(20000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert find_params(line) == pattern.findall(line), line
+    line = A1111_EXAMPLE.splitlines()[-1]
+    assert find_params(line) == pattern.findall(line)
+
+
+def _parse_seconds(line: str) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        parse_infotext("a prompt\n" + line)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def test_parse_time_grows_linearly_with_the_last_line():
+    """Issue 13: A1111's regex is quadratic on a long last line (64,000 characters took 16-61 s).
+    20x the length must cost far less than 400x the time (allowing noise: < 60x)."""
+    for unit in ("a" * 9 + " ", "ab, cd: e" + '"x\\'):
+        small, large = unit * 200, unit * 4000
+        assert _parse_seconds(large) < 60 * max(_parse_seconds(small), 1e-4)
+    megabyte = "Steps: 20, Sampler: Euler, Seed: 1, " + "k" * 1_000_000
+    params = parse_infotext("a prompt\n" + megabyte)
+    assert params["Steps"] == "20" and params["Seed"] == "1"
+    assert _parse_seconds("x" * 1_000_000) < 60 * max(_parse_seconds("x" * 50_000), 1e-3)  # 20x the length
+
+
+def _png_with_text(path, chunks: dict[str, str], compressed: bool = False) -> None:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in chunks.items():
+        if compressed:
+            info.add_itxt(key, value, zip=True)
+        else:
+            info.add_text(key, value)
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+
+
+def test_ten_megabyte_parameters_chunk_is_refused_with_a_clear_message(tmp_path):
+    import pytest
+
+    from studio.errors import StudioError
+    from studio.pnginfo import read_generation_info
+
+    path = tmp_path / "huge.png"
+    _png_with_text(path, {"parameters": "a prompt\nSteps: 20, Seed: 1, Size: 64x64, " + "x" * 10_000_000})
+    with pytest.raises(StudioError, match="'parameters' text is larger than the 65,536-byte limit"):
+        read_generation_info(path)
+    # a zip bomb in a compressed chunk stops at the cap too
+    _png_with_text(path, {"parameters": "y" * 50_000_000}, compressed=True)
+    with pytest.raises(StudioError, match="'parameters' text is larger than"):
+        read_generation_info(path)
+
+
+def test_oversized_unknown_chunks_are_left_out_and_normal_ones_read(tmp_path):
+    from studio.pnginfo import read_generation_info
+    from studio.storage import read_png_text
+
+    path = tmp_path / "other.png"
+    _png_with_text(path, {"parameters": A1111_EXAMPLE, "comment": "z" * 200_000, "note": "hello"})
+    info = read_generation_info(path)
+    assert info["params"]["Steps"] == "28" and info["chunks"]["note"] == "hello"
+    assert info["chunks"]["comment"].startswith("<left out: larger than")
+    _png_with_text(path, {"parameters": A1111_EXAMPLE, "note": "héllo"}, compressed=True)
+    assert read_png_text(path) == {"parameters": A1111_EXAMPLE, "note": "héllo"}
+
+
+def test_text_is_read_without_decoding_a_decompression_bomb(tmp_path):
+    """A PNG whose header claims 100,000 x 100,000 pixels: its text is still read, no pixels are."""
+    import struct
+    import zlib
+
+    from studio.storage import read_png_text
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"tEXt", b"parameters\0a cat")
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    path = tmp_path / "bomb.png"
+    path.write_bytes(data)
+    assert read_png_text(path) == {"parameters": "a cat"}
+
+
+def test_pillow_truncated_image_loading_stays_off():
+    from PIL import ImageFile
+
+    import studio.pnginfo  # noqa: F401
+    import studio.storage  # noqa: F401
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False

@@ -42,3 +42,32 @@ def test_json_round_trip_and_unknown_keys_ignored():
     request = VALID.replace(negative_prompt="blurry, text", n_iter=2, batch_size=3)
     assert GenerationRequest.from_json(request.to_json()) == request
     assert GenerationRequest.from_dict({**request.to_dict(), "restore_faces": True}) == request
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"steps": True}, "steps must be a whole number"),
+    ({"cfg_scale": True}, "cfg_scale must be a number"),
+    ({"seed": False}, "seed must be a whole number"),
+    ({"batch_size": True}, "batch_size must be a whole number"),
+    ({"width": True}, "width must be a whole number"),
+])
+def test_booleans_are_refused_for_numbers(changes, message):
+    with pytest.raises(RequestError, match=message):
+        GenerationRequest(prompt="x", **changes).validate()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"weight": True}, "weight must be a number"),
+    ({"threshold_a": True}, "threshold_a must be a number"),
+    ({"control_mode": True}, "control_mode must be a whole number"),
+    ({"pixel_perfect": "yes"}, "pixel_perfect must be a bool"),
+    ({"enabled": 1}, "enabled must be a bool"),
+])
+def test_control_units_refuse_wrong_types(changes, message):
+    from PIL import Image
+
+    from studio.request import ControlUnit
+
+    unit = ControlUnit(image=Image.new("RGB", (64, 64)), **changes)
+    with pytest.raises(RequestError, match=message):
+        GenerationRequest(prompt="x", controlnet_units=(unit,)).validate()

@@ -14,8 +14,8 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 from PIL import Image
-from controlnet_aux.open_pose.body import Keypoint
-from controlnet_aux.open_pose.util import draw_bodypose
+
+from studio.control.aux import import_aux
 
 Point = Optional[tuple[float, float]]
 
@@ -85,8 +85,9 @@ def render_pose(keypoints: Sequence[Point], width: int, height: int) -> Image.Im
         raise ValueError(f"expected {len(KEYPOINT_NAMES)} keypoints, got {len(keypoints)}")
     scale = _render_scale(width, height)
     canvas = np.zeros((height * scale, width * scale, 3), dtype=np.uint8)
+    Keypoint = import_aux("controlnet_aux.open_pose.body").Keypoint  # on first use: see studio.control.aux
     points = [None if p is None else Keypoint(p[0] / width, p[1] / height) for p in keypoints]
-    canvas = draw_bodypose(canvas, points)
+    canvas = import_aux("controlnet_aux.open_pose.util").draw_bodypose(canvas, points)
     if scale > 1:
         canvas = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
     return Image.fromarray(canvas)

@@ -48,9 +48,10 @@ def _invert(image: Image.Image, a: float, b: float) -> Image.Image:
 
 def _openpose(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
     """OpenPose body keypoints from a photo (controlnet_aux), with weights from models/annotators/."""
-    from controlnet_aux.open_pose import OpenposeDetector
-    from controlnet_aux.open_pose.body import Body
+    from studio.control.aux import import_aux
 
+    OpenposeDetector = import_aux("controlnet_aux.open_pose").OpenposeDetector
+    Body = import_aux("controlnet_aux.open_pose.body").Body
     detector = OpenposeDetector(Body(str(weights)))  # torch.load here is weights-only (torch >= 2.6)
     size = max(image.size)
     pose = detector(image.convert("RGB"), detect_resolution=size, image_resolution=size, output_type="pil")

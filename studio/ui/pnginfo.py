@@ -53,6 +53,8 @@ def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
             return "", {}, {}, None, f"⚠️ {problem}"
         if not info["infotext"] and not info["fields"]:
             gr.Info("This image carries no generation parameters.")
+        for warning in info.get("warnings", ()):
+            gr.Warning(warning)
         chunks = {k: v for k, v in info["chunks"].items() if k not in ("parameters", "studio")}
         if info["recipe"] is not None:
             chunks["studio recipe"] = info["recipe"]

@@ -1,0 +1,67 @@
+"""SIGTERM: stop the running job after its current step, keep what it finished, exit cleanly.
+
+Images are saved as each one finishes (jobs.generate), so stopping the run loses at most the
+batch in progress. When the job runs in another thread (the server), the handler waits for it
+to return, then exits with status 0; when the signal lands in the thread that runs the job
+(the CLI), it only interrupts: the run returns, its finished images are saved and the CLI ends.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Callable, Protocol
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 30.0  # how long a running job gets to finish its step and save
+FORCE_EXIT_SECONDS = 10.0  # after that, an exit that still hangs (a stuck thread) is forced
+
+
+class Interruptible(Protocol):
+    @property
+    def busy(self) -> bool: ...
+    @property
+    def running_here(self) -> bool: ...
+    def interrupt(self) -> None: ...
+
+
+def install_shutdown_handler(engine: Interruptible, grace: float = GRACE_SECONDS,
+                             on_exit: Callable[[], None] | None = None) -> bool:
+    """Handle SIGTERM as above. Only the main thread can install it (elsewhere: no-op, False)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.warning("SIGTERM: stopping after the current step; finished images are kept")
+        engine.interrupt()
+        if engine.running_here:
+            return  # the run in this thread returns after this step and saves what is done
+        wait_until_idle(engine, grace)
+        if on_exit is not None:
+            on_exit()
+        _force_exit_later(FORCE_EXIT_SECONDS)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+    return True
+
+
+def wait_until_idle(engine: Interruptible, timeout: float) -> bool:
+    """True once no job runs (False when the timeout passed first)."""
+    deadline = time.monotonic() + timeout
+    while engine.busy:
+        if time.monotonic() > deadline:
+            log.error("the running job did not stop within %.0f s; exiting anyway", timeout)
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _force_exit_later(seconds: float) -> None:
+    timer = threading.Timer(seconds, os._exit, (0,))
+    timer.daemon = True
+    timer.start()
