@@ -26,6 +26,7 @@ from studio.control.units import control_image, control_mode_hooks
 from studio.errors import ModelError
 from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.models import LoadedModel, ModelManager
+from studio.networks.manager import AppliedNetworks, NetworkManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
 from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
 
@@ -84,6 +85,7 @@ class RunResult:
     images: list[GeneratedImage]
     interrupted: bool
     controls: Controls = Controls()
+    networks: AppliedNetworks = AppliedNetworks()  # LoRAs, embeddings and VAE the run used, with hashes
 
 
 class Engine:
@@ -91,6 +93,7 @@ class Engine:
         self.models = models
         self.samplers = SAMPLERS if samplers is None else samplers
         self.preprocessors = PREPROCESSORS if preprocessors is None else preprocessors
+        self.networks = NetworkManager(models.settings)
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self.progress = Progress()
@@ -123,6 +126,7 @@ class Engine:
             height=request.height or model.native_size,
             model=model.entry.title,
             sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
+            vae=self.networks.resolve_vae(request.vae),
         )
 
     def run(self, request: GenerationRequest, on_step: StepCallback | None = None) -> RunResult:
@@ -140,18 +144,20 @@ class Engine:
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
         inputs = modes.prepare(request)
         controls = self._prepare_controls(model, request, inputs)
+        networks = self.networks.apply(model, request)  # LoRA tags, embeddings, VAE (cached on the model)
+        encoded = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         for iteration in range(request.n_iter):
             self.progress.image, self.progress.step = iteration, 0
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
-            batch = self._sample(model, request, inputs, controls, seeds, on_step)
+            batch = self._sample(model, encoded, inputs, controls, seeds, on_step)
             if self._interrupt.is_set():
-                return RunResult(request, model, images, True, controls)
+                return RunResult(request, model, images, True, controls, networks)
             images += [GeneratedImage(modes.finish(inputs, img), s, first + i)
                        for i, (img, s) in enumerate(zip(batch, seeds))]
-        return RunResult(request, model, images, False, controls)
+        return RunResult(request, model, images, False, controls, networks)
 
     def pipeline_for(self, model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:
         """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load),

@@ -69,6 +69,7 @@ def generate(
 def image_infotext(result: RunResult, item: GeneratedImage, extra: Mapping[str, Any] | None = None) -> str:
     request = result.request
     params = infotext.request_params(request.replace(seed=item.seed), result.model.entry.title, result.model.hash)
+    params = infotext.with_networks(params, result.networks.infotext())
     for index, (unit, title) in enumerate(zip(result.controls.units, result.controls.titles)):
         params[f"ControlNet {index}"] = infotext.control_unit_text(unit, title)
     if request.batch_size > 1:
@@ -87,6 +88,7 @@ def recipe(result: RunResult, item: GeneratedImage) -> dict[str, Any]:
         "request": result.request.to_dict(images=True),
         "index": item.index,
         "model_hash": result.model.hash,
+        "networks": result.networks.recipe(),  # LoRA / embedding / VAE hashes: Reproduce warns when a file differs
         "scheduler_config": dict(result.model.pipe.scheduler.config),
         "versions": library_versions(),
         "torch_threads": torch.get_num_threads(),  # CPU results can differ in the last bit across thread counts

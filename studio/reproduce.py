@@ -10,7 +10,7 @@ has its own seeded generators), so only that iteration is regenerated.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from studio import jobs, storage
 from studio.errors import ModelError, StudioError
 from studio.models import ModelManager, find_model, model_hash
+from studio.networks.recipe import network_warnings
 from studio.request import GenerationRequest, RequestError
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Recipe:
     model_hash: str | None
     versions: dict[str, str]
     torch_threads: int | None
+    networks: dict[str, Any] = field(default_factory=dict)  # LoRA / embedding / VAE hashes it was made with
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,9 @@ def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
     first = index - index % batch  # the first image of the image's batch
     batch_request = request.replace(seed=request.seed + first, n_iter=1)
     threads = data.get("torch_threads")
+    networks = data.get("networks")
     return Recipe(batch_request, index - first, data.get("model_hash"), dict(data.get("versions") or {}),
-                  threads if isinstance(threads, int) else None)
+                  threads if isinstance(threads, int) else None, networks if isinstance(networks, dict) else {})
 
 
 def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[str]:
@@ -90,6 +93,7 @@ def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[
     warnings = []
     if models is not None:
         warnings += _model_warnings(recipe, models)
+        warnings += network_warnings(recipe.networks, models.settings)
     current = jobs.library_versions()
     for name, made_with in sorted(recipe.versions.items()):
         now = current.get(name)

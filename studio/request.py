@@ -110,6 +110,9 @@ class GenerationRequest:
     inpainting_mask_invert: bool = False
     # ControlNet units (usable in every mode).
     controlnet_units: tuple[ControlUnit, ...] = ()
+    # VAE from models/VAE by name; "Automatic" is the model's own; None: the studio's selected VAE
+    # (A1111's sd_vae option). The engine records the one it used.
+    vae: str | None = None
 
     @property
     def mode(self) -> str:
@@ -146,6 +149,8 @@ class GenerationRequest:
                 )
         _check_int("seed", self.seed, -1, MAX_SEED)
         self._validate_images()
+        if self.vae is not None:
+            _check_type("vae", self.vae, str)
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
         if self.model is not None:

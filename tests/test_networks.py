@@ -1,0 +1,171 @@
+"""LoRA / LyCORIS, textual inversion and VAE choice on the embedded default model (CPU, offline).
+
+The network files are tiny random ones written here for the default model's layers: kohya/A1111
+keys, diffusers/peft keys, LoCon, LoHa (refused), an SDXL LoRA (refused), an A1111 embedding,
+a second VAE as a diffusers folder and as an A1111 single file.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio import infotext
+from studio.app import Studio
+from studio.engine import Engine
+from studio.extensions import ExtensionManager
+from studio.models import ModelManager
+from studio.networks.tags import NetworkTag, extract_network_tags
+from studio.reproduce import read_recipe, recipe_warnings, reproduce
+from studio.request import GenerationRequest, RequestError
+from studio.settings import Settings
+from tests.support import network_files as nf
+
+BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green", sampler_name="Euler",
+                         steps=3, cfg_scale=6, width=64, height=64, seed=77)
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Studio, np.ndarray]:
+    """A studio with its own models/ folder of network files, and the image of BASE made before
+    any network was ever loaded (the 'fresh start' every later run without networks must equal)."""
+    root = tmp_path_factory.mktemp("networks")
+    settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
+                        cache_dir=root / "cache")
+    models = ModelManager(settings)
+    pipe = models.current().pipe
+    lora_dir, emb_dir, vae_dir = (settings.models_dir / d for d in ("Lora", "embeddings", "VAE"))
+    for folder in (lora_dir, emb_dir, vae_dir):
+        folder.mkdir(parents=True)
+    nf.kohya_lora(pipe, lora_dir / "kohya.safetensors", metadata={"ss_output_name": "kohya_alias"})
+    nf.kohya_lora(pipe, lora_dir / "locon.safetensors", seed=9, conv=True)
+    nf.peft_lora(pipe, lora_dir / "peft.safetensors")
+    nf.loha_lora(pipe, lora_dir / "loha.safetensors")
+    nf.sdxl_lora(lora_dir / "sdxl.safetensors")
+    (lora_dir / "pickled.pt").write_bytes((lora_dir / "kohya.safetensors").read_bytes())
+    nf.embedding(pipe, emb_dir / "shinystyle.safetensors")
+    nf.embedding(pipe, emb_dir / "oldstyle.pt", vectors=1, seed=8)
+    nf.vae_folder(pipe, vae_dir / "folder-vae")
+    nf.vae_single_file(pipe, vae_dir / "single-vae.safetensors")
+    engine = Engine(models)
+    studio = Studio(settings, models, engine, ExtensionManager(settings))
+    fresh = pixels(studio.submit(BASE, save=False).images[0].image)
+    return studio, fresh
+
+
+def run(studio: Studio, **changes) -> np.ndarray:
+    return pixels(studio.submit(BASE.replace(**changes), save=False).images[0].image)
+
+
+def addnet_hash(path: Path) -> str:
+    data = path.read_bytes()
+    return hashlib.sha256(data[8 + int.from_bytes(data[:8], "little"):]).hexdigest()[:12]
+
+
+# -- tags -------------------------------------------------------------------------------------
+
+def test_network_tags_follow_a1111():
+    clean, tags = extract_network_tags("a cat <lora:foo:0.8>, <lora:bar:1:0.5> <lyco:baz:unet=0.3:te=2> done")
+    assert clean == "a cat ,   done"
+    assert tags == [
+        NetworkTag("lora", "foo", 0.8, 0.8, "<lora:foo:0.8>"),
+        NetworkTag("lora", "bar", 1.0, 0.5, "<lora:bar:1:0.5>"),  # A1111: te first, then unet
+        NetworkTag("lora", "baz", 2.0, 0.3, "<lyco:baz:unet=0.3:te=2>"),
+    ]
+    assert extract_network_tags("<lora:x>")[1][0].te_weight == 1.0
+    with pytest.raises(RequestError, match="not a number"):
+        extract_network_tags("<lora:x:heavy>")
+
+
+# -- LoRA -------------------------------------------------------------------------------------
+
+def test_a_kohya_lora_changes_the_image_and_is_recorded_with_a1111s_hash(setup):
+    studio, fresh = setup
+    job = studio.submit(BASE.replace(prompt=BASE.prompt + " <lora:kohya:1>"), save=False)
+    assert not np.array_equal(pixels(job.images[0].image), fresh)
+    path = studio.settings.models_dir / "Lora" / "kohya.safetensors"
+    text = job.images[0].infotext
+    assert f'Lora hashes: "kohya: {addnet_hash(path)}"' in text
+    assert text.startswith(BASE.prompt + " <lora:kohya:1>\n")  # the prompt keeps its tags
+    assert job.images[0].recipe["networks"]["loras"] == {"kohya": addnet_hash(path)}
+
+
+def test_a_run_without_the_tag_after_one_with_it_equals_a_fresh_start(setup):
+    studio, fresh = setup
+    with_lora = run(studio, prompt=BASE.prompt + " <lora:kohya:1> <lora:peft:0.7>")
+    assert not np.array_equal(with_lora, fresh)
+    assert np.array_equal(run(studio), fresh)
+    assert np.array_equal(run(studio, prompt=BASE.prompt + " <lora:kohya:0>"), fresh)  # weight 0 = no LoRA
+
+
+def test_lora_formats_weights_and_several_at_once(setup):
+    studio, fresh = setup
+    images = {tag: run(studio, prompt=f"{BASE.prompt} {tag}") for tag in (
+        "<lora:kohya:1>", "<lora:kohya_alias:1>", "<lora:peft:1>", "<lora:locon:1>", "<lora:kohya:1:0>",
+        "<lora:kohya:0:1>", "<lora:kohya:0.5>", "<lora:kohya:1> <lora:peft:1>")}
+    assert np.array_equal(images["<lora:kohya:1>"], images["<lora:kohya_alias:1>"])  # A1111's alias (ss_output_name)
+    distinct = [v for k, v in images.items() if k != "<lora:kohya_alias:1>"] + [fresh]
+    for i, a in enumerate(distinct):
+        for b in distinct[i + 1:]:
+            assert not np.array_equal(a, b)
+    # Cached: each file is one adapter, loaded once for the model.
+    assert len(studio.models.current().networks.loras) == 3
+
+
+@pytest.mark.parametrize(("tag", "message"), [
+    ("<lora:loha:1>", r"loha\.safetensors is a LyCORIS LoHa network"),
+    ("<lora:sdxl:1>", r"sdxl\.safetensors is for SDXL"),
+    ("<lora:missing:1>", r"LoRA 'missing' not found"),
+    ("<lora:pickled:1>", r"pickled\.pt is a pickle file.*--allow-pickle"),
+    ("<hypernet:kohya:1>", r"hypernet.*not supported"),
+])
+def test_loras_that_cannot_be_used_are_clear_errors(setup, tag, message):
+    studio, fresh = setup
+    with pytest.raises(RequestError, match=message):
+        studio.submit(BASE.replace(prompt=f"{BASE.prompt} {tag}"), save=False)
+    assert np.array_equal(run(studio), fresh)  # and nothing is left behind
+
+
+def test_a_lora_of_another_shape_is_a_clear_error(setup, tmp_path):
+    studio, fresh = setup
+    pipe = studio.models.current().pipe
+    path = studio.settings.models_dir / "Lora" / "wide.safetensors"
+    state = {"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": np.zeros((4, 768), np.float32),
+             "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": np.zeros((768, 4), np.float32)}
+    from safetensors.numpy import save_file
+    save_file(state, str(path))
+    try:
+        with pytest.raises(RequestError, match=r"wide\.safetensors does not fit studio-default-64px"):
+            studio.submit(BASE.replace(prompt=f"{BASE.prompt} <lora:wide:1>"), save=False)
+    finally:
+        path.unlink()
+    assert pipe is studio.models.current().pipe and np.array_equal(run(studio), fresh)
+
+
+def test_a_lora_image_reproduces_bit_identically_and_warns_when_the_file_changed(setup):
+    studio, _ = setup
+    job = studio.submit(BASE.replace(prompt=BASE.prompt + " <lora:kohya:0.8> <lora:locon:0.5:1>"))
+    saved = job.images[0]
+    assert recipe_warnings(read_recipe(saved.path), studio.models) == []
+    studio.submit(BASE)  # a run in between without them
+    done = reproduce(studio, saved.path)
+    assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
+    assert done.image.infotext == saved.infotext
+    parsed = infotext.parse_infotext(saved.infotext)
+    assert re.fullmatch(r"kohya: [0-9a-f]{12}, locon: [0-9a-f]{12}", parsed["Lora hashes"])
+    path = studio.settings.models_dir / "Lora" / "locon.safetensors"
+    original = path.read_bytes()
+    try:
+        nf.kohya_lora(studio.models.current().pipe, path, seed=99, conv=False)
+        warnings = recipe_warnings(read_recipe(saved.path), studio.models)
+        assert len(warnings) == 1 and warnings[0].startswith("LoRA locon has hash ")
+    finally:
+        path.write_bytes(original)
