@@ -110,7 +110,7 @@ def test_lora_formats_weights_and_several_at_once(setup):
     studio, fresh = setup
     images = {tag: run(studio, prompt=f"{BASE.prompt} {tag}") for tag in (
         "<lora:kohya:1>", "<lora:kohya_alias:1>", "<lora:peft:1>", "<lora:locon:1>", "<lora:kohya:1:0>",
-        "<lora:kohya:0:1>", "<lora:kohya:0.5>", "<lora:kohya:1> <lora:peft:1>")}
+        "<lora:kohya:1> <lora:peft:1>")}
     assert np.array_equal(images["<lora:kohya:1>"], images["<lora:kohya_alias:1>"])  # A1111's alias (ss_output_name)
     distinct = [v for k, v in images.items() if k != "<lora:kohya_alias:1>"] + [fresh]
     for i, a in enumerate(distinct):
@@ -169,3 +169,74 @@ def test_a_lora_image_reproduces_bit_identically_and_warns_when_the_file_changed
         assert len(warnings) == 1 and warnings[0].startswith("LoRA locon has hash ")
     finally:
         path.write_bytes(original)
+
+
+# -- textual inversion ------------------------------------------------------------------------
+
+def test_an_embedding_named_in_the_prompt_is_used_and_recorded(setup):
+    studio, fresh = setup
+    job = studio.submit(BASE.replace(prompt="shinystyle, " + BASE.prompt))
+    saved = job.images[0]
+    plain = run(studio, prompt="shinystyle, " + BASE.prompt)  # cached: the same again
+    assert np.array_equal(pixels(saved.image), plain)
+    assert not np.array_equal(plain, run(studio, prompt="shiny, " + BASE.prompt))
+    path = studio.settings.models_dir / "embeddings" / "shinystyle.safetensors"
+    assert f'TI hashes: "shinystyle: {hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"' in saved.infotext
+    assert np.array_equal(run(studio), fresh)  # loaded, but a prompt without it is as before
+    done = reproduce(studio, saved.path)
+    assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path))) and done.warnings == []
+    negative = studio.submit(BASE.replace(negative_prompt="shinystyle"), save=False).images[0]
+    assert "TI hashes" in negative.infotext  # embeddings work in the negative prompt too (A1111)
+
+
+def test_a_pickled_embedding_needs_allow_pickle_then_loads_weights_only(setup):
+    studio, fresh = setup
+    request = BASE.replace(prompt="oldstyle " + BASE.prompt)
+    with pytest.raises(RequestError, match=r"oldstyle\.pt is a pickle file"):
+        studio.submit(request, save=False)
+    networks = studio.engine.networks
+    networks.settings = networks.settings.replace(allow_pickle=True)
+    try:
+        job = studio.submit(request, save=False)
+    finally:
+        networks.settings = networks.settings.replace(allow_pickle=False)
+    assert "TI hashes: \"oldstyle: " in job.images[0].infotext
+    assert not np.array_equal(pixels(job.images[0].image), fresh)
+
+
+# -- VAE --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["folder-vae", "single-vae.safetensors"])
+def test_a_vae_from_models_vae_decodes_and_automatic_restores_the_models_own(setup, name):
+    studio, fresh = setup
+    job = studio.submit(BASE.replace(vae=name))
+    saved = job.images[0]
+    assert job.request.vae == name
+    assert not np.array_equal(pixels(saved.image), fresh)
+    parsed = infotext.parse_infotext(saved.infotext)
+    assert parsed["VAE"] == name and re.fullmatch(r"[0-9a-f]{10}", parsed["VAE hash"])
+    assert infotext.params_to_request_fields(parsed)["vae"] == name
+    model = studio.models.current()
+    assert all(p.vae is model.pipe.vae for p in model.mode_pipelines.values())  # every mode pipeline
+    assert np.array_equal(run(studio, vae="Automatic"), fresh)
+    assert all(p.vae is model.networks.original_vae for p in [model.pipe, *model.mode_pipelines.values()])
+    done = reproduce(studio, saved.path)
+    assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path))) and done.warnings == []
+    assert np.array_equal(run(studio), fresh)  # a request without vae: the selected one (Automatic)
+
+
+def test_the_selected_vae_applies_to_requests_without_one_and_bad_names_are_errors(setup):
+    studio, fresh = setup
+    networks = studio.engine.networks
+    assert networks.vae_names() == ["Automatic", "folder-vae", "single-vae.safetensors"]
+    with pytest.raises(RequestError, match="VAE 'nope' not found"):
+        networks.select_vae("nope")
+    networks.select_vae("folder-vae")
+    try:
+        job = studio.submit(BASE, save=False)
+        assert job.request.vae == "folder-vae" and "VAE: folder-vae" in job.images[0].infotext
+        img2img = studio.submit(BASE.replace(init_image=Image.fromarray(fresh), denoising_strength=0.5), save=False)
+        assert img2img.request.vae == "folder-vae"
+    finally:
+        networks.select_vae("Automatic")
+    assert np.array_equal(run(studio), fresh)
