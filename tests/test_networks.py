@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 from studio import infotext
-from studio.app import Studio
+from studio.service import Studio
 from studio.engine import Engine
 from studio.extensions import ExtensionManager
 from studio.models import ModelManager
 from studio.networks.tags import NetworkTag, extract_network_tags
-from studio.reproduce import read_recipe, recipe_warnings, reproduce
+from studio.reproduce import read_recipe, recipe_warnings
 from studio.request import GenerationRequest, RequestError
 from studio.settings import Settings
 from tests.support import network_files as nf
@@ -156,7 +156,7 @@ def test_a_lora_image_reproduces_bit_identically_and_warns_when_the_file_changed
     saved = job.images[0]
     assert recipe_warnings(read_recipe(saved.path), studio.models) == []
     studio.submit(BASE)  # a run in between without them
-    done = reproduce(studio, saved.path)
+    done = studio.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
     assert done.image.infotext == saved.infotext
     parsed = infotext.parse_infotext(saved.infotext)
@@ -183,7 +183,7 @@ def test_an_embedding_named_in_the_prompt_is_used_and_recorded(setup):
     path = studio.settings.models_dir / "embeddings" / "shinystyle.safetensors"
     assert f'TI hashes: "shinystyle: {hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"' in saved.infotext
     assert np.array_equal(run(studio), fresh)  # loaded, but a prompt without it is as before
-    done = reproduce(studio, saved.path)
+    done = studio.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path))) and done.warnings == []
     negative = studio.submit(BASE.replace(negative_prompt="shinystyle"), save=False).images[0]
     assert "TI hashes" in negative.infotext  # embeddings work in the negative prompt too (A1111)
@@ -220,7 +220,7 @@ def test_a_vae_from_models_vae_decodes_and_automatic_restores_the_models_own(set
     assert all(p.vae is model.pipe.vae for p in model.mode_pipelines.values())  # every mode pipeline
     assert np.array_equal(run(studio, vae="Automatic"), fresh)
     assert all(p.vae is model.networks.original_vae for p in [model.pipe, *model.mode_pipelines.values()])
-    done = reproduce(studio, saved.path)
+    done = studio.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path))) and done.warnings == []
     assert np.array_equal(run(studio), fresh)  # a request without vae: the selected one (Automatic)
 

@@ -23,13 +23,20 @@ def network_warnings(recorded: Mapping[str, Any], settings: Settings) -> list[st
             raise RequestError(name)
         return hashes.embedding_hash(embeddings[name].path, settings)
 
-    warnings += _compare("LoRA", dict(recorded.get("loras") or {}), lora_now)
-    warnings += _compare("embedding", dict(recorded.get("embeddings") or {}), embedding_now)
-    vae = recorded.get("vae") or {}
-    if isinstance(vae, Mapping) and vae.get("name") not in (None, AUTOMATIC):
-        warnings += _compare("VAE", {vae["name"]: vae.get("hash")},
+    warnings += _compare("LoRA", _names(recorded.get("loras")), lora_now)
+    warnings += _compare("embedding", _names(recorded.get("embeddings")), embedding_now)
+    vae = recorded.get("vae")
+    if isinstance(vae, Mapping) and isinstance(vae.get("name"), str) and vae["name"] != AUTOMATIC:
+        warnings += _compare("VAE", _names({vae["name"]: vae.get("hash")}),
                              lambda name: hashes.vae_hash(discovery.find_vae(name, settings).path, settings))
     return warnings
+
+
+def _names(value: Any) -> dict[str, str]:
+    """{name: hash} from an untrusted recipe (a PNG): anything malformed is left out."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _compare(what: str, recorded: dict[str, Any], current: Callable[[str], str]) -> list[str]:
