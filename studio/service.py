@@ -25,6 +25,7 @@ from studio.errors import StudioError
 from studio.extensions import ExtensionManager, save_output, settings_view
 from studio.facade import LoadedInfo, Reproduction
 from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
+from studio.networks import listing
 from studio.pnginfo import read_generation_info
 from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
@@ -196,6 +197,27 @@ class Studio:
 
     def interrupt(self) -> None:
         self.engine.interrupt()
+
+    def lora_items(self) -> list[dict[str, Any]]:
+        return listing.lora_items(self.settings)
+
+    def embedding_items(self) -> dict[str, dict[str, Any]]:
+        loaded = self.models.loaded
+        width = loaded.pipe.text_encoder.get_input_embeddings().weight.shape[1] if loaded is not None else None
+        return listing.embedding_items(self.settings, int(width) if width is not None else None)
+
+    def vae_items(self) -> list[dict[str, str]]:
+        return listing.vae_items(self.settings)
+
+    def vae_names(self) -> list[str]:
+        return self.engine.networks.vae_names()
+
+    def selected_vae(self) -> str:
+        return self.engine.networks.selected_vae
+
+    def select_vae(self, name: str) -> str:
+        """The VAE of requests that name none (A1111's sd_vae); loaded with the next generation."""
+        return self.engine.networks.select_vae(name)
 
     def preview(self, method: str) -> Image.Image | None:
         """The running job's latest latents as an image ("approx" or "vae"); None when idle."""

@@ -7,6 +7,7 @@ a second VAE as a diffusers folder and as an A1111 single file.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -240,3 +241,56 @@ def test_the_selected_vae_applies_to_requests_without_one_and_bad_names_are_erro
     finally:
         networks.select_vae("Automatic")
     assert np.array_equal(run(studio), fresh)
+
+
+# -- HTTP (A1111 routes and shapes) -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client(setup):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from studio.web.auth import access_policy
+    from studio.web.mount import build_api
+
+    studio, _ = setup
+    app = FastAPI()
+    app.include_router(build_api(studio, access_policy(studio.settings)))
+    with TestClient(app) as local:
+        yield local
+
+
+def test_network_listings_have_a1111s_shapes(setup, client):
+    studio, _ = setup
+    loras = {item["name"]: item for item in client.get("/sdapi/v1/loras").json()}
+    assert set(loras) >= {"kohya", "locon", "peft", "loha", "sdxl", "pickled"}
+    assert loras["kohya"]["alias"] == "kohya_alias" and loras["kohya"]["metadata"] == {"ss_output_name": "kohya_alias"}
+    assert loras["peft"]["path"] == str(studio.settings.models_dir / "Lora" / "peft.safetensors")
+    embeddings = client.get("/sdapi/v1/embeddings").json()
+    assert embeddings["loaded"]["shinystyle"] == {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None,
+                                                  "shape": 128, "vectors": 2}
+    assert "oldstyle" in embeddings["skipped"]  # a pickle, and this studio runs without --allow-pickle
+    assert client.get("/sdapi/v1/sd-vae").json() == [
+        {"model_name": "folder-vae", "filename": str(studio.settings.models_dir / "VAE" / "folder-vae")},
+        {"model_name": "single-vae.safetensors",
+         "filename": str(studio.settings.models_dir / "VAE" / "single-vae.safetensors")}]
+    for route in ("refresh-loras", "refresh-embeddings", "refresh-vae"):
+        assert client.post(f"/sdapi/v1/{route}").status_code == 200
+
+
+def test_txt2img_over_http_applies_lora_tags_and_sd_vae(setup, client):
+    body = {"prompt": BASE.prompt + " <lora:kohya:0.6>", "steps": 2, "width": 64, "height": 64, "seed": 5,
+            "override_settings": {"sd_vae": "folder-vae"}}
+    response = client.post("/sdapi/v1/txt2img", json=body)
+    assert response.status_code == 200, response.text
+    info = json.loads(response.json()["info"])["infotexts"][0]
+    assert 'Lora hashes: "kohya: ' in info and "VAE: folder-vae" in info
+    missing = client.post("/sdapi/v1/txt2img", json={**body, "prompt": "<lora:nope:1>"})
+    assert missing.status_code == 422 and "LoRA 'nope' not found" in missing.text
+    assert client.post("/sdapi/v1/options", json={"sd_vae": "nope"}).status_code == 422
+    assert client.post("/sdapi/v1/options", json={"sd_vae": "single-vae.safetensors"}).status_code == 200
+    try:
+        assert client.get("/sdapi/v1/options").json()["sd_vae"] == "single-vae.safetensors"
+    finally:
+        client.post("/sdapi/v1/options", json={"sd_vae": "Automatic"})
+    assert client.get("/sdapi/v1/options").json()["sd_vae"] == "Automatic"
