@@ -133,6 +133,11 @@ class Studio:
             pose_tools=lambda: pose,
             reproduce_warnings=self.reproduce_warnings,
             reproduce=self.reproduce,
+            lora_names=lambda: [item["name"] for item in self.lora_items()],
+            embedding_names=lambda: sorted(self.embedding_items()["loaded"]),
+            vae_names=self.vae_names,
+            selected_vae=self.selected_vae,
+            select_vae=self.select_vae,
         )
 
     def reproduce_warnings(self, path: Path) -> list[str]:

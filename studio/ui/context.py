@@ -102,3 +102,10 @@ class UiContext:
     # Reproduce from a PNG's recipe: warnings before running, then (saved path, infotext, warnings).
     reproduce_warnings: Callable[[Path], list[str]] = lambda path: []
     reproduce: Callable[[Path], tuple[str | None, str, list[str]]] = lambda path: (None, "", ["Reproduce is not available."])
+    # Networks: LoRA names (models/Lora), embeddings that fit the loaded model, VAE choices and the
+    # selected VAE (what requests without one use; select returns the canonical name or raises).
+    lora_names: Callable[[], list[str]] = lambda: []
+    embedding_names: Callable[[], list[str]] = lambda: []
+    vae_names: Callable[[], list[str]] = lambda: ["Automatic"]
+    selected_vae: Callable[[], str] = lambda: "Automatic"
+    select_vae: Callable[[str], str] = lambda name: "Automatic"

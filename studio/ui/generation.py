@@ -13,6 +13,7 @@ from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
+from studio.ui.networks import build_networks_panel
 
 DEFAULTS = GenerationRequest()
 
@@ -50,6 +51,7 @@ def build_generation_tab(
     name: str,
     source: Callable[[], ModeSource] | None = None,
     strength: bool = False,
+    vae: gr.Dropdown | None = None,
 ) -> GenerationTab:
     native = ctx.native_size()
     with gr.Row():
@@ -57,6 +59,7 @@ def build_generation_tab(
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id=f"{name}_prompt",
                                 placeholder="a red circle on a blue background  (Ctrl+Enter to generate)")
             negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{name}_neg_prompt")
+            build_networks_panel(ctx, name, prompt)
         with gr.Column(scale=1, min_width=200):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate", elem_classes="generate")
             interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt")
@@ -97,7 +100,7 @@ def build_generation_tab(
     form = RequestForm({
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "steps": steps,
         "cfg_scale": cfg, "width": width, "height": height, "seed": seed, "batch_size": batch_size,
-        "n_iter": n_iter, "model": model, **widgets, **mode.widgets,
+        "n_iter": n_iter, "model": model, **widgets, **mode.widgets, **({"vae": vae} if vae is not None else {}),
     })
 
     def to_request(values: dict[Any, Any]) -> GenerationRequest:
