@@ -86,6 +86,30 @@ def test_network_tags_follow_a1111():
         extract_network_tags("<lora:x:heavy>")
 
 
+def test_network_keys_go_where_a1111_writes_them_and_parse_back():
+    params = {"Steps": 3, "Sampler": "Euler", "Model hash": "abc", "Model": "m", "Denoising strength": "0.5"}
+    networks = {"VAE hash": "0123456789", "VAE": "vae.safetensors", "Lora hashes": "a: 1, b: 2", "TI hashes": "t: 3"}
+    merged = infotext.with_networks(params, networks)
+    assert list(merged) == ["Steps", "Sampler", "Model hash", "Model", "VAE hash", "VAE", "Denoising strength",
+                            "Lora hashes", "TI hashes"]
+    text = infotext.write_infotext("p <lora:a:1>", "", merged)
+    assert 'Lora hashes: "a: 1, b: 2", TI hashes: "t: 3"' in text
+    parsed = infotext.parse_infotext(text)
+    assert parsed["Lora hashes"] == "a: 1, b: 2" and parsed["VAE"] == "vae.safetensors"
+    assert infotext.params_to_request_fields(parsed)["vae"] == "vae.safetensors"
+
+
+def test_clicking_a_card_toggles_its_tag_or_name_in_the_prompt():
+    from studio.ui.networks import toggle
+
+    assert toggle("", "<lora:a:1>") == "<lora:a:1>"
+    assert toggle("a cat", "<lora:a:1>") == "a cat <lora:a:1>"
+    assert toggle("a cat <lora:a:0.4> more", "<lora:a:1>") == "a cat more"
+    assert toggle("a cat <lora:ab:1>", "<lora:a:1>") == "a cat <lora:ab:1> <lora:a:1>"
+    assert toggle("a cat, shinystyle", "shinystyle") == "a cat"
+    assert toggle("a shinystyles cat", "shinystyle") == "a shinystyles cat shinystyle"
+
+
 # -- LoRA -------------------------------------------------------------------------------------
 
 def test_a_kohya_lora_changes_the_image_and_is_recorded_with_a1111s_hash(setup):
@@ -135,16 +159,28 @@ def test_loras_that_cannot_be_used_are_clear_errors(setup, tag, message):
     assert np.array_equal(run(studio), fresh)  # and nothing is left behind
 
 
-def test_a_lora_of_another_shape_is_a_clear_error(setup, tmp_path):
+@pytest.mark.parametrize(("layers", "message"), [
+    # An SD 1.x LoRA (768-wide text conditioning) on this model: refused before loading.
+    ({"lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k": (96, 768)},
+     r"wide\.safetensors was made for a model with 768-wide text conditioning; studio-default-64px uses 128"),
+    # Text-encoder layers of another width: diffusers refuses, we say what it means.
+    ({"lora_te_text_model_encoder_layers_0_self_attn_q_proj": (768, 768),
+      "lora_te_text_model_encoder_layers_0_self_attn_out_proj": (768, 768)},
+     r"wide\.safetensors does not fit studio-default-64px: its layer shapes do not match"),
+])
+def test_a_lora_of_another_shape_is_a_clear_error(setup, layers, message):
+    from safetensors.numpy import save_file
+
     studio, fresh = setup
     pipe = studio.models.current().pipe
     path = studio.settings.models_dir / "Lora" / "wide.safetensors"
-    state = {"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": np.zeros((4, 768), np.float32),
-             "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": np.zeros((768, 4), np.float32)}
-    from safetensors.numpy import save_file
+    state = {}
+    for name, (out_features, in_features) in layers.items():
+        state[f"{name}.lora_down.weight"] = np.zeros((4, in_features), np.float32)
+        state[f"{name}.lora_up.weight"] = np.zeros((out_features, 4), np.float32)
     save_file(state, str(path))
     try:
-        with pytest.raises(RequestError, match=r"wide\.safetensors does not fit studio-default-64px"):
+        with pytest.raises(RequestError, match=message):
             studio.submit(BASE.replace(prompt=f"{BASE.prompt} <lora:wide:1>"), save=False)
     finally:
         path.unlink()

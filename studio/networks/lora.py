@@ -75,12 +75,22 @@ def load_lora(pipe: DiffusionPipeline, entry: NetworkFile, adapter: str, allow_p
             pipe.load_lora_weights(dict(state), adapter_name=adapter)
     except Exception as error:  # diffusers/peft raise ValueError, RuntimeError, their own errors
         delete_adapter(pipe, adapter)
-        raise RequestError(f"LoRA {entry.path.name} does not fit {model}: {first_line(error)}") from error
+        raise RequestError(f"LoRA {entry.path.name} does not fit {model}: {_reason(error)}") from error
     found = layer_count(pipe, adapter)
     if found < expected:
         delete_adapter(pipe, adapter)
         raise RequestError(f"LoRA {entry.path.name} does not fit {model}: only {found} of its {expected} layers "
                            "exist in this model (it was made for another model family)")
+
+
+def _reason(error: BaseException) -> str:
+    """diffusers' message, or what it means when the message only points at a log report."""
+    text = first_line(error)
+    if "mismatch" in text.lower():
+        return "its layer shapes do not match this model's (it was made for another model family)"
+    if "infer state dict type" in text:
+        return "diffusers did not recognise its text-encoder keys"
+    return text
 
 
 def layer_count(pipe: DiffusionPipeline, adapter: str) -> int:

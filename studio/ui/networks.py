@@ -82,7 +82,9 @@ def build_networks_panel(ctx: UiContext, name: str, prompt: gr.Textbox) -> Netwo
 def build_vae_picker(ctx: UiContext) -> gr.Dropdown:
     """A1111's "SD VAE" quick setting: Automatic (the model's own) or a models/VAE entry. Every tab
     sends its value with the request; choosing one also sets it for API requests that name none."""
-    vae = gr.Dropdown(ctx.vae_names(), value=ctx.selected_vae(), label="SD VAE", elem_id="sd_vae", scale=2)
+    # A VAE named by a pasted infotext may not exist here: the generation then says so by name.
+    vae = gr.Dropdown(ctx.vae_names(), value=ctx.selected_vae(), label="SD VAE", elem_id="sd_vae", scale=2,
+                      allow_custom_value=True)
 
     def choose(name: str) -> gr.Dropdown:
         try:
