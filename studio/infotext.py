@@ -191,6 +191,8 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
     units = [parse_control_unit(params[k]) for k in sorted(params) if re.fullmatch(r"ControlNet \d+", k)]
     if units:
         values["controlnet_units"] = units
+    if "vae" not in values and "Steps" in params:
+        values["vae"] = "Automatic"  # A1111 writes `VAE` only when a VAE file replaced the model's own
     # Newer A1111 writes "Sampler: DPM++ 2M, Schedule type: Karras".
     schedule = params.get("Schedule type", "")
     if "sampler_name" in values and schedule and schedule not in ("Automatic", ""):

@@ -97,6 +97,8 @@ def test_network_keys_go_where_a1111_writes_them_and_parse_back():
     parsed = infotext.parse_infotext(text)
     assert parsed["Lora hashes"] == "a: 1, b: 2" and parsed["VAE"] == "vae.safetensors"
     assert infotext.params_to_request_fields(parsed)["vae"] == "vae.safetensors"
+    without = infotext.parse_infotext(infotext.write_infotext("p", "", params))
+    assert infotext.params_to_request_fields(without)["vae"] == "Automatic"  # no VAE key: the model's own
 
 
 def test_clicking_a_card_toggles_its_tag_or_name_in_the_prompt():
@@ -330,3 +332,15 @@ def test_txt2img_over_http_applies_lora_tags_and_sd_vae(setup, client):
     finally:
         client.post("/sdapi/v1/options", json={"sd_vae": "Automatic"})
     assert client.get("/sdapi/v1/options").json()["sd_vae"] == "Automatic"
+
+
+def test_the_cli_lists_networks(setup, capsys):
+    from studio import cli
+
+    studio, _ = setup
+    models = str(studio.settings.models_dir)
+    assert cli.main(["networks", "--models-dir", models]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "lora\tkohya\t" + str(studio.settings.models_dir / "Lora" / "kohya.safetensors") in listed
+    assert any(line.startswith("embedding\tshinystyle\t") for line in listed)
+    assert any(line.startswith("vae\tfolder-vae\t") for line in listed)
