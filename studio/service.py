@@ -26,6 +26,7 @@ from studio.extensions import ExtensionManager, save_output, settings_view
 from studio.facade import LoadedInfo, Reproduction
 from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
 from studio.networks import listing
+from studio.networks.embeddings import text_width
 from studio.pnginfo import read_generation_info
 from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
@@ -208,8 +209,7 @@ class Studio:
 
     def embedding_items(self) -> dict[str, dict[str, Any]]:
         loaded = self.models.loaded
-        width = loaded.pipe.text_encoder.get_input_embeddings().weight.shape[1] if loaded is not None else None
-        return listing.embedding_items(self.settings, int(width) if width is not None else None)
+        return listing.embedding_items(self.settings, text_width(loaded.pipe) if loaded is not None else None)
 
     def vae_items(self) -> list[dict[str, str]]:
         return listing.vae_items(self.settings)

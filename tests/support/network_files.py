@@ -6,7 +6,6 @@ and without conv layers (LoCon), in diffusers/peft keys (`unet....lora_A.weight`
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
