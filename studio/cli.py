@@ -30,6 +30,9 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
     parser.add_argument("--allow-pickle", action="store_true", help="allow .ckpt/.pt/.bin checkpoints (loaded weights-only)")
+    parser.add_argument("--allow-hub", action="store_true",
+                        help="allow Hugging Face repo ids (org/name) as --model and in the model switch; "
+                             "never from requests or PNGs")
     parser.add_argument("--safe-mode", action="store_true", help="start with no extensions loaded")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: physical cores; fewer when other work shares the CPU)")
@@ -60,6 +63,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         device=args.device,
         dtype=args.dtype,
         allow_pickle=args.allow_pickle,
+        allow_hub=args.allow_hub,
         safe_mode=args.safe_mode,
         threads=args.threads,
         host=host,
@@ -213,7 +217,10 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     configure_threads(settings.threads)
     studio = Studio.create(settings)  # extensions' samplers and hooks apply here too
     try:
-        result = studio.submit(request_from_args(args), directory=args.out)
+        request = request_from_args(args)
+        if settings.allow_hub and request.model:  # the command line is trusted to name a Hub id
+            studio.engine.load_model(request.model, allow_hub=True)
+        result = studio.submit(request, directory=args.out)
     except (ValueError, StudioError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

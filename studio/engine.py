@@ -28,7 +28,8 @@ from studio.latents import initial_noise, latent_upscale, masked_latents, vae_ro
 from studio.models import LoadedModel, ModelManager
 from studio.networks.manager import AppliedNetworks, NetworkManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
-from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
+from studio.samplers import (SAMPLERS, SamplerUnavailableError, make_scheduler, resolve_sampler_name,
+                             resolve_schedule_type)
 
 
 @dataclass
@@ -112,22 +113,39 @@ class Engine:
         if self.busy:
             self._interrupt.set()
 
-    def load_model(self, title: str) -> LoadedModel:
-        """Switch models between jobs, never during one (the UI and the API share this lock)."""
+    def load_model(self, title: str, *, allow_hub: bool = False) -> LoadedModel:
+        """Switch models between jobs, never during one (the UI and the API share this lock).
+        `allow_hub`: the caller may name a Hub repo id (still needs Settings.allow_hub)."""
         with self._lock:
-            return self.models.load(title)
+            return self.models.load(title, allow_hub=allow_hub)
 
     def resolve(self, request: GenerationRequest, model: LoadedModel) -> GenerationRequest:
         """Fill what the request left to the engine: seed, size, model title, canonical sampler."""
         seed = request.seed if request.seed >= 0 else random.randint(0, MAX_SEED)
+        try:
+            schedule = resolve_schedule_type(request.scheduler)
+        except ValueError as error:
+            raise RequestError(f"scheduler: {error}") from error
         return request.replace(
             seed=seed,
             width=request.width or model.native_size,
             height=request.height or model.native_size,
             model=model.entry.title,
             sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
+            scheduler=schedule,
             vae=self.networks.resolve_vae(request.vae),
         )
+
+    def scheduler_for(self, request: GenerationRequest, model: LoadedModel, seeds: list[int] | None = None) -> Any:
+        """A fresh scheduler for the request's sampler and schedule type on this model;
+        RequestError when the sampler cannot follow the model's schedule or take the schedule type."""
+        try:
+            scheduler = make_scheduler(request.sampler_name, model.pipe.scheduler.config, self.samplers, request.scheduler)
+        except SamplerUnavailableError as error:
+            raise RequestError(str(error)) from error
+        if seeds is not None and hasattr(scheduler, "noise_sampler_seed"):
+            scheduler.noise_sampler_seed = list(seeds)  # DPM++ SDE: Brownian noise from each image's seed
+        return scheduler
 
     def run(self, request: GenerationRequest, on_step: StepCallback | None = None) -> RunResult:
         request.validate(samplers=None)
@@ -136,6 +154,7 @@ class Engine:
             self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
             model = self.models.get(request.model)
             resolved = self.resolve(request, model).validate(samplers=self.samplers)
+            self.scheduler_for(resolved, model)  # refuse a sampler the model cannot use before any work
             return self._run_locked(resolved, model, on_step)
 
     def _run_locked(self, request: GenerationRequest, model: LoadedModel, on_step: StepCallback | None) -> RunResult:
@@ -201,7 +220,7 @@ class Engine:
             return [vae_round_trip(model.pipe, inputs.image)] * len(seeds)  # strength 0: nothing to denoise
         pipe = self.pipeline_for(model, inputs.mode, controls.titles)
         # A fresh scheduler per run: schedulers keep state between steps.
-        pipe.scheduler = make_scheduler(request.sampler_name, model.pipe.scheduler.config, self.samplers)
+        pipe.scheduler = self.scheduler_for(request, model, seeds)
         common = dict(
             prompt=[request.prompt] * len(seeds),
             negative_prompt=[request.negative_prompt] * len(seeds),

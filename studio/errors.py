@@ -1,4 +1,11 @@
 """Short, specific exceptions raised by the core; the UI and the API turn them into messages."""
+from __future__ import annotations
+
+import pickle
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_UNSUPPORTED_GLOBAL = re.compile(r"unsupported GLOBAL [\w.]+")
 
 
 class StudioError(RuntimeError):
@@ -11,3 +18,22 @@ class ModelError(StudioError):
 
 class GenerationInterrupted(StudioError):
     """The user interrupted a run."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of a library's message, without terminal colour codes."""
+    text = _ANSI.sub("", str(error)).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def describe_load_error(error: BaseException) -> str:
+    """One sentence for a weight-loading failure. A pickle refused by torch's weights-only
+    loader says so plainly (torch's own text carries ANSI codes and advice to switch the check off)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, pickle.UnpicklingError) or "Weights only load failed" in str(cause):
+            found = _UNSUPPORTED_GLOBAL.search(str(cause))
+            detail = f" ({found.group(0)})" if found else ""
+            return f"a pickle file holds more than weights{detail}, so it was not loaded; convert it to .safetensors"
+        cause = cause.__cause__ or cause.__context__
+    return first_line(error)

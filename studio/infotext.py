@@ -47,6 +47,7 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
     params: dict[str, Any] = {
         "Steps": request.steps,
         "Sampler": request.sampler_name,
+        "Schedule type": None if request.scheduler == "Automatic" else request.scheduler,
         "CFG scale": format_number(request.cfg_scale),
         "Seed": request.seed,
         "Size": f"{request.width}x{request.height}",
@@ -168,6 +169,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Negative prompt": ("negative_prompt", str),
     "Steps": ("steps", int),
     "Sampler": ("sampler_name", str),
+    "Schedule type": ("scheduler", str),
     "CFG scale": ("cfg_scale", float),
     "Seed": ("seed", int),
     "Size-1": ("width", int),
@@ -193,8 +195,9 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
         values["controlnet_units"] = units
     if "vae" not in values and "Steps" in params:
         values["vae"] = "Automatic"  # A1111 writes `VAE` only when a VAE file replaced the model's own
-    # Newer A1111 writes "Sampler: DPM++ 2M, Schedule type: Karras".
-    schedule = params.get("Schedule type", "")
-    if "sampler_name" in values and schedule and schedule not in ("Automatic", ""):
-        values["sampler_name"] = f"{values['sampler_name']} {schedule}"
+    # A1111 >= 1.9 writes "Sampler: DPM++ 2M, Schedule type: Karras" (the request's `scheduler`);
+    # older infotexts carry the schedule in the sampler name ("DPM++ 2M Karras"), still a sampler.
+    # A sampler without a schedule type means Automatic (so Send-to resets a form's earlier choice).
+    if "sampler_name" in values and not values.get("scheduler"):
+        values["scheduler"] = "Automatic"
     return values

@@ -3,24 +3,30 @@
 Layout (as A1111 lays it out):
     models/Stable-diffusion/*.safetensors      single-file checkpoints
     models/Stable-diffusion/<folder>/           diffusers folders (model_index.json)
-plus Hugging Face repo ids ("org/name") when online, and the embedded default model that
-ships inside the package and loads through the very same diffusers-folder path.
+plus Hugging Face repo ids ("org/name") when Hub loading is enabled (--allow-hub) and the
+caller is trusted (the command line, the user's own switch, never a request or PNG recipe), and
+the embedded default model that ships inside the package and loads through the very same
+diffusers-folder path. Nothing else resolves: a title never names a path outside models/.
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import hashlib
 import json
 import os
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
 from studio import single_file
-from studio.errors import ModelError
+from studio.errors import ModelError, describe_load_error, first_line as _first_line
 from studio.hardware import pick_device, pick_dtype
 from studio.settings import PACKAGE_DIR, Settings
 
@@ -28,6 +34,10 @@ DEFAULT_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights"
 DEFAULT_MODEL_TITLE = "studio-default-64px"
 CHECKPOINT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+# "org/name" as the Hub spells repo ids; no "..", no leading "." or "/" (checked again at load).
+_COMPONENT_LIBRARIES = ("diffusers", "transformers")
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".json", ".txt", ".model")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -95,31 +105,55 @@ def _inside_diffusers_dir(path: Path, root: Path) -> bool:
     return any((parent / "model_index.json").is_file() for parent in path.parents if parent != root and root in parent.parents)
 
 
-def find_model(title: str, settings: Settings) -> ModelEntry:
-    """Resolve what a user typed: a title, a file name with or without extension, or a repo id."""
+def find_model(title: str, settings: Settings, *, allow_hub: bool = False) -> ModelEntry:
+    """Resolve what a user typed: a discovered title, or its file name with or without extension.
+
+    A Hugging Face repo id resolves only when the caller is trusted (`allow_hub`: the command
+    line or the user's own model switch, never a request or a PNG recipe) AND the user enabled
+    Hub loading (`settings.allow_hub`). Anything else that is not discovered is refused.
+    """
     entries = discover_models(settings)
     for entry in entries:
         if title in (entry.title, Path(entry.title).stem, Path(entry.title).name):
             return entry
     if title in ("default", ""):
         return entries[0]
-    if _looks_like_repo_id(title):
-        return ModelEntry(title, "hub", title)
+    if is_repo_id(title):
+        if allow_hub and settings.allow_hub:
+            return ModelEntry(title, "hub", title)
+        why = "start with --allow-hub to load Hugging Face repo ids" if not settings.allow_hub else \
+            "repo ids are not loaded from requests or images; switch to it in the model list first"
+        raise ModelError(f"model {title!r} is not in {stable_diffusion_dir(settings)} ({why})")
     names = ", ".join(e.title for e in entries)
     raise ModelError(f"model {title!r} not found under {stable_diffusion_dir(settings)}; available: {names}")
 
 
-def _looks_like_repo_id(title: str) -> bool:
-    parts = title.split("/")
-    is_file_name = Path(title).suffix in CHECKPOINT_SUFFIXES + PICKLE_SUFFIXES
-    return len(parts) == 2 and all(parts) and not is_file_name
+def is_repo_id(title: str) -> bool:
+    """A strict Hub repo id: "org/name", no path parts, no file suffix, not a local path."""
+    if not isinstance(title, str) or not _REPO_ID.match(title) or ".." in title:
+        return False
+    if Path(title).suffix in CHECKPOINT_SUFFIXES + PICKLE_SUFFIXES:
+        return False
+    return not os.path.lexists(title)  # diffusers would load an existing local folder instead
 
 
 def model_hash(entry: ModelEntry, settings: Settings) -> str:
-    """A1111's short hash: first 10 hex digits of sha256 over the weight file(s), cached."""
+    """A short hash (10 hex digits of sha256) of what determines the model's output, cached.
+
+    Single files: A1111's hash of the file, unchanged. Diffusers folders: every pipeline
+    component's weights and configs (scheduler config, tokenizer files) and model_index.json, each
+    with its relative path, so two folders differing only in a config hash differently. Hub
+    models: their files in the local Hugging Face cache, or "unknown" when not cached.
+    """
     if entry.kind == "hub":
-        return hashlib.sha256(entry.location.encode()).hexdigest()[:10]
-    files = _weight_files(entry.path)
+        folder = _cached_hub_snapshot(entry.location)
+        if folder is None:
+            return "unknown"
+        return _hash_files(folder, _model_files(folder), settings)
+    return _hash_files(entry.path, _model_files(entry.path), settings)
+
+
+def _hash_files(root: Path, files: list[Path], settings: Settings) -> str:
     key = "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     cache_file = settings.cache_dir / "hashes.json"
     cache = _read_json(cache_file)
@@ -127,6 +161,8 @@ def model_hash(entry: ModelEntry, settings: Settings) -> str:
         return cache[key]
     digest = hashlib.sha256()
     for path in files:
+        if root.is_dir():  # names matter in a folder: the same bytes as another component differ
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -136,15 +172,32 @@ def model_hash(entry: ModelEntry, settings: Settings) -> str:
     return short
 
 
-def _weight_files(path: Path) -> list[Path]:
+def _model_files(path: Path) -> list[Path]:
+    """The files that determine a model's output: the file itself, or a diffusers folder's
+    model_index.json and its components' weights, configs and tokenizer files."""
     if path.is_file():
         return [path]
+    index = _read_json(path / "model_index.json")
+    components = {name for name, value in index.items()
+                  if not name.startswith("_") and isinstance(value, list) and value and value[0] is not None}
     # ControlNets shipped beside a model are separate models: they must not change its hash.
-    return sorted(
+    files = [path / "model_index.json"] if (path / "model_index.json").is_file() else []
+    files += sorted(
         p for p in path.rglob("*")
-        if p.is_file() and p.suffix in (".safetensors", ".bin", ".ckpt")
-        and not any(part.startswith("controlnet") for part in p.relative_to(path).parts)
+        if p.is_file() and p.suffix in _HASHED_SUFFIXES
+        and p.relative_to(path).parts[0] in components
     )
+    return files
+
+
+def _cached_hub_snapshot(repo_id: str) -> Path | None:
+    """The repo's snapshot folder in the local Hugging Face cache (never the network)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not cached (or an unreadable cache): the hash is unknown
+        return None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -188,21 +241,77 @@ def load_pipeline(entry: ModelEntry, settings: Settings) -> DiffusionPipeline:
 
 
 def _load_diffusers_folder(path: Path, settings: Settings, device: torch.device) -> DiffusionPipeline:
-    if not (path / "model_index.json").is_file():
-        raise ModelError(f"{path} is not a diffusers model folder (no model_index.json)")
+    components = check_model_index(path)
+    pickles = pickle_only_components(path, components)
+    if pickles and not settings.allow_pickle:
+        raise ModelError(
+            f"{path.name} stores {', '.join(pickles)} as pickle files, which can run code when loaded; "
+            "convert them to .safetensors, or start with --allow-pickle to load them (weights only)"
+        )
     try:
         return DiffusionPipeline.from_pretrained(
             path,
             dtype=torch.float32,
             local_files_only=True,
+            # Without --allow-pickle only .safetensors load; with it diffusers and transformers
+            # still read .bin files weights-only (torch.load(weights_only=True)).
+            use_safetensors=None if settings.allow_pickle else True,
             safety_checker=None,
             requires_safety_checker=False,
         )
-    except (OSError, ValueError, RuntimeError, KeyError) as error:
-        raise ModelError(f"could not load {path.name}: {_first_line(error)}") from error
+    except Exception as error:  # diffusers raises OSError/ValueError/TypeError/AttributeError... for bad folders
+        raise ModelError(f"could not load {path.name}: {describe_load_error(error)}") from error
+
+
+def check_model_index(path: Path) -> list[str]:
+    """The pipeline components model_index.json names, after checking it is one diffusers can
+    build without importing anything but diffusers and transformers; ModelError otherwise."""
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise ModelError(f"{path.name} is not a diffusers model folder (no model_index.json)")
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(f"{path.name}/model_index.json is not readable JSON ({_first_line(error)})") from error
+    if not isinstance(index, dict):
+        raise ModelError(f"{path.name}/model_index.json must be a JSON object")
+    class_name = index.get("_class_name")
+    pipeline_class = getattr(diffusers, class_name, None) if isinstance(class_name, str) else None
+    if not (isinstance(pipeline_class, type) and issubclass(pipeline_class, DiffusionPipeline)):
+        raise ModelError(
+            f"{path.name}/model_index.json names pipeline class {class_name!r}, which is not a diffusers "
+            "pipeline (custom pipeline code is not loaded)"
+        )
+    components = []
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list):
+            continue
+        if len(value) != 2:
+            raise ModelError(f"{path.name}/model_index.json: component {name!r} must be [library, class]")
+        if value == [None, None]:
+            continue
+        library, cls = value
+        if library not in _COMPONENT_LIBRARIES or not isinstance(cls, str):
+            raise ModelError(f"{path.name}/model_index.json: component {name!r} comes from {library!r}; "
+                             f"only {', '.join(_COMPONENT_LIBRARIES)} components are loaded")
+        components.append(name)
+    return components
+
+
+def pickle_only_components(path: Path, components: list[str]) -> list[str]:
+    """Pickle weight files of components that have no .safetensors to load instead."""
+    found = []
+    for name in components:
+        folder = path / name
+        if not folder.is_dir() or any(folder.glob("*.safetensors")):
+            continue
+        found += [p.relative_to(path).as_posix() for p in sorted(folder.iterdir()) if p.suffix in PICKLE_SUFFIXES]
+    return found
 
 
 def _load_hub(repo_id: str) -> DiffusionPipeline:
+    if not is_repo_id(repo_id):  # checked again: a local folder of that name may have appeared
+        raise ModelError(f"{repo_id!r} is not a Hugging Face repo id")
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     try:
         return DiffusionPipeline.from_pretrained(
@@ -215,11 +324,6 @@ def _load_hub(repo_id: str) -> DiffusionPipeline:
     except Exception as error:  # the hub raises many types; all mean "not available"
         hint = " (offline: only models already in the Hugging Face cache can load)" if offline else ""
         raise ModelError(f"could not load {repo_id!r} from the Hugging Face Hub{hint}: {_first_line(error)}") from error
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 class ModelManager:
@@ -242,21 +346,27 @@ class ModelManager:
     def current(self) -> LoadedModel:
         """The resident model, loading the configured (or default) model on first use."""
         if self._loaded is None:
-            self.load(self.settings.model or DEFAULT_MODEL_TITLE)
+            # The start-up model comes from the command line: it may be a Hub id (with --allow-hub).
+            self.load(self.settings.model or DEFAULT_MODEL_TITLE, allow_hub=True)
         assert self._loaded is not None
         return self._loaded
 
     def get(self, title: str | None) -> LoadedModel:
-        """The model a request names (None: the resident one), switching if needed."""
+        """The model a request names (None: the resident one), switching if needed.
+        Requests are untrusted: they name discovered models (or the resident one) only."""
         if title is None:
             return self.current()
+        if self._loaded is not None and title == self._loaded.entry.title:
+            return self._loaded
         entry = find_model(title, self.settings)
         if self._loaded is not None and self._loaded.entry == entry:
             return self._loaded
         return self.load(title)
 
-    def load(self, title: str) -> LoadedModel:
-        entry = find_model(title, self.settings)
+    def load(self, title: str, *, allow_hub: bool = False) -> LoadedModel:
+        """Switch to `title`. `allow_hub`: the caller is trusted to name a Hub repo id (the user's
+        own switch with --allow-hub on); requests, recipes and PNGs never are."""
+        entry = find_model(title, self.settings, allow_hub=allow_hub)
         if self._loaded is not None and self._loaded.entry == entry:
             return self._loaded
         pipe = load_pipeline(entry, self.settings)
@@ -272,6 +382,22 @@ class ModelManager:
         self._loaded.controlnets.clear()
         self._loaded.networks = None
         self._loaded = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory()
+
+
+def release_memory() -> None:
+    """Give freed model memory back to the system: without malloc_trim glibc keeps the freed
+    arenas of an unloaded checkpoint, and RSS doubles over a few switches."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): nothing to trim
+        pass

@@ -98,6 +98,8 @@ class GenerationRequest:
     prompt: str = ""
     negative_prompt: str = ""
     sampler_name: str = "Euler a"
+    # A1111's "Schedule type" (its API field name): Automatic, Uniform, Karras, Exponential, ...
+    scheduler: str = "Automatic"
     steps: int = 20
     cfg_scale: float = 7.0
     # None means "the model's native size"; the engine records the size it used.
@@ -148,6 +150,7 @@ class GenerationRequest:
             raise RequestError(
                 f"unknown sampler {self.sampler_name!r}; choose one of: {', '.join(samplers)}"
             )
+        _check_type("scheduler", self.scheduler, str)
         _check_int("steps", self.steps, 1, MAX_STEPS)
         _check_number("cfg_scale", self.cfg_scale, 0.0, MAX_CFG)
         for name in ("width", "height"):

@@ -21,7 +21,7 @@ from studio.control.models import ControlNetEntry, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
 from studio.control.units import control_image
 from studio.engine import Engine, Progress
-from studio.errors import StudioError
+from studio.errors import ModelError, StudioError
 from studio.extensions import ExtensionManager, save_output, settings_view
 from studio.facade import LoadedInfo, Reproduction
 from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
@@ -31,6 +31,7 @@ from studio.pnginfo import read_generation_info
 from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
+from studio.samplers import SCHEDULE_TYPES
 from studio.settings import Settings
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class Studio:
             submit=self.submit,
             interrupt=self.engine.interrupt,
             sampler_names=lambda: list(self.engine.samplers),
+            schedule_types=lambda: list(SCHEDULE_TYPES),
             model_titles=self.models.titles,
             current_model=lambda: self.models.current().entry.title,
             load_model=self.load_model,
@@ -159,6 +161,7 @@ class Studio:
         before_generate hooks when it was made, so they are not run again (a hook that appends to the
         prompt would append twice); after_image hooks are, since they changed the saved pixels."""
         recipe = read_recipe(source)
+        self._refuse_unknown_model(recipe.request.model)
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
@@ -166,6 +169,12 @@ class Studio:
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")
         return Reproduction(job.images[recipe.position], job.request, warnings + notices)
+
+    def _refuse_unknown_model(self, title: str | None) -> None:
+        """A PNG names its model; only a model discovered here may run (never a path or a Hub id)."""
+        if title is not None and title not in self.models.titles():
+            raise ModelError(f"this PNG was made with model {title[:200]!r}, which is not among the models here "
+                             "(models/Stable-diffusion); place it there to reproduce the image")
 
     # The rest of studio.facade.StudioFacade: what the web layer may ask.
 

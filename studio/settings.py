@@ -19,6 +19,8 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     allow_pickle: bool = False
+    # Hugging Face repo ids as model titles (command line and the user's own switch only).
+    allow_hub: bool = False
     safe_mode: bool = False
     threads: int | None = None  # torch CPU threads; None: the physical cores
     # Server options: only app.py / `python -m studio serve` read these.

@@ -27,7 +27,7 @@ from safetensors import safe_open
 import diffusers
 
 from studio import clip_vocab
-from studio.errors import ModelError
+from studio.errors import ModelError, describe_load_error, first_line as _first_line
 from studio.settings import PACKAGE_DIR, Settings
 
 SHIPPED_CONFIGS = PACKAGE_DIR / "configs"
@@ -77,7 +77,7 @@ def _load_pickle_weights_only(path: Path) -> dict[str, Any]:
         # mmap (zip-format files only) keeps a multi-GB .ckpt out of RAM while we read shapes.
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as error:  # weights_only refuses code-carrying pickles
-        raise ModelError(f"{path.name} could not be read safely (weights only): {_first_line(error)}") from error
+        raise ModelError(f"{path.name} could not be read safely: {describe_load_error(error)}") from error
     while isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -171,7 +171,7 @@ def load(path: Path, settings: Settings, dtype: torch.dtype) -> DiffusionPipelin
             **_safety_kwargs(pipeline_class), **preloaded,
         )
     except Exception as error:  # conversion errors come in many types; all mean "unusable file"
-        reason = _first_line(error)
+        reason = describe_load_error(error)
         if "meta tensor" in reason:  # diffusers' way of saying a component's weights were not all there
             reason = "some weights are missing from the file"
         raise ModelError(f"could not load {path.name}: {reason}") from error
@@ -222,8 +222,3 @@ def _read_prefixed(path: Path, prefix: str) -> dict[str, torch.Tensor]:
             return {k: handle.get_tensor(k) for k in handle.keys() if k.startswith(prefix)}
     state = _load_pickle_weights_only(path)
     return {k: v for k, v in state.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)}
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -231,6 +231,16 @@ def test_samplers_list_the_registry(client):
     assert items[0]["aliases"] == list(SAMPLERS[items[0]["name"]].aliases)
 
 
+def test_schedule_type_is_its_own_field_listed_and_recorded(client):
+    labels = [item["label"] for item in client.get(f"{API}/schedulers").json()]
+    assert labels[:3] == ["Automatic", "Uniform", "Karras"] and "SGM Uniform" in labels
+    response = client.post(f"{API}/txt2img", json={**BASE, "steps": 2, "sampler_name": "Euler", "scheduler": "karras"})
+    assert response.status_code == 200, response.text
+    assert "Sampler: Euler, Schedule type: Karras," in json.loads(response.json()["info"])["infotexts"][0]
+    refused = client.post(f"{API}/txt2img", json={**BASE, "steps": 2, "sampler_name": "DDIM", "scheduler": "Karras"})
+    assert refused.status_code == 422 and "cannot use schedule type 'Karras'" in refused.text
+
+
 def test_sd_models_and_refresh(client):
     assert client.post(f"{API}/refresh-checkpoints").status_code == 200
     items = client.get(f"{API}/sd-models").json()

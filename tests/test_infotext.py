@@ -21,7 +21,7 @@ def test_parse_hand_written_a1111_infotext():
     assert params["Lora hashes"] == "detail: abc123, style: def456"  # quoted value with commas
     assert params["Hires upscale"] == "2" and params["Version"] == "v1.10.1"  # unknown keys kept
     fields = params_to_request_fields(params)
-    assert fields["sampler_name"] == "DPM++ 2M Karras"
+    assert (fields["sampler_name"], fields["scheduler"]) == ("DPM++ 2M", "Karras")
     assert fields["cfg_scale"] == 6.5 and fields["seed"] == 1234567
     assert (fields["width"], fields["height"]) == (512, 768)
 
@@ -49,3 +49,15 @@ def test_write_then_parse_round_trip_restores_the_request():
     text = write_infotext(request.prompt, request.negative_prompt, request_params(request, "my model, v2", "0123456789"))
     fields = params_to_request_fields(parse_infotext(text))
     assert GenerationRequest(**fields) == request
+
+
+def test_schedule_type_is_written_parsed_and_old_karras_names_still_read():
+    request = GenerationRequest(prompt="a cat", sampler_name="Euler", scheduler="Exponential", steps=5, seed=1,
+                                width=64, height=64, model="m")
+    text = write_infotext(request.prompt, "", request_params(request, "m", "0123456789"))
+    assert "Sampler: Euler, Schedule type: Exponential," in text
+    assert GenerationRequest(**params_to_request_fields(parse_infotext(text))) == request
+    automatic = write_infotext("a cat", "", request_params(request.replace(scheduler="Automatic"), "m", "0123456789"))
+    assert "Schedule type" not in automatic  # as A1111 writes it: only a chosen schedule
+    old = params_to_request_fields(parse_infotext("a cat\nSteps: 20, Sampler: DPM++ 2M Karras, Seed: 1, Size: 64x64"))
+    assert (old["sampler_name"], old["scheduler"]) == ("DPM++ 2M Karras", "Automatic")  # the old name is a sampler

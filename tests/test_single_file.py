@@ -253,6 +253,8 @@ def test_pickle_checkpoint_is_refused_and_never_runs(settings: Settings, tmp_pat
         load_pipeline(entry, settings.replace(allow_pickle=False))
     assert not marker.exists()
 
-    with pytest.raises(ModelError, match=r"evil\.ckpt could not be read safely \(weights only\)"):
+    with pytest.raises(ModelError, match=r"evil\.ckpt could not be read safely: a pickle file holds more") as refused:
         load_pipeline(entry, settings.replace(allow_pickle=True))
     assert not marker.exists()
+    message = str(refused.value)  # one plain sentence: no terminal codes, no advice to disable the check
+    assert "\x1b" not in message and "weights_only" not in message and "\n" not in message

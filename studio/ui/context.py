@@ -91,6 +91,8 @@ class UiContext:
     extension_tabs: Callable[[], list[ExtensionTabLike]] = lambda: []
     scripts: Callable[[], list[ScriptLike]] = lambda: []
     safe_mode: bool = False
+    # A1111's "Schedule type" choices (Automatic, Uniform, Karras, ...), the request's `scheduler`.
+    schedule_types: Callable[[], list[str]] = lambda: ["Automatic"]
     # ControlNet (studio/control/): the exact control image the engine would use for a unit
     # (unit, source image or None, width, height) -> PIL image; ControlNets of the loaded model as
     # (title, control type); the preprocessor registry as {module: (spec, unavailable reason or None)};

@@ -69,6 +69,8 @@ def build_generation_tab(
             with gr.Row():
                 sampler = gr.Dropdown(ctx.sampler_names(), value=DEFAULTS.sampler_name, label="Sampling method",
                                       elem_id=f"{name}_sampling")
+                scheduler = gr.Dropdown(ctx.schedule_types(), value=DEFAULTS.scheduler, label="Schedule type",
+                                        elem_id=f"{name}_scheduler")
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULTS.steps, step=1, label="Sampling steps",
                                   elem_id=f"{name}_steps")
             with gr.Row():
@@ -98,7 +100,7 @@ def build_generation_tab(
     infotexts, seeds, selected, last_images = gr.State([]), gr.State([]), gr.State(0), gr.State([])
 
     form = RequestForm({
-        "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "steps": steps,
+        "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "scheduler": scheduler, "steps": steps,
         "cfg_scale": cfg, "width": width, "height": height, "seed": seed, "batch_size": batch_size,
         "n_iter": n_iter, "model": model, **widgets, **mode.widgets, **({"vae": vae} if vae is not None else {}),
     })

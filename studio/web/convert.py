@@ -20,6 +20,7 @@ def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
         "prompt": body.prompt,
         "negative_prompt": body.negative_prompt,
         "sampler_name": sampler(body, studio),
+        "scheduler": body.scheduler or "Automatic",  # A1111's "Schedule type" (label or API name)
         "steps": body.steps,
         "cfg_scale": body.cfg_scale,
         "width": body.width,
@@ -74,10 +75,8 @@ def refuse_unsupported(body: Txt2ImgBody) -> None:
 
 
 def sampler(body: Txt2ImgBody, studio: StudioFacade) -> str:
-    """A1111: sampler_name, else sampler_index; newer clients send the schedule separately."""
+    """A1111: sampler_name, else sampler_index (the schedule type is its own field, `scheduler`)."""
     name = body.sampler_name or body.sampler_index
-    if body.scheduler and body.scheduler.lower() not in ("automatic", "uniform", ""):
-        name = f"{name} {body.scheduler}"
     return resolve_sampler_name(name, studio.samplers())
 
 

@@ -10,6 +10,7 @@ from studio import storage
 from studio.facade import StudioFacade
 from studio.models import ModelEntry
 from studio.request import RequestError
+from studio.samplers import SCHEDULE_TYPES
 from studio.web.checkpoints import current_title, resolve_checkpoint
 from studio.web.schemas import SamplerItem, SDModelItem
 
@@ -21,6 +22,12 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
     def samplers() -> list[dict[str, Any]]:
         return [{"name": name, "aliases": list(spec.aliases), "options": dict(spec.kwargs)}
                 for name, spec in studio.samplers().items()]
+
+    @router.get(f"{PREFIX}/schedulers")
+    def schedulers() -> list[dict[str, Any]]:
+        """A1111's schedule types: `name` (API) and `label` (UI, infotext); either is accepted."""
+        return [{"name": schedule.name, "label": label, "aliases": None}
+                for label, schedule in SCHEDULE_TYPES.items()]
 
     @router.get(f"{PREFIX}/sd-models", response_model=list[SDModelItem])
     def sd_models() -> list[dict[str, Any]]:

@@ -134,3 +134,26 @@ def test_ui_image_equals_api_image_and_png_info_reproduce_is_bit_identical(page,
     again = newest_png(server.outputs, before)
     assert np.array_equal(np.asarray(Image.open(again).convert("RGB")), ui_pixels)
     assert "⚠️" not in page.inner_text("#pnginfo_warnings")
+
+
+def pick(page, dropdown: str, option: str) -> None:
+    page.locator(f"{dropdown} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_schedule_type_is_chosen_beside_the_sampler_recorded_and_sent_back(page, server):
+    before = set(server.outputs.rglob("*.png"))
+    pick(page, "#txt2img_sampling", "DPM++ 2M")
+    pick(page, "#txt2img_scheduler", "Karras")
+    generate(page, "txt2img", "a red circle on a blue background", 5150, steps="4")
+    params = read_generation_info(newest_png(server.outputs, before))["params"]
+    assert (params["Sampler"], params["Schedule type"]) == ("DPM++ 2M", "Karras")
+    screenshot(page, "txt2img-schedule-type")
+
+    pick(page, "#txt2img_scheduler", "Automatic")
+    page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(newest_png(server.outputs, before)))
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 5150')")
+    page.click("#pnginfo_send_txt2img")
+    page.wait_for_function("document.querySelector('#txt2img_scheduler input').value === 'Karras'")
+    assert page.input_value("#txt2img_sampling input") == "DPM++ 2M"
