@@ -53,7 +53,7 @@ def test_write_then_parse_round_trip_restores_the_request():
 
 def test_schedule_type_is_written_parsed_and_old_karras_names_still_read():
     request = GenerationRequest(prompt="a cat", sampler_name="Euler", scheduler="Exponential", steps=5, seed=1,
-                                width=64, height=64, model="m")
+                                width=64, height=64, model="m", vae="Automatic")
     text = write_infotext(request.prompt, "", request_params(request, "m", "0123456789"))
     assert "Sampler: Euler, Schedule type: Exponential," in text
     assert GenerationRequest(**params_to_request_fields(parse_infotext(text))) == request
