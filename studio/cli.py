@@ -17,7 +17,7 @@ from studio.settings import Credentials, Settings
 
 # Extra spellings users know from A1111's UI and scripts.
 FLAG_ALIASES = {"sampler_name": ["--sampler"], "n_iter": ["--batch-count"], "init_image": ["--init-images"]}
-COMMANDS = ("serve", "generate", "samplers", "models")
+COMMANDS = ("serve", "generate", "samplers", "models", "networks")
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_request_flags(generate)
     add_controlnet_flags(generate)
     generate.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: outputs/txt2img-images/<date>/)")
-    for name in ("samplers", "models"):
+    for name in ("samplers", "models", "networks"):
         listing = sub.add_parser(name, help=f"list the {name}")
         add_settings_flags(listing)
     return parser
@@ -255,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["serve", *argv]
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
-    return {"serve": run_serve, "generate": run_generate, "samplers": run_samplers, "models": run_models}[args.command](args, settings)
+    return {"serve": run_serve, "generate": run_generate, "samplers": run_samplers, "models": run_models,
+            "networks": run_networks}[args.command](args, settings)
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -327,4 +328,16 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
 
     for entry in discover_models(settings):
         print(f"{entry.title}\t{entry.kind}\t{entry.location}")
+    return 0
+
+
+def run_networks(args: argparse.Namespace, settings: Settings) -> int:
+    """LoRAs (use as <lora:name:1>), embeddings (use by name) and VAEs (--vae name) found in models/."""
+    from studio.networks import discovery
+
+    for kind, entries in (("lora", discovery.discover_loras(settings)),
+                          ("embedding", discovery.discover_embeddings(settings)),
+                          ("vae", discovery.discover_vaes(settings))):
+        for entry in entries:
+            print(f"{kind}\t{entry.name}\t{entry.path}")
     return 0

@@ -27,6 +27,7 @@ from studio.control.units import control_image, control_mode_hooks
 from studio.errors import ModelError
 from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.models import LoadedModel, ModelManager
+from studio.networks.manager import AppliedNetworks, NetworkManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
 from studio.previews import Previewer
 from studio.samplers import (SAMPLERS, SamplerUnavailableError, make_scheduler, resolve_sampler_name,
@@ -93,6 +94,7 @@ class RunResult:
     interrupted: bool
     controls: Controls = Controls()
     skipped: int = 0  # iterations (batch-count steps) dropped by Engine.skip()
+    networks: AppliedNetworks = AppliedNetworks()  # LoRAs, embeddings and VAE the run used, with hashes
 
 
 class Engine:
@@ -100,6 +102,7 @@ class Engine:
         self.models = models
         self.samplers = SAMPLERS if samplers is None else samplers
         self.preprocessors = PREPROCESSORS if preprocessors is None else preprocessors
+        self.networks = NetworkManager(models.settings)
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self._skip = threading.Event()
@@ -159,6 +162,7 @@ class Engine:
             model=model.entry.title,
             sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
             scheduler=schedule,
+            vae=self.networks.resolve_vae(request.vae),
         )
 
     def scheduler_for(self, request: GenerationRequest, model: LoadedModel, seeds: list[int] | None = None) -> Any:
@@ -198,8 +202,10 @@ class Engine:
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
         inputs = modes.prepare(request)
         controls = self._prepare_controls(model, request, inputs)
+        networks = self.networks.apply(model, request)  # LoRA tags, embeddings, VAE (cached on the model)
+        encoded = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
-        prompts = prepare_prompts(model.pipe, request.prompt, request.negative_prompt, request.steps, request.clip_skip)
+        prompts = prepare_prompts(model.pipe, encoded.prompt, encoded.negative_prompt, request.steps, request.clip_skip)
         self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         skipped = 0
@@ -208,9 +214,9 @@ class Engine:
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
             image_prompts = [prompts_for(first + i) for i in range(request.batch_size)] if prompts_for else None
-            batch = self._sample(model, request, inputs, prompts, controls, seeds, on_step, image_prompts)
+            batch = self._sample(model, encoded, inputs, prompts, controls, seeds, on_step, image_prompts)
             if self._interrupt.is_set():
-                return RunResult(request, model, images, True, controls, skipped)
+                return RunResult(request, model, images, True, controls, skipped, networks)
             if self._skip.is_set():  # this iteration was cut short: drop it, go on with the next
                 self._skip.clear()
                 skipped += 1
@@ -219,10 +225,10 @@ class Engine:
                         for i, (img, s) in enumerate(zip(batch, seeds))]
             images += finished
             if on_image is not None:  # a batch's images finish together; each sees its whole batch
-                so_far = RunResult(request, model, list(images), False, controls, skipped)
+                so_far = RunResult(request, model, list(images), False, controls, skipped, networks)
                 for item in finished:
                     on_image(so_far, item)
-        return RunResult(request, model, images, False, controls, skipped)
+        return RunResult(request, model, images, False, controls, skipped, networks)
 
     def pipeline_for(self, model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:
         """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load),

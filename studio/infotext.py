@@ -76,6 +76,22 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
     return params
 
 
+NETWORK_KEYS_AFTER_MODEL = ("VAE hash", "VAE")  # A1111's order: ..., Model, VAE hash, VAE, ...
+
+
+def with_networks(params: Mapping[str, Any], networks: Mapping[str, Any]) -> dict[str, Any]:
+    """Insert the network keys where A1111 writes them: VAE after Model, Lora/TI hashes at the end."""
+    result: dict[str, Any] = {}
+    for key, value in params.items():
+        result[key] = value
+        if key == "Model":
+            result.update({k: networks[k] for k in NETWORK_KEYS_AFTER_MODEL if k in networks})
+    if "Model" not in params:
+        result.update({k: networks[k] for k in NETWORK_KEYS_AFTER_MODEL if k in networks})
+    result.update({k: v for k, v in networks.items() if k not in NETWORK_KEYS_AFTER_MODEL})
+    return result
+
+
 def control_unit_text(unit: ControlUnit, model_title: str) -> str:
     """sd-webui-controlnet's "ControlNet N" value (written quoted, as it contains commas)."""
     pairs = {
@@ -225,6 +241,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Size-1": ("width", int),
     "Size-2": ("height", int),
     "Model": ("model", str),
+    "VAE": ("vae", str),
     "Batch size": ("batch_size", int),
     "Clip skip": ("clip_skip", int),
     "Denoising strength": ("denoising_strength", float),
@@ -244,6 +261,8 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
     units = [parse_control_unit(params[k]) for k in sorted(params) if re.fullmatch(r"ControlNet \d+", k)]
     if units:
         values["controlnet_units"] = units
+    if "vae" not in values and "Steps" in params:
+        values["vae"] = "Automatic"  # A1111 writes `VAE` only when a VAE file replaced the model's own
     # A1111 >= 1.9 writes "Sampler: DPM++ 2M, Schedule type: Karras" (the request's `scheduler`);
     # older infotexts carry the schedule in the sampler name ("DPM++ 2M Karras"), still a sampler.
     # A sampler without a schedule type means Automatic (so Send-to resets a form's earlier choice).

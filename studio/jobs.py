@@ -102,6 +102,7 @@ def image_request(result: RunResult, item: GeneratedImage) -> GenerationRequest:
 def image_infotext(result: RunResult, item: GeneratedImage, extra: Mapping[str, Any] | None = None) -> str:
     request = image_request(result, item)
     params = infotext.request_params(request, result.model.entry.title, result.model.hash)
+    params = infotext.with_networks(params, result.networks.infotext())
     for index, (unit, title) in enumerate(zip(result.controls.units, result.controls.titles)):
         params[f"ControlNet {index}"] = infotext.control_unit_text(unit, title)
     if request.batch_size > 1:
@@ -121,6 +122,7 @@ def recipe(result: RunResult, item: GeneratedImage) -> dict[str, Any]:
         "request": image_request(result, item).replace(seed=result.request.seed).to_dict(images=True),
         "index": item.index,
         "model_hash": result.model.hash,
+        "networks": result.networks.recipe(),  # LoRA / embedding / VAE hashes: Reproduce warns when a file differs
         "scheduler_config": dict(result.model.pipe.scheduler.config),
         "versions": library_versions(),
         "torch_threads": torch.get_num_threads(),  # CPU results can differ in the last bit across thread counts

@@ -60,6 +60,8 @@ class LoadedModel:
     mode_pipelines: dict[str, DiffusionPipeline] = field(default_factory=dict)
     # ControlNets loaded for this model, by title (loaded once, attached without reloading the base).
     controlnets: dict[str, Any] = field(default_factory=dict)
+    # LoRA adapters, embeddings and VAEs loaded into this model (studio.networks.manager.ModelNetworks).
+    networks: Any = None
 
     @property
     def folder(self) -> Path | None:
@@ -399,6 +401,7 @@ class ModelManager:
             return
         self._loaded.mode_pipelines.clear()
         self._loaded.controlnets.clear()
+        self._loaded.networks = None
         self._loaded = None
         release_memory()
 

@@ -10,7 +10,7 @@ has its own seeded generators), so only that iteration is regenerated.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from studio import jobs, storage
 from studio.errors import ModelError, StudioError
 from studio.models import ModelManager, find_model, model_hash
+from studio.networks.recipe import network_warnings
 from studio.request import GenerationRequest, RequestError
 
 
@@ -35,6 +36,7 @@ class Recipe:
     versions: dict[str, str]
     torch_threads: int | None
     batch_prompts: tuple[tuple[str, str], ...] = ()  # each image's own (prompt, negative) when they differed
+    networks: dict[str, Any] = field(default_factory=dict)  # LoRA / embedding / VAE hashes it was made with
 
     def image_prompts(self) -> Any:
         """For jobs.generate(image_prompts=...): the batch's own prompts, or None."""
@@ -74,8 +76,10 @@ def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
     first = index - index % batch  # the first image of the image's batch
     batch_request = request.replace(seed=request.seed + first, n_iter=1)
     threads = data.get("torch_threads")
+    networks = data.get("networks")
     return Recipe(batch_request, index - first, model_hash, dict(versions),
-                  threads if isinstance(threads, int) and not isinstance(threads, bool) else None, prompts)
+                  threads if isinstance(threads, int) and not isinstance(threads, bool) else None, prompts,
+                  networks if isinstance(networks, dict) else {})
 
 
 def _batch_prompts(value: Any, batch: int) -> tuple[tuple[str, str], ...]:
@@ -111,6 +115,7 @@ def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[
     warnings = []
     if models is not None:
         warnings += _model_warnings(recipe, models)
+        warnings += network_warnings(recipe.networks, models.settings)
     current = jobs.library_versions()
     for name, made_with in sorted(recipe.versions.items()):
         now = current.get(name)

@@ -136,6 +136,9 @@ class GenerationRequest:
     # Style names from styles.csv. Studio.submit expands them into the two prompts and keeps the
     # names here as a record (the engine never expands them: a saved recipe has them expanded).
     styles: tuple[str, ...] = ()
+    # VAE from models/VAE by name; "Automatic" is the model's own; None: the studio's selected VAE
+    # (A1111's sd_vae option). The engine records the one it used.
+    vae: str | None = None
 
     @property
     def mode(self) -> str:
@@ -176,6 +179,8 @@ class GenerationRequest:
         if not isinstance(self.styles, tuple) or not all(isinstance(name, str) for name in self.styles):
             raise RequestError("styles must be a list of style names")
         self._validate_images()
+        if self.vae is not None:
+            _check_type("vae", self.vae, str)
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
         _check_int("cache_interval", self.cache_interval, 1, MAX_CACHE_INTERVAL)

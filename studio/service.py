@@ -25,6 +25,8 @@ from studio.errors import ModelError, StudioError
 from studio.extensions import ExtensionManager, save_output, settings_view
 from studio.facade import LoadedInfo, Reproduction
 from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
+from studio.networks import listing
+from studio.networks.embeddings import text_width
 from studio.pnginfo import read_generation_info
 from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
@@ -184,6 +186,11 @@ class Studio:
             style_names=self.style_names,
             apply_styles=self.apply_styles,
             save_style=self.save_style,
+            lora_names=lambda: [item["name"] for item in self.lora_items()],
+            embedding_names=lambda: sorted(self.embedding_items()["loaded"]),
+            vae_names=self.vae_names,
+            selected_vae=self.selected_vae,
+            select_vae=self.select_vae,
         )
 
     def reproduce_warnings(self, path: Path) -> list[str]:
@@ -263,6 +270,26 @@ class Studio:
     def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = ()) -> ScriptJob:
         """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx)."""
         return run_script(self, request, script_name, script_args)
+
+    def lora_items(self) -> list[dict[str, Any]]:
+        return listing.lora_items(self.settings)
+
+    def embedding_items(self) -> dict[str, dict[str, Any]]:
+        loaded = self.models.loaded
+        return listing.embedding_items(self.settings, text_width(loaded.pipe) if loaded is not None else None)
+
+    def vae_items(self) -> list[dict[str, str]]:
+        return listing.vae_items(self.settings)
+
+    def vae_names(self) -> list[str]:
+        return self.engine.networks.vae_names()
+
+    def selected_vae(self) -> str:
+        return self.engine.networks.selected_vae
+
+    def select_vae(self, name: str) -> str:
+        """The VAE of requests that name none (A1111's sd_vae); loaded with the next generation."""
+        return self.engine.networks.select_vae(name)
 
     def preview(self, method: str) -> Image.Image | None:
         """The running job's latest latents as an image ("approx" or "vae"); None when idle."""

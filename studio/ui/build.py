@@ -14,6 +14,7 @@ from studio.ui.errors import user_errors
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
+from studio.ui.networks import build_vae_picker
 from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.pose_editor import read_asset
 from studio.ui.settings_tab import build_settings_tab
@@ -45,15 +46,16 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             model = gr.Dropdown(ctx.model_titles(), value=ctx.current_model(), label="Stable Diffusion checkpoint",
                                 elem_id="model_checkpoint", scale=3)
             refresh = gr.Button("🔄", elem_id="refresh_models", scale=0, min_width=50)
+            vae = build_vae_picker(ctx)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img = build_generation_tab(ctx, model, "txt2img", scripts=True)
+                txt2img = build_generation_tab(ctx, model, "txt2img", scripts=True, vae=vae)
                 to_img2img_t, to_inpaint_t = _send_buttons("txt2img")
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
-                img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True, scripts=True)
+                img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True, scripts=True, vae=vae)
                 to_img2img_i, to_inpaint_i = _send_buttons("img2img")
             with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
-                inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True)
+                inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True, vae=vae)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo_tab(ctx)
             for extension_tab in ctx.extension_tabs():
@@ -65,6 +67,7 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
                 build_settings_tab(ctx)
 
         _wire_model_picker(ctx, model, refresh, [txt2img, img2img, inpaint])
+        refresh.click(lambda: gr.Dropdown(choices=ctx.vae_names()), outputs=vae, queue=False)
         for source, button, target in ((txt2img, to_img2img_t, img2img), (txt2img, to_inpaint_t, inpaint),
                                        (img2img, to_img2img_i, img2img), (img2img, to_inpaint_i, inpaint)):
             _wire_send_result(button, source, target, tabs)

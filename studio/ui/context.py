@@ -113,3 +113,10 @@ class UiContext:
     style_names: Callable[[], list[str]] = lambda: []
     apply_styles: Callable[[str, str, list[str]], tuple[str, str]] = lambda p, n, names: (p, n)
     save_style: Callable[[str, str, str], list[str]] = lambda name, p, n: []
+    # Networks: LoRA names (models/Lora), embeddings that fit the loaded model, VAE choices and the
+    # selected VAE (what requests without one use; select returns the canonical name or raises).
+    lora_names: Callable[[], list[str]] = lambda: []
+    embedding_names: Callable[[], list[str]] = lambda: []
+    vae_names: Callable[[], list[str]] = lambda: ["Automatic"]
+    selected_vae: Callable[[], str] = lambda: "Automatic"
+    select_vae: Callable[[str], str] = lambda name: "Automatic"

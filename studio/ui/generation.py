@@ -19,6 +19,7 @@ from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
 from studio.ui.ranges import guard_range
 from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
+from studio.ui.networks import build_networks_panel
 
 DEFAULTS = GenerationRequest()
 
@@ -60,6 +61,7 @@ def build_generation_tab(
     source: Callable[[], ModeSource] | None = None,
     strength: bool = False,
     scripts: bool = False,
+    vae: gr.Dropdown | None = None,
 ) -> GenerationTab:
     native = ctx.native_size()
     with gr.Row():
@@ -68,6 +70,7 @@ def build_generation_tab(
                                 placeholder="a red circle on a blue background  (Ctrl+Enter to generate)")
             negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{name}_neg_prompt")
             styles = build_styles_row(ctx, name, prompt, negative)
+            build_networks_panel(ctx, name, prompt)
         with gr.Column(scale=1, min_width=200):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate", elem_classes="generate")
             with gr.Row():
@@ -124,6 +127,7 @@ def build_generation_tab(
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "scheduler": scheduler, "steps": steps,
         "cfg_scale": cfg, "width": width, "height": height, "seed": seed, "batch_size": batch_size,
         "n_iter": n_iter, "model": model, "clip_skip": clip_skip, "styles": styles, **widgets, **mode.widgets,
+        **({"vae": vae} if vae is not None else {}),
     })
 
     def to_request(values: dict[Any, Any]) -> GenerationRequest:

@@ -30,6 +30,7 @@ def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
         "n_iter": body.n_iter,
         "model": checkpoint(body.override_settings, studio),
         "cache_interval": cache_interval(body.override_settings),
+        "vae": vae_override(body.override_settings),
     }
     if isinstance(body, Img2ImgBody):
         values.update(img2img_values(body))
@@ -86,6 +87,14 @@ def sampler(body: Txt2ImgBody, studio: StudioFacade) -> str:
     """A1111: sampler_name, else sampler_index (the schedule type is its own field, `scheduler`)."""
     name = body.sampler_name or body.sampler_index
     return resolve_sampler_name(name, studio.samplers())
+
+
+def vae_override(overrides: dict[str, Any] | None) -> str | None:
+    """override_settings.sd_vae: a models/VAE name or "Automatic" (the engine resolves it)."""
+    name = (overrides or {}).get("sd_vae")
+    if name is not None and not isinstance(name, str):
+        raise RequestError("override_settings.sd_vae must be a VAE name (see /sdapi/v1/sd-vae) or \"Automatic\"")
+    return name
 
 
 def checkpoint(overrides: dict[str, Any] | None, studio: StudioFacade) -> str | None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from studio import storage
 from studio.facade import StudioFacade
 from studio.models import ModelEntry
+from studio.request import RequestError
 from studio.samplers import SCHEDULE_TYPES
 from studio.web.checkpoints import current_title, resolve_checkpoint
 from studio.web.schemas import SamplerItem, SDModelItem
@@ -38,12 +39,16 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
 
     @router.get(f"{PREFIX}/options")
     def get_options() -> dict[str, Any]:
-        return {"sd_model_checkpoint": current_title(studio), "samples_format": "png",
+        return {"sd_model_checkpoint": current_title(studio), "sd_vae": studio.selected_vae(), "samples_format": "png",
                 "outdir_txt2img_samples": str(storage.output_dir(studio.settings.outputs_dir, "txt2img").parent)}
 
     @router.post(f"{PREFIX}/options")
     def set_options(options: dict[str, Any]) -> None:
-        """Only sd_model_checkpoint is honoured; other A1111 options are accepted and ignored."""
+        """Only sd_model_checkpoint and sd_vae are honoured; other A1111 options are accepted and ignored."""
+        if "sd_vae" in options:
+            if not isinstance(options["sd_vae"], str):
+                raise RequestError("sd_vae must be a VAE name (see /sdapi/v1/sd-vae) or \"Automatic\"")
+            studio.select_vae(options["sd_vae"])
         if "sd_model_checkpoint" in options:
             switch_model(studio, options["sd_model_checkpoint"])
 

@@ -1,0 +1,176 @@
+"""Apply a request's networks to the loaded model: LoRA tags, embeddings named in the prompt, VAE.
+
+`NetworkManager.apply(model, request)` is the one entry the engine calls before sampling. What it
+loads is cached on the model (`LoadedModel.networks`, a `ModelNetworks`) and dropped with it;
+every run sets the whole state (adapters on/off and their weights, the VAE), so runs do not
+depend on what ran before them.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.networks import discovery, embeddings, hashes, lora, vae
+from studio.networks.discovery import AUTOMATIC, NetworkFile
+from studio.networks.tags import NetworkTag, extract_network_tags
+from studio.request import GenerationRequest, RequestError
+from studio.settings import Settings
+
+
+@dataclass
+class ModelNetworks:
+    """What one loaded model holds beside its own weights (lives and dies with the model)."""
+
+    original_vae: Any
+    loras: dict[str, str] = field(default_factory=dict)  # file stamp -> adapter name
+    embeddings: dict[str, str] = field(default_factory=dict)  # embedding name -> file stamp
+    vae_name: str = AUTOMATIC
+    vaes: dict[str, Any] = field(default_factory=dict)  # file stamp -> module (the last external one)
+
+
+@dataclass(frozen=True)
+class AppliedNetworks:
+    """What a run used: the prompts as encoded (tags removed) and the networks with their hashes."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    loras: tuple[tuple[str, str], ...] = ()  # (name as mentioned, short hash)
+    embeddings: tuple[tuple[str, str], ...] = ()
+    vae: str = AUTOMATIC
+    vae_hash: str | None = None
+
+    def infotext(self) -> dict[str, str]:
+        """A1111's keys: `VAE hash`, `VAE` (a file VAE only), `Lora hashes`, `TI hashes`."""
+        params: dict[str, str] = {}
+        if self.vae != AUTOMATIC:
+            params["VAE hash"] = self.vae_hash or ""
+            params["VAE"] = self.vae
+        if self.loras:
+            params["Lora hashes"] = _hash_list(self.loras)
+        if self.embeddings:
+            params["TI hashes"] = _hash_list(self.embeddings)
+        return params
+
+    def recipe(self) -> dict[str, Any]:
+        return {"loras": dict(self.loras), "embeddings": dict(self.embeddings),
+                "vae": {"name": self.vae, "hash": self.vae_hash}}
+
+
+def _hash_list(items: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{name.replace(':', '').replace(',', '')}: {short}" for name, short in items)
+
+
+class NetworkManager:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.selected_vae = AUTOMATIC  # what a request without `vae` uses (A1111's sd_vae option)
+
+    # -- discovery --------------------------------------------------------------------------
+    def loras(self) -> list[NetworkFile]:
+        return discovery.discover_loras(self.settings)
+
+    def embeddings(self) -> list[NetworkFile]:
+        return discovery.discover_embeddings(self.settings)
+
+    def vaes(self) -> list[NetworkFile]:
+        return discovery.discover_vaes(self.settings)
+
+    def vae_names(self) -> list[str]:
+        return [AUTOMATIC, *(entry.name for entry in self.vaes())]
+
+    def resolve_vae(self, name: str | None) -> str:
+        """The canonical VAE name a request runs with ("Automatic" or a models/VAE entry)."""
+        name = self.selected_vae if name is None else name
+        return AUTOMATIC if discovery.is_automatic_vae(name) else discovery.find_vae(name, self.settings).name
+
+    def select_vae(self, name: str | None) -> str:
+        """Set the VAE of requests that name none (the UI header, the API's sd_vae option)."""
+        self.selected_vae = self.resolve_vae(name or AUTOMATIC)
+        return self.selected_vae
+
+    # -- applying ---------------------------------------------------------------------------
+    def apply(self, model: Any, request: GenerationRequest) -> AppliedNetworks:
+        """Load (once) and activate what the request names; undo what it does not name."""
+        prompt, tags = extract_network_tags(request.prompt)
+        negative, _ = extract_network_tags(request.negative_prompt)  # tags there are removed, not applied
+        state = self._state(model)
+        loras = self._apply_loras(model, state, tags)
+        used = self._apply_embeddings(model, state, [prompt, negative])
+        vae_name, vae_hash = self._apply_vae(model, state, request.vae)
+        return AppliedNetworks(prompt, negative, loras, used, vae_name, vae_hash)
+
+    def _state(self, model: Any) -> ModelNetworks:
+        if model.networks is None:
+            model.networks = ModelNetworks(original_vae=model.pipe.vae)
+        return model.networks
+
+    def _apply_loras(self, model: Any, state: ModelNetworks, tags: list[NetworkTag]) -> tuple[tuple[str, str], ...]:
+        for tag in tags:
+            if tag.kind != "lora":
+                raise RequestError(f"prompt tag {tag.text}: <{tag.kind}:...> networks are not supported "
+                                   "(only <lora:...> and <lyco:...>)")
+        found = [(tag, discovery.find_lora(tag.name, self.settings)) for tag in tags]
+        weights: dict[str, list[float]] = {}
+        mentioned: dict[str, str] = {}
+        for tag, entry in found:
+            metadata = discovery.safetensors_metadata(entry.path)
+            mentioned.setdefault(tag.name, hashes.lora_hash(entry.path, self.settings, metadata))
+            if not tag.active:
+                continue
+            adapter = self._adapter(model, state, entry)
+            te, unet = weights.get(adapter, [0.0, 0.0])
+            weights[adapter] = [te + tag.te_weight, unet + tag.unet_weight]  # a repeated tag adds up
+        active = [lora.ActiveLora(name, te, unet) for name, (te, unet) in weights.items()]
+        lora.activate(model.pipe, active, loaded_any=bool(state.loras))
+        return tuple(mentioned.items())
+
+    def _adapter(self, model: Any, state: ModelNetworks, entry: NetworkFile) -> str:
+        stamp = _stamp(entry.path)
+        if stamp not in state.loras:
+            for old_stamp in [s for s in state.loras if s.startswith(f"{entry.path}|")]:  # the file changed
+                lora.delete_adapter(model.pipe, state.loras.pop(old_stamp))
+            adapter = "lora_" + hashlib.sha1(stamp.encode()).hexdigest()[:12]
+            lora.load_lora(model.pipe, entry, adapter, self.settings.allow_pickle, model.entry.title)
+            state.loras[stamp] = adapter
+        return state.loras[stamp]
+
+    def _apply_embeddings(self, model: Any, state: ModelNetworks, texts: list[str]) -> tuple[tuple[str, str], ...]:
+        used = []
+        for entry in embeddings.mentioned(texts, self.embeddings()):
+            stamp = _stamp(entry.path)
+            loaded = state.embeddings.get(entry.name)
+            if loaded is None:
+                data = embeddings.read_embedding(entry, self.settings.allow_pickle)
+                embeddings.load_embedding(model.pipe, entry, data, model.entry.title)
+                state.embeddings[entry.name] = stamp
+            elif loaded != stamp:
+                raise RequestError(f"embedding {entry.path.name} changed on disk since it was loaded; "
+                                   "reload the model to use the new version")
+            used.append((entry.name, hashes.embedding_hash(entry.path, self.settings)))
+        return tuple(used)
+
+    def _apply_vae(self, model: Any, state: ModelNetworks, requested: str | None) -> tuple[str, str | None]:
+        name = self.resolve_vae(requested)
+        pipelines = [model.pipe, *model.mode_pipelines.values()]
+        if name == AUTOMATIC:
+            vae.set_vae(pipelines, state.original_vae)
+            state.vae_name = AUTOMATIC
+            return AUTOMATIC, None
+        entry = discovery.find_vae(name, self.settings)
+        stamp = _stamp(entry.path)
+        if stamp not in state.vaes:
+            module = vae.load_vae(entry, model.pipe, self.settings, model.entry.title)
+            state.vaes = {stamp: module}  # keep one external VAE: they are large
+        vae.set_vae(pipelines, state.vaes[stamp])
+        state.vae_name = name
+        return name, hashes.vae_hash(entry.path, self.settings)
+
+
+def _stamp(path: Path) -> str:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return f"{path}|" + ",".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    stat = path.stat()
+    return f"{path}|{stat.st_size}:{stat.st_mtime_ns}"
