@@ -19,7 +19,7 @@ from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, Aut
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from PIL import Image
 
-from studio import imageops, modes
+from studio import hires, imageops, modes
 from studio.control.models import discover_controlnets, load_controlnet
 from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
@@ -28,6 +28,7 @@ from studio.latents import initial_noise, latent_upscale, masked_latents, vae_ro
 from studio.models import LoadedModel, ModelManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
 from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
+from studio.upscalers import Upscalers
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Progress:
     image: int = 0  # index of the batch being sampled (0-based)
     images: int = 0  # number of batches in this run
     started: float = 0.0
+    phase: str = ""  # "hires" while the hires fix's second pass runs
     latents: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -94,6 +96,7 @@ class Engine:
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self.progress = Progress()
+        self.upscalers = Upscalers(models.settings.models_dir)
 
     @property
     def busy(self) -> bool:
@@ -123,7 +126,18 @@ class Engine:
             height=request.height or model.native_size,
             model=model.entry.title,
             sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
+            hr_sampler_name=self._hires_sampler(request.hr_sampler_name),
         )
+
+    def _hires_sampler(self, name: str) -> str:
+        if not name:
+            return ""
+        if name in self.samplers:
+            return name
+        try:
+            return resolve_sampler_name(name, self.samplers)
+        except KeyError:
+            raise RequestError(f"unknown hr_sampler_name {name!r}; choose one of: {', '.join(self.samplers)}") from None
 
     def run(self, request: GenerationRequest, on_step: StepCallback | None = None) -> RunResult:
         request.validate(samplers=None)
@@ -140,10 +154,13 @@ class Engine:
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
         inputs = modes.prepare(request)
         controls = self._prepare_controls(model, request, inputs)
-        self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
+        if request.enable_hr:
+            self.upscalers.get(request.hr_upscaler, "hr_upscaler")  # an unknown name fails before sampling
+        steps = inputs.steps_to_run(request) + hires.steps_to_run(request)
+        self.progress = Progress(steps=steps, images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         for iteration in range(request.n_iter):
-            self.progress.image, self.progress.step = iteration, 0
+            self.progress.image, self.progress.step, self.progress.phase = iteration, 0, ""
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
             batch = self._sample(model, request, inputs, controls, seeds, on_step)
@@ -206,7 +223,7 @@ class Engine:
             generator=generators,  # ancestral/SDE samplers draw step noise from these too
             callback_on_step_end=self._step_callback(on_step),
             callback_on_step_end_tensor_inputs=["latents"],
-            output_type="pil",
+            output_type="latent" if hires.uses_latents(request) else "pil",
         )
         kwargs = {**common, **self._mode_kwargs(pipe, request, inputs, generators)}
         nets = [model.controlnets[title] for title in controls.titles]
@@ -214,6 +231,26 @@ class Engine:
             kwargs.update(self._control_kwargs(inputs.mode, controls))
         with torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1):
             output = pipe(**kwargs)
+        if request.enable_hr:
+            return self._hires_pass(model, request, output.images, seeds, on_step)
+        return list(output.images)
+
+    def _hires_pass(self, model: LoadedModel, request: GenerationRequest, first: Any, seeds: list[int],
+                    on_step: StepCallback | None) -> list[Image.Image]:
+        """Upscale the first pass and denoise it again with img2img (see studio/hires.py)."""
+        if self._interrupt.is_set():
+            return []
+        source = hires.upscale(model.pipe, first, request, self.upscalers)
+        if hires.steps_to_run(request) == 0:
+            return hires.without_denoising(model.pipe, source)
+        pipe = self.pipeline_for(model, "img2img")
+        pipe.scheduler = make_scheduler(hires.sampler(request), model.pipe.scheduler.config, self.samplers)
+        self.progress.phase = "hires"
+        offset = self.progress.step
+        with torch.inference_mode():
+            output = pipe(**hires.pass_kwargs(request, source, seeds),
+                          callback_on_step_end=self._step_callback(on_step, offset),
+                          callback_on_step_end_tensor_inputs=["latents"], output_type="pil")
         return list(output.images)
 
     def _prepare_controls(self, model: LoadedModel, request: GenerationRequest, inputs: modes.ModeInputs) -> Controls:
@@ -261,9 +298,9 @@ class Engine:
             kwargs.update(image=latents, masked_image_latents=latents)
         return kwargs
 
-    def _step_callback(self, on_step: StepCallback | None) -> Callable[..., dict[str, Any]]:
+    def _step_callback(self, on_step: StepCallback | None, offset: int = 0) -> Callable[..., dict[str, Any]]:
         def callback(pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            self.progress.step = step + 1
+            self.progress.step = offset + step + 1
             self.progress.latents = tensors.get("latents")
             if self._interrupt.is_set():
                 pipe._interrupt = True  # diffusers skips the remaining steps
