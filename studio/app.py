@@ -9,7 +9,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
 
-from studio import jobs
+from studio import jobs, storage
+from studio.extras import ExtrasRequest, face_restoration_unavailable
+from studio.upscalers import image_upscaler_names
 from studio.control import pose
 from studio.control.models import discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
@@ -122,7 +124,25 @@ class Studio:
             pose_tools=lambda: pose,
             reproduce_warnings=self.reproduce_warnings,
             reproduce=self.reproduce,
+            upscaler_names=self.engine.upscalers.names,
+            image_upscaler_names=self.image_upscaler_names,
+            run_extras=lambda images, values: self.run_extras(images, values),
+            face_restoration_unavailable=face_restoration_unavailable,
         )
+
+    def run_extras(self, images: list[Any], values: dict[str, Any], save: bool = True) -> tuple[list[Any], str]:
+        """Upscale images with the Extras fields (A1111 names); saved to outputs/extras-images when `save`.
+        Returns (saved paths, or the images when not saved; the info text)."""
+        request = ExtrasRequest.from_dict(values)
+        results = self.engine.run_extras([image for image in images], request)
+        info = request.info()
+        if not save:
+            return results, info
+        directory = storage.output_dir(self.settings.outputs_dir, "extras")
+        return [storage.save_png(image, directory, 0, info) for image in results], info
+
+    def image_upscaler_names(self) -> list[str]:
+        return image_upscaler_names(self.engine.upscalers.entries())
 
     def reproduce_warnings(self, path: Path) -> list[str]:
         """Why a reproduction of this PNG may differ here (model hash, library versions, threads)."""

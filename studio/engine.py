@@ -19,7 +19,8 @@ from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, Aut
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from PIL import Image
 
-from studio import hires, imageops, modes
+from studio import extras, hires, imageops, modes
+from studio.extras import ExtrasRequest
 from studio.control.models import discover_controlnets, load_controlnet
 from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
@@ -28,7 +29,7 @@ from studio.latents import initial_noise, latent_upscale, masked_latents, vae_ro
 from studio.models import LoadedModel, ModelManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
 from studio.samplers import SAMPLERS, make_scheduler, resolve_sampler_name
-from studio.upscalers import Upscalers
+from studio.upscalers import Upscalers, image_upscaler_names
 
 
 @dataclass
@@ -111,6 +112,12 @@ class Engine:
         """Stop the running job within one step; images finished before it are kept."""
         if self.busy:
             self._interrupt.set()
+
+    def run_extras(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
+        """Upscale finished images (the Extras tab/API), one job at a time like generation."""
+        request.validate(image_upscaler_names(self.upscalers.entries()))
+        with self._lock:
+            return [extras.process(image, request, self.upscalers) for image in images]
 
     def load_model(self, title: str) -> LoadedModel:
         """Switch models between jobs, never during one (the UI and the API share this lock)."""

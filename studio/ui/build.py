@@ -10,6 +10,7 @@ import gradio as gr
 from studio.request import decode_image
 from studio.ui.context import JobLike, UiContext
 from studio.ui.errors import user_errors
+from studio.ui.extras_tab import build_extras_tab
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
@@ -44,7 +45,7 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             refresh = gr.Button("🔄", elem_id="refresh_models", scale=0, min_width=50)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img = build_generation_tab(ctx, model, "txt2img")
+                txt2img = build_generation_tab(ctx, model, "txt2img", hires=True)
                 to_img2img_t, to_inpaint_t = _send_buttons("txt2img")
                 build_script_panel(ctx, txt2img)
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
@@ -53,6 +54,8 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
                 build_script_panel(ctx, img2img)
             with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
                 inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True)
+            with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
+                build_extras_tab(ctx)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo_tab(ctx)
             for extension_tab in ctx.extension_tabs():

@@ -102,3 +102,9 @@ class UiContext:
     # Reproduce from a PNG's recipe: warnings before running, then (saved path, infotext, warnings).
     reproduce_warnings: Callable[[Path], list[str]] = lambda path: []
     reproduce: Callable[[Path], tuple[str | None, str, list[str]]] = lambda path: (None, "", ["Reproduce is not available."])
+    # Upscalers (studio/upscalers.py): every name (hires fix), the pixel ones (Extras), and the Extras
+    # run: (images, extras fields by name) -> (saved paths, info text). Face restoration: why it is off.
+    upscaler_names: Callable[[], list[str]] = lambda: ["Latent"]
+    image_upscaler_names: Callable[[], list[str]] = lambda: ["None"]
+    run_extras: Callable[[list[Any], dict[str, Any]], tuple[list[str], str]] = lambda images, fields: ([], "")
+    face_restoration_unavailable: Callable[[], str | None] = lambda: "face restoration is not available"

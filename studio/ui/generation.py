@@ -13,6 +13,7 @@ from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
+from studio.ui.hires import build_hires_widgets
 
 DEFAULTS = GenerationRequest()
 
@@ -50,6 +51,7 @@ def build_generation_tab(
     name: str,
     source: Callable[[], ModeSource] | None = None,
     strength: bool = False,
+    hires: bool = False,
 ) -> GenerationTab:
     native = ctx.native_size()
     with gr.Row():
@@ -81,6 +83,8 @@ def build_generation_tab(
                                                           label="Denoising strength", elem_id=f"{name}_denoising_strength")
                 steps_note = gr.Markdown(_steps_note(DEFAULTS.denoising_strength, DEFAULTS.steps),
                                          elem_id=f"{name}_steps_note")
+            if hires:
+                widgets.update(build_hires_widgets(ctx, name))
             with gr.Row(equal_height=True):
                 seed = gr.Number(value=-1, precision=0, label="Seed", elem_id=f"{name}_seed", scale=4)
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
@@ -112,6 +116,8 @@ def build_generation_tab(
 
             def on_step(state: Any) -> None:
                 label = f"Step {state.step}/{state.steps}"
+                if getattr(state, "phase", ""):
+                    label += f" · {state.phase}"
                 if state.images > 1:
                     label += f" · batch {state.image + 1}/{state.images}"
                 progress((state.image * state.steps + state.step, max(1, state.steps * state.images)), desc=label)
