@@ -42,6 +42,8 @@ from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, find_model
 from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, GenerationRequest, RequestError, decode_image
 from studio.samplers import UnknownSamplerError, resolve_sampler_name
 from studio.settings import Settings
+from studio.extras import refuse_face_restoration
+from studio.web_extras import extras_routes
 
 if TYPE_CHECKING:
     from studio.app import Studio
@@ -89,6 +91,16 @@ class Txt2ImgBody(BaseModel):
     width: int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
     height: int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
     enable_hr: bool = False
+    denoising_strength: float | None = Field(default=None, description="txt2img: the hires pass's strength")
+    hr_scale: float = 2.0
+    hr_upscaler: str | None = Field(default=None, description="see /sdapi/v1/upscalers; null: Latent")
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_sampler_name: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+    restore_faces: bool | None = Field(default=None, description="refused: face restoration is not available")
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool = True
     script_name: str | None = None
@@ -111,6 +123,11 @@ class Img2ImgBody(Txt2ImgBody):
     inpaint_full_res_padding: int = 0
     inpainting_mask_invert: int = 0
     include_init_images: bool = False
+    outpaint_left: int = Field(default=0, description="outpainting: pixels added on the left (also right/up/down)")
+    outpaint_right: int = 0
+    outpaint_up: int = 0
+    outpaint_down: int = 0
+    outpaint_fill: int = Field(default=0, description="0: stretch the edge pixels, 1: noise")
 
 
 class ControlNetUnitArgs(BaseModel):
@@ -205,6 +222,8 @@ def to_request(body: Txt2ImgBody, studio: "Studio") -> GenerationRequest:
     }
     if isinstance(body, Img2ImgBody):
         values.update(_img2img_values(body))
+    else:
+        values.update(hires_values(body))
     values["controlnet_units"] = controlnet_units(body, studio, values["model"])
     return GenerationRequest(**values).validate()
 
@@ -224,7 +243,23 @@ def _img2img_values(body: Img2ImgBody) -> dict[str, Any]:
         "inpaint_full_res": body.inpaint_full_res,
         "inpaint_full_res_padding": body.inpaint_full_res_padding,
         "inpainting_mask_invert": bool(body.inpainting_mask_invert),
+        **{name: getattr(body, name) for name in ("outpaint_left", "outpaint_right", "outpaint_up", "outpaint_down",
+                                                  "outpaint_fill")},
     }
+
+
+def hires_values(body: Txt2ImgBody) -> dict[str, Any]:
+    """A1111's hires fix fields, by the same names (its "Use same sampler" is our empty name)."""
+    sampler = body.hr_sampler_name or ""
+    values: dict[str, Any] = {
+        "enable_hr": body.enable_hr, "hr_scale": body.hr_scale, "hr_upscaler": body.hr_upscaler or "Latent",
+        "hr_second_pass_steps": body.hr_second_pass_steps, "hr_resize_x": body.hr_resize_x,
+        "hr_resize_y": body.hr_resize_y, "hr_sampler_name": "" if sampler == "Use same sampler" else sampler,
+        "hr_prompt": body.hr_prompt, "hr_negative_prompt": body.hr_negative_prompt,
+    }
+    if body.denoising_strength is not None:
+        values["denoising_strength"] = body.denoising_strength
+    return values
 
 
 def _refuse_unsupported(body: Txt2ImgBody) -> None:
@@ -234,8 +269,8 @@ def _refuse_unsupported(body: Txt2ImgBody) -> None:
     for name in body.alwayson_scripts or {}:
         if name.lower() != "controlnet":
             raise RequestError(f"always on script {name} not found (only controlnet is served)")
-    if body.enable_hr:
-        raise RequestError("enable_hr (hires. fix) is not supported yet")
+    if body.restore_faces:
+        refuse_face_restoration("restore_faces")
     if body.subseed_strength:
         raise RequestError("subseed_strength (variation seeds) is not supported yet")
 
@@ -473,7 +508,7 @@ def generation_info(result: jobs.JobResult, studio: "Studio", started: datetime,
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": request.denoising_strength if request.mode != "txt2img" else None,
+        "denoising_strength": request.denoising_strength if request.mode != "txt2img" or request.enable_hr else None,
         "extra_generation_params": {},
         "index_of_first_image": 0,
         "infotexts": [saved.infotext for saved in result.images],
@@ -591,6 +626,7 @@ def build_api(studio: "Studio", settings: Settings) -> APIRouter:
     _info_routes(router, studio, settings)
     _controlnet_routes(router, studio)
     _reproduce_routes(router, studio)
+    extras_routes(router, studio)  # studio/web_extras.py: /extra-single-image, /extra-batch-images, /upscalers
     return router
 
 

@@ -62,7 +62,7 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
                       "upscaling_crop": bool(crop_fit), "upscaler_1": first, "upscaler_2": second,
                       "extras_upscaler_2_visibility": float(blend)}
             paths, text = ctx.run_extras(images, values)
-        return [(str(path), Image.open(path).size.__repr__()) for path in paths], text
+        return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text
 
     run.click(upscale, inputs=[source, image, files, mode, scale, width, height, crop, upscaler_1, upscaler_2,
                                visibility],
