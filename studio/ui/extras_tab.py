@@ -43,7 +43,7 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
                 gr.Slider(0, 1, value=0, step=0.01, label="CodeFormer visibility", interactive=reason is None,
                           elem_id="extras_codeformer_visibility")
                 if reason:
-                    gr.Markdown(f"Unavailable: {reason}.", elem_id="extras_face_restoration_reason")
+                    gr.Markdown(f"Unavailable — {reason}.", elem_id="extras_face_restoration_reason")
             run = gr.Button("Upscale", variant="primary", elem_id="extras_generate", elem_classes="generate")
         with gr.Column():
             gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", elem_id="extras_gallery",

@@ -17,16 +17,16 @@ def build_hires_widgets(ctx: UiContext, name: str) -> dict[str, gr.components.Co
         with gr.Row():
             upscaler = gr.Dropdown(ctx.upscaler_names(), value=DEFAULTS.hr_upscaler, label="Upscaler",
                                    elem_id=f"{name}_hr_upscaler")
-            steps = gr.Slider(0, MAX_STEPS, value=0, step=1, label="Hires steps (0 = same as sampling steps)",
+            steps = gr.Slider(0, MAX_STEPS, value=0, step=1, label="Hires steps", info="0: the sampling steps",
                               elem_id=f"{name}_hires_steps")
             denoise = gr.Slider(0, 1, value=0.7, step=0.01, label="Denoising strength",
                                 elem_id=f"{name}_denoising_strength")
         with gr.Row():
             scale = gr.Slider(1, MAX_HR_SCALE, value=DEFAULTS.hr_scale, step=0.05, label="Upscale by",
                               elem_id=f"{name}_hr_scale")
-            resize_x = gr.Slider(0, MAX_SIZE, value=0, step=8, label="Resize width to (0: upscale by)",
+            resize_x = gr.Slider(0, MAX_SIZE, value=0, step=8, label="Resize width to", info="0: upscale by",
                                  elem_id=f"{name}_hr_resize_x")
-            resize_y = gr.Slider(0, MAX_SIZE, value=0, step=8, label="Resize height to (0: upscale by)",
+            resize_y = gr.Slider(0, MAX_SIZE, value=0, step=8, label="Resize height to", info="0: upscale by",
                                  elem_id=f"{name}_hr_resize_y")
         sampler = gr.Dropdown([(SAME_SAMPLER, ""), *[(s, s) for s in ctx.sampler_names()]], value="",
                               label="Hires sampling method", elem_id=f"{name}_hr_sampler")
