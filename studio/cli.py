@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.app import serve
+    from studio.server import serve
     from studio.errors import StudioError
 
     try:
@@ -205,7 +205,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.app import Studio
+    from studio.service import Studio
     from studio.errors import StudioError
     from studio.hardware import configure_threads
 
@@ -224,7 +224,7 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.app import Studio
+    from studio.service import Studio
 
     for name, spec in Studio.create(settings).engine.samplers.items():
         options = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())

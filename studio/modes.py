@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from studio import imageops, outpaint
-from studio.request import GenerationRequest
+from studio.request import GenerationRequest, RequestError
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def _prepare_inpaint(request: GenerationRequest, width: int, height: int) -> Mod
     init = request.init_image.convert("RGB")
     mask = imageops.to_mask(request.mask.resize(init.size, Image.Resampling.NEAREST), request.inpainting_mask_invert)
     if mask.getbbox() is None:
-        raise ValueError("the mask is empty: paint where to repaint (white), or upload a mask")
+        raise RequestError("the mask is empty at the image's size: paint where to repaint (white), or upload a mask")
     if request.inpaint_full_res:
         alpha = imageops.blur_mask(mask, request.mask_blur)
         box = imageops.crop_region(alpha, request.inpaint_full_res_padding, width, height)

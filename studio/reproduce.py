@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -22,9 +21,6 @@ from studio import jobs, storage
 from studio.errors import ModelError, StudioError
 from studio.models import ModelManager, find_model, model_hash
 from studio.request import GenerationRequest, RequestError
-
-if TYPE_CHECKING:
-    from studio.app import Studio
 
 
 class NoRecipeError(StudioError):
@@ -40,13 +36,6 @@ class Recipe:
     torch_threads: int | None
 
 
-@dataclass(frozen=True)
-class Reproduction:
-    image: jobs.SavedImage  # the regenerated image, with its infotext and recipe
-    request: GenerationRequest  # what was run (the image's whole batch)
-    warnings: list[str]
-
-
 def reproduce_request(path_or_image: Path | str | Image.Image,
                       models: ModelManager | None = None) -> tuple[GenerationRequest, list[str]]:
     """The request that regenerates the image, and why the pixels may differ here. The request
@@ -56,33 +45,47 @@ def reproduce_request(path_or_image: Path | str | Image.Image,
     return recipe.request, recipe_warnings(recipe, models)
 
 
-def reproduce(studio: "Studio", path_or_image: Path | str | Image.Image, save: bool = False) -> Reproduction:
-    """Regenerate the image. The recipe's request already went through the before_generate hooks
-    when it was made, so they are not run again (a hook that appends to the prompt would append
-    twice); after_image hooks are, since they changed the saved pixels."""
-    recipe = read_recipe(path_or_image)
-    warnings = recipe_warnings(recipe, studio.models)
-    notices: list[str] = []
-    after = partial(studio.extensions.after_image, notices=notices) if studio.extensions.after_hooks else None
-    job = jobs.generate(recipe.request, studio.engine, studio.settings, save=save, after_image=after)
-    if job.interrupted or recipe.position >= len(job.images):
-        raise StudioError("the reproduction was interrupted")
-    return Reproduction(job.images[recipe.position], job.request, warnings + notices)
-
-
 def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
+    """The recipe, checked field by field: a PNG is untrusted input, so anything malformed is a
+    NoRecipeError with a short reason, never a crash."""
     data = _recipe_chunk(path_or_image)
     try:
-        request = GenerationRequest.from_dict(data["request"])
-        index = int(data.get("index", 0))
-    except (TypeError, ValueError, KeyError) as error:
-        raise NoRecipeError(f"the studio recipe in this PNG is damaged: {error}") from error
-    batch = max(1, request.batch_size)
+        request = GenerationRequest.from_dict(_mapping(data["request"], "request")).validate()
+        index = _whole_number(data.get("index", 0), "index")
+        total = request.batch_size * request.n_iter
+        if not 0 <= index < total:
+            raise ValueError(f"index {index} is outside its run of {total} image(s)")
+        versions = _mapping(data.get("versions") or {}, "versions")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in versions.items()):
+            raise ValueError("versions must map library names to version strings")
+        model_hash = data.get("model_hash")
+        if model_hash is not None and not isinstance(model_hash, str):
+            raise ValueError("model_hash must be text")
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as error:
+        raise NoRecipeError(f"the studio recipe in this PNG is damaged: {_short(error)}") from error
+    batch = request.batch_size
     first = index - index % batch  # the first image of the image's batch
     batch_request = request.replace(seed=request.seed + first, n_iter=1)
     threads = data.get("torch_threads")
-    return Recipe(batch_request, index - first, data.get("model_hash"), dict(data.get("versions") or {}),
-                  threads if isinstance(threads, int) else None)
+    return Recipe(batch_request, index - first, model_hash, dict(versions),
+                  threads if isinstance(threads, int) and not isinstance(threads, bool) else None)
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object")
+    return value
+
+
+def _whole_number(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number (got {str(value)[:40]})")
+    return value
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[str]:
@@ -132,8 +135,8 @@ def _recipe_chunk(path_or_image: Path | str | Image.Image) -> dict[str, Any]:
                             "was stripped): use PNG Info to send its parameters to a tab instead")
     try:
         data = json.loads(raw)
-    except ValueError as error:
-        raise NoRecipeError(f"the studio recipe in this PNG is not valid JSON: {error}") from error
+    except (ValueError, RecursionError) as error:
+        raise NoRecipeError(f"the studio recipe in this PNG is not valid JSON: {_short(error)}") from error
     if not isinstance(data, dict) or not isinstance(data.get("request"), dict):
         raise NoRecipeError("the studio recipe in this PNG has no request")
     return data

@@ -12,7 +12,10 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any, Collection, Mapping
 
+import numpy as np
 from PIL import Image
+
+from studio.imageops import to_mask
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150
@@ -22,6 +25,12 @@ MAX_BATCH_COUNT = 100
 MAX_SEED = 2**32 - 1
 MAX_MASK_BLUR = 64
 MAX_PADDING = 256
+MAX_PROMPT_CHARS = 20_000
+# What one job may produce: keeps a response (and its base64) within memory.
+MAX_TOTAL_IMAGES = 100
+MAX_TOTAL_PIXELS = 2**26  # e.g. 64 images of 1024x1024, or 16 of 2048x2048
+# Inputs are refused before decoding beyond this (a small PNG can expand to gigabytes).
+MAX_INPUT_PIXELS = 4 * MAX_SIZE * MAX_SIZE
 INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
 OUTPAINT_FILLS = ("stretch", "noise")  # how the new canvas area starts: edge pixels stretched, or noise
 MAX_HR_SCALE = 4.0
@@ -36,6 +45,7 @@ class RequestError(ValueError):
 CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
 CONTROL_RESIZE_MODES = ("Just Resize", "Crop and Resize", "Resize and Fill")
 MAX_CONTROL_UNITS = 3
+MAX_THRESHOLD = 10_000.0  # preprocessor parameters: finite, within any detector's range
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,8 @@ class ControlUnit:
         if self.image is not None and not isinstance(self.image, Image.Image):
             raise RequestError(f"{where}: image must be an image")
         _check_number(f"{where} weight", self.weight, 0.0, 2.0)
+        for name in ("threshold_a", "threshold_b"):
+            _check_number(f"{where} {name}", getattr(self, name), -MAX_THRESHOLD, MAX_THRESHOLD)
         _check_number(f"{where} guidance_start", self.guidance_start, 0.0, 1.0)
         _check_number(f"{where} guidance_end", self.guidance_end, 0.0, 1.0)
         if self.guidance_start >= self.guidance_end:
@@ -162,9 +174,9 @@ class GenerationRequest:
         models: Collection[str] | None = None,
     ) -> "GenerationRequest":
         """Raise RequestError for the first invalid field; return self when all are valid."""
-        _check_type("prompt", self.prompt, str)
-        _check_type("negative_prompt", self.negative_prompt, str)
-        _check_type("sampler_name", self.sampler_name, str)
+        _check_text("prompt", self.prompt, MAX_PROMPT_CHARS)
+        _check_text("negative_prompt", self.negative_prompt, MAX_PROMPT_CHARS)
+        _check_text("sampler_name", self.sampler_name, 200)
         if samplers is not None and self.sampler_name not in samplers:
             raise RequestError(
                 f"unknown sampler {self.sampler_name!r}; choose one of: {', '.join(samplers)}"
@@ -186,11 +198,20 @@ class GenerationRequest:
         self._validate_outpaint()
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
+        self._validate_totals()
         if self.model is not None:
-            _check_type("model", self.model, str)
+            _check_text("model", self.model, 500)
             if models is not None and self.model not in models:
                 raise RequestError(f"unknown model {self.model!r}; see `python -m studio models`")
         return self
+
+    def _validate_totals(self) -> None:
+        count = self.batch_size * self.n_iter
+        if count > MAX_TOTAL_IMAGES:
+            raise RequestError(f"batch_size x n_iter must be at most {MAX_TOTAL_IMAGES} images (got {count})")
+        if self.width and self.height and count * self.width * self.height > MAX_TOTAL_PIXELS:
+            raise RequestError(f"{count} images of {self.width}x{self.height} are too many pixels for one job "
+                               f"(at most {MAX_TOTAL_PIXELS // 2**20} megapixels): lower batch_size or n_iter")
 
     def _validate_images(self) -> None:
         for name in IMAGE_FIELDS:
@@ -206,9 +227,10 @@ class GenerationRequest:
         _check_int("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, MAX_PADDING)
         for name in ("inpaint_full_res", "inpainting_mask_invert"):
             _check_type(name, getattr(self, name), bool)
-        if self.mask is not None and self.mask.getbbox() is None and not self.inpainting_mask_invert \
-                and not self.outpainting:
-            raise RequestError("the mask is empty: paint where to repaint (white), or upload a mask")
+        if self.mask is not None and not self.outpainting \
+                and to_mask(self.mask, self.inpainting_mask_invert).getbbox() is None:
+            raise RequestError("the mask is empty after thresholding at 50% grey (white = repaint): paint where "
+                               "to repaint, or upload a mask" + (" (mask mode inverts it)" if self.inpainting_mask_invert else ""))
         if len(self.controlnet_units) > MAX_CONTROL_UNITS:
             raise RequestError(f"at most {MAX_CONTROL_UNITS} ControlNet units")
         for index, unit in enumerate(self.controlnet_units):
@@ -286,14 +308,46 @@ def encode_image(image: Image.Image) -> str:
 
 
 def decode_image(text: str, name: str = "image") -> Image.Image:
-    """A base64 image, with or without a data: prefix (A1111 clients send both)."""
-    payload = text.split(",", 1)[1] if text.startswith("data:") else text
+    """A base64 image, with or without a data: prefix (A1111 clients send both). Its size is checked
+    from the header before any pixel is decoded, and odd modes (CMYK, 16-bit, float) become RGB/L."""
+    if not isinstance(text, str):
+        raise RequestError(f"{name} must be a base64 image")
+    if text.startswith("data:"):
+        if "," not in text:
+            raise RequestError(f"{name} is a data: URL without a comma before its base64 data")
+        text = text.split(",", 1)[1]
     try:
-        image = Image.open(io.BytesIO(base64.b64decode(payload, validate=False)))
-        image.load()
+        image = Image.open(io.BytesIO(base64.b64decode(text, validate=False)))
     except Exception as error:  # PIL raises several types for undecodable data
         raise RequestError(f"{name} is not a decodable base64 image") from error
-    return image.copy()  # a plain Image (not a PngImageFile), so decoded requests compare equal
+    check_input_size(image, name)
+    try:
+        image.load()
+    except Exception as error:
+        raise RequestError(f"{name} is not a decodable base64 image (truncated or damaged)") from error
+    return normalise_mode(image).copy()  # a plain Image (not a PngImageFile), so decoded requests compare equal
+
+
+def check_input_size(image: Image.Image, name: str) -> None:
+    width, height = image.size
+    if width * height > MAX_INPUT_PIXELS:
+        raise RequestError(f"{name} is {width}x{height} pixels; at most {MAX_INPUT_PIXELS / 1e6:.1f} million pixels "
+                           f"(e.g. {2 * MAX_SIZE}x{2 * MAX_SIZE}) are accepted")
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """RGB, RGBA, L or LA: what every mode and the saved recipe can hold."""
+    if image.mode in ("RGB", "RGBA", "L", "LA"):
+        return image
+    if image.mode in ("P", "PA"):
+        return image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    if image.mode in ("1",):
+        return image.convert("L")
+    if image.mode.startswith(("I", "F")):
+        array = np.asarray(image, dtype=np.float64)
+        top = 1.0 if array.size and array.max() <= 1.0 else (255.0 if array.max() <= 255 else 65535.0)
+        return Image.fromarray(np.clip(array / top * 255.0, 0, 255).round().astype(np.uint8), "L")
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
 
 
 def request_fields() -> tuple[dataclasses.Field, ...]:
@@ -302,6 +356,16 @@ def request_fields() -> tuple[dataclasses.Field, ...]:
 
 def _nearest8(value: int) -> int:
     return max(MIN_SIZE, min(MAX_SIZE, int(round(value / 8)) * 8))
+
+
+def _check_text(name: str, value: Any, limit: int) -> None:
+    _check_type(name, value, str)
+    if len(value) > limit:
+        raise RequestError(f"{name} is {len(value)} characters long; at most {limit} are accepted")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise RequestError(f"{name} contains text that is not valid Unicode (at character {error.start})") from error
 
 
 def _check_type(name: str, value: Any, kind: type) -> None:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from studio.api import API_VERSION, RegistrationError
-from studio.app import Studio
+from studio.service import Studio
 from studio.cli import build_parser, settings_from_args
 from studio.extensions import ExtensionAccessError, ExtensionManager, compatibility_problem
 from studio.pnginfo import read_generation_info

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.app import serve
+from studio.server import serve
 from studio.infotext import parse_infotext
 from studio.settings import Settings
 from tests.browser.conftest import free_port

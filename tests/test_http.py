@@ -6,6 +6,7 @@ its threadpool are the real ones; the auth tests use TestClient over the same ro
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import shutil
@@ -25,8 +26,10 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from studio import cli
-from studio.app import Studio, serve
-from studio.http import ApiExposureError, build_api, check_exposure
+from studio.server import serve
+from studio.service import Studio
+from studio.web.auth import AccessPolicy, ApiExposureError, access_policy, check_exposure
+from studio.web.mount import build_api
 from studio.infotext import parse_infotext
 from studio.models import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE
 from studio.request import GenerationRequest
@@ -330,7 +333,7 @@ def test_auth_is_enforced_when_configured_and_flags_hide_secrets(served, root):
     studio = served[0]
     settings = studio.settings.replace(api_auth=("artist", "s3cret-pass"), auth=("ui", "ui-pass"))
     app = FastAPI()
-    app.include_router(build_api(studio, settings))
+    app.include_router(build_api(dataclasses.replace(studio, settings=settings), access_policy(settings)))
     with TestClient(app) as local:
         assert local.get(f"{API}/samplers").status_code == 401
         assert local.get(f"{API}/samplers", auth=("artist", "wrong")).status_code == 401
@@ -349,14 +352,20 @@ def test_open_api_on_a_public_address_is_refused(capsys, tmp_path, monkeypatch):
     with pytest.raises(ApiExposureError):
         check_exposure(public)
     check_exposure(public.replace(api_auth=("u", "p")))
-    check_exposure(public.replace(api=False))
+    check_exposure(public.replace(auth=("u", "p")))
+    with pytest.raises(ApiExposureError):  # the UI alone is no less exposed than the API
+        check_exposure(public.replace(api=False))
     check_exposure(Settings())
-    import studio.app
+    # One set of credentials guards everything on a public address.
+    assert access_policy(public.replace(api_auth=("u", "p"))) == AccessPolicy(ui=(("u", "p"),), api=(("u", "p"),))
+    assert access_policy(public.replace(auth=("u", "p"))) == AccessPolicy(ui=(("u", "p"),), api=(("u", "p"),))
+    assert access_policy(Settings(api_auth=("u", "p"))) == AccessPolicy(ui=(), api=(("u", "p"),))
+    import studio.server
 
     def went_past_the_check() -> None:
         raise AssertionError("serve() started instead of refusing")
 
-    monkeypatch.setattr(studio.app, "configure_threads", went_past_the_check)  # never start a server here
+    monkeypatch.setattr(studio.server, "configure_threads", went_past_the_check)  # never start a server here
     code = cli.main(["serve", "--listen", "--no-browser", "--models-dir", str(tmp_path)])
     assert code != 0 and "--api-auth" in capsys.readouterr().err
     parsed = cli.settings_from_args(cli.build_parser().parse_args(["serve", "--no-api", "--api-auth", "a:b:c"]))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from studio.app import Studio
+from studio.service import Studio
 from studio.extensions import ExtensionManager
 from studio.infotext import params_to_request_fields, parse_infotext
 from studio.outpaint import extend

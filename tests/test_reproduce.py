@@ -11,9 +11,9 @@ import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from studio import storage
-from studio.app import Studio
+from studio.service import Studio
 from studio.extensions import ExtensionManager
-from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings, reproduce, reproduce_request
+from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings, reproduce_request
 from studio.request import ControlUnit, GenerationRequest
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green",
@@ -58,7 +58,7 @@ def test_a_saved_png_regenerates_identical_pixels(studio, mode):
     request, warnings = reproduce_request(saved.path, studio.models)
     assert warnings == []
     assert request.to_dict() == job.request.to_dict()  # images and ControlNet units included
-    done = reproduce(studio, saved.path)
+    done = studio.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
     assert done.image.infotext == saved.infotext and done.warnings == []
     if mode == "controlnet":
@@ -72,7 +72,7 @@ def test_an_image_of_a_batch_is_reproduced_exactly(studio, batch_size, n_iter, i
     recipe = read_recipe(saved.path)
     assert recipe.request.seed == job.request.seed + index - recipe.position  # its own batch only
     assert (recipe.request.batch_size, recipe.request.n_iter, recipe.position) == (batch_size, 1, index % batch_size)
-    done = reproduce(studio, saved.path)
+    done = studio.reproduce_image(saved.path)
     assert done.image.seed == saved.seed == job.request.seed + index
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
 

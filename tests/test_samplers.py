@@ -1,7 +1,7 @@
 import gradio as gr
 import pytest
 
-from studio.app import Studio
+from studio.service import Studio
 from studio.models import DEFAULT_MODEL_DIR
 from studio.samplers import SAMPLERS, UnknownSamplerError, make_scheduler, resolve_sampler_name
 from studio.ui.build import build_ui

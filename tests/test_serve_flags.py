@@ -12,7 +12,7 @@ from tests.browser.conftest import started_server
 
 def status(url, data=None):
     try:
-        with urllib.request.urlopen(url, data=data, timeout=10) as response:
+        with urllib.request.urlopen(url, data=data, timeout=120) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code

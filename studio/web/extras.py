@@ -1,7 +1,6 @@
 """Extras routes (A1111's paths and shapes): /sdapi/v1/extra-single-image, /extra-batch-images, /upscalers.
 
-A separate module because the split of studio/http.py into studio/web/ had not landed: when it
-does, this becomes studio/web/extras.py registered in studio/web/mount.py (no import of http.py here).
+Registered in studio/web/mount.py; reaches the studio only through the StudioFacade.
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from pydantic import BaseModel, Field
 from studio.request import decode_image
 
 if TYPE_CHECKING:
-    from studio.app import Studio
+    from studio.facade import StudioFacade
 
 PREFIX = "/sdapi/v1"
 
@@ -78,7 +77,7 @@ def _fields(body: ExtrasBaseBody) -> dict[str, Any]:
     return body.model_dump(exclude={"image", "imageList", "show_extras_results", "upscale_first"})
 
 
-def extras_routes(router: APIRouter, studio: "Studio") -> None:
+def routes(router: APIRouter, studio: "StudioFacade") -> None:
     @router.post(f"{PREFIX}/extra-single-image", response_model=ExtrasSingleResponse)
     def extra_single_image(body: ExtrasSingleBody) -> dict[str, Any]:
         image = decode_image(body.image.strip(), "image")
@@ -93,9 +92,8 @@ def extras_routes(router: APIRouter, studio: "Studio") -> None:
 
     @router.get(f"{PREFIX}/upscalers", response_model=list[UpscalerItem])
     def upscalers() -> list[dict[str, Any]]:
-        entries = studio.engine.upscalers.entries()
-        return [entry.to_api() for name, entry in entries.items() if entry.kind != "latent"]
+        return [entry.to_api() for entry in studio.upscalers().values() if entry.kind != "latent"]
 
     @router.get(f"{PREFIX}/latent-upscale-modes")
     def latent_upscale_modes() -> list[dict[str, str]]:
-        return [{"name": name} for name, entry in studio.engine.upscalers.entries().items() if entry.kind == "latent"]
+        return [{"name": name} for name, entry in studio.upscalers().items() if entry.kind == "latent"]

@@ -1,4 +1,7 @@
-"""Wire the studio together: Settings -> ModelManager -> Engine -> UI -> launch."""
+"""The Studio: models, engine and extensions wired together, and the one place every job enters.
+
+It implements `studio.facade.StudioFacade` for the web layer and builds the UI context for the
+Gradio tabs; `studio.server` launches it."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,26 +10,31 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from PIL import Image
 
 from studio import jobs, storage
+from studio.api import ExtensionContext
 from studio.extras import ExtrasRequest, face_restoration_unavailable
 from studio.upscalers import image_upscaler_names
 from studio.control import pose
-from studio.control.models import discover_controlnets
+from studio.control.models import ControlNetEntry, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
 from studio.control.units import control_image
-from studio.api import ExtensionContext
 from studio.engine import Engine, Progress
 from studio.errors import StudioError
 from studio.extensions import ExtensionManager, save_output, settings_view
-from studio.hardware import configure_threads
-from studio.models import ModelManager
+from studio.facade import LoadedInfo, Reproduction
+from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
 from studio.pnginfo import read_generation_info
+from studio.previews import latent_preview
+from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
 from studio.settings import Settings
-from studio.ui.build import CSS, HEAD, build_ui
-from studio.ui.context import UiContext
+
+if TYPE_CHECKING:
+    from studio.ui.context import UiContext
 
 
 @dataclass
@@ -100,7 +108,9 @@ class Studio:
                 "allow_pickle": s.allow_pickle, "safe_mode": s.safe_mode, "host": s.host, "port": s.port,
                 "share": s.share, "auth": "set" if s.auth else "off"}
 
-    def ui_context(self) -> UiContext:
+    def ui_context(self) -> "UiContext":
+        from studio.ui.context import UiContext  # the UI layer is imported only when a UI is built
+
         return UiContext(
             submit=self.submit,
             interrupt=self.engine.interrupt,
@@ -130,7 +140,7 @@ class Studio:
             face_restoration_unavailable=face_restoration_unavailable,
         )
 
-    def run_extras(self, images: list[Any], values: dict[str, Any], save: bool = True) -> tuple[list[Any], str]:
+    def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True) -> tuple[list[Any], str]:
         """Upscale images with the Extras fields (A1111 names); saved to outputs/extras-images when `save`.
         Returns (saved paths, or the images when not saved; the info text)."""
         request = ExtrasRequest.from_dict(values)
@@ -141,13 +151,14 @@ class Studio:
         directory = storage.output_dir(self.settings.outputs_dir, "extras")
         return [storage.save_png(image, directory, 0, info) for image in results], info
 
+    def upscalers(self) -> Mapping[str, Any]:
+        return self.engine.upscalers.entries()
+
     def image_upscaler_names(self) -> list[str]:
         return image_upscaler_names(self.engine.upscalers.entries())
 
     def reproduce_warnings(self, path: Path) -> list[str]:
         """Why a reproduction of this PNG may differ here (model hash, library versions, threads)."""
-        from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
-
         try:
             return recipe_warnings(read_recipe(path), self.models)
         except NoRecipeError as error:
@@ -155,11 +166,67 @@ class Studio:
 
     def reproduce(self, path: Path) -> tuple[str | None, str, list[str]]:
         """Regenerate the PNG's image from its recipe and save it; returns (path, infotext, warnings)."""
-        from studio.reproduce import reproduce
-
-        result = reproduce(self, path, save=True)
+        result = self.reproduce_image(path, save=True)
         saved = result.image
         return (str(saved.path) if saved.path else None), saved.infotext, result.warnings
+
+    def reproduce_image(self, source: Path | Image.Image, save: bool = False) -> Reproduction:
+        """Regenerate the image from its recipe. The recipe's request already went through the
+        before_generate hooks when it was made, so they are not run again (a hook that appends to the
+        prompt would append twice); after_image hooks are, since they changed the saved pixels."""
+        recipe = read_recipe(source)
+        warnings = recipe_warnings(recipe, self.models)
+        notices: list[str] = []
+        after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
+        job = jobs.generate(recipe.request, self.engine, self.settings, save=save, after_image=after)
+        if job.interrupted or recipe.position >= len(job.images):
+            raise StudioError("the reproduction was interrupted")
+        return Reproduction(job.images[recipe.position], job.request, warnings + notices)
+
+    # The rest of studio.facade.StudioFacade: what the web layer may ask.
+
+    def samplers(self) -> Mapping[str, Any]:
+        return MappingProxyType(self.engine.samplers)
+
+    def model_entries(self) -> list[ModelEntry]:
+        return self.models.entries()
+
+    def loaded_info(self) -> LoadedInfo | None:
+        loaded = self.models.loaded
+        if loaded is None:
+            return None
+        return LoadedInfo(loaded.entry, loaded.hash, int(loaded.pipe.vae_scale_factor))
+
+    def controlnet_entries(self, model_title: str | None) -> list[ControlNetEntry]:
+        """The ControlNets for the model a request runs on: shipped beside it, then models/ControlNet.
+        Nothing is loaded here (a listing must not load a model outside the engine's lock)."""
+        loaded = self.models.loaded
+        if model_title is None and loaded is not None:
+            entry = loaded.entry
+        else:
+            entry = find_model(model_title or self.settings.model or DEFAULT_MODEL_TITLE, self.settings)
+        folder = entry.path if entry.kind in ("default", "diffusers") else None  # as LoadedModel.folder
+        return discover_controlnets(self.settings, folder)
+
+    def preprocessors(self) -> Mapping[str, PreprocessorSpec]:
+        return MappingProxyType(self.engine.preprocessors)
+
+    def busy(self) -> bool:
+        return self.engine.busy
+
+    def progress(self) -> Progress:
+        return self.engine.progress
+
+    def interrupt(self) -> None:
+        self.engine.interrupt()
+
+    def preview(self, method: str) -> Image.Image | None:
+        """The running job's latest latents as an image ("approx" or "vae"); None when idle."""
+        latents, loaded = self.engine.progress.latents, self.models.loaded
+        if not self.engine.busy or latents is None or loaded is None:
+            return None
+        vae = loaded.pipe.vae if method == "vae" else None
+        return latent_preview(latents, int(loaded.pipe.vae_scale_factor), vae)
 
 
 def merged_preprocessors(extensions: ExtensionManager) -> dict[str, PreprocessorSpec]:
@@ -172,35 +239,3 @@ def merged_preprocessors(extensions: ExtensionManager) -> dict[str, Preprocessor
 
         merged[name] = PreprocessorSpec(run, "any")
     return merged
-
-
-def serve(settings: Settings, block: bool = True) -> Any:
-    """Load the model, build the UI, launch Gradio (with the HTTP API beside it unless
-    settings.api is off). Returns (studio, demo, app) when block=False."""
-    from studio.http import check_exposure, mount_api
-
-    check_exposure(settings)  # before any work: an open API on a public address is refused
-    configure_threads(settings.threads)
-    studio = Studio.create(settings)
-    studio.models.current()  # load before serving: the first click should not wait for it
-    demo = build_ui(studio.ui_context())
-    demo.queue(default_concurrency_limit=1)
-    app, local_url, share_url = demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=settings.share,
-        auth=settings.auth,
-        inbrowser=settings.open_browser,
-        prevent_thread_lock=True,
-        allowed_paths=[str(Path(settings.outputs_dir).resolve())],
-        head=HEAD,
-        css=CSS,
-        show_error=True,
-        app_kwargs={"docs_url": "/docs"} if settings.api else None,
-    )
-    if settings.api:
-        mount_api(app, studio, settings)
-    print(f"Diffusion Studio running on {local_url}" + (f" (share: {share_url})" if share_url else ""), flush=True)
-    if block:
-        demo.block_thread()
-    return studio, demo, app

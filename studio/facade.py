@@ -1,0 +1,74 @@
+"""The narrow interface the web layer (HTTP routes, later a Ray Serve handle) uses to reach the studio.
+
+Routes depend on this Protocol, never on the Studio class, the engine or diffusers objects: a local
+`studio.service.Studio` implements it today; a remote replica handle can implement it tomorrow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+
+from PIL import Image
+
+from studio.request import GenerationRequest
+from studio.settings import Settings
+
+if TYPE_CHECKING:
+    from studio.control.models import ControlNetEntry
+    from studio.control.preprocessors import PreprocessorSpec
+    from studio.engine import Progress
+    from studio.jobs import JobResult, SavedImage
+    from studio.models import ModelEntry
+    from studio.samplers import SamplerSpec
+    from studio.upscalers import UpscalerEntry
+
+
+@dataclass(frozen=True)
+class LoadedInfo:
+    """What the web layer may know about the resident model (no pipeline objects)."""
+
+    entry: "ModelEntry"
+    hash: str
+    vae_scale_factor: int
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    image: "SavedImage"  # the regenerated image, with its infotext and recipe
+    request: GenerationRequest  # what was run (the image's whole batch)
+    warnings: list[str]
+
+
+class StudioFacade(Protocol):
+    settings: Settings
+
+    def submit(self, request: GenerationRequest, on_step: Callable[["Progress"], None] | None = None,
+               save: bool = True, directory: Path | None = None) -> "JobResult": ...
+
+    def samplers(self) -> Mapping[str, "SamplerSpec"]: ...
+
+    def model_entries(self) -> list["ModelEntry"]: ...
+
+    def loaded_info(self) -> LoadedInfo | None: ...
+
+    def load_model(self, title: str) -> str: ...
+
+    def controlnet_entries(self, model_title: str | None) -> list["ControlNetEntry"]: ...
+
+    def preprocessors(self) -> Mapping[str, "PreprocessorSpec"]: ...
+
+    def busy(self) -> bool: ...
+
+    def progress(self) -> "Progress": ...
+
+    def interrupt(self) -> None: ...
+
+    def preview(self, method: str) -> Image.Image | None: ...
+
+    def reproduce_image(self, source: Path | Image.Image, save: bool = False) -> Reproduction: ...
+
+    def upscalers(self) -> Mapping[str, "UpscalerEntry"]: ...
+
+    def run_extras(self, images: list[Image.Image], values: Mapping[str, Any],
+                   save: bool = True) -> tuple[list[Any], str]: ...

@@ -1,0 +1,47 @@
+"""Launch the studio: check who may reach it, load the model, build the UI, serve UI and API together."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from studio.hardware import configure_threads
+from studio.service import Studio
+from studio.settings import Settings
+
+MAX_UPLOAD = "64mb"  # Gradio uploads; the HTTP API has the same limit on bodies
+
+
+def serve(settings: Settings, block: bool = True) -> Any:
+    """Load the model, build the UI, launch Gradio with the HTTP API mounted before the server
+    accepts connections (unless settings.api is off). Returns (studio, demo, app) when block=False."""
+    from studio.ui.build import CSS, HEAD, build_ui
+    from studio.web.auth import access_policy
+    from studio.web.mount import mounting_lifespan
+
+    policy = access_policy(settings)  # before any work: an open studio on a public address is refused
+    configure_threads(settings.threads)
+    studio = Studio.create(settings)
+    studio.models.current()  # load before serving: the first click should not wait for it
+    demo = build_ui(studio.ui_context())
+    demo.queue(default_concurrency_limit=1)
+    app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    if settings.api:
+        app_kwargs["lifespan"] = mounting_lifespan(studio, policy)
+    app, local_url, share_url = demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=list(policy.ui) or None,
+        inbrowser=settings.open_browser,
+        prevent_thread_lock=True,
+        allowed_paths=[str(Path(settings.outputs_dir).resolve())],
+        max_file_size=MAX_UPLOAD,
+        head=HEAD,
+        css=CSS,
+        show_error=True,
+        app_kwargs=app_kwargs,
+    )
+    print(f"Diffusion Studio running on {local_url}" + (f" (share: {share_url})" if share_url else ""), flush=True)
+    if block:
+        demo.block_thread()
+    return studio, demo, app

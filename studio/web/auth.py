@@ -1,0 +1,81 @@
+"""Who may reach the studio: one access policy for Gradio's routes and ours.
+
+Listening beyond loopback (--listen, --host, --share) needs credentials, and then one set of
+credentials guards everything: --auth protects the UI and, when --api-auth is not given, the API
+too; --api-auth alone protects both as well. On loopback each flag guards what it names.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, Union
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from studio.errors import StudioError
+from studio.settings import Settings
+
+Credentials = tuple[str, str]
+AuthSetting = Union[Credentials, Sequence[Credentials], None]
+MAX_BODY_BYTES = 64 * 2**20  # a 2048x2048 PNG in base64 is well under this
+
+
+class ApiExposureError(StudioError):
+    """The studio would be reachable from the network without credentials."""
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    ui: tuple[Credentials, ...] = field(default=(), repr=False)
+    api: tuple[Credentials, ...] = field(default=(), repr=False)
+
+
+def credential_list(value: AuthSetting) -> tuple[Credentials, ...]:
+    if not value:
+        return ()
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return (value,)
+    return tuple(value)  # several users
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve the network without credentials (A1111 refuses an open API too)."""
+    if settings.listens_publicly and not settings.auth and not settings.api_auth:
+        raise ApiExposureError(
+            "the studio would be open to the network (--listen, --host or --share): set --auth user:password "
+            "(it protects the UI and the HTTP API), or --api-auth user:password"
+        )
+
+
+def access_policy(settings: Settings) -> AccessPolicy:
+    check_exposure(settings)
+    ui, api = credential_list(settings.auth), credential_list(settings.api_auth)
+    if settings.listens_publicly:
+        ui, api = ui or api, api or ui
+    return AccessPolicy(ui, api)
+
+
+def basic_auth_dependency(credentials: Sequence[Credentials]) -> Callable[..., None]:
+    """HTTP Basic against any of the given users (constant-time comparisons)."""
+    basic = HTTPBasic(description="the --api-auth (or --auth) user:password", auto_error=False)
+
+    def check(given: HTTPBasicCredentials | None = Depends(basic)) -> None:
+        if given is None or not any(_matches(given, user, password) for user, password in credentials):
+            raise HTTPException(status_code=401, detail="Incorrect username or password",
+                                headers={"WWW-Authenticate": "Basic"})
+
+    return check
+
+
+def _matches(given: HTTPBasicCredentials, user: str, password: str) -> bool:
+    user_ok = secrets.compare_digest(given.username.encode(), user.encode())
+    password_ok = secrets.compare_digest(given.password.encode(), password.encode())
+    return user_ok and password_ok
+
+
+def limit_body_size(request: Request) -> None:
+    """413 for bodies over MAX_BODY_BYTES (declared length; chunked bodies are counted by the server)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise HTTPException(status_code=413, detail=f"the body is larger than {MAX_BODY_BYTES // 2**20} MB")

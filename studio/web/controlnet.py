@@ -1,0 +1,30 @@
+"""sd-webui-controlnet's listing routes (same paths and shapes, same auth as /sdapi/v1)."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from studio.facade import StudioFacade
+from studio.web.controlnet_units import module_detail
+
+CONTROLNET_API_VERSION = 2  # sd-webui-controlnet's external_code.get_api_version()
+
+
+def routes(router: APIRouter, studio: StudioFacade) -> None:
+    @router.get("/controlnet/version", tags=["controlnet"])
+    def controlnet_version() -> dict[str, Any]:
+        return {"version": CONTROLNET_API_VERSION}
+
+    @router.get("/controlnet/model_list", tags=["controlnet"])
+    def controlnet_model_list(update: bool = True) -> dict[str, Any]:
+        """The ControlNets for the loaded model (read afresh on every call; `update` is accepted)."""
+        return {"model_list": [entry.title for entry in studio.controlnet_entries(None)]}
+
+    @router.get("/controlnet/module_list", tags=["controlnet"])
+    def controlnet_module_list(alias_names: bool = False) -> dict[str, Any]:
+        """Preprocessor names (there are no aliases here, so `alias_names` changes nothing)."""
+        annotators = studio.settings.models_dir / "annotators"
+        modules = studio.preprocessors()
+        return {"module_list": list(modules),
+                "module_detail": {name: module_detail(spec, annotators) for name, spec in modules.items()}}

@@ -1,0 +1,104 @@
+"""A1111 request bodies -> the one GenerationRequest, by field name.
+
+Fields that would change the image if honoured but are not built yet are refused, never ignored.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from studio.extras import refuse_face_restoration
+from studio.facade import StudioFacade
+from studio.request import GenerationRequest, RequestError, decode_image
+from studio.samplers import resolve_sampler_name
+from studio.web.checkpoints import resolve_checkpoint
+from studio.web.controlnet_units import controlnet_units
+from studio.web.schemas import Img2ImgBody, Txt2ImgBody
+
+
+def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
+    refuse_unsupported(body)
+    values: dict[str, Any] = {
+        "prompt": body.prompt,
+        "negative_prompt": body.negative_prompt,
+        "sampler_name": sampler(body, studio),
+        "steps": body.steps,
+        "cfg_scale": body.cfg_scale,
+        "width": body.width,
+        "height": body.height,
+        "seed": body.seed,
+        "batch_size": body.batch_size,
+        "n_iter": body.n_iter,
+        "model": checkpoint(body.override_settings, studio),
+    }
+    if isinstance(body, Img2ImgBody):
+        values.update(img2img_values(body))
+    else:
+        values.update(hires_values(body))
+    values["controlnet_units"] = controlnet_units(body.alwayson_scripts, studio, values["model"],
+                                                 has_source=isinstance(body, Img2ImgBody))
+    return GenerationRequest(**values).validate()
+
+
+def img2img_values(body: Img2ImgBody) -> dict[str, Any]:
+    if not body.init_images:
+        raise RequestError("init_images must hold one base64 image")
+    if body.inpainting_mask_invert not in (0, 1):
+        raise RequestError(f"inpainting_mask_invert must be 0 or 1 (got {body.inpainting_mask_invert})")
+    return {
+        "init_image": decode_image(body.init_images[0], "init_images[0]"),
+        "denoising_strength": body.denoising_strength,
+        "resize_mode": body.resize_mode,
+        "mask": decode_image(body.mask, "mask") if body.mask else None,
+        "mask_blur": body.mask_blur if body.mask_blur is not None else body.mask_blur_x,
+        "inpainting_fill": body.inpainting_fill,
+        "inpaint_full_res": body.inpaint_full_res,
+        "inpaint_full_res_padding": body.inpaint_full_res_padding,
+        "inpainting_mask_invert": bool(body.inpainting_mask_invert),
+        **{name: getattr(body, name) for name in ("outpaint_left", "outpaint_right", "outpaint_up", "outpaint_down",
+                                                  "outpaint_fill")},
+    }
+
+
+def hires_values(body: Txt2ImgBody) -> dict[str, Any]:
+    """A1111's hires fix fields, by the same names (its "Use same sampler" is our empty name)."""
+    sampler_name = body.hr_sampler_name or ""
+    values: dict[str, Any] = {
+        "enable_hr": body.enable_hr, "hr_scale": body.hr_scale, "hr_upscaler": body.hr_upscaler or "Latent",
+        "hr_second_pass_steps": body.hr_second_pass_steps, "hr_resize_x": body.hr_resize_x,
+        "hr_resize_y": body.hr_resize_y, "hr_sampler_name": "" if sampler_name == "Use same sampler" else sampler_name,
+        "hr_prompt": body.hr_prompt, "hr_negative_prompt": body.hr_negative_prompt,
+    }
+    if body.denoising_strength is not None:
+        values["denoising_strength"] = body.denoising_strength
+    return values
+
+
+def refuse_unsupported(body: Txt2ImgBody) -> None:
+    """Fields that would change the image if honoured: refuse rather than silently ignore."""
+    if body.script_name:
+        raise RequestError(f"Script '{body.script_name[:100]}' not found")
+    for name in body.alwayson_scripts or {}:
+        if name.lower() != "controlnet":
+            raise RequestError(f"always on script {name[:100]} not found (only controlnet is served)")
+    if body.subseed_strength:
+        raise RequestError("subseed_strength (variation seeds) is not supported yet")
+    if body.restore_faces:
+        refuse_face_restoration("restore_faces")
+    if body.styles:
+        raise RequestError(f"styles: unknown style(s) {', '.join(s[:60] for s in body.styles[:5])} "
+                           "(prompt styles are not available yet)")
+
+
+def sampler(body: Txt2ImgBody, studio: StudioFacade) -> str:
+    """A1111: sampler_name, else sampler_index; newer clients send the schedule separately."""
+    name = body.sampler_name or body.sampler_index
+    if body.scheduler and body.scheduler.lower() not in ("automatic", "uniform", ""):
+        name = f"{name} {body.scheduler}"
+    return resolve_sampler_name(name, studio.samplers())
+
+
+def checkpoint(overrides: dict[str, Any] | None, studio: StudioFacade) -> str | None:
+    title = (overrides or {}).get("sd_model_checkpoint")
+    if title is None:
+        return None
+    return resolve_checkpoint(title, studio).title

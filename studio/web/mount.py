@@ -1,0 +1,50 @@
+"""Assemble the resource modules into one router and put it in front of Gradio's routes."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator, Callable
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from studio.facade import StudioFacade
+from studio.web import controlnet, docs, extras, generation, options, pnginfo, progress
+from studio.web.auth import AccessPolicy, basic_auth_dependency, limit_body_size
+from studio.web.errors import StudioRoute
+
+RESOURCES: tuple[Callable[[APIRouter, StudioFacade], None], ...] = (
+    generation.routes, options.routes, options.flag_routes, progress.routes, pnginfo.routes, controlnet.routes,
+    extras.routes,
+)
+
+
+def build_api(studio: StudioFacade, policy: AccessPolicy) -> APIRouter:
+    """Every route of every resource, behind the API credentials when there are any."""
+    dependencies = [Depends(limit_body_size)]
+    if policy.api:
+        dependencies.append(Depends(basic_auth_dependency(policy.api)))
+    router = APIRouter(route_class=StudioRoute, dependencies=dependencies, tags=["sdapi"])
+    for add_routes in RESOURCES:
+        add_routes(router, studio)
+    docs.routes(router, list(router.routes))
+    return router
+
+
+def mount_api(app: FastAPI, studio: StudioFacade, policy: AccessPolicy) -> None:
+    """Add the routes ahead of Gradio's own (its catch-all routes would shadow ours)."""
+    before = len(app.router.routes)
+    app.include_router(build_api(studio, policy))
+    added = app.router.routes[before:]
+    del app.router.routes[before:]
+    app.router.routes[0:0] = added
+
+
+def mounting_lifespan(studio: StudioFacade, policy: AccessPolicy) -> Callable[[Any], Any]:
+    """A lifespan that mounts the API while the server starts, before it accepts a connection:
+    a client that sees the page answer can call the API at once."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mount_api(app, studio, policy)
+        yield
+
+    return lifespan

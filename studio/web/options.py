@@ -1,0 +1,91 @@
+"""Samplers, checkpoints and options: /sdapi/v1/samplers, sd-models, refresh-checkpoints, options."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+
+from studio import storage
+from studio.facade import StudioFacade
+from studio.models import ModelEntry
+from studio.web.checkpoints import current_title, resolve_checkpoint
+from studio.web.schemas import SamplerItem, SDModelItem
+
+PREFIX = "/sdapi/v1"
+
+
+def routes(router: APIRouter, studio: StudioFacade) -> None:
+    @router.get(f"{PREFIX}/samplers", response_model=list[SamplerItem])
+    def samplers() -> list[dict[str, Any]]:
+        return [{"name": name, "aliases": list(spec.aliases), "options": dict(spec.kwargs)}
+                for name, spec in studio.samplers().items()]
+
+    @router.get(f"{PREFIX}/sd-models", response_model=list[SDModelItem])
+    def sd_models() -> list[dict[str, Any]]:
+        return [model_item(entry, studio) for entry in studio.model_entries()]
+
+    @router.post(f"{PREFIX}/refresh-checkpoints")
+    def refresh_checkpoints() -> None:
+        studio.model_entries()  # discovery reads models/ afresh on every call
+
+    @router.get(f"{PREFIX}/options")
+    def get_options() -> dict[str, Any]:
+        return {"sd_model_checkpoint": current_title(studio), "samples_format": "png",
+                "outdir_txt2img_samples": str(storage.output_dir(studio.settings.outputs_dir, "txt2img").parent)}
+
+    @router.post(f"{PREFIX}/options")
+    def set_options(options: dict[str, Any]) -> None:
+        """Only sd_model_checkpoint is honoured; other A1111 options are accepted and ignored."""
+        if "sd_model_checkpoint" in options:
+            switch_model(studio, options["sd_model_checkpoint"])
+
+
+def model_item(entry: ModelEntry, studio: StudioFacade) -> dict[str, Any]:
+    """A1111's shape; the hash is known for the loaded model (A1111 also hashes lazily)."""
+    loaded = studio.loaded_info()
+    short = loaded.hash if loaded is not None and loaded.entry == entry else None
+    config = entry.path.with_suffix(".yaml") if entry.kind in ("single_file", "pickle") else None
+    return {
+        "title": f"{entry.title} [{short}]" if short else entry.title,
+        "model_name": Path(entry.title).stem.replace("/", "_") if entry.kind != "hub" else entry.title.replace("/", "_"),
+        "hash": short,
+        "sha256": None,
+        "filename": entry.location,
+        "config": str(config) if config is not None and config.is_file() else None,
+    }
+
+
+def switch_model(studio: StudioFacade, title: Any) -> None:
+    """Load the model between generations; a failure raises and keeps the previous model."""
+    entry = resolve_checkpoint(title, studio)
+    studio.load_model(entry.title)  # takes the engine lock: never during a generation
+
+
+def flag_routes(router: APIRouter, studio: StudioFacade) -> None:
+    @router.get(f"{PREFIX}/cmd-flags")
+    def cmd_flags() -> dict[str, Any]:
+        return command_flags(studio.settings)
+
+
+def command_flags(settings: Any) -> dict[str, Any]:
+    """The settings under A1111's flag names where one exists; secrets only as set/unset."""
+    return {
+        "listen": settings.host == "0.0.0.0",
+        "server_name": settings.host,
+        "port": settings.port,
+        "share": settings.share,
+        "api": settings.api,
+        "api_auth": "set" if settings.api_auth else None,
+        "gradio_auth": "set" if settings.auth else None,
+        "ckpt_dir": str(settings.models_dir / "Stable-diffusion"),
+        "models_dir": str(settings.models_dir),
+        "outputs_dir": str(settings.outputs_dir),
+        "extensions_dir": str(settings.extensions_dir),
+        "ckpt": settings.model,
+        "device": settings.device,
+        "dtype": settings.dtype,
+        "allow_pickle": settings.allow_pickle,
+        "safe_mode": settings.safe_mode,
+        "disable_extensions": settings.safe_mode,
+    }

@@ -1,0 +1,39 @@
+"""PNG metadata: /sdapi/v1/png-info and /studio/v1/reproduce (regenerate one of our PNGs exactly)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+
+from studio import infotext, jobs, storage
+from studio.facade import StudioFacade
+from studio.request import decode_image
+from studio.web.responses import encode_saved, generation_info
+from studio.web.schemas import PngInfoBody, PngInfoResponse, ReproduceBody, ReproduceResponse
+
+PREFIX = "/sdapi/v1"
+STUDIO_PREFIX = "/studio/v1"
+
+
+def routes(router: APIRouter, studio: StudioFacade) -> None:
+    @router.post(f"{PREFIX}/png-info", response_model=PngInfoResponse)
+    def png_info(body: PngInfoBody) -> dict[str, Any]:
+        image = decode_image(body.image.strip(), "image")
+        chunks = storage.read_png_text(image)
+        text = chunks.pop(storage.PARAMETERS_KEY, "")
+        parameters = infotext.parse_infotext(text) if text else {}
+        return {"info": text, "items": chunks, "parameters": parameters}
+
+    @router.post(f"{STUDIO_PREFIX}/reproduce", response_model=ReproduceResponse, tags=["studio"])
+    def reproduce_image(body: ReproduceBody) -> dict[str, Any]:
+        """Regenerate the exact image from one of our PNGs (its `studio` recipe chunk)."""
+        image = decode_image(body.image.strip(), "image")
+        started = datetime.now()
+        done = studio.reproduce_image(image)
+        # `info` describes the one image returned; `parameters` is what was run (its whole batch).
+        alone = done.request.replace(seed=done.image.seed, batch_size=1, n_iter=1)
+        info = generation_info(jobs.JobResult(alone, [done.image], interrupted=False), studio, started)
+        return {"images": [encode_saved(done.image)], "parameters": done.request.to_dict(images=False),
+                "info": json.dumps(info), "warnings": done.warnings}

@@ -1,0 +1,79 @@
+"""Response bodies: saved PNGs as base64 and A1111's `info` JSON (Processed.js())."""
+from __future__ import annotations
+
+import base64
+import io
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from studio import __version__, jobs, storage
+from studio.facade import StudioFacade
+from studio.web.schemas import Img2ImgBody, Txt2ImgBody
+
+
+def encode_png(image: Image.Image, text: str | None = None) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=storage.png_info(text, None) if text is not None else None)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def encode_saved(saved: jobs.SavedImage) -> str:
+    """A saved file is returned byte for byte (it also holds the `studio` recipe chunk)."""
+    if saved.path is not None:
+        return base64.b64encode(Path(saved.path).read_bytes()).decode()
+    return base64.b64encode(saved.png_bytes()).decode()
+
+
+def generation_info(result: jobs.JobResult, studio: StudioFacade, started: datetime,
+                    styles: list[str] | None = None) -> dict[str, Any]:
+    """Processed.js() of A1111, for the fields that exist here."""
+    request = result.request
+    count = request.batch_size * request.n_iter
+    loaded = studio.loaded_info()
+    model_hash = loaded.hash if loaded is not None and loaded.entry.title == request.model else None
+    return {
+        "prompt": request.prompt,
+        "all_prompts": [request.prompt] * count,
+        "negative_prompt": request.negative_prompt,
+        "all_negative_prompts": [request.negative_prompt] * count,
+        "seed": request.seed,
+        "all_seeds": [request.seed + i for i in range(count)],
+        "subseed": -1,
+        "all_subseeds": [-1] * count,
+        "subseed_strength": 0,
+        "width": request.width,
+        "height": request.height,
+        "sampler_name": request.sampler_name,
+        "cfg_scale": request.cfg_scale,
+        "steps": request.steps,
+        "batch_size": request.batch_size,
+        "restore_faces": False,
+        "face_restoration_model": None,
+        "sd_model_name": request.model,
+        "sd_model_hash": model_hash,
+        "sd_vae_name": None,
+        "sd_vae_hash": None,
+        "seed_resize_from_w": -1,
+        "seed_resize_from_h": -1,
+        "denoising_strength": request.denoising_strength if request.mode != "txt2img" or request.enable_hr else None,
+        "extra_generation_params": {},
+        "index_of_first_image": 0,
+        "infotexts": [saved.infotext for saved in result.images],
+        "styles": styles or [],
+        "job_timestamp": started.strftime("%Y%m%d%H%M%S"),
+        "clip_skip": 1,
+        "is_using_inpainting_conditioning": False,
+        "version": f"studio-{__version__}",
+        "interrupted": result.interrupted,
+    }
+
+
+def echo_parameters(body: Txt2ImgBody) -> dict[str, Any]:
+    """A1111 echoes the request it understood (images left out unless include_init_images)."""
+    data = body.model_dump()
+    if isinstance(body, Img2ImgBody) and not body.include_init_images:
+        data["init_images"], data["mask"] = None, None
+    return data

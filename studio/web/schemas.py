@@ -1,0 +1,137 @@
+"""Request and response bodies with A1111's field names and defaults (pydantic)."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Txt2ImgBody(BaseModel):
+    """Unknown fields are ignored, as A1111 ignores them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    styles: list[str] | None = None
+    seed: int = -1
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    sampler_name: str | None = None
+    sampler_index: str = "Euler"
+    scheduler: str | None = None
+    batch_size: int = 1
+    n_iter: int = 1
+    steps: int = 50
+    cfg_scale: float = 7.0
+    width: int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
+    height: int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
+    enable_hr: bool = False
+    denoising_strength: float | None = Field(default=None, description="txt2img: the hires pass's strength")
+    hr_scale: float = 2.0
+    hr_upscaler: str | None = Field(default=None, description="see /sdapi/v1/upscalers; null: Latent")
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_sampler_name: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+    restore_faces: bool | None = Field(default=None, description="refused: face restoration is not available")
+    override_settings: dict[str, Any] | None = None
+    override_settings_restore_afterwards: bool = True
+    script_name: str | None = None
+    script_args: list[Any] = []
+    send_images: bool = True
+    save_images: bool = False
+    alwayson_scripts: dict[str, Any] | None = None
+
+
+class Img2ImgBody(Txt2ImgBody):
+    init_images: list[str] | None = None
+    resize_mode: int = 0
+    denoising_strength: float = 0.75
+    mask: str | None = None
+    mask_blur: int | None = None
+    mask_blur_x: int = 4
+    mask_blur_y: int = 4
+    inpainting_fill: int = 0
+    inpaint_full_res: bool = True
+    inpaint_full_res_padding: int = 0
+    inpainting_mask_invert: int = 0
+    include_init_images: bool = False
+    outpaint_left: int = Field(default=0, description="outpainting: pixels added on the left (also right/up/down)")
+    outpaint_right: int = 0
+    outpaint_up: int = 0
+    outpaint_down: int = 0
+    outpaint_fill: int = Field(default=0, description="0: stretch the edge pixels, 1: noise")
+
+
+class ControlNetUnitArgs(BaseModel):
+    """One item of `alwayson_scripts.controlnet.args`: sd-webui-controlnet's ControlNetUnit fields."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    enabled: bool = True
+    module: str = "none"
+    model: str | None = Field(default="None", description='a /controlnet/model_list title, with or without " [hash]"; "None": the first of the type')
+    weight: float = 1.0
+    image: str | dict[str, Any] | None = Field(default=None, description="base64 image, or {\"image\": base64, \"mask\": null}")
+    input_image: str | None = Field(default=None, description="older clients' name for `image`")
+    resize_mode: int | str = Field(default=1, description="0/1/2 or Just Resize / Crop and Resize / Resize and Fill")
+    processor_res: int = Field(default=-1, description="accepted and ignored")
+    threshold_a: float = Field(default=-1, description="negative: the module's default")
+    threshold_b: float = -1
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    control_mode: int | str = Field(default=0, description="0/1/2 or Balanced / My prompt is more important / ControlNet is more important")
+    pixel_perfect: bool = False
+    advanced_weighting: list[float] | None = None
+
+
+class GenerationResponse(BaseModel):
+    images: list[str] = Field(description="base64 PNGs with their A1111 `parameters` text chunk")
+    parameters: dict[str, Any]
+    info: str = Field(description="JSON text: seed, all_seeds, infotexts, prompt, ...")
+
+
+class ReproduceBody(BaseModel):
+    image: str = Field(description="base64 PNG saved by this studio (it carries the `studio` recipe chunk)")
+
+
+class ReproduceResponse(GenerationResponse):
+    warnings: list[str] = Field(description="why the pixels may differ (model hash, library versions, threads)")
+
+
+class PngInfoBody(BaseModel):
+    image: str = Field(description="base64 PNG, with or without a data: prefix")
+
+
+class PngInfoResponse(BaseModel):
+    info: str
+    items: dict[str, Any]
+    parameters: dict[str, Any]
+
+
+class ProgressResponse(BaseModel):
+    progress: float
+    eta_relative: float
+    state: dict[str, Any]
+    current_image: str | None = None
+    textinfo: str | None = None
+
+
+class SamplerItem(BaseModel):
+    name: str
+    aliases: list[str]
+    options: dict[str, Any]
+
+
+class SDModelItem(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    title: str
+    model_name: str
+    hash: str | None
+    sha256: str | None
+    filename: str
+    config: str | None
