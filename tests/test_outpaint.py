@@ -9,7 +9,7 @@ from studio.service import Studio
 from studio.extensions import ExtensionManager
 from studio.infotext import params_to_request_fields, parse_infotext
 from studio.outpaint import extend
-from studio.reproduce import reproduce
+
 from studio.request import GenerationRequest, RequestError
 
 
@@ -70,7 +70,7 @@ def test_outpaint_with_an_inpaint_mask_repaints_both_and_reproduces(studio):
     original = pixels(scene())
     assert np.abs(out[8:20, 8:20].astype(int) - original[8:20, 8:20]).mean() > 2
     assert np.array_equal(out[30:56, 30:56], original[30:56, 30:56])
-    done = reproduce(studio, job.images[0].path)
+    done = studio.reproduce_image(job.images[0].path)
     assert np.array_equal(pixels(done.image.image), out)
 
 
