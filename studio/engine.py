@@ -25,6 +25,7 @@ from studio.control.models import discover_controlnets, load_controlnet
 from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
 from studio.errors import ModelError
+from studio.hardware import pick_device
 from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.models import LoadedModel, ModelManager
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
@@ -97,7 +98,7 @@ class Engine:
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self.progress = Progress()
-        self.upscalers = Upscalers(models.settings.models_dir)
+        self.upscalers = Upscalers(models.settings.models_dir, pick_device(models.settings.device))
 
     @property
     def busy(self) -> bool:
