@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -17,6 +17,7 @@ from PIL import Image
 from studio import jobs, storage
 from studio.api import ExtensionContext
 from studio.extras import ExtrasRequest, face_restoration_unavailable
+from studio.history import HistoryIndex
 from studio.upscalers import image_upscaler_names
 from studio.control import pose
 from studio.control.models import ControlNetEntry, discover_controlnets
@@ -43,6 +44,10 @@ class Studio:
     models: ModelManager
     engine: Engine
     extensions: ExtensionManager
+    history: HistoryIndex = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.history = HistoryIndex(self.settings.outputs_dir)
 
     @classmethod
     def create(cls, settings: Settings) -> "Studio":
@@ -138,6 +143,8 @@ class Studio:
             image_upscaler_names=self.image_upscaler_names,
             run_extras=lambda images, values: self.run_extras(images, values),
             face_restoration_unavailable=face_restoration_unavailable,
+            history_page=lambda page, per_page, query: self.history.page(page, per_page, query),
+            delete_output=self.history.delete,
         )
 
     def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True) -> tuple[list[Any], str]:

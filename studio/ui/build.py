@@ -14,6 +14,7 @@ from studio.ui.extras_tab import build_extras_tab
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
+from studio.ui.history_tab import build_history_tab
 from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.scripts import build_script_panel
 from studio.ui.settings_tab import build_settings_tab
@@ -58,6 +59,8 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
                 build_extras_tab(ctx)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo_tab(ctx)
+            with gr.Tab("History", id="history", elem_id="tab_history") as history_tab:
+                history = build_history_tab(ctx)
             for extension_tab in ctx.extension_tabs():
                 with gr.Tab(extension_tab.title, elem_classes="extension-tab"):
                     build_extension_tab(extension_tab)
@@ -72,6 +75,9 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             _wire_send_result(button, source, target, tabs)
         for tab in (txt2img, img2img, inpaint):
             _wire_send_png(ctx, png.buttons[tab.name], png.path, png.fields, tab, tabs)
+            _wire_send_png(ctx, history.buttons[tab.name], history.path, history.fields, tab, tabs)
+        show, inputs, outputs = history.load
+        history_tab.select(show, inputs=inputs, outputs=outputs, queue=False)
     return demo
 
 

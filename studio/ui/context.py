@@ -108,3 +108,7 @@ class UiContext:
     image_upscaler_names: Callable[[], list[str]] = lambda: ["None"]
     run_extras: Callable[[list[Any], dict[str, Any]], tuple[list[str], str]] = lambda images, fields: ([], "")
     face_restoration_unavailable: Callable[[], str | None] = lambda: "face restoration is not available"
+    # Outputs history (studio/history.py): (page, per page, search) -> page with .items/.total/.page/.pages;
+    # delete one output (a path inside outputs/) -> the files removed.
+    history_page: Callable[[int, int, str], Any] = lambda page, per_page, query: None
+    delete_output: Callable[[str], list[Any]] = lambda path: []
