@@ -23,10 +23,10 @@ def serve(settings: Settings, block: bool = True) -> Any:
     studio = Studio.create(settings)
     studio.models.current()  # load before serving: the first click should not wait for it
     demo = build_ui(studio.ui_context())
+    hide_gradio_endpoints(demo)
     demo.queue(default_concurrency_limit=1)
-    app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    if settings.api:
-        app_kwargs["lifespan"] = mounting_lifespan(studio, policy)
+    app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None,
+                                  "lifespan": mounting_lifespan(studio, policy, api=settings.api)}
     app, local_url, share_url = demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -45,3 +45,11 @@ def serve(settings: Settings, block: bool = True) -> Any:
     if block:
         demo.block_thread()
     return studio, demo, app
+
+
+def hide_gradio_endpoints(demo: Any) -> None:
+    """The UI's event handlers stay callable by the page but are left out of Gradio's endpoint
+    description, which Gradio embeds even in the login page: the studio's API is /sdapi/v1 (see /docs)."""
+    for fn in demo.fns.values():
+        if fn.api_visibility == "public":
+            fn.api_visibility = "undocumented"

@@ -24,7 +24,7 @@ from studio.control.models import ControlNetEntry, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
 from studio.control.units import control_image
 from studio.engine import Engine, Progress
-from studio.errors import StudioError
+from studio.errors import ModelError, StudioError
 from studio.extensions import ExtensionManager, save_output, settings_view
 from studio.facade import LoadedInfo, Reproduction
 from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
@@ -182,6 +182,7 @@ class Studio:
         before_generate hooks when it was made, so they are not run again (a hook that appends to the
         prompt would append twice); after_image hooks are, since they changed the saved pixels."""
         recipe = read_recipe(source)
+        self._refuse_unknown_model(recipe.request.model)
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
@@ -189,6 +190,12 @@ class Studio:
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")
         return Reproduction(job.images[recipe.position], job.request, warnings + notices)
+
+    def _refuse_unknown_model(self, title: str | None) -> None:
+        """A PNG names its model; only a model discovered here may run (never a path or a Hub id)."""
+        if title is not None and title not in self.models.titles():
+            raise ModelError(f"this PNG was made with model {title[:200]!r}, which is not among the models here "
+                             "(models/Stable-diffusion); place it there to reproduce the image")
 
     # The rest of studio.facade.StudioFacade: what the web layer may ask.
 

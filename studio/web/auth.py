@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Callable, Sequence, Union
+from http.cookies import SimpleCookie
+from typing import Any, Callable, Sequence, Union
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
 from studio.errors import StudioError
 from studio.settings import Settings
@@ -79,3 +83,65 @@ def limit_body_size(request: Request) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
         raise HTTPException(status_code=413, detail=f"the body is larger than {MAX_BODY_BYTES // 2**20} MB")
+
+
+class RefuseApiListing(BaseRoute):
+    """Gradio embeds a description of its endpoints in its HTML pages, and `?all_endpoints=true`
+    adds the hidden ones, even on the login page served before login. No page of ours needs that
+    listing, so any request asking for it is refused before Gradio's routes see it."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("type") == "http" and b"all_endpoints" in scope.get("query_string", b""):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse({"detail": "the endpoint listing is not served"}, status_code=400)
+        await response(scope, receive, send)
+
+
+# What the login form needs before anyone has logged in: the page, the form, static assets.
+LOGIN_PATHS = frozenset({"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/robots.txt",
+                         "/manifest.json", "/gradio_api/startup-events"})  # the last: Gradio calls it itself at launch
+LOGIN_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
+# Our routes check HTTP Basic themselves (studio.web.mount).
+API_PREFIXES = ("/sdapi/", "/studio/", "/controlnet/", "/docs", "/openapi.json")
+
+
+class RequireLogin(BaseRoute):
+    """Gradio guards most of its routes with its login cookie, not all (/gradio_api/token, /user,
+    /app_id, /runs, /reset and the stream routes answer anyone). This route sits first and answers
+    401 to any request without a valid login, except the login form's own paths and our API."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app  # Gradio's App: its login tokens and cookie names
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("type") not in ("http", "websocket"):
+            return Match.NONE, {}
+        path = scope.get("path", "")
+        if path in LOGIN_PATHS or path.startswith(LOGIN_PREFIXES) or path.startswith(API_PREFIXES):
+            return Match.NONE, {}
+        return (Match.NONE, {}) if self._logged_in(scope) else (Match.FULL, {})
+
+    def _logged_in(self, scope: Scope) -> bool:
+        cookies: SimpleCookie = SimpleCookie()
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                try:
+                    cookies.load(value.decode("latin-1"))
+                except Exception:  # a malformed cookie header is simply not a login
+                    return False
+        cookie_id = getattr(self.app, "cookie_id", "")
+        tokens = getattr(self.app, "tokens", {})
+        for key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+            if key in cookies and cookies[key].value in tokens:
+                return True
+        return False
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        response = JSONResponse({"detail": "Not authenticated: log in first"}, status_code=401)
+        await response(scope, receive, send)

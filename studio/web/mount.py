@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from studio.facade import StudioFacade
 from studio.web import controlnet, docs, extras, generation, options, pnginfo, progress
-from studio.web.auth import AccessPolicy, basic_auth_dependency, limit_body_size
+from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_auth_dependency, limit_body_size
 from studio.web.errors import StudioRoute
 
 RESOURCES: tuple[Callable[[APIRouter, StudioFacade], None], ...] = (
@@ -35,16 +35,21 @@ def mount_api(app: FastAPI, studio: StudioFacade, policy: AccessPolicy) -> None:
     app.include_router(build_api(studio, policy))
     added = app.router.routes[before:]
     del app.router.routes[before:]
-    app.router.routes[0:0] = added
+    guards = sum(isinstance(route, (RefuseApiListing, RequireLogin)) for route in app.router.routes[:2])
+    app.router.routes[guards:guards] = added  # after the guards, before Gradio's routes
 
 
-def mounting_lifespan(studio: StudioFacade, policy: AccessPolicy) -> Callable[[Any], Any]:
-    """A lifespan that mounts the API while the server starts, before it accepts a connection:
+def mounting_lifespan(studio: StudioFacade, policy: AccessPolicy, api: bool) -> Callable[[Any], Any]:
+    """A lifespan that mounts our routes while the server starts, before it accepts a connection:
     a client that sees the page answer can call the API at once."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mount_api(app, studio, policy)
+        app.router.routes.insert(0, RefuseApiListing())
+        if policy.ui:
+            app.router.routes.insert(0, RequireLogin(app))
+        if api:
+            mount_api(app, studio, policy)
         yield
 
     return lifespan

@@ -1,9 +1,20 @@
 """Request and response bodies with A1111's field names and defaults (pydantic)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _not_bool(value: Any) -> Any:
+    """JSON true/false are not numbers (pydantic would read true as 1 step)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 class Txt2ImgBody(BaseModel):
@@ -14,18 +25,18 @@ class Txt2ImgBody(BaseModel):
     prompt: str = ""
     negative_prompt: str = ""
     styles: list[str] | None = None
-    seed: int = -1
-    subseed: int = -1
-    subseed_strength: float = 0.0
+    seed: Int = -1
+    subseed: Int = -1
+    subseed_strength: Float = 0.0
     sampler_name: str | None = None
     sampler_index: str = "Euler"
     scheduler: str | None = None
-    batch_size: int = 1
-    n_iter: int = 1
-    steps: int = 50
-    cfg_scale: float = 7.0
-    width: int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
-    height: int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
+    batch_size: Int = 1
+    n_iter: Int = 1
+    steps: Int = 50
+    cfg_scale: Float = 7.0
+    width: Int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
+    height: Int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
     enable_hr: bool = False
     denoising_strength: float | None = Field(default=None, description="txt2img: the hires pass's strength")
     hr_scale: float = 2.0
@@ -48,16 +59,16 @@ class Txt2ImgBody(BaseModel):
 
 class Img2ImgBody(Txt2ImgBody):
     init_images: list[str] | None = None
-    resize_mode: int = 0
-    denoising_strength: float = 0.75
+    resize_mode: Int = 0
+    denoising_strength: Float = 0.75
     mask: str | None = None
-    mask_blur: int | None = None
-    mask_blur_x: int = 4
-    mask_blur_y: int = 4
-    inpainting_fill: int = 0
+    mask_blur: Int | None = None
+    mask_blur_x: Int = 4
+    mask_blur_y: Int = 4
+    inpainting_fill: Int = 0
     inpaint_full_res: bool = True
-    inpaint_full_res_padding: int = 0
-    inpainting_mask_invert: int = 0
+    inpaint_full_res_padding: Int = 0
+    inpainting_mask_invert: Int = 0
     include_init_images: bool = False
     outpaint_left: int = Field(default=0, description="outpainting: pixels added on the left (also right/up/down)")
     outpaint_right: int = 0
@@ -74,18 +85,18 @@ class ControlNetUnitArgs(BaseModel):
     enabled: bool = True
     module: str = "none"
     model: str | None = Field(default="None", description='a /controlnet/model_list title, with or without " [hash]"; "None": the first of the type')
-    weight: float = 1.0
+    weight: Float = 1.0
     image: str | dict[str, Any] | None = Field(default=None, description="base64 image, or {\"image\": base64, \"mask\": null}")
     input_image: str | None = Field(default=None, description="older clients' name for `image`")
-    resize_mode: int | str = Field(default=1, description="0/1/2 or Just Resize / Crop and Resize / Resize and Fill")
-    processor_res: int = Field(default=-1, description="accepted and ignored")
-    threshold_a: float = Field(default=-1, description="negative: the module's default")
-    threshold_b: float = -1
-    guidance_start: float = 0.0
-    guidance_end: float = 1.0
-    control_mode: int | str = Field(default=0, description="0/1/2 or Balanced / My prompt is more important / ControlNet is more important")
+    resize_mode: Int | str = Field(default=1, description="0/1/2 or Just Resize / Crop and Resize / Resize and Fill")
+    processor_res: Int = Field(default=-1, description="accepted and ignored")
+    threshold_a: Float = Field(default=-1, description="negative: the module's default")
+    threshold_b: Float = -1
+    guidance_start: Float = 0.0
+    guidance_end: Float = 1.0
+    control_mode: Int | str = Field(default=0, description="0/1/2 or Balanced / My prompt is more important / ControlNet is more important")
     pixel_perfect: bool = False
-    advanced_weighting: list[float] | None = None
+    advanced_weighting: list[Float] | None = None
 
 
 class GenerationResponse(BaseModel):
