@@ -19,12 +19,14 @@ from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, Aut
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from PIL import Image
 
-from studio import imageops, modes
+from studio import extras, hires, imageops, modes
+from studio.extras import ExtrasRequest
 from studio.prompts import PromptInputs, prepare_prompts
 from studio.control.models import discover_controlnets, load_controlnet
 from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
 from studio.errors import ModelError
+from studio.hardware import pick_device
 from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.models import LoadedModel, ModelManager
 from studio.networks.manager import AppliedNetworks, NetworkManager
@@ -33,6 +35,7 @@ from studio.previews import Previewer
 from studio.samplers import (SAMPLERS, SamplerUnavailableError, make_scheduler, resolve_sampler_name,
                              resolve_schedule_type)
 from studio.stepcache import step_cache
+from studio.upscalers import Upscalers, image_upscaler_names
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Progress:
     image: int = 0  # index of the batch being sampled (0-based)
     images: int = 0  # number of batches in this run
     started: float = 0.0
+    phase: str = ""  # "hires" while the hires fix's second pass runs
     latents: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -108,6 +112,7 @@ class Engine:
         self._skip = threading.Event()
         self._runner: int | None = None  # ident of the thread running a job
         self.progress = Progress()
+        self.upscalers = Upscalers(models.settings.models_dir, pick_device(models.settings.device))
         self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
 
     def preview(self, latents: torch.Tensor, method: str) -> Image.Image:
@@ -136,6 +141,12 @@ class Engine:
         if self.busy:
             self._interrupt.set()
 
+    def run_extras(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
+        """Upscale finished images (the Extras tab/API), one job at a time like generation."""
+        request.validate(image_upscaler_names(self.upscalers.entries()))
+        with self._lock:
+            return [extras.process(image, request, self.upscalers) for image in images]
+
     def skip(self) -> None:
         """Drop the iteration being sampled (stopped within one step) and go on with the next
         (A1111's Skip: one batch-count iteration, all images of its batch). Idle: nothing happens."""
@@ -163,7 +174,18 @@ class Engine:
             sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
             scheduler=schedule,
             vae=self.networks.resolve_vae(request.vae),
+            hr_sampler_name=self._hires_sampler(request.hr_sampler_name),
         )
+
+    def _hires_sampler(self, name: str) -> str:
+        if not name:
+            return ""
+        if name in self.samplers:
+            return name
+        try:
+            return resolve_sampler_name(name, self.samplers)
+        except KeyError:
+            raise RequestError(f"unknown hr_sampler_name {name!r}; choose one of: {', '.join(self.samplers)}") from None
 
     def scheduler_for(self, request: GenerationRequest, model: LoadedModel, seeds: list[int] | None = None) -> Any:
         """A fresh scheduler for the request's sampler and schedule type on this model;
@@ -206,11 +228,14 @@ class Engine:
         encoded = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
         prompts = prepare_prompts(model.pipe, encoded.prompt, encoded.negative_prompt, request.steps, request.clip_skip)
-        self.progress = Progress(steps=inputs.steps_to_run(request), images=request.n_iter, started=time.monotonic())
+        if request.enable_hr:
+            self.upscalers.get(request.hr_upscaler, "hr_upscaler")  # an unknown name fails before sampling
+        steps = inputs.steps_to_run(request) + hires.steps_to_run(request)
+        self.progress = Progress(steps=steps, images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         skipped = 0
         for iteration in range(request.n_iter):
-            self.progress.image, self.progress.step = iteration, 0
+            self.progress.image, self.progress.step, self.progress.phase = iteration, 0, ""
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
             image_prompts = [prompts_for(first + i) for i in range(request.batch_size)] if prompts_for else None
@@ -287,7 +312,7 @@ class Engine:
             callback_on_step_end=self._step_callback(on_step, prompts if swaps else None, len(seeds),
                                                      inputs.steps_to_run(request)),
             callback_on_step_end_tensor_inputs=["latents", *prompts.conditioning.loop_tensor_names] if swaps else ["latents"],
-            output_type="pil",
+            output_type="latent" if hires.uses_latents(request) else "pil",
         )
         kwargs = {**common, **self._mode_kwargs(pipe, request, inputs, generators)}
         nets = [model.controlnets[title] for title in controls.titles]
@@ -296,6 +321,26 @@ class Engine:
         with (torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1),
               step_cache(pipe, request.cache_interval)):
             output = pipe(**kwargs)
+        if request.enable_hr:
+            return self._hires_pass(model, request, output.images, seeds, on_step)
+        return list(output.images)
+
+    def _hires_pass(self, model: LoadedModel, request: GenerationRequest, first: Any, seeds: list[int],
+                    on_step: StepCallback | None) -> list[Image.Image]:
+        """Upscale the first pass and denoise it again with img2img (see studio/hires.py)."""
+        if self._interrupt.is_set():
+            return []
+        source = hires.upscale(model.pipe, first, request, self.upscalers)
+        if hires.steps_to_run(request) == 0:
+            return hires.without_denoising(model.pipe, source)
+        pipe = self.pipeline_for(model, "img2img")
+        pipe.scheduler = self.scheduler_for(request.replace(sampler_name=hires.sampler(request)), model, seeds)
+        self.progress.phase = "hires"
+        offset = self.progress.step
+        with torch.inference_mode():
+            output = pipe(**hires.pass_kwargs(request, source, seeds),
+                          callback_on_step_end=self._step_callback(on_step, offset=offset),
+                          callback_on_step_end_tensor_inputs=["latents"], output_type="pil")
         return list(output.images)
 
     @staticmethod
@@ -362,9 +407,9 @@ class Engine:
         return kwargs
 
     def _step_callback(self, on_step: StepCallback | None, prompts: PromptInputs | None = None, batch: int = 1,
-                       steps: int = 0) -> Callable[..., dict[str, Any]]:
+                       steps: int = 0, offset: int = 0) -> Callable[..., dict[str, Any]]:
         def callback(pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            self.progress.step = step + 1
+            self.progress.step = offset + step + 1
             self.progress.latents = tensors.get("latents")
             if self._interrupt.is_set() or self._skip.is_set():
                 pipe._interrupt = True  # diffusers skips the remaining steps

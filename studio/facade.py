@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from studio.models import ModelEntry
     from studio.samplers import SamplerSpec
     from studio.scripts import ScriptJob
+    from studio.upscalers import UpscalerEntry
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,8 @@ class StudioFacade(Protocol):
     def selected_vae(self) -> str: ...
 
     def select_vae(self, name: str) -> str: ...
+
+    def upscalers(self) -> Mapping[str, "UpscalerEntry"]: ...
+
+    def run_extras(self, images: list[Image.Image], values: Mapping[str, Any],
+                   save: bool = True) -> tuple[list[Any], str]: ...

@@ -18,7 +18,8 @@ import re
 from typing import Any, Mapping
 
 from studio.imageops import RESIZE_MODES
-from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, INPAINTING_FILLS, ControlUnit, GenerationRequest
+from studio.request import (CONTROL_MODES, CONTROL_RESIZE_MODES, INPAINTING_FILLS, OUTPAINT_FILLS, ControlUnit,
+                            GenerationRequest)
 
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 NEGATIVE_PREFIX = "Negative prompt:"
@@ -61,11 +62,16 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         params["Clip skip"] = request.clip_skip
     if request.styles:  # the prompts above are already expanded; the names are a record (not re-applied)
         params["Styles"] = json.dumps(list(request.styles), ensure_ascii=False)
+    params.update(hires_params(request))
     if request.mode != "txt2img":
         params["Mode"] = request.mode
         params["Denoising strength"] = format_number(request.denoising_strength)
         if request.resize_mode:
             params["Resize mode"] = RESIZE_MODES[request.resize_mode]
+    if request.outpainting:
+        for side in ("left", "right", "up", "down"):
+            params[f"Outpaint {side}"] = getattr(request, f"outpaint_{side}") or None
+        params["Outpaint fill"] = OUTPAINT_FILLS[request.outpaint_fill]
     if request.mode == "inpaint":
         params["Mask blur"] = request.mask_blur
         params["Masked content"] = INPAINTING_FILLS[request.inpainting_fill]
@@ -90,6 +96,25 @@ def with_networks(params: Mapping[str, Any], networks: Mapping[str, Any]) -> dic
         result.update({k: networks[k] for k in NETWORK_KEYS_AFTER_MODEL if k in networks})
     result.update({k: v for k, v in networks.items() if k not in NETWORK_KEYS_AFTER_MODEL})
     return result
+def hires_params(request: GenerationRequest) -> dict[str, Any]:
+    """A1111's hires fix keys, in its order (nothing when hires fix is off)."""
+    if not request.enable_hr:
+        return {}
+    params: dict[str, Any] = {"Denoising strength": format_number(request.denoising_strength)}
+    if request.hr_resize_x or request.hr_resize_y:
+        params["Hires resize"] = f"{request.hr_resize_x}x{request.hr_resize_y}"
+    else:
+        params["Hires upscale"] = format_number(request.hr_scale)
+    if request.hr_second_pass_steps:
+        params["Hires steps"] = request.hr_second_pass_steps
+    params["Hires upscaler"] = request.hr_upscaler
+    if request.hr_sampler_name:
+        params["Hires sampler"] = request.hr_sampler_name
+    if request.hr_prompt and request.hr_prompt != request.prompt:
+        params["Hires prompt"] = request.hr_prompt
+    if request.hr_negative_prompt and request.hr_negative_prompt != request.negative_prompt:
+        params["Hires negative prompt"] = request.hr_negative_prompt
+    return params
 
 
 def control_unit_text(unit: ControlUnit, model_title: str) -> str:
@@ -252,12 +277,28 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Inpaint area": ("inpaint_full_res", lambda v: v == "Only masked"),
     "Mask mode": ("inpainting_mask_invert", lambda v: v == "Inpaint not masked"),
     "Cache interval": ("cache_interval", int),
+    "Hires upscale": ("hr_scale", float),
+    "Hires resize-1": ("hr_resize_x", int),
+    "Hires resize-2": ("hr_resize_y", int),
+    "Hires steps": ("hr_second_pass_steps", int),
+    "Hires upscaler": ("hr_upscaler", str),
+    "Hires sampler": ("hr_sampler_name", str),
+    "Hires prompt": ("hr_prompt", str),
+    "Hires negative prompt": ("hr_negative_prompt", str),
+    "Outpaint left": ("outpaint_left", int),
+    "Outpaint right": ("outpaint_right", int),
+    "Outpaint up": ("outpaint_up", int),
+    "Outpaint down": ("outpaint_down", int),
+    "Outpaint fill": ("outpaint_fill", OUTPAINT_FILLS.index),
 }
 
 
 def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
     """Convert parsed infotext to GenerationRequest field values (skips unparsable ones)."""
     values = _convert(params, _FIELDS)
+    # A1111's rule: hires fix was on when a hires key sits beside the denoising strength.
+    if "Denoising strength" in params and any(k in params for k in ("Hires upscale", "Hires upscaler", "Hires resize-1")):
+        values["enable_hr"] = True
     units = [parse_control_unit(params[k]) for k in sorted(params) if re.fullmatch(r"ControlNet \d+", k)]
     if units:
         values["controlnet_units"] = units

@@ -1,6 +1,7 @@
 """Per-mode preparation of pipeline inputs and finishing of outputs (pixels only, no torch).
 
 img2img: the init image resized by the request's resize mode.
+outpaint: the canvas extended and its new area masked (studio/outpaint.py), then inpainted.
 inpaint: image and mask resized (whole picture) or cropped around the mask plus padding
 ("only masked"); after sampling, the result is pasted back over the untouched original with
 the blurred mask, so pixels beyond mask + blur radius keep their exact bytes.
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from studio import imageops
+from studio import imageops, outpaint
 from studio.request import GenerationRequest, RequestError
 
 
@@ -39,6 +40,9 @@ def prepare(request: GenerationRequest) -> ModeInputs:
     width, height = int(request.width), int(request.height)
     if request.mode == "txt2img":
         return ModeInputs("txt2img", width, height)
+    if request.outpainting:
+        # The extended canvas is inpainted "only masked", so the result keeps the canvas's size.
+        return _prepare_inpaint(outpaint.as_inpaint(request), width, height)
     if request.mode == "img2img":
         image = imageops.resize_image(request.init_image, width, height, request.resize_mode)
         return ModeInputs("img2img", width, height, image=image, source=image)

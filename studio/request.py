@@ -34,6 +34,9 @@ MAX_TOTAL_PIXELS = 2**26  # e.g. 64 images of 1024x1024, or 16 of 2048x2048
 # Inputs are refused before decoding beyond this (a small PNG can expand to gigabytes).
 MAX_INPUT_PIXELS = 4 * MAX_SIZE * MAX_SIZE
 INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
+OUTPAINT_FILLS = ("stretch", "noise")  # how the new canvas area starts: edge pixels stretched, or noise
+MAX_HR_SCALE = 4.0
+MAX_OUTPAINT = 512
 IMAGE_FIELDS = ("init_image", "mask")
 
 
@@ -139,12 +142,45 @@ class GenerationRequest:
     # VAE from models/VAE by name; "Automatic" is the model's own; None: the studio's selected VAE
     # (A1111's sd_vae option). The engine records the one it used.
     vae: str | None = None
+    # txt2img hires fix (A1111's names): a second, img2img pass at the upscaled size with
+    # denoising_strength. hr_resize_x/y 0: scale by hr_scale; steps 0: the same steps;
+    # empty hr prompt/negative/sampler: the first pass's.
+    enable_hr: bool = False
+    hr_scale: float = 2.0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_upscaler: str = "Latent"
+    hr_second_pass_steps: int = 0
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+    hr_sampler_name: str = ""
+    # img2img/inpaint outpainting: extend the canvas by this many pixels on each side, start the
+    # new area from OUTPAINT_FILLS[outpaint_fill] and repaint it (with a mask_blur seam).
+    outpaint_left: int = 0
+    outpaint_right: int = 0
+    outpaint_up: int = 0
+    outpaint_down: int = 0
+    outpaint_fill: int = 0
 
     @property
     def mode(self) -> str:
         if self.init_image is None:
             return "txt2img"
-        return "inpaint" if self.mask is not None else "img2img"
+        return "inpaint" if self.mask is not None or self.outpainting else "img2img"
+
+    @property
+    def outpainting(self) -> bool:
+        return any((self.outpaint_left, self.outpaint_right, self.outpaint_up, self.outpaint_down))
+
+    def hires_size(self) -> tuple[int, int]:
+        """The second pass's size (width/height resolved): hr_resize_x/y when given (one of them
+        alone keeps the aspect ratio), else hr_scale times the size; rounded down to 8."""
+        width, height = int(self.width), int(self.height)
+        if self.hr_resize_x or self.hr_resize_y:
+            x = self.hr_resize_x or self.hr_resize_y * width / height
+            y = self.hr_resize_y or self.hr_resize_x * height / width
+            return int(x) // 8 * 8, int(y) // 8 * 8
+        return int(width * self.hr_scale) // 8 * 8, int(height * self.hr_scale) // 8 * 8
 
     def replace(self, **changes: Any) -> "GenerationRequest":
         return dataclasses.replace(self, **changes)
@@ -181,6 +217,8 @@ class GenerationRequest:
         self._validate_images()
         if self.vae is not None:
             _check_type("vae", self.vae, str)
+        self._validate_hires(samplers)
+        self._validate_outpaint()
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
         _check_int("cache_interval", self.cache_interval, 1, MAX_CACHE_INTERVAL)
@@ -213,7 +251,8 @@ class GenerationRequest:
         _check_int("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, MAX_PADDING)
         for name in ("inpaint_full_res", "inpainting_mask_invert"):
             _check_type(name, getattr(self, name), bool)
-        if self.mask is not None and to_mask(self.mask, self.inpainting_mask_invert).getbbox() is None:
+        if self.mask is not None and not self.outpainting \
+                and to_mask(self.mask, self.inpainting_mask_invert).getbbox() is None:
             raise RequestError("the mask is empty after thresholding at 50% grey (white = repaint): paint where "
                                "to repaint, or upload a mask" + (" (mask mode inverts it)" if self.inpainting_mask_invert else ""))
         if len(self.controlnet_units) > MAX_CONTROL_UNITS:
@@ -224,6 +263,38 @@ class GenerationRequest:
             _check_type(f"ControlNet unit {index} enabled", unit.enabled, bool)
             if unit.enabled:
                 unit.validate(index, has_source=self.init_image is not None)
+
+    def _validate_hires(self, samplers: Collection[str] | None) -> None:
+        _check_type("enable_hr", self.enable_hr, bool)
+        for name in ("hr_upscaler", "hr_prompt", "hr_negative_prompt", "hr_sampler_name"):
+            _check_type(name, getattr(self, name), str)
+        _check_number("hr_scale", self.hr_scale, 1.0, MAX_HR_SCALE)
+        _check_int("hr_second_pass_steps", self.hr_second_pass_steps, 0, MAX_STEPS)
+        for name in ("hr_resize_x", "hr_resize_y"):
+            _check_int(name, getattr(self, name), 0, MAX_SIZE)
+            if getattr(self, name) % 8:
+                raise RequestError(f"{name} must be a multiple of 8 (got {getattr(self, name)}; "
+                                   f"nearest: {_nearest8(getattr(self, name))})")
+        if self.hr_sampler_name and samplers is not None and self.hr_sampler_name not in samplers:
+            raise RequestError(f"unknown hr_sampler_name {self.hr_sampler_name!r}; choose one of: {', '.join(samplers)}")
+        if not self.enable_hr:
+            return
+        if self.init_image is not None:
+            raise RequestError("enable_hr (hires. fix) is for txt2img; img2img already works at the size you give")
+        if any(unit.enabled for unit in self.controlnet_units):
+            raise RequestError("enable_hr (hires. fix) with ControlNet units is not supported yet")
+        if self.width is not None and self.height is not None:
+            for name, value in zip(("hires width", "hires height"), self.hires_size()):
+                if not MIN_SIZE <= value <= MAX_SIZE:
+                    raise RequestError(f"{name} must be between {MIN_SIZE} and {MAX_SIZE} (got {value}); "
+                                       "lower hr_scale or hr_resize_x/hr_resize_y")
+
+    def _validate_outpaint(self) -> None:
+        for name in ("outpaint_left", "outpaint_right", "outpaint_up", "outpaint_down"):
+            _check_int(name, getattr(self, name), 0, MAX_OUTPAINT)
+        _check_int("outpaint_fill", self.outpaint_fill, 0, len(OUTPAINT_FILLS) - 1)
+        if self.outpainting and self.init_image is None:
+            raise RequestError("outpainting needs an init image to extend")
 
     def to_dict(self, images: bool = True) -> dict[str, Any]:
         """Plain JSON-able fields; images as PNG data URLs (or left out with images=False)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from PIL import Image
 
-from studio import jobs
+from studio import jobs, storage
 from studio.api import ExtensionContext
+from studio.extras import ExtrasRequest, face_restoration_unavailable
+from studio.history import HistoryIndex
+from studio.upscalers import image_upscaler_names
 from studio.control import pose
 from studio.control.models import ControlNetEntry, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
@@ -47,6 +50,10 @@ class Studio:
     models: ModelManager
     engine: Engine
     extensions: ExtensionManager
+    history: HistoryIndex = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.history = HistoryIndex(self.settings.outputs_dir)
 
     @classmethod
     def create(cls, settings: Settings) -> "Studio":
@@ -191,7 +198,30 @@ class Studio:
             vae_names=self.vae_names,
             selected_vae=self.selected_vae,
             select_vae=self.select_vae,
+            upscaler_names=self.engine.upscalers.names,
+            image_upscaler_names=self.image_upscaler_names,
+            run_extras=lambda images, values: self.run_extras(images, values),
+            face_restoration_unavailable=face_restoration_unavailable,
+            history_page=lambda page, per_page, query: self.history.page(page, per_page, query),
+            delete_output=self.history.delete,
         )
+
+    def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True) -> tuple[list[Any], str]:
+        """Upscale images with the Extras fields (A1111 names); saved to outputs/extras-images when `save`.
+        Returns (saved paths, or the images when not saved; the info text)."""
+        request = ExtrasRequest.from_dict(values)
+        results = self.engine.run_extras([image for image in images], request)
+        info = request.info()
+        if not save:
+            return results, info
+        directory = storage.output_dir(self.settings.outputs_dir, "extras")
+        return [storage.save_png(image, directory, 0, info) for image in results], info
+
+    def upscalers(self) -> Mapping[str, Any]:
+        return self.engine.upscalers.entries()
+
+    def image_upscaler_names(self) -> list[str]:
+        return image_upscaler_names(self.engine.upscalers.entries())
 
     def reproduce_warnings(self, path: Path) -> list[str]:
         """Why a reproduction of this PNG may differ here (model hash, library versions, threads)."""

@@ -11,10 +11,12 @@ from studio.infotext import params_to_request_fields, parse_infotext
 from studio.request import decode_image
 from studio.ui.context import JobLike, UiContext
 from studio.ui.errors import user_errors
+from studio.ui.extras_tab import build_extras_tab
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
 from studio.ui.networks import build_vae_picker
+from studio.ui.history_tab import build_history_tab
 from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.pose_editor import read_asset
 from studio.ui.settings_tab import build_settings_tab
@@ -49,15 +51,19 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             vae = build_vae_picker(ctx)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img = build_generation_tab(ctx, model, "txt2img", scripts=True, vae=vae)
+                txt2img = build_generation_tab(ctx, model, "txt2img", scripts=True, vae=vae, hires=True)
                 to_img2img_t, to_inpaint_t = _send_buttons("txt2img")
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True, scripts=True, vae=vae)
                 to_img2img_i, to_inpaint_i = _send_buttons("img2img")
             with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
                 inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True, vae=vae)
+            with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
+                build_extras_tab(ctx)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 png = build_pnginfo_tab(ctx)
+            with gr.Tab("History", id="history", elem_id="tab_history") as history_tab:
+                history = build_history_tab(ctx)
             for extension_tab in ctx.extension_tabs():
                 with gr.Tab(extension_tab.title, elem_classes="extension-tab"):
                     build_extension_tab(extension_tab)
@@ -73,6 +79,9 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             _wire_send_result(button, source, target, tabs)
         for tab in (txt2img, img2img, inpaint):
             _wire_send_png(ctx, png.buttons[tab.name], png.path, png.fields, tab, tabs)
+            _wire_send_png(ctx, history.buttons[tab.name], history.path, history.fields, tab, tabs)
+        show, inputs, outputs = history.load
+        history_tab.select(show, inputs=inputs, outputs=outputs, queue=False)
     return demo
 
 

@@ -120,3 +120,13 @@ class UiContext:
     vae_names: Callable[[], list[str]] = lambda: ["Automatic"]
     selected_vae: Callable[[], str] = lambda: "Automatic"
     select_vae: Callable[[str], str] = lambda name: "Automatic"
+    # Upscalers (studio/upscalers.py): every name (hires fix), the pixel ones (Extras), and the Extras
+    # run: (images, extras fields by name) -> (saved paths, info text). Face restoration: why it is off.
+    upscaler_names: Callable[[], list[str]] = lambda: ["Latent"]
+    image_upscaler_names: Callable[[], list[str]] = lambda: ["None"]
+    run_extras: Callable[[list[Any], dict[str, Any]], tuple[list[str], str]] = lambda images, fields: ([], "")
+    face_restoration_unavailable: Callable[[], str | None] = lambda: "face restoration is not available"
+    # Outputs history (studio/history.py): (page, per page, search) -> page with .items/.total/.page/.pages;
+    # delete one output (a path inside outputs/) -> the files removed.
+    history_page: Callable[[int, int, str], Any] = lambda page, per_page, query: None
+    delete_output: Callable[[str], list[Any]] = lambda path: []

@@ -20,6 +20,7 @@ from studio.ui.forms import RequestForm
 from studio.ui.ranges import guard_range
 from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 from studio.ui.networks import build_networks_panel
+from studio.ui.hires import build_hires_widgets
 
 DEFAULTS = GenerationRequest()
 
@@ -62,6 +63,7 @@ def build_generation_tab(
     strength: bool = False,
     scripts: bool = False,
     vae: gr.Dropdown | None = None,
+    hires: bool = False,
 ) -> GenerationTab:
     native = ctx.native_size()
     with gr.Row():
@@ -107,6 +109,8 @@ def build_generation_tab(
                                                           label="Denoising strength", elem_id=f"{name}_denoising_strength")
                 steps_note = gr.Markdown(_steps_note(DEFAULTS.denoising_strength, DEFAULTS.steps),
                                          elem_id=f"{name}_steps_note")
+            if hires:
+                widgets.update(build_hires_widgets(ctx, name))
             with gr.Row(equal_height=True):
                 seed = gr.Number(value=-1, precision=0, label="Seed", elem_id=f"{name}_seed", scale=4)
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
@@ -207,6 +211,8 @@ def build_generation_tab(
 def progress_label(state: Any) -> str:
     """'Step 14/150 · batch 2/3 · ETA 0:42' (the batch part only for a batch count above 1)."""
     label = f"Step {state.step}/{state.steps}"
+    if getattr(state, "phase", ""):
+        label += f" · {state.phase}"
     if state.images > 1:
         label += f" · batch {state.image + 1}/{state.images}"
     eta = getattr(state, "eta", 0.0)

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from studio.imageops import RESIZE_MODES
-from studio.request import INPAINTING_FILLS, GenerationRequest
+from studio.request import INPAINTING_FILLS, MAX_OUTPAINT, OUTPAINT_FILLS, GenerationRequest
 from studio.ui.generation import ModeSource
 from studio.ui.images import image_editor_input, image_input
 
@@ -24,8 +24,21 @@ def img2img_source() -> ModeSource:
                     format="png", elem_id="img2img_image", height=320)
     resize = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize mode",
                       elem_id="img2img_resize_mode")
-    return ModeSource(widgets={"init_image": init, "resize_mode": resize}, named={"image": init},
-                      missing_image="img2img needs a source image: upload one first.")
+    return ModeSource(widgets={"init_image": init, "resize_mode": resize, **outpaint_widgets("img2img")},
+                      named={"image": init}, missing_image="img2img needs a source image: upload one first.")
+
+
+def outpaint_widgets(name: str) -> dict[str, gr.components.Component]:
+    """Outpainting: pixels to add on each side (0: none) and how the new area starts."""
+    with gr.Accordion("Outpainting", open=False, elem_id=f"{name}_outpaint"):
+        with gr.Row():
+            sides = {side: gr.Slider(0, MAX_OUTPAINT, value=0, step=8, label=f"Extend {side}, pixels",
+                                     elem_id=f"{name}_outpaint_{side}") for side in ("left", "right", "up", "down")}
+        fill = gr.Radio(list(OUTPAINT_FILLS), value=OUTPAINT_FILLS[0], type="index", label="New area starts as",
+                        elem_id=f"{name}_outpaint_fill")
+        gr.Markdown("The new area is repainted (with the *Mask blur* seam for inpaint; 4 px in img2img) and the "
+                    "result keeps the extended canvas's size; the rest of the picture keeps its exact pixels.")
+    return {**{f"outpaint_{side}": slider for side, slider in sides.items()}, "outpaint_fill": fill}
 
 
 def mask_from_layers(editor: dict[str, Any] | None) -> Image.Image | None:
@@ -73,7 +86,8 @@ def inpaint_source() -> ModeSource:
         }
 
     return ModeSource(
-        widgets={"mask_blur": blur, "inpaint_full_res_padding": padding, "inpainting_fill": fill, "resize_mode": resize},
+        widgets={"mask_blur": blur, "inpaint_full_res_padding": padding, "inpainting_fill": fill, "resize_mode": resize,
+                 **outpaint_widgets("inpaint")},
         extra_inputs=[editor, uploaded, area, invert],
         derive=derive,
         named={"image": editor, "mask": uploaded, "area": area, "invert": invert},

@@ -17,6 +17,7 @@ class PngInfoTab:
     path: gr.State  # the dropped file
     fields: gr.State  # request fields read from it
     buttons: dict[str, gr.Button]  # "Send to <tab>" by tab name
+    load: Any = None  # (fn, inputs, outputs) to run when the page loads, if any
 
 
 def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from studio.extras import refuse_face_restoration
 from studio.facade import StudioFacade
 from studio.request import GenerationRequest, RequestError, decode_image
 from studio.samplers import resolve_sampler_name
@@ -34,6 +35,8 @@ def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
     }
     if isinstance(body, Img2ImgBody):
         values.update(img2img_values(body))
+    else:
+        values.update(hires_values(body))
     values["controlnet_units"] = controlnet_units(body.alwayson_scripts, studio, values["model"],
                                                  has_source=isinstance(body, Img2ImgBody))
     return GenerationRequest(**values).validate()
@@ -62,7 +65,23 @@ def img2img_values(body: Img2ImgBody) -> dict[str, Any]:
         "inpaint_full_res": body.inpaint_full_res,
         "inpaint_full_res_padding": body.inpaint_full_res_padding,
         "inpainting_mask_invert": bool(body.inpainting_mask_invert),
+        **{name: getattr(body, name) for name in ("outpaint_left", "outpaint_right", "outpaint_up", "outpaint_down",
+                                                  "outpaint_fill")},
     }
+
+
+def hires_values(body: Txt2ImgBody) -> dict[str, Any]:
+    """A1111's hires fix fields, by the same names (its "Use same sampler" is our empty name)."""
+    sampler_name = body.hr_sampler_name or ""
+    values: dict[str, Any] = {
+        "enable_hr": body.enable_hr, "hr_scale": body.hr_scale, "hr_upscaler": body.hr_upscaler or "Latent",
+        "hr_second_pass_steps": body.hr_second_pass_steps, "hr_resize_x": body.hr_resize_x,
+        "hr_resize_y": body.hr_resize_y, "hr_sampler_name": "" if sampler_name == "Use same sampler" else sampler_name,
+        "hr_prompt": body.hr_prompt, "hr_negative_prompt": body.hr_negative_prompt,
+    }
+    if body.denoising_strength is not None:
+        values["denoising_strength"] = body.denoising_strength
+    return values
 
 
 def refuse_unsupported(body: Txt2ImgBody) -> None:
@@ -72,12 +91,10 @@ def refuse_unsupported(body: Txt2ImgBody) -> None:
     for name in body.alwayson_scripts or {}:
         if name.lower() != "controlnet":
             raise RequestError(f"always on script {name[:100]} not found (only controlnet is served)")
-    if body.enable_hr:
-        raise RequestError("enable_hr (hires. fix) is not supported yet")
     if body.subseed_strength:
         raise RequestError("subseed_strength (variation seeds) is not supported yet")
     if body.restore_faces:
-        raise RequestError("restore_faces: no face restoration model is available here")
+        refuse_face_restoration("restore_faces")
     if body.styles:
         raise RequestError(f"styles: unknown style(s) {', '.join(s[:60] for s in body.styles[:5])} "
                            "(prompt styles are not available yet)")

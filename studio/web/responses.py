@@ -61,7 +61,7 @@ def generation_info(result: jobs.JobResult, studio: StudioFacade, started: datet
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": request.denoising_strength if request.mode != "txt2img" else None,
+        "denoising_strength": request.denoising_strength if request.mode != "txt2img" or request.enable_hr else None,
         "extra_generation_params": {},
         "index_of_first_image": 0,
         "infotexts": [saved.infotext for saved in result.images],

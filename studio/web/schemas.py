@@ -38,7 +38,16 @@ class Txt2ImgBody(BaseModel):
     width: Int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
     height: Int | None = Field(default=None, description="A1111: 512. Here: the model's native size when left out.")
     enable_hr: bool = False
-    restore_faces: bool | None = None
+    denoising_strength: float | None = Field(default=None, description="txt2img: the hires pass's strength")
+    hr_scale: float = 2.0
+    hr_upscaler: str | None = Field(default=None, description="see /sdapi/v1/upscalers; null: Latent")
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_sampler_name: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+    restore_faces: bool | None = Field(default=None, description="refused: face restoration is not available")
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool = True
     script_name: str | None = None
@@ -61,6 +70,11 @@ class Img2ImgBody(Txt2ImgBody):
     inpaint_full_res_padding: Int = 0
     inpainting_mask_invert: Int = 0
     include_init_images: bool = False
+    outpaint_left: int = Field(default=0, description="outpainting: pixels added on the left (also right/up/down)")
+    outpaint_right: int = 0
+    outpaint_up: int = 0
+    outpaint_down: int = 0
+    outpaint_fill: int = Field(default=0, description="0: stretch the edge pixels, 1: noise")
 
 
 class ControlNetUnitArgs(BaseModel):

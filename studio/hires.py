@@ -1,0 +1,67 @@
+"""Hires fix: the second pass of a txt2img run, as A1111 does it.
+
+The first pass samples at width x height. Its result is upscaled to `request.hires_size()` —
+latents resized directly for the "Latent ..." upscalers (so the first pass returns latents),
+otherwise decoded, upscaled by a pixel/model upscaler — and denoised again by the img2img
+pipeline (from_pipe over the same components) with `denoising_strength`, running the last
+floor(strength * steps) of `hr_second_pass_steps or steps`. Each image gets a fresh generator
+from its own seed for the second pass, so a seed reproduces the whole run.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import DiffusionPipeline
+from PIL import Image
+
+from studio.latents import decode
+from studio.request import GenerationRequest
+from studio.upscalers import LATENT_UPSCALERS, Upscalers, upscale_latents
+
+
+def uses_latents(request: GenerationRequest) -> bool:
+    """Whether the first pass should hand over latents (a latent upscaler) instead of images."""
+    return request.enable_hr and request.hr_upscaler in LATENT_UPSCALERS
+
+
+def steps(request: GenerationRequest) -> int:
+    return request.hr_second_pass_steps or request.steps
+
+
+def steps_to_run(request: GenerationRequest) -> int:
+    """How many denoising steps the second pass runs (0 when hires fix is off)."""
+    return int(request.denoising_strength * steps(request)) if request.enable_hr else 0
+
+
+def sampler(request: GenerationRequest) -> str:
+    return request.hr_sampler_name or request.sampler_name
+
+
+def upscale(pipe: DiffusionPipeline, first: Any, request: GenerationRequest, upscalers: Upscalers) -> Any:
+    """The first pass's output at the hires size: latents for latent upscalers, else images."""
+    width, height = request.hires_size()
+    if uses_latents(request):
+        return upscale_latents(first, width, height, request.hr_upscaler, pipe.vae_scale_factor)
+    return [upscalers.upscale(image, request.hr_upscaler, width, height) for image in first]
+
+
+def without_denoising(pipe: DiffusionPipeline, source: Any) -> list[Image.Image]:
+    """Strength 0 (no step to run): the upscaled result as it is."""
+    if isinstance(source, torch.Tensor):
+        return [decode(pipe, latents[None]) for latents in source]
+    return list(source)
+
+
+def pass_kwargs(request: GenerationRequest, source: Any, seeds: list[int]) -> dict[str, Any]:
+    """img2img arguments of the second pass (scheduler, callback and output type are the engine's)."""
+    count = len(seeds)
+    return dict(
+        prompt=[request.hr_prompt or request.prompt] * count,
+        negative_prompt=[request.hr_negative_prompt or request.negative_prompt] * count,
+        num_inference_steps=steps(request),
+        guidance_scale=request.cfg_scale,
+        image=source,
+        strength=request.denoising_strength,
+        generator=[torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
+    )

@@ -1,0 +1,87 @@
+"""The Extras tab: upscale a single image or a batch with one upscaler or two blended."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from studio.ui.context import UiContext
+from studio.ui.errors import user_errors
+
+RESIZE_MODES = ("Scale by", "Scale to")
+
+
+def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
+    names = ctx.image_upscaler_names()
+    with gr.Row():
+        with gr.Column():
+            with gr.Tabs(elem_id="extras_source"):
+                with gr.Tab("Single image", id="single", elem_id="extras_single_tab") as single_tab:
+                    image = gr.Image(label="Source", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
+                                     format="png", elem_id="extras_image", height=300)
+                with gr.Tab("Batch", id="batch", elem_id="extras_batch_tab") as batch_tab:
+                    files = gr.File(label="Images", file_count="multiple", file_types=["image"],
+                                    elem_id="extras_batch_files")
+            mode = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize",
+                            elem_id="extras_resize_mode")
+            with gr.Row():
+                scale = gr.Slider(1, 8, value=2, step=0.05, label="Resize (scale by)", elem_id="extras_upscaling_resize")
+                width = gr.Number(value=512, precision=0, label="Width (scale to)", elem_id="extras_upscaling_resize_w")
+                height = gr.Number(value=512, precision=0, label="Height (scale to)", elem_id="extras_upscaling_resize_h")
+                crop = gr.Checkbox(value=True, label="Crop to fit", elem_id="extras_upscaling_crop")
+            with gr.Row():
+                upscaler_1 = gr.Dropdown(names, value="Lanczos" if "Lanczos" in names else names[0], label="Upscaler 1",
+                                         elem_id="extras_upscaler_1")
+                upscaler_2 = gr.Dropdown(names, value="None", label="Upscaler 2", elem_id="extras_upscaler_2")
+                visibility = gr.Slider(0, 1, value=0, step=0.01, label="Upscaler 2 visibility",
+                                       elem_id="extras_upscaler_2_visibility")
+            reason = ctx.face_restoration_unavailable()
+            with gr.Accordion("Face restoration (GFPGAN / CodeFormer)", open=False, elem_id="extras_face_restoration"):
+                gr.Slider(0, 1, value=0, step=0.01, label="GFPGAN visibility", interactive=reason is None,
+                          elem_id="extras_gfpgan_visibility")
+                gr.Slider(0, 1, value=0, step=0.01, label="CodeFormer visibility", interactive=reason is None,
+                          elem_id="extras_codeformer_visibility")
+                if reason:
+                    gr.Markdown(f"Unavailable — {reason}.", elem_id="extras_face_restoration_reason")
+            run = gr.Button("Upscale", variant="primary", elem_id="extras_generate", elem_classes="generate")
+        with gr.Column():
+            gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", elem_id="extras_gallery",
+                                 object_fit="contain", interactive=False)
+            info = gr.Textbox(label="Info", lines=2, interactive=False, elem_id="extras_info")
+    source = gr.State("single")
+    single_tab.select(lambda: "single", outputs=source, queue=False)
+    batch_tab.select(lambda: "batch", outputs=source, queue=False)
+
+    def upscale(kind: str, single: Image.Image | None, batch: list[Any] | None, resize_mode: int, by: float,
+                to_w: float, to_h: float, crop_fit: bool, first: str, second: str, blend: float) -> tuple:
+        with user_errors(ctx.error_types):
+            images = _images(kind, single, batch)
+            values = {"resize_mode": int(resize_mode), "upscaling_resize": float(by),
+                      "upscaling_resize_w": int(to_w or 0), "upscaling_resize_h": int(to_h or 0),
+                      "upscaling_crop": bool(crop_fit), "upscaler_1": first, "upscaler_2": second,
+                      "extras_upscaler_2_visibility": float(blend)}
+            paths, text = ctx.run_extras(images, values)
+        return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text
+
+    run.click(upscale, inputs=[source, image, files, mode, scale, width, height, crop, upscaler_1, upscaler_2,
+                               visibility],
+              outputs=[gallery, info], concurrency_id="generation", concurrency_limit=1)
+    return {"image": image, "gallery": gallery}
+
+
+def _images(kind: str, single: Image.Image | None, batch: list[Any] | None) -> list[Image.Image]:
+    if kind == "batch":
+        if not batch:
+            raise ValueError("Add one or more images to the batch first.")
+        images = []
+        for item in batch:
+            path = item if isinstance(item, str) else getattr(item, "name", item)
+            try:
+                images.append(Image.open(path).convert("RGB"))
+            except OSError as error:
+                raise ValueError(f"{path}: not an image") from error
+        return images
+    if single is None:
+        raise ValueError("Drop an image to upscale first.")
+    return [single]

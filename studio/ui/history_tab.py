@@ -1,0 +1,86 @@
+"""Outputs history: browse outputs/ newest first, search infotexts, send to a tab, reproduce, delete."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from studio.ui.context import UiContext
+from studio.ui.errors import user_errors
+from studio.ui.pnginfo import PngInfoTab
+
+PER_PAGE = 24
+
+
+def build_history_tab(ctx: UiContext) -> PngInfoTab:
+    with gr.Row():
+        query = gr.Textbox(label="Search the parameters (every word must occur)", elem_id="history_search", scale=4)
+        refresh = gr.Button("🔄 Refresh", elem_id="history_refresh", scale=0, min_width=100)
+    with gr.Row():
+        previous = gr.Button("◀ Newer", elem_id="history_previous", size="sm")
+        page_label = gr.Markdown(elem_id="history_page")
+        following = gr.Button("Older ▶", elem_id="history_next", size="sm")
+    with gr.Row():
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Outputs", columns=6, height=520, format="png", elem_id="history_gallery",
+                                 object_fit="contain", interactive=False, allow_preview=False)
+        with gr.Column(scale=2):
+            parameters = gr.Textbox(label="Parameters", lines=6, interactive=False, elem_id="history_parameters")
+            with gr.Row():
+                buttons = {name: gr.Button(f"Send to {name}", elem_id=f"history_send_{name}", size="sm")
+                           for name in ("txt2img", "img2img", "inpaint")}
+            with gr.Row():
+                reproduce = gr.Button("Reproduce", elem_id="history_reproduce", size="sm")
+                confirm = gr.Checkbox(label="Yes, delete it", value=False, elem_id="history_confirm_delete")
+                delete = gr.Button("🗑️ Delete", variant="stop", elem_id="history_delete", size="sm")
+            status = gr.Markdown(elem_id="history_status")
+            reproduced = gr.Image(label="Reproduced", type="filepath", interactive=False, format="png",
+                                  elem_id="history_reproduced", height=160)
+    page, paths, texts = gr.State(1), gr.State([]), gr.State([])
+    selected, fields = gr.State(None), gr.State({})
+
+    def show(number: int, words: str) -> tuple:
+        result = ctx.history_page(int(number), PER_PAGE, words or "")
+        items = [(str(item.path), f"{item.mode} · {item.path.name}") for item in result.items]
+        label = f"Page {result.page} of {result.pages} · {result.total} image(s)"
+        return (items, result.page, [str(i.path) for i in result.items], [i.infotext for i in result.items], label,
+                None, "", {})
+
+    outputs = [gallery, page, paths, texts, page_label, selected, parameters, fields]
+    refresh.click(show, inputs=[page, query], outputs=outputs, queue=False)
+    query.submit(lambda words: show(1, words), inputs=query, outputs=outputs, queue=False)
+    previous.click(lambda n, w: show(max(1, n - 1), w), inputs=[page, query], outputs=outputs, queue=False)
+    following.click(lambda n, w: show(n + 1, w), inputs=[page, query], outputs=outputs, queue=False)
+
+    def pick(files: list[str], infotexts: list[str], event: gr.SelectData) -> tuple:
+        index = event.index if isinstance(event.index, int) else 0
+        if index >= len(files):
+            return None, "", {}, False
+        with user_errors(ctx.error_types):
+            info = ctx.read_png(Path(files[index]))
+        return files[index], info["infotext"], info["fields"], False
+
+    gallery.select(pick, inputs=[paths, texts], outputs=[selected, parameters, fields, confirm], queue=False)
+
+    def remove(path: str | None, sure: bool, number: int, words: str) -> tuple:
+        if not path:
+            raise gr.Error("Select an image first.", print_exception=False)
+        if not sure:
+            raise gr.Error("Tick “Yes, delete it” to confirm.", print_exception=False)
+        with user_errors(ctx.error_types):
+            removed = ctx.delete_output(path)
+        return (*show(number, words), False, f"Deleted {len(removed)} file(s): `{Path(path).name}`")
+
+    delete.click(remove, inputs=[selected, confirm, page, query], outputs=[*outputs, confirm, status], queue=False)
+
+    def run_reproduce(path: str | None) -> tuple[str | None, str]:
+        if not path:
+            raise gr.Error("Select an image first.", print_exception=False)
+        with user_errors(ctx.error_types):
+            output, _, notes = ctx.reproduce(Path(path))
+        return output, "\n".join(f"⚠️ {note}" for note in notes) or "Reproduced."
+
+    reproduce.click(run_reproduce, inputs=selected, outputs=[reproduced, status],
+                    concurrency_id="generation", concurrency_limit=1)
+    return PngInfoTab(selected, fields, buttons, load=(show, [page, query], outputs))

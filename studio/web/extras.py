@@ -1,0 +1,99 @@
+"""Extras routes (A1111's paths and shapes): /sdapi/v1/extra-single-image, /extra-batch-images, /upscalers.
+
+Registered in studio/web/mount.py; reaches the studio only through the StudioFacade.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from studio.request import decode_image
+
+if TYPE_CHECKING:
+    from studio.facade import StudioFacade
+
+PREFIX = "/sdapi/v1"
+
+
+class ExtrasBaseBody(BaseModel):
+    resize_mode: int = Field(default=0, description="0: scale by upscaling_resize, 1: to upscaling_resize_w x _h")
+    show_extras_results: bool = True
+    gfpgan_visibility: float = Field(default=0, description="refused when > 0: face restoration is not available")
+    codeformer_visibility: float = Field(default=0, description="refused when > 0: face restoration is not available")
+    codeformer_weight: float = 0
+    upscaling_resize: float = 2
+    upscaling_resize_w: int = 512
+    upscaling_resize_h: int = 512
+    upscaling_crop: bool = True
+    upscaler_1: str = "None"
+    upscaler_2: str = "None"
+    extras_upscaler_2_visibility: float = 0
+    upscale_first: bool = False
+
+
+class ExtrasSingleBody(ExtrasBaseBody):
+    image: str = Field(description="base64 image, with or without a data: prefix")
+
+
+class FileData(BaseModel):
+    data: str = Field(description="base64 image")
+    name: str = ""
+
+
+class ExtrasBatchBody(ExtrasBaseBody):
+    imageList: list[FileData]
+
+
+class ExtrasSingleResponse(BaseModel):
+    html_info: str
+    image: str
+
+
+class ExtrasBatchResponse(BaseModel):
+    html_info: str
+    images: list[str]
+
+
+class UpscalerItem(BaseModel):
+    name: str
+    model_name: str | None
+    model_path: str | None
+    model_url: str | None
+    scale: float | None
+
+
+def _png(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _fields(body: ExtrasBaseBody) -> dict[str, Any]:
+    return body.model_dump(exclude={"image", "imageList", "show_extras_results", "upscale_first"})
+
+
+def routes(router: APIRouter, studio: "StudioFacade") -> None:
+    @router.post(f"{PREFIX}/extra-single-image", response_model=ExtrasSingleResponse)
+    def extra_single_image(body: ExtrasSingleBody) -> dict[str, Any]:
+        image = decode_image(body.image.strip(), "image")
+        results, info = studio.run_extras([image], _fields(body), save=False)
+        return {"html_info": f"<p>{info}</p>", "image": _png(results[0])}
+
+    @router.post(f"{PREFIX}/extra-batch-images", response_model=ExtrasBatchResponse)
+    def extra_batch_images(body: ExtrasBatchBody) -> dict[str, Any]:
+        images = [decode_image(item.data.strip(), f"imageList[{i}]") for i, item in enumerate(body.imageList)]
+        results, info = studio.run_extras(images, _fields(body), save=False)
+        return {"html_info": f"<p>{info}</p>", "images": [_png(image) for image in results]}
+
+    @router.get(f"{PREFIX}/upscalers", response_model=list[UpscalerItem])
+    def upscalers() -> list[dict[str, Any]]:
+        return [entry.to_api() for entry in studio.upscalers().values() if entry.kind != "latent"]
+
+    @router.get(f"{PREFIX}/latent-upscale-modes")
+    def latent_upscale_modes() -> list[dict[str, str]]:
+        return [{"name": name} for name, entry in studio.upscalers().items() if entry.kind == "latent"]

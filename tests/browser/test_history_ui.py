@@ -1,0 +1,52 @@
+"""The History tab: browse, search, select, send to txt2img, delete with confirmation."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from studio import storage
+from tests.browser.conftest import screenshot, started_server, studio_page
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def history_server(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("history-ui")
+    folder = root / "outputs" / "txt2img-images" / "2026-12-02"
+    for seed, colour in ((11, "red"), (12, "blue"), (13, "green")):
+        text = f"a {colour} circle\nSteps: 5, Sampler: Euler, CFG scale: 6, Seed: {seed}, Size: 64x64"
+        storage.save_png(Image.new("RGB", (64, 64), colour), folder, seed, text)
+    with started_server(root) as running:
+        yield running
+
+
+def test_browse_search_send_and_delete(browser, history_server):
+    with studio_page(browser, history_server.url) as page:
+        page.click("button[role=tab]:has-text('History')")
+        page.wait_for_function("document.querySelector('#history_page').innerText.includes('3 image(s)')",
+                               timeout=60_000)
+        page.fill("#history_search textarea, #history_search input", "blue")
+        page.press("#history_search textarea, #history_search input", "Enter")
+        page.wait_for_function("document.querySelector('#history_page').innerText.includes('1 image(s)')",
+                               timeout=60_000)
+        page.locator("#history_gallery .thumbnail-item").first.click()
+        page.wait_for_function("document.querySelector('#history_parameters textarea').value.includes('Seed: 12')",
+                               timeout=60_000)
+        screenshot(page, "history")
+
+        page.click("#history_send_txt2img")
+        page.wait_for_function("document.querySelector('#txt2img_prompt textarea').value === 'a blue circle'",
+                               timeout=60_000)
+        assert page.locator("#txt2img_seed input").input_value() == "12"
+
+        page.click("button[role=tab]:has-text('History')")
+        page.click("#history_delete")  # not confirmed: nothing is deleted
+        page.wait_for_selector("text=to confirm", timeout=30_000)
+        assert len(list(history_server.outputs.rglob("*.png"))) == 3
+        page.locator("#history_confirm_delete input").check()
+        page.click("#history_delete")
+        page.wait_for_function("document.querySelector('#history_status').innerText.includes('Deleted 1 file')",
+                               timeout=60_000)
+        remaining = sorted(p.name for p in history_server.outputs.rglob("*.png"))
+        assert len(remaining) == 2 and not any(name.endswith("-12.png") for name in remaining)
