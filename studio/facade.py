@@ -65,6 +65,8 @@ class StudioFacade(Protocol):
 
     def interrupt(self) -> None: ...
 
+    def prompt_styles(self) -> Mapping[str, Any]: ...  # styles.csv by name (studio.styles.Style)
+
     def skip(self) -> None: ...  # drop the running job's current iteration, go on with the next
 
     def run_script(self, request: GenerationRequest, script_name: str,

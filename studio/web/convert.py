@@ -32,6 +32,8 @@ def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
         "model": checkpoint(body.override_settings, studio),
         "cache_interval": cache_interval(body.override_settings),
         "vae": vae_override(body.override_settings),
+        "clip_skip": clip_skip(body.override_settings),
+        "styles": tuple(body.styles or ()),  # expanded (and unknown names refused) by Studio.submit
     }
     if isinstance(body, Img2ImgBody):
         values.update(img2img_values(body))
@@ -84,10 +86,16 @@ def hires_values(body: Txt2ImgBody) -> dict[str, Any]:
     return values
 
 
+def clip_skip(override_settings: dict[str, Any] | None) -> Any:
+    """override_settings["CLIP_stop_at_last_layers"] (A1111's option name): 1 .. 12, validated with the request."""
+    value = (override_settings or {}).get("CLIP_stop_at_last_layers", 1)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
+
+
 def refuse_unsupported(body: Txt2ImgBody) -> None:
     """Fields that would change the image if honoured: refuse rather than silently ignore."""
-    if body.script_name:
-        raise RequestError(f"Script '{body.script_name[:100]}' not found")
     for name in body.alwayson_scripts or {}:
         if name.lower() != "controlnet":
             raise RequestError(f"always on script {name[:100]} not found (only controlnet is served)")
@@ -95,9 +103,6 @@ def refuse_unsupported(body: Txt2ImgBody) -> None:
         raise RequestError("subseed_strength (variation seeds) is not supported yet")
     if body.restore_faces:
         refuse_face_restoration("restore_faces")
-    if body.styles:
-        raise RequestError(f"styles: unknown style(s) {', '.join(s[:60] for s in body.styles[:5])} "
-                           "(prompt styles are not available yet)")
 
 
 def sampler(body: Txt2ImgBody, studio: StudioFacade) -> str:

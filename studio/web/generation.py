@@ -27,9 +27,12 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
         with slot:
             request = to_request(body, studio)
             started = datetime.now()
-            result = studio.submit(request, save=body.save_images)
+            if body.script_name:  # A1111: the named script runs with its positional script_args
+                result = studio.run_script(request, body.script_name, list(body.script_args or []))
+            else:
+                result = studio.submit(request, save=body.save_images)
         images = [encode_saved(saved) for saved in result.images] if body.send_images else []
-        info = generation_info(result, studio, started, body.styles)
+        info = generation_info(result, studio, started, list(result.request.styles))
         return {"images": images, "parameters": echo_parameters(body), "info": json.dumps(info)}
 
     @router.post(f"{PREFIX}/txt2img", response_model=GenerationResponse)
@@ -39,3 +42,11 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
     @router.post(f"{PREFIX}/img2img", response_model=GenerationResponse)
     def img2img(body: Img2ImgBody) -> dict[str, Any]:
         return run(body)
+
+
+def style_routes(router: APIRouter, studio: StudioFacade) -> None:
+    @router.get(f"{PREFIX}/prompt-styles")
+    def prompt_styles() -> list[dict[str, Any]]:
+        """The styles of styles.csv in A1111's shape: name, prompt, negative_prompt."""
+        return [{"name": style.name, "prompt": style.prompt, "negative_prompt": style.negative_prompt}
+                for style in studio.prompt_styles().values()]

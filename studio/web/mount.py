@@ -12,7 +12,7 @@ from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_
 from studio.web.errors import StudioRoute
 
 RESOURCES: tuple[Callable[[APIRouter, StudioFacade], None], ...] = (
-    generation.routes, options.routes, options.flag_routes, progress.routes, pnginfo.routes, controlnet.routes,
+    generation.routes, generation.style_routes, options.routes, options.flag_routes, progress.routes, pnginfo.routes, controlnet.routes,
     networks.routes, extras.routes,
 )
 

@@ -19,6 +19,7 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.at = float("-inf")
+        self.skipped_at = float("-inf")
 
 
 def routes(router: APIRouter, studio: StudioFacade) -> None:
@@ -28,6 +29,14 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
     def progress(skip_current_image: bool = False, preview: Literal["approx", "vae"] = "approx") -> dict[str, Any]:
         """`preview=vae` decodes the preview with the model's VAE (slower, exact colours)."""
         return progress_report(studio, interrupts, skip_current_image, preview)
+
+    @router.post(f"{PREFIX}/skip")
+    def skip() -> dict[str, Any]:
+        """A1111's Skip: drop the running job's current iteration and go on with the next."""
+        if studio.busy():
+            interrupts.skipped_at = time.monotonic()
+        studio.skip()
+        return {}
 
     @router.post(f"{PREFIX}/interrupt")
     def interrupt() -> dict[str, Any]:
@@ -41,7 +50,7 @@ def progress_report(studio: StudioFacade, interrupts: Interrupts, skip_image: bo
     busy, current = studio.busy(), studio.progress()
     started_wall = time.time() - (time.monotonic() - current.started) if current.started else time.time()
     state = {
-        "skipped": False,
+        "skipped": busy and interrupts.skipped_at >= current.started,
         "interrupted": busy and interrupts.at >= current.started,
         "stopping_generation": False,
         "job": "generate" if busy else "",

@@ -67,7 +67,7 @@ def generation_info(result: jobs.JobResult, studio: StudioFacade, started: datet
         "infotexts": [saved.infotext for saved in result.images],
         "styles": styles or [],
         "job_timestamp": started.strftime("%Y%m%d%H%M%S"),
-        "clip_skip": 1,
+        "clip_skip": request.clip_skip,
         "is_using_inpainting_conditioning": False,
         "version": f"studio-{__version__}",
         "interrupted": result.interrupted,

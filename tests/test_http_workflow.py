@@ -1,0 +1,82 @@
+"""The artist-workflow fields over HTTP, as A1111 clients send them: styles and /prompt-styles,
+CLIP_stop_at_last_layers, script_name/script_args (X/Y/Z plot) and /skip."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from studio.service import Studio
+from studio.settings import PROJECT_DIR, Settings
+from studio.web.auth import AccessPolicy
+from studio.web.mount import build_api
+
+API = "/sdapi/v1"
+BASE = {"prompt": "a red circle on a blue background", "steps": 3, "width": 64, "height": 64, "seed": 21,
+        "sampler_name": "Euler"}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    root = tmp_path_factory.mktemp("workflow")
+    shutil.copy(PROJECT_DIR / "presets" / "styles.csv", root / "styles.csv")
+    settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=PROJECT_DIR / "extensions",
+                        cache_dir=root / "cache", styles_file=root / "styles.csv")
+    studio = Studio.create(settings)
+    app = FastAPI()
+    app.include_router(build_api(studio, AccessPolicy()))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def pixels(b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=np.int16)
+
+
+def test_prompt_styles_are_listed_and_applied(client):
+    styles = client.get(f"{API}/prompt-styles").json()
+    assert {"name", "prompt", "negative_prompt"} <= set(styles[0])
+    watercolor = next(style for style in styles if style["name"] == "Watercolor")
+    response = client.post(f"{API}/txt2img", json={**BASE, "styles": ["Watercolor"]})
+    assert response.status_code == 200, response.text
+    info = json.loads(response.json()["info"])
+    assert info["styles"] == ["Watercolor"]
+    expanded = watercolor["prompt"].replace("{prompt}", BASE["prompt"])
+    assert info["prompt"] == expanded and "Styles:" in info["infotexts"][0]
+    unknown = client.post(f"{API}/txt2img", json={**BASE, "styles": ["No such style"]})
+    assert unknown.status_code == 422 and "No such style" in unknown.json()["detail"]
+
+
+def test_clip_stop_at_last_layers_is_clip_skip(client):
+    plain = client.post(f"{API}/txt2img", json=BASE).json()
+    skipped = client.post(f"{API}/txt2img", json={**BASE, "override_settings": {"CLIP_stop_at_last_layers": 2}})
+    assert skipped.status_code == 200, skipped.text
+    info = json.loads(skipped.json()["info"])
+    assert info["clip_skip"] == 2 and "Clip skip: 2" in info["infotexts"][0]
+    assert np.abs(pixels(plain["images"][0]) - pixels(skipped.json()["images"][0])).mean() > 0.5
+    bad = client.post(f"{API}/txt2img", json={**BASE, "override_settings": {"CLIP_stop_at_last_layers": 99}})
+    assert bad.status_code == 422 and "clip_skip" in bad.json()["detail"]
+
+
+def test_script_name_runs_the_xyz_plot(client):
+    args = [1, "11, 12", [], 0, "", [], 0, "", [], True, False, False, False, False, False, False, 0, False]
+    response = client.post(f"{API}/txt2img", json={**BASE, "script_name": "x/y/z plot", "script_args": args})
+    assert response.status_code == 200, response.text
+    grid, *cells = response.json()["images"]
+    assert len(cells) == 2 and Image.open(io.BytesIO(base64.b64decode(grid))).width > 64
+    unknown = client.post(f"{API}/txt2img", json={**BASE, "script_name": "Loopback"})
+    assert unknown.status_code == 422 and "Loopback" in unknown.json()["detail"]
+
+
+def test_skip_answers_when_idle_and_progress_reports_it(client):
+    assert client.post(f"{API}/skip").status_code == 200
+    assert client.get(f"{API}/progress").json()["state"]["skipped"] is False
