@@ -62,6 +62,9 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                              "with --listen, --host or --share, --auth or --api-auth is required")
     parser.add_argument("--api-auth-file", type=Path, default=None, help="file of user:pass lines for the API")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    parser.add_argument("--hosted-demo", action="store_true",
+                        help="a public demo (Hugging Face Spaces): the UI needs no login, the API needs --api-auth "
+                             "(else it is off), extensions are locked; app.py sets this when SPACE_ID is set")
     parser.add_argument("--enable-insecure-extension-access", action="store_true",
                         help="allow enabling/disabling extensions from the UI even with --listen, --host or --share")
 
@@ -90,9 +93,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api=getattr(args, "api", True),
         api_auth=credentials(args, "api_auth", "STUDIO_API_AUTH"),
         enable_insecure_extension_access=getattr(args, "enable_insecure_extension_access", False),
+        hosted_demo=getattr(args, "hosted_demo", False),
     )
-
-
 
 
 def credentials(args: argparse.Namespace, name: str, env: str) -> Credentials | tuple[Credentials, ...] | None:

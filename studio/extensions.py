@@ -492,6 +492,8 @@ class ExtensionManager:
     def change_refusal(self) -> str | None:
         """Why the UI may not enable/disable extensions now, or None when it may."""
         s = self.settings
+        if s.hosted_demo:
+            return "Extensions are locked on a hosted demo: they are code that runs on this server."
         if not s.listens_publicly or s.enable_insecure_extension_access:
             return None
         where = "a public share link" if s.share else f"{s.host}, reachable from the network"

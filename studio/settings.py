@@ -38,6 +38,9 @@ class Settings:
     # HTTP API (A1111-compatible /sdapi/v1): on by default; needs api_auth off loopback.
     api: bool = True
     api_auth: "Credentials | tuple[Credentials, ...] | None" = field(default=None, repr=False)
+    # A public demo by design (a Hugging Face Space): the UI is open to anyone, the API only with
+    # credentials, outputs in a temporary folder, extensions locked (studio/spaces.py).
+    hosted_demo: bool = False
     # Extensions: enabling/disabling them from the UI is refused off loopback unless this is set.
     enable_insecure_extension_access: bool = False
 

@@ -44,7 +44,13 @@ def credential_list(value: AuthSetting) -> tuple[Credentials, ...]:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to serve the network without credentials (A1111 refuses an open API too)."""
+    """Refuse to serve the network without credentials (A1111 refuses an open API too). A hosted
+    demo (a Space) shows its UI to everyone by design, but never an open API."""
+    if settings.hosted_demo:
+        if settings.api and not settings.api_auth:
+            raise ApiExposureError("a hosted demo serves the HTTP API only with credentials: set STUDIO_API_AUTH "
+                                   "(a Space secret) or start with --no-api")
+        return
     if settings.listens_publicly and not settings.auth and not settings.api_auth:
         raise ApiExposureError(
             "the studio would be open to the network (--listen, --host or --share): set --auth user:password "
@@ -55,7 +61,7 @@ def check_exposure(settings: Settings) -> None:
 def access_policy(settings: Settings) -> AccessPolicy:
     check_exposure(settings)
     ui, api = credential_list(settings.auth), credential_list(settings.api_auth)
-    if settings.listens_publicly:
+    if settings.listens_publicly and not settings.hosted_demo:
         ui, api = ui or api, api or ui
     return AccessPolicy(ui, api)
 
