@@ -43,7 +43,7 @@ def serve(settings: Settings, block: bool = True) -> Any:
         max_file_size=MAX_UPLOAD,
         head=HEAD,
         css=CSS,
-        show_error=True,
+        show_error=False,  # unexpected exceptions show as a bare error, never their internals; gr.Error always shows
         app_kwargs=app_kwargs,
     )
     print(f"Diffusion Studio running on {local_url}" + (f" (share: {share_url})" if share_url else ""), flush=True)

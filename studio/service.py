@@ -34,7 +34,7 @@ from studio.pnginfo import read_generation_info
 from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
-from studio.samplers import SCHEDULE_TYPES
+from studio.samplers import SCHEDULE_TYPES, available_samplers
 from studio.scripts import ScriptJob, run_script
 from studio.settings import Settings
 from studio.styles import (Style, apply_request_styles, apply_styles, infotext_style_names, load_styles, save_style,
@@ -261,6 +261,13 @@ class Studio:
 
     def samplers(self) -> Mapping[str, Any]:
         return MappingProxyType(self.engine.samplers)
+
+    def sampler_reasons(self) -> Mapping[str, str | None]:
+        """Why each sampler cannot run on the loaded model (None: it can); nothing is loaded here."""
+        loaded = self.models.loaded
+        if loaded is None:
+            return {}
+        return available_samplers(loaded.pipe.scheduler.config, self.engine.samplers)
 
     def model_entries(self) -> list[ModelEntry]:
         return self.models.entries()

@@ -80,3 +80,9 @@ def test_script_name_runs_the_xyz_plot(client):
 def test_skip_answers_when_idle_and_progress_reports_it(client):
     assert client.post(f"{API}/skip").status_code == 200
     assert client.get(f"{API}/progress").json()["state"]["skipped"] is False
+
+
+def test_samplers_the_model_cannot_use_carry_the_reason(client):
+    listed = {item["name"]: item["options"] for item in client.get(f"{API}/samplers").json()}
+    assert "unavailable" not in listed["Euler"]
+    assert "zero-terminal-SNR" in listed["PLMS"]["unavailable"]

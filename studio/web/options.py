@@ -20,7 +20,10 @@ PREFIX = "/sdapi/v1"
 def routes(router: APIRouter, studio: StudioFacade) -> None:
     @router.get(f"{PREFIX}/samplers", response_model=list[SamplerItem])
     def samplers() -> list[dict[str, Any]]:
-        return [{"name": name, "aliases": list(spec.aliases), "options": dict(spec.kwargs)}
+        """The registry; a sampler the loaded model cannot use carries options.unavailable (the reason)."""
+        reasons = studio.sampler_reasons()
+        return [{"name": name, "aliases": list(spec.aliases),
+                 "options": {**dict(spec.kwargs), **({"unavailable": reasons[name]} if reasons.get(name) else {})}}
                 for name, spec in studio.samplers().items()]
 
     @router.get(f"{PREFIX}/schedulers")
