@@ -125,7 +125,7 @@ def load_pickle_weights_only(path: Path) -> dict[str, Any]:
         # mmap (zip-format files only) keeps a multi-GB .ckpt out of RAM until tensors are read.
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as error:  # weights_only refuses code-carrying pickles
-        raise ModelError(f"{path.name} could not be read safely (weights only): {describe_load_error(error)}") from error
+        raise ModelError(f"{path.name} could not be read safely: {describe_load_error(error)}") from error
     while isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -38,7 +38,9 @@ button.generate { min-height: 5em; }
 
 
 def build_ui(ctx: UiContext) -> gr.Blocks:
-    ctx = dataclasses.replace(ctx, submit=_warn_notices(ctx.submit))
+    # Generation tabs run jobs on a worker thread and show the notices themselves (Gradio's warnings
+    # only reach the page from the event's own thread); everything else gets them from the wrapper.
+    ctx = dataclasses.replace(ctx, submit=_warn_notices(ctx.submit), submit_quietly=ctx.submit)
     with gr.Blocks(title="Diffusion Studio") as demo:
         # Output galleries show the whole image, small ones scaled by a whole factor with crisp pixels.
         gr.HTML("", head=f"<style>{read_asset('output_images.css')}</style>"

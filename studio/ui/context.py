@@ -130,3 +130,5 @@ class UiContext:
     # delete one output (a path inside outputs/) -> the files removed.
     history_page: Callable[[int, int, str], Any] = lambda page, per_page, query: None
     delete_output: Callable[[str], list[Any]] = lambda path: []
+    # submit without showing job notices (a caller on a worker thread shows them itself); None: submit
+    submit_quietly: Callable[[GenerationRequest, Callable[[ProgressLike], None] | None], JobLike] | None = None

@@ -161,21 +161,27 @@ def build_generation_tab(
                        status: output.note, last_images: paths}
                 return
         previews: queue.Queue[Any] = queue.Queue()
+        steps: queue.Queue[tuple[tuple[int, int], str]] = queue.Queue()
 
-        def on_step(state: Any) -> None:
-            progress((state.image * state.steps + state.step, max(1, state.steps * state.images)),
-                     desc=progress_label(state))
+        def on_step(state: Any) -> None:  # on the job's thread: hand over, Gradio is told from this one
+            steps.put(((state.image * state.steps + state.step, max(1, state.steps * state.images)),
+                       progress_label(state)))
             image = ctx.live_preview(state)
             if image is not None:
                 previews.put(image)
 
-        running = _Background(lambda: ctx.submit(request, on_step))
+        running = _Background(lambda: (ctx.submit_quietly or ctx.submit)(request, on_step))
         while not running.done.wait(0.1):
+            latest_step = _drain(steps)
+            if latest_step is not None:
+                progress(latest_step[0], desc=latest_step[1])
             latest = _drain(previews)
             if latest is not None:
                 yield {preview: gr.Image(value=latest, visible=True)}
         with user_errors(ctx.error_types):
             job = running.result()
+        for notice in getattr(job, "notices", ()):  # extension hooks that failed (the job still ran)
+            gr.Warning(notice)
         images = [(str(item.path), f"Seed {item.seed}") for item in job.images if item.path]
         texts = [item.infotext for item in job.images]
         note = _job_note(job, [path for path, _ in images])
