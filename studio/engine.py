@@ -22,7 +22,7 @@ from PIL import Image
 from studio import extras, hires, imageops, modes
 from studio.extras import ExtrasRequest
 from studio.prompts import PromptInputs, prepare_prompts
-from studio.control.models import discover_controlnets, load_controlnet
+from studio.control.models import controlnet_mismatch, discover_controlnets, load_controlnet
 from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
 from studio.errors import ModelError
@@ -279,6 +279,9 @@ class Engine:
             wanted = unit.model or f"a {unit.control_type} ControlNet"
             raise ModelError(f"{wanted} not found for {model.entry.title} (looked beside it and in models/ControlNet)")
         entry = matches[0]
+        mismatch = controlnet_mismatch(entry, model.pipe.unet.config)
+        if mismatch:
+            raise RequestError(f"ControlNet {entry.title} does not fit {model.entry.title}: {mismatch}")
         if entry.title not in model.controlnets:
             model.controlnets[entry.title] = load_controlnet(entry, model.pipe.unet.dtype, model.pipe.device)
         return entry.title

@@ -20,7 +20,7 @@ from studio.extras import ExtrasRequest, face_restoration_unavailable
 from studio.history import HistoryIndex
 from studio.upscalers import image_upscaler_names
 from studio.control import pose
-from studio.control.models import ControlNetEntry, discover_controlnets
+from studio.control.models import ControlNetEntry, controlnet_mismatch, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
 from studio.control.units import control_image
 from studio.engine import Engine, Progress
@@ -288,6 +288,14 @@ class Studio:
             entry = find_model(model_title or self.settings.model or DEFAULT_MODEL_TITLE, self.settings)
         folder = entry.path if entry.kind in ("default", "diffusers") else None  # as LoadedModel.folder
         return discover_controlnets(self.settings, folder)
+
+    def controlnet_fit(self) -> Mapping[str, str | None]:
+        """Each ControlNet of the loaded model's list with why it does not fit it (None: it fits)."""
+        loaded = self.models.loaded
+        if loaded is None:
+            return {}
+        return {entry.title: controlnet_mismatch(entry, loaded.pipe.unet.config)
+                for entry in self.controlnet_entries(None)}
 
     def preprocessors(self) -> Mapping[str, PreprocessorSpec]:
         return MappingProxyType(self.engine.preprocessors)

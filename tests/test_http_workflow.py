@@ -34,6 +34,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     studio = Studio.create(settings)
     app = FastAPI()
     app.include_router(build_api(studio, AccessPolicy()))
+    app.state.models_dir = str(settings.models_dir)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -86,3 +87,22 @@ def test_samplers_the_model_cannot_use_carry_the_reason(client):
     listed = {item["name"]: item["options"] for item in client.get(f"{API}/samplers").json()}
     assert "unavailable" not in listed["Euler"]
     assert "zero-terminal-SNR" in listed["PLMS"]["unavailable"]
+
+
+def test_a_controlnet_that_does_not_fit_the_model_is_a_422_naming_the_mismatch(client):
+    """Issue 18 item 11: an SD 2.x-sized ControlNet on the 64-px SD 1.x-style default model."""
+    from studio.models import DEFAULT_MODEL_DIR
+
+    models = Path(client.app.state.models_dir) / "ControlNet" / "sd2-canny"
+    models.mkdir(parents=True, exist_ok=True)
+    config = json.loads((DEFAULT_MODEL_DIR / "controlnet-canny" / "config.json").read_text())
+    (models / "config.json").write_text(json.dumps({**config, "cross_attention_dim": 1024}))
+    edges = Image.new("RGB", (64, 64))
+    buffer = io.BytesIO()
+    edges.save(buffer, format="PNG")
+    unit = {"module": "none", "model": "sd2-canny", "image": base64.b64encode(buffer.getvalue()).decode()}
+    response = client.post(f"{API}/txt2img", json={**BASE, "alwayson_scripts": {"controlnet": {"args": [unit]}}})
+    assert response.status_code == 422 and "cross-attention width is 1024" in response.json()["detail"]
+    listed = client.get("/controlnet/model_list").json()
+    assert listed["model_detail"]["sd2-canny"]["fits"] is False
+    assert listed["model_detail"]["controlnet-canny"]["fits"] is True

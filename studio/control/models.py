@@ -6,6 +6,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from diffusers import ControlNetModel
@@ -48,6 +49,36 @@ def discover_controlnets(settings: Settings, base_model_dir: Path | None) -> lis
             elif path.suffix == ".safetensors":
                 entries.append(ControlNetEntry(path.name, control_type_of(path.name), str(path), "single_file"))
     return entries
+
+
+# Config keys a ControlNet shares with the UNet it steers: when they differ, its residuals do not fit.
+_MATCHING_KEYS = {"cross_attention_dim": "cross-attention width", "block_out_channels": "block widths",
+                  "addition_embed_type": "added conditioning (SDXL)"}
+
+
+def entry_config(entry: ControlNetEntry) -> dict:
+    """The ControlNet's diffusers config (a folder's config.json, or a single file's sidecar .json); {} if unreadable."""
+    path = Path(entry.location) / "config.json" if entry.kind == "diffusers" else Path(entry.location).with_suffix(".json")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def controlnet_mismatch(entry: ControlNetEntry, unet_config: Mapping[str, Any]) -> str | None:
+    """Why this ControlNet cannot steer a UNet with this config (e.g. an SD 2.x ControlNet on an SD 1.x
+    model), read from configs alone; None when it fits (or its config says nothing)."""
+    config = entry_config(entry)
+    for key, label in _MATCHING_KEYS.items():
+        if key not in config:
+            continue
+        mine, theirs = config.get(key), unet_config.get(key)
+        if isinstance(mine, list) or isinstance(theirs, (list, tuple)):
+            mine, theirs = list(mine or []), list(theirs or [])
+        if mine != theirs:
+            return f"its {label} is {mine}, the model's is {theirs}"
+    return None
 
 
 def load_controlnet(entry: ControlNetEntry, dtype: torch.dtype, device: torch.device) -> ControlNetModel:

@@ -18,8 +18,11 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
 
     @router.get("/controlnet/model_list", tags=["controlnet"])
     def controlnet_model_list(update: bool = True) -> dict[str, Any]:
-        """The ControlNets for the loaded model (read afresh on every call; `update` is accepted)."""
-        return {"model_list": [entry.title for entry in studio.controlnet_entries(None)]}
+        """The ControlNets for the loaded model (read afresh on every call; `update` is accepted).
+        `model_detail` (ours) says which fit the loaded model and why not."""
+        fits = studio.controlnet_fit()
+        return {"model_list": [entry.title for entry in studio.controlnet_entries(None)],
+                "model_detail": {title: {"fits": reason is None, "reason": reason} for title, reason in fits.items()}}
 
     @router.get("/controlnet/module_list", tags=["controlnet"])
     def controlnet_module_list(alias_names: bool = False) -> dict[str, Any]:
