@@ -210,7 +210,8 @@ def test_controlnet_units_in_sd_webui_controlnet_format(client):
 def test_controlnet_model_and_module_lists(client):
     assert client.get("/controlnet/version").json() == {"version": 2}
     models = client.get("/controlnet/model_list").json()
-    assert models == {"model_list": ["controlnet-canny", "controlnet-pose", "controlnet-scribble"]}
+    assert models["model_list"] == ["controlnet-canny", "controlnet-pose", "controlnet-scribble"]
+    assert all(models["model_detail"][title] == {"fits": True, "reason": None} for title in models["model_list"])
     modules = client.get("/controlnet/module_list", params={"alias_names": True}).json()
     assert set(modules) == {"module_list", "module_detail"}
     assert modules["module_list"][0] == "none" and {"canny", "scribble_xdog", "openpose"} <= set(modules["module_list"])
