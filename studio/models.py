@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import hashlib
 import json
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
-from studio import checkpoint_io, single_file
+from studio import checkpoint_io, hashcache, single_file
 from studio.errors import ModelError, describe_load_error, first_line as _first_line
 from studio.hardware import pick_device, pick_dtype, use_memory_format
 from studio.settings import PACKAGE_DIR, Settings
@@ -154,22 +153,16 @@ def model_hash(entry: ModelEntry, settings: Settings) -> str:
 
 
 def _hash_files(root: Path, files: list[Path], settings: Settings) -> str:
-    key = "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-    cache_file = settings.cache_dir / "hashes.json"
-    cache = _read_json(cache_file)
-    if key in cache:
-        return cache[key]
-    digest = hashlib.sha256()
-    for path in files:
-        if root.is_dir():  # names matter in a folder: the same bytes as another component differ
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    short = digest.hexdigest()[:10]
-    cache[key] = short
-    _write_json(cache_file, cache)
-    return short
+    def digest() -> str:
+        def blocks() -> Iterable[bytes]:
+            for path in files:
+                if root.is_dir():  # names matter in a folder: the same bytes as another component differ
+                    yield path.relative_to(root).as_posix().encode() + b"\0"
+                yield from hashcache.file_blocks(path)
+
+        return hashcache.sha256_hex(blocks())[:10]
+
+    return hashcache.cached(settings.cache_dir / "hashes.json", hashcache.stamp(files), digest)
 
 
 def _model_files(path: Path) -> list[Path]:
@@ -177,7 +170,7 @@ def _model_files(path: Path) -> list[Path]:
     model_index.json and its components' weights, configs and tokenizer files."""
     if path.is_file():
         return [path]
-    index = _read_json(path / "model_index.json")
+    index = hashcache.read_json(path / "model_index.json")
     components = {name for name, value in index.items()
                   if not name.startswith("_") and isinstance(value, list) and value and value[0] is not None}
     # ControlNets shipped beside a model are separate models: they must not change its hash.
@@ -198,20 +191,6 @@ def _cached_hub_snapshot(repo_id: str) -> Path | None:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:  # not cached (or an unreadable cache): the hash is unknown
         return None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
 
 
 def load_pipeline(entry: ModelEntry, settings: Settings) -> DiffusionPipeline:

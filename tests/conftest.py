@@ -46,3 +46,13 @@ def engine(shared_settings: Settings) -> Engine:
     models = ModelManager(shared_settings)
     models.current()
     return Engine(models)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module whose images are compared only with each other: on a CPU
+    shared with other work a second thread only contends."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from studio.api import API_VERSION, RegistrationError
@@ -54,12 +53,8 @@ def statuses(manager: ExtensionManager) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
+def _one_thread(one_torch_thread):
     """These tests compare images made in this process only: one thread keeps them fast on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

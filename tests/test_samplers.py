@@ -57,12 +57,8 @@ STEP_COUNTS = (1, 2, 20, 21, 30, 50, 150)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on a CPU shared with other work only contend (and slow every step down)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """These tests compare images made in this process only: one thread keeps them fast on a busy CPU."""
 
 
 @pytest.fixture(scope="module")
