@@ -16,6 +16,7 @@ from PIL import Image
 
 from studio import jobs, storage
 from studio.api import ExtensionContext
+from studio.batch import BatchResult, run_extras_folder, run_img2img_batch
 from studio.extras import ExtrasRequest, face_restoration_unavailable
 from studio.history import HistoryIndex
 from studio.upscalers import image_upscaler_names
@@ -204,7 +205,20 @@ class Studio:
             face_restoration_unavailable=face_restoration_unavailable,
             history_page=lambda page, per_page, query: self.history.page(page, per_page, query),
             delete_output=self.history.delete,
+            img2img_batch=self.img2img_batch,
+            extras_folder=self.extras_folder,
         )
+
+    def img2img_batch(self, request: GenerationRequest, input_dir: str | Path, output_dir: str | Path | None = None,
+                      mask_dir: str | Path | None = None,
+                      progress: Callable[[float, str], None] = lambda f, d: None) -> BatchResult:
+        """A1111's img2img "Batch" tab: every image of a server folder (studio/batch.py, studio/folders.py)."""
+        return run_img2img_batch(self, request, input_dir, output_dir, mask_dir, progress)
+
+    def extras_folder(self, values: Mapping[str, Any], input_dir: str | Path, output_dir: str | Path | None = None,
+                      progress: Callable[[float, str], None] = lambda f, d: None) -> BatchResult:
+        """Extras' "Batch from directory": upscale every image of a server folder."""
+        return run_extras_folder(self, values, input_dir, output_dir, progress)
 
     def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True) -> tuple[list[Any], str]:
         """Upscale images with the Extras fields (A1111 names); saved to outputs/extras-images when `save`.

@@ -43,6 +43,9 @@ class Settings:
     hosted_demo: bool = False
     # Extensions: enabling/disabling them from the UI is refused off loopback unless this is set.
     enable_insecure_extension_access: bool = False
+    # Folders (besides outputs/) that batch jobs may read from when the server is reachable from
+    # other machines; the local operator may name any folder (studio/folders.py).
+    batch_roots: tuple[Path, ...] = ()
 
     def replace(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

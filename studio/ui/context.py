@@ -130,5 +130,9 @@ class UiContext:
     # delete one output (a path inside outputs/) -> the files removed.
     history_page: Callable[[int, int, str], Any] = lambda page, per_page, query: None
     delete_output: Callable[[str], list[Any]] = lambda path: []
+    # Folder batches (studio/batch.py): img2img (request, input dir, output dir, mask dir, progress) and
+    # Extras (fields, input dir, output dir, progress) -> a result with .paths/.infotexts/.summary().
+    img2img_batch: Callable[..., Any] | None = None
+    extras_folder: Callable[..., Any] | None = None
     # submit without showing job notices (a caller on a worker thread shows them itself); None: submit
     submit_quietly: Callable[[GenerationRequest, Callable[[ProgressLike], None] | None], JobLike] | None = None

@@ -1,0 +1,132 @@
+"""Folder in, folder out: A1111's img2img "Batch" tab and Extras' "Batch from directory".
+
+Folders go through `studio.folders.FolderPolicy` (who may name which folder); every image runs
+through the studio's one generation entry (img2img) or its Extras, one at a time, and is saved
+with its infotext in the output folder (outputs/ when none is given) under the usual numbered
+names, which never overwrite an existing file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from PIL import Image
+
+from studio import storage
+from studio.folders import FolderError, FolderPolicy
+from studio.request import MAX_INPUT_PIXELS, GenerationRequest
+
+if TYPE_CHECKING:
+    from studio.service import Studio
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    paths: list[Path]  # saved images, in input order
+    infotexts: list[str]
+    notes: list[str] = field(default_factory=list)  # inputs skipped, and why
+    interrupted: bool = False
+
+    def summary(self) -> str:
+        head = f"Saved {len(self.paths)} image(s)" + (f" in `{self.paths[0].parent}`." if self.paths else ".")
+        if self.interrupted:
+            head = "Interrupted. " + head
+        return "\n".join([head, *(f"⚠️ {note}" for note in self.notes)])
+
+
+def run_img2img_batch(studio: "Studio", request: GenerationRequest, input_dir: str | Path,
+                      output_dir: str | Path | None = None, mask_dir: str | Path | None = None,
+                      progress: Progress = lambda fraction, text: None) -> BatchResult:
+    """img2img (inpaint with a mask folder) over every image of `input_dir`. Masks match an image
+    by file stem; a mask folder with a single mask uses it for every image (as A1111 does)."""
+    policy = FolderPolicy.from_settings(studio.settings)
+    files = _inputs(policy, input_dir)
+    masks = _masks(policy, mask_dir)
+    target = policy.output_folder(output_dir, "output_dir") if _given(output_dir) else None
+    paths, texts, notes = [], [], []
+    for n, path in enumerate(files):
+        progress(n / len(files), f"img2img batch: image {n + 1} of {len(files)} ({path.name})")
+        mask_path = _mask_for(path, masks)
+        if masks is not None and mask_path is None:
+            notes.append(f"{path.name}: no mask of that name in the mask folder; skipped")
+            continue
+        try:
+            image = open_image(path).convert("RGB")
+            mask = open_image(mask_path).convert("L") if mask_path is not None else None
+        except FolderError as error:
+            notes.append(str(error))
+            continue
+        job = studio.submit(request.replace(init_image=image, mask=mask), directory=target)
+        paths += [item.path for item in job.images if item.path is not None]
+        texts += [item.infotext for item in job.images if item.path is not None]
+        if job.interrupted:
+            return BatchResult(paths, texts, notes, interrupted=True)
+    return BatchResult(paths, texts, notes)
+
+
+def run_extras_folder(studio: "Studio", values: Mapping[str, Any], input_dir: str | Path,
+                      output_dir: str | Path | None = None,
+                      progress: Progress = lambda fraction, text: None) -> BatchResult:
+    """Extras (upscale) over every image of `input_dir`, saved to `output_dir`
+    (outputs/extras-images/<date> when none is given)."""
+    policy = FolderPolicy.from_settings(studio.settings)
+    files = _inputs(policy, input_dir)
+    target = (policy.output_folder(output_dir, "output_dir") if _given(output_dir)
+              else storage.output_dir(studio.settings.outputs_dir, "extras"))
+    paths, texts, notes = [], [], []
+    for n, path in enumerate(files):
+        progress(n / len(files), f"Extras batch: image {n + 1} of {len(files)} ({path.name})")
+        try:
+            image = open_image(path).convert("RGB")
+        except FolderError as error:
+            notes.append(str(error))
+            continue
+        results, info = studio.run_extras([image], values, save=False)
+        paths.append(storage.save_png(results[0], target, 0, info))
+        texts.append(info)
+    return BatchResult(paths, texts, notes)
+
+
+def open_image(path: Path) -> Image.Image:
+    """The image at `path`, decoded; FolderError (naming the file) when it is not an image or too large."""
+    try:
+        with Image.open(path) as opened:
+            if opened.width * opened.height > MAX_INPUT_PIXELS:
+                raise FolderError(f"{path.name}: {opened.width}x{opened.height} is too large; skipped")
+            opened.load()
+            return opened.copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise FolderError(f"{path.name}: not a readable image ({type(error).__name__}); skipped") from None
+
+
+def _given(value: str | Path | None) -> bool:
+    return value is not None and bool(str(value).strip())
+
+
+def _inputs(policy: FolderPolicy, input_dir: str | Path) -> list[Path]:
+    folder = policy.input_folder(input_dir, "input_dir")
+    files = policy.images(folder, "input_dir")
+    if not files:
+        raise FolderError(f"input_dir: no images in {str(input_dir)[:200]!r}")
+    return files
+
+
+def _masks(policy: FolderPolicy, mask_dir: str | Path | None) -> list[Path] | None:
+    if not _given(mask_dir):
+        return None
+    assert mask_dir is not None
+    masks = policy.images(policy.input_folder(mask_dir, "mask_dir"), "mask_dir")
+    if not masks:
+        raise FolderError(f"mask_dir: no images in {str(mask_dir)[:200]!r}")
+    return masks
+
+
+def _mask_for(image: Path, masks: list[Path] | None) -> Path | None:
+    if not masks:
+        return None
+    if len(masks) == 1:
+        return masks[0]
+    return next((mask for mask in masks if mask.stem == image.stem), None)
