@@ -1,5 +1,8 @@
-"""Outputs history: browse outputs/ newest first, search infotexts, send to a tab, reproduce.
-(Deleting is in the core, studio/history.py, but not offered here yet: its UI did not pass its browser test.)"""
+"""Outputs history: browse outputs/ newest first, search infotexts, send to a tab, reproduce, delete.
+
+Delete asks first, in the page (a panel with the file's name, "Yes, delete" and "Cancel"), not in
+a toast: the question stays until answered. The core (studio/history.py) deletes only a PNG inside
+outputs/ and its companions."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,11 +36,17 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
                            for name in ("txt2img", "img2img", "inpaint")}
             with gr.Row():
                 reproduce = gr.Button("Reproduce", elem_id="history_reproduce", size="sm")
+                delete = gr.Button("🗑️ Delete", variant="stop", elem_id="history_delete", size="sm")
+            with gr.Group(visible=False, elem_id="history_delete_confirm") as confirm_box:
+                question = gr.Markdown(elem_id="history_delete_question")
+                with gr.Row():
+                    yes = gr.Button("Yes, delete", variant="stop", elem_id="history_delete_yes", size="sm")
+                    no = gr.Button("Cancel", elem_id="history_delete_cancel", size="sm")
             status = gr.Markdown(elem_id="history_status")
             reproduced = gr.Image(label="Reproduced", type="filepath", interactive=False, format="png",
                                   elem_id="history_reproduced", height=160)
     page, paths, texts = gr.State(1), gr.State([]), gr.State([])
-    selected, fields = gr.State(None), gr.State({})
+    selected, fields, pending = gr.State(None), gr.State({}), gr.State(None)
 
     def show(number: int, words: str) -> tuple:
         result = ctx.history_page(int(number), PER_PAGE, words or "")
@@ -61,6 +70,31 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
         return files[index], info["infotext"], info["fields"]
 
     gallery.select(pick, inputs=[paths, texts], outputs=[selected, parameters, fields], queue=False)
+
+    def ask(path: str | None) -> tuple:
+        if not path:
+            return gr.Group(visible=False), "", None, "Select an image first."
+        name = Path(path).name
+        text = (f"Delete **{name}** (and its saved mask, init and control images, if any)? "
+                "This cannot be undone.")
+        return gr.Group(visible=True), text, path, ""
+
+    delete.click(ask, inputs=selected, outputs=[confirm_box, question, pending, status], queue=False)
+
+    def confirm(path: str | None, number: int, words: str) -> tuple:
+        if not path:
+            return (*show(number, words), gr.Group(visible=False), None, "Nothing to delete.")
+        try:
+            removed = ctx.delete_output(path)
+        except ctx.error_types as error:
+            return (*show(number, words), gr.Group(visible=False), None, f"⚠️ Not deleted: {error}")
+        note = f"Deleted `{Path(path).name}`" + (f" and {len(removed) - 1} companion file(s)." if len(removed) > 1
+                                                  else ".")
+        return (*show(number, words), gr.Group(visible=False), None, note)
+
+    yes.click(confirm, inputs=[pending, page, query], outputs=[*outputs, confirm_box, pending, status], queue=False)
+    no.click(lambda path: (gr.Group(visible=False), None, f"Kept `{Path(path).name}`." if path else ""),
+             inputs=pending, outputs=[confirm_box, pending, status], queue=False)
 
 
     def run_reproduce(path: str | None) -> tuple[str | None, str]:
