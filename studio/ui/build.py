@@ -11,6 +11,7 @@ from studio.infotext import params_to_request_fields, parse_infotext
 from studio.request import decode_image
 from studio.ui.context import JobLike, UiContext
 from studio.ui.errors import user_errors
+from studio.ui.batch import build_img2img_batch
 from studio.ui.extras_tab import build_extras_tab
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
@@ -58,6 +59,7 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True, scripts=True, vae=vae)
                 to_img2img_i, to_inpaint_i = _send_buttons("img2img")
+                build_img2img_batch(ctx, img2img)
             with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
                 inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True, vae=vae)
             with gr.Tab("Extras", id="extras", elem_id="tab_extras"):

@@ -1,4 +1,5 @@
-"""The Extras tab: upscale a single image or a batch with one upscaler or two blended."""
+"""The Extras tab: upscale a single image, a batch of uploads or a server folder (A1111's "Batch from
+directory") with one upscaler or two blended."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from studio.ui.batch import folder_boxes
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
 
@@ -23,6 +25,8 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
                 with gr.Tab("Batch", id="batch", elem_id="extras_batch_tab") as batch_tab:
                     files = gr.File(label="Images", file_count="multiple", file_types=["image"],
                                     elem_id="extras_batch_files")
+                with gr.Tab("Batch from directory", id="folder", elem_id="extras_folder_tab") as folder_tab:
+                    folders = folder_boxes("extras")
             mode = gr.Radio(list(RESIZE_MODES), value=RESIZE_MODES[0], type="index", label="Resize",
                             elem_id="extras_resize_mode")
             with gr.Row():
@@ -48,24 +52,31 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
         with gr.Column():
             gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", elem_id="extras_gallery",
                                  object_fit="contain", interactive=False)
-            info = gr.Textbox(label="Info", lines=2, interactive=False, elem_id="extras_info")
+            info = gr.Textbox(label="Info", lines=3, interactive=False, elem_id="extras_info")
     source = gr.State("single")
     single_tab.select(lambda: "single", outputs=source, queue=False)
     batch_tab.select(lambda: "batch", outputs=source, queue=False)
+    folder_tab.select(lambda: "folder", outputs=source, queue=False)
 
-    def upscale(kind: str, single: Image.Image | None, batch: list[Any] | None, resize_mode: int, by: float,
-                to_w: float, to_h: float, crop_fit: bool, first: str, second: str, blend: float) -> tuple:
+    def upscale(kind: str, single: Image.Image | None, batch: list[Any] | None, input_dir: str, output_dir: str,
+                resize_mode: int, by: float, to_w: float, to_h: float, crop_fit: bool, first: str, second: str,
+                blend: float, progress: gr.Progress = gr.Progress()) -> tuple:
         with user_errors(ctx.error_types):
-            images = _images(kind, single, batch)
             values = {"resize_mode": int(resize_mode), "upscaling_resize": float(by),
                       "upscaling_resize_w": int(to_w or 0), "upscaling_resize_h": int(to_h or 0),
                       "upscaling_crop": bool(crop_fit), "upscaler_1": first, "upscaler_2": second,
                       "extras_upscaler_2_visibility": float(blend)}
-            paths, text = ctx.run_extras(images, values)
+            if kind == "folder":
+                if ctx.extras_folder is None:
+                    raise ValueError("Batch from directory is not available here.")
+                result = ctx.extras_folder(values, input_dir, output_dir, lambda f, d: progress(f, desc=d))
+                paths, text = result.paths, result.summary() + "\n" + (result.infotexts[0] if result.infotexts else "")
+            else:
+                paths, text = ctx.run_extras(_images(kind, single, batch), values)
         return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text
 
-    run.click(upscale, inputs=[source, image, files, mode, scale, width, height, crop, upscaler_1, upscaler_2,
-                               visibility],
+    run.click(upscale, inputs=[source, image, files, folders["input_dir"], folders["output_dir"], mode, scale, width,
+                               height, crop, upscaler_1, upscaler_2, visibility],
               outputs=[gallery, info], concurrency_id="generation", concurrency_limit=1)
     return {"image": image, "gallery": gallery}
 

@@ -1,0 +1,50 @@
+"""img2img "Batch" (A1111's tab): every image of a server folder through the img2img tab's
+settings, saved to an output folder; with a mask folder, inpainted. Folders are checked by the
+core (studio/folders.py): any folder for the local operator, only outputs/ on a shared server."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from studio.ui.context import UiContext
+from studio.ui.errors import user_errors
+from studio.ui.generation import GenerationTab
+
+FOLDER_HELP = ("Folders on the server. Relative paths start in outputs/. When the studio is reachable from other "
+               "machines (--listen, --share, a Space) only folders inside outputs/ (and --batch-root folders, "
+               "to read) may be used.")
+
+
+def folder_boxes(name: str, mask: bool = False) -> dict[str, gr.Textbox]:
+    boxes = {"input_dir": gr.Textbox(label="Input directory", elem_id=f"{name}_batch_input_dir"),
+             "output_dir": gr.Textbox(label="Output directory (empty: outputs/)", elem_id=f"{name}_batch_output_dir")}
+    if mask:
+        boxes["mask_dir"] = gr.Textbox(label="Inpaint batch mask directory (optional: masks named as the images)",
+                                       elem_id=f"{name}_batch_mask_dir")
+    gr.Markdown(FOLDER_HELP, elem_classes="batch-help")
+    return boxes
+
+
+def build_img2img_batch(ctx: UiContext, tab: GenerationTab) -> None:
+    with gr.Accordion("Batch: a folder of images in, a folder out", open=False, elem_id="img2img_batch"):
+        boxes = folder_boxes("img2img", mask=True)
+        run = gr.Button("Run batch", variant="primary", elem_id="img2img_batch_run")
+        status = gr.Markdown(elem_id="img2img_batch_status")
+    control = tab.control
+
+    def run_batch(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> tuple:
+        if ctx.img2img_batch is None:
+            raise gr.Error("Batch runs are not available here.", print_exception=False)
+        with user_errors(ctx.error_types):
+            request = tab.form.to_request(values, **(control.derive(values) if control else {}))
+            result = ctx.img2img_batch(request, values[boxes["input_dir"]], values[boxes["output_dir"]],
+                                       values[boxes["mask_dir"]], lambda f, d: progress(f, desc=d))
+        images = [(str(path), path.name) for path in result.paths]
+        return (gr.Gallery(value=images, selected_index=0 if images else None), result.summary(),
+                list(result.infotexts), [str(path) for path in result.paths], 0,
+                result.infotexts[0] if result.infotexts else "")
+
+    run.click(run_batch, inputs=tab.request_inputs | set(boxes.values()),
+              outputs=[tab.gallery, status, tab.infotexts, tab.last_images, tab.selected, tab.infotext],
+              concurrency_id="generation", concurrency_limit=1, show_progress_on=[tab.gallery])
