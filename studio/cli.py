@@ -17,7 +17,7 @@ from studio.settings import Credentials, Settings
 
 # Extra spellings users know from A1111's UI and scripts.
 FLAG_ALIASES = {"sampler_name": ["--sampler"], "n_iter": ["--batch-count"], "init_image": ["--init-images"]}
-COMMANDS = ("serve", "generate", "samplers", "models", "networks")
+COMMANDS = ("serve", "generate", "samplers", "models", "networks", "img2img-batch", "extras-batch")
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True) -> None:
@@ -245,6 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_request_flags(generate)
     add_controlnet_flags(generate)
     generate.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: outputs/txt2img-images/<date>/)")
+    generate.add_argument("--script-name", default=None,
+                          help='run a script, as the API\'s script_name: "Prompts from file or textbox", "Prompt matrix", '
+                               '"X/Y/Z plot"')
+    generate.add_argument("--script-args", default="[]", help="the script's A1111 script_args as a JSON list")
+    from studio.batch_cli import add_extras_flags, add_folder_flags
+
+    img2img_batch = sub.add_parser("img2img-batch", help="img2img (inpaint with --mask-dir) over a folder of images")
+    add_settings_flags(img2img_batch, with_model=False)
+    add_request_flags(img2img_batch)
+    add_controlnet_flags(img2img_batch)
+    add_folder_flags(img2img_batch, mask=True)
+    extras_batch = sub.add_parser("extras-batch", help="upscale a folder of images (Extras)")
+    add_settings_flags(extras_batch)
+    add_folder_flags(extras_batch)
+    add_extras_flags(extras_batch)
     for name in ("samplers", "models", "networks"):
         listing = sub.add_parser(name, help=f"list the {name}")
         add_settings_flags(listing)
@@ -257,8 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["serve", *argv]
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
+    from studio.batch_cli import run_extras_batch, run_img2img_batch
+
     return {"serve": run_serve, "generate": run_generate, "samplers": run_samplers, "models": run_models,
-            "networks": run_networks}[args.command](args, settings)
+            "networks": run_networks, "img2img-batch": run_img2img_batch,
+            "extras-batch": run_extras_batch}[args.command](args, settings)
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -301,7 +319,10 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
         request = request_from_args(args)
         if settings.allow_hub and request.model:  # the command line is trusted to name a Hub id
             studio.engine.load_model(request.model, allow_hub=True)
-        result = studio.submit(request, directory=args.out)
+        if args.script_name:  # as the API's script_name / script_args; images go where the script saves them
+            result = studio.run_script(request, args.script_name, _script_args(args.script_args))
+        else:
+            result = studio.submit(request, directory=args.out)
     except (ValueError, StudioError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -312,6 +333,18 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     if result.interrupted:
         print(f"note: interrupted; {len(result.images)} image(s) finished and kept", file=sys.stderr)
     return 1 if result.interrupted else 0
+
+
+def _script_args(text: str) -> list[Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RequestError(f"--script-args must be a JSON list ({error.msg})") from None
+    if not isinstance(value, list):
+        raise RequestError("--script-args must be a JSON list, e.g. '[false, false, \"start\", \"a cat\"]'")
+    return value
 
 
 def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
