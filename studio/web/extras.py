@@ -12,12 +12,14 @@ from fastapi import APIRouter
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from studio.request import decode_image
+from studio.extras import ExtrasRequest
+from studio.request import MAX_TOTAL_IMAGES, RequestError, decode_image
 
 if TYPE_CHECKING:
     from studio.facade import StudioFacade
 
 PREFIX = "/sdapi/v1"
+MAX_BATCH_OUTPUT_PIXELS = 2**28  # what one /extra-batch-images answer may hold (about 800 MB of RGB)
 
 
 class ExtrasBaseBody(BaseModel):
@@ -86,7 +88,16 @@ def routes(router: APIRouter, studio: "StudioFacade") -> None:
 
     @router.post(f"{PREFIX}/extra-batch-images", response_model=ExtrasBatchResponse)
     def extra_batch_images(body: ExtrasBatchBody) -> dict[str, Any]:
+        if not body.imageList:
+            raise RequestError("imageList: give at least one image")
+        if len(body.imageList) > MAX_TOTAL_IMAGES:  # all are decoded and answered at once
+            raise RequestError(f"imageList: {len(body.imageList)} images is more than {MAX_TOTAL_IMAGES} in one "
+                               "request; send them in smaller batches")
         images = [decode_image(item.data.strip(), f"imageList[{i}]") for i, item in enumerate(body.imageList)]
+        sizes = [ExtrasRequest.from_dict(_fields(body)).target_size(image) for image in images]
+        if sum(w * h for w, h in sizes) > MAX_BATCH_OUTPUT_PIXELS:
+            raise RequestError(f"imageList: the upscaled images would hold {sum(w * h for w, h in sizes):,} pixels, "
+                               f"more than {MAX_BATCH_OUTPUT_PIXELS:,} in one answer; send fewer images")
         results, info = studio.run_extras(images, _fields(body), save=False)
         return {"html_info": f"<p>{info}</p>", "images": [_png(image) for image in results]}
 
