@@ -6,7 +6,6 @@ outputs/ and its companions."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 
