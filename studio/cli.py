@@ -65,6 +65,9 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hosted-demo", action="store_true",
                         help="a public demo (Hugging Face Spaces): the UI needs no login, the API needs --api-auth "
                              "(else it is off), extensions are locked; app.py sets this when SPACE_ID is set")
+    parser.add_argument("--batch-root", action="append", type=Path, default=[], metavar="DIR",
+                        help="a folder batch jobs may read images from when the studio listens beyond this machine "
+                             "(besides outputs/); repeatable. The local operator may always name any folder")
     parser.add_argument("--enable-insecure-extension-access", action="store_true",
                         help="allow enabling/disabling extensions from the UI even with --listen, --host or --share")
 
@@ -94,6 +97,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_auth=credentials(args, "api_auth", "STUDIO_API_AUTH"),
         enable_insecure_extension_access=getattr(args, "enable_insecure_extension_access", False),
         hosted_demo=getattr(args, "hosted_demo", False),
+        batch_roots=tuple(path.expanduser().absolute() for path in getattr(args, "batch_root", []) or ()),
     )
 
 

@@ -126,3 +126,13 @@ def test_the_local_operator_may_name_any_folder(layout):
     assert local.input_folder(layout["outside"], "input_dir") == layout["outside"].resolve()
     assert [p.name for p in local.images(local.input_folder("linked", "input_dir"), "input_dir")] == ["secret.png"]
     assert local.output_folder(layout["root"] / "anywhere", "output_dir").is_dir()
+
+
+def test_batch_root_flags_become_settings(tmp_path, monkeypatch):
+    from studio.cli import build_parser, settings_from_args
+
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["serve", "--listen", "--batch-root", "photos", "--batch-root", "/srv/in"])
+    settings = settings_from_args(args)
+    assert settings.batch_roots == (tmp_path / "photos", Path("/srv/in"))
+    assert FolderPolicy.from_settings(settings).restricted

@@ -33,7 +33,7 @@ def ui() -> dict[str, Any]:
         "prompt_position": gr.Radio(list(POSITIONS), value="start", label="Insert prompts at the"),
         "prompt_txt": gr.Textbox(label="List of prompt inputs", lines=3,
                                  placeholder='a cat\n--prompt "a dog" --steps 10 --seed 3'),
-        "file": gr.File(label="Upload prompt inputs (.txt)", file_types=[".txt"], type="filepath"),
+        "file": gr.File(label="Upload prompt inputs (.txt)", file_types=[".txt"], type="filepath", height=90),
     }
 
 

@@ -74,3 +74,34 @@ def test_extras_batch_from_directory(browser, batch_server, tmp_path):
                                timeout=120_000)
         screenshot(page, "extras_folder")
     assert sorted(Image.open(path).size for path in (tmp_path / "out").glob("*.png")) == [(64, 64), (64, 64)]
+
+
+def test_prompt_matrix_and_prompts_from_textbox_from_the_script_dropdown(browser, batch_server):
+    from tests.browser.test_upscale_ui import pick
+
+    with studio_page(browser, batch_server.url) as page:
+        page.fill("#txt2img_prompt textarea", "a circle|red")
+        set_number(page, "txt2img_steps", "2")
+        page.fill("#txt2img_seed input", "5")
+        pick(page, "#txt2img_script", "Prompt matrix")
+        page.click("#txt2img_generate")
+        page.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('Saved the grid')",
+                               timeout=120_000)
+        page.wait_for_function("document.querySelectorAll('#txt2img_gallery img').length >= 3")  # grid + 2
+        screenshot(page, "prompt_matrix")
+        [grid] = list((batch_server.outputs / "txt2img-grids").rglob("*.png"))
+        width, height = Image.open(grid).size
+        assert width == 128 and height > 64  # two cells side by side under their "red" labels
+
+        page.fill("#txt2img_prompt textarea", "")
+        pick(page, "#txt2img_script", "Prompts from file or textbox")
+        box = page.locator("#txt2img_script_panel").get_by_label("List of prompt inputs")
+        box.fill('a red circle\n--prompt "a blue square" --steps ten')
+        page.click("#txt2img_generate")
+        toast(page, "line 2")  # the bad line is named; nothing ran
+        box.fill('a red circle\n--prompt "a blue square" --seed 77')
+        page.click("#txt2img_generate")
+        page.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('2 line(s), 2 image(s)')",
+                               timeout=120_000)
+        page.locator("#txt2img_gallery img").first.wait_for()
+        screenshot(page, "prompts_from_textbox")
