@@ -3,14 +3,17 @@ settings, saved to an output folder; with a mask folder, inpainted. Folders are 
 core (studio/folders.py): any folder for the local operator, only outputs/ on a shared server."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
 from studio.ui.generation import GenerationTab
 
+MAX_SHOWN = 48  # a batch may hold thousands: the gallery shows the first ones
 FOLDER_HELP = ("Folders on the server. Relative paths start in outputs/. When the studio is reachable from other "
                "machines (--listen, --share, a Space) only folders inside outputs/ (and --batch-root folders, "
                "to read) may be used.")
@@ -24,6 +27,22 @@ def folder_boxes(name: str, mask: bool = False) -> dict[str, gr.Textbox]:
                                        elem_id=f"{name}_batch_mask_dir")
     gr.Markdown(FOLDER_HELP, elem_classes="batch-help")
     return boxes
+
+
+def shown(paths: list[Path], outputs_dir: str | Path) -> tuple[list[tuple[Any, str]], list[str]]:
+    """Gallery items for a batch's saved files, and their paths for "Send to" (empty when some are
+    outside outputs/). The page may load files from outputs/ only, so an image saved in another
+    folder (the local operator's choice) is shown as pixels instead of by its path."""
+    root = Path(outputs_dir).resolve()
+    inside = all(path.resolve().is_relative_to(root) for path in paths)
+    items: list[tuple[Any, str]] = []
+    for path in paths[:MAX_SHOWN]:
+        if inside:
+            items.append((str(path), path.name))
+        else:
+            with Image.open(path) as image:
+                items.append((image.convert("RGB"), path.name))
+    return items, ([str(path) for path in paths[:MAX_SHOWN]] if inside else [])
 
 
 def build_img2img_batch(ctx: UiContext, tab: GenerationTab) -> None:
@@ -40,10 +59,9 @@ def build_img2img_batch(ctx: UiContext, tab: GenerationTab) -> None:
             request = tab.form.to_request(values, **(control.derive(values) if control else {}))
             result = ctx.img2img_batch(request, values[boxes["input_dir"]], values[boxes["output_dir"]],
                                        values[boxes["mask_dir"]], lambda f, d: progress(f, desc=d))
-        images = [(str(path), path.name) for path in result.paths]
+        images, paths = shown(result.paths, ctx.settings_summary()["outputs_dir"])
         return (gr.Gallery(value=images, selected_index=0 if images else None), result.summary(),
-                list(result.infotexts), [str(path) for path in result.paths], 0,
-                result.infotexts[0] if result.infotexts else "")
+                list(result.infotexts[:MAX_SHOWN]), paths, 0, result.infotexts[0] if result.infotexts else "")
 
     run.click(run_batch, inputs=tab.request_inputs | set(boxes.values()),
               outputs=[tab.gallery, status, tab.infotexts, tab.last_images, tab.selected, tab.infotext],

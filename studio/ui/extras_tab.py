@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from studio.ui.batch import folder_boxes
+from studio.ui.batch import folder_boxes, shown
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
 
@@ -70,7 +70,8 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
                 if ctx.extras_folder is None:
                     raise ValueError("Batch from directory is not available here.")
                 result = ctx.extras_folder(values, input_dir, output_dir, lambda f, d: progress(f, desc=d))
-                paths, text = result.paths, result.summary() + "\n" + (result.infotexts[0] if result.infotexts else "")
+                items, _ = shown(result.paths, ctx.settings_summary()["outputs_dir"])
+                return items, result.summary() + "\n" + (result.infotexts[0] if result.infotexts else "")
             else:
                 paths, text = ctx.run_extras(_images(kind, single, batch), values)
         return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text

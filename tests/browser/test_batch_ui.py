@@ -3,6 +3,7 @@ Extras' "Batch from directory"; a folder that does not exist is a visible messag
 dropdown offers the Prompt matrix."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,20 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def batch_server(tmp_path_factory: pytest.TempPathFactory):
-    with started_server(tmp_path_factory.mktemp("batch-ui")) as running:
-        yield running
+    """The server's own temp folder is elsewhere, so the test folders (under pytest's) are outside
+    every folder the page may load files from: results saved there must still show."""
+    root = tmp_path_factory.mktemp("batch-ui")
+    (root / "server-tmp").mkdir()
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(root / "server-tmp")
+    try:
+        with started_server(root) as running:
+            yield running
+    finally:
+        if old is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old
 
 
 def pictures(folder: Path, colours: dict[str, str], size: int = 64) -> None:
