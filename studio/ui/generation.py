@@ -3,6 +3,7 @@ CFG and seed controls, Generate/Interrupt, gallery and infotext; each mode adds 
 widgets through a `ModeSource`."""
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -256,7 +257,9 @@ class _Background:
             finally:
                 self.done.set()
 
-        threading.Thread(target=target, daemon=True, name="generation").start()
+        # In the caller's context: Gradio's request context (ZeroGPU's spaces.GPU reads it) goes along.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(target,), daemon=True, name="generation").start()
 
     def result(self) -> Any:
         self.done.wait()
