@@ -41,7 +41,8 @@ def decoded(b64: str) -> Image.Image:
 
 
 def test_prompts_from_textbox_runs_one_generation_per_line_with_its_overrides(client):
-    text = 'a red circle\n\n--prompt "a blue square" --negative_prompt green --steps 3 --seed 7 --cfg_scale 5\n'
+    text = ('a red circle\n\n--prompt "a blue square" --negative_prompt green --steps 3 --seed 7 --cfg_scale 5 '
+            '--subseed 4 --subseed_strength 0.5\n')
     body = {**BASE, "script_name": FROM_FILE.lower(), "script_args": [False, False, "start", text]}
     response = client.post(f"{API}/txt2img", json=body)
     assert response.status_code == 200, response.text
@@ -50,7 +51,8 @@ def test_prompts_from_textbox_runs_one_generation_per_line_with_its_overrides(cl
     assert infotexts[0].startswith("a red circle\n") and "Seed: 21" in infotexts[0] and "Steps: 2" in infotexts[0]
     second = infotexts[1]
     assert second.startswith("a blue square\nNegative prompt: green\n")
-    assert all(part in second for part in ("Steps: 3", "Seed: 7", "CFG scale: 5"))
+    assert all(part in second for part in ("Steps: 3", "Seed: 7", "CFG scale: 5", "Variation seed: 4",
+                                           "Variation seed strength: 0.5"))
 
 
 def test_a_line_is_inserted_at_the_start_or_end_of_the_tab_prompt_and_seeds_iterate(client):
