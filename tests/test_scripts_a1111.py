@@ -139,3 +139,21 @@ def test_prompt_matrix_refuses_what_it_cannot_do(client, args, prompt, message):
     response = client.post(f"{API}/txt2img", json={**BASE, "prompt": prompt, "script_name": "Prompt matrix",
                                                     "script_args": args})
     assert response.status_code == 422 and message in response.json()["detail"], response.text
+
+
+@pytest.mark.parametrize(("name", "args"), [
+    (FROM_FILE, [False, False, {"start": 1}, "a cat"]),
+    (FROM_FILE, [False, False, "start", {"text": "a cat"}]),
+    (FROM_FILE, [False, False, "start", ["a cat"]]),
+    (FROM_FILE, "a cat"),
+    ("Prompt matrix", [False, False, ["positive"]]),
+    ("Prompt matrix", [False, False, "positive", "comma", "wide"]),
+    ("Prompt matrix", [False, False, "positive", "comma", float("1e308")]),
+])
+def test_hostile_script_args_are_a_422_and_the_script_stays_enabled(client, name, args):
+    body = json.dumps({**BASE, "prompt": "a|b", "script_name": name, "script_args": args})
+    response = client.post(f"{API}/txt2img", content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    again = client.post(f"{API}/txt2img", json={**BASE, "prompt": "a|b", "script_name": "Prompt matrix",
+                                                 "script_args": [False, False, "positive", "comma", 0]})
+    assert again.status_code == 200, again.text
