@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from PIL import Image
 
@@ -51,6 +51,7 @@ class Studio:
     engine: Engine
     extensions: ExtensionManager
     history: HistoryIndex = field(init=False, repr=False)
+    parallel_jobs: ClassVar[int] = 1  # one engine, one job at a time (studio.cluster runs more)
 
     def __post_init__(self) -> None:
         self.history = HistoryIndex(self.settings.outputs_dir)
