@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,17 +39,20 @@ class ClusterStats:
     jobs_by_replica: Counter = field(default_factory=Counter)
     models_by_replica: dict[str, set[str]] = field(default_factory=dict)
     retries: int = 0
+    recent: deque = field(default_factory=lambda: deque(maxlen=64))  # (replica id, model) of the last answers
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, result: ReplicaResult) -> None:
         with self.lock:
             self.jobs_by_replica[result.replica.id] += 1
             self.models_by_replica.setdefault(result.replica.id, set()).add(result.request.model or "")
+            self.recent.append((result.replica.id, result.request.model or ""))
 
 
 class ClusterClient:
-    def __init__(self, handle: Any, board: Any) -> None:
+    def __init__(self, handle: Any, board: Any, app_name: str = "") -> None:
         self.handle = handle
+        self.app_name = app_name
         self.board = board
         self.stats = ClusterStats()
         self._running: set[str] = set()  # job ids in flight from this ingress
@@ -104,6 +107,19 @@ class ClusterClient:
             if state is not None and state.progress and state.progress != seen:
                 seen = state.progress
                 on_step(as_progress(seen))
+
+    def replica_states(self) -> dict[str, int]:
+        """Serve's count of the deployment's replicas by state (RUNNING, STARTING, ...)."""
+        from ray import serve
+
+        try:
+            application = serve.status().applications.get(self.app_name)
+        except Exception:  # the controller is unreachable: say nothing rather than fail the listing
+            return {}
+        if application is None:
+            return {}
+        return {str(state): count for deployment in application.deployments.values()
+                for state, count in deployment.replica_states.items()}
 
     # -- progress and stop requests ------------------------------------------------------------
     def running(self) -> list[str]:

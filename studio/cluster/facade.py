@@ -185,6 +185,7 @@ class ClusterStudio(Studio):
             served = {replica: {"jobs": count, "models": sorted(stats.models_by_replica.get(replica, ()))}
                       for replica, count in stats.jobs_by_replica.items()}
             retries = stats.retries
+            recent = [{"replica": replica, "model": model} for replica, model in stats.recent]
         running = []
         for job_id in self.remote.running():
             state = board.get(job_id)
@@ -192,8 +193,9 @@ class ClusterStudio(Studio):
             running.append({"job": job_id, "attempts": state.attempts if state else 0,
                             "replica": dataclasses.asdict(replica) if replica else None,
                             "progress": state.progress if state else None})
-        return {"model": self.selected_model(), "capacity": self.capacity, "served": served, "retries": retries,
-                "running": running}
+        return {"model": self.selected_model(), "capacity": self.capacity,
+                "replicas": self.remote.replica_states(), "served": served, "retries": retries,
+                "recent": recent, "running": running}
 
 
 def land(shipped: ShippedImage, directory: Path) -> jobs.SavedImage:

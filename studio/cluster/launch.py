@@ -35,7 +35,7 @@ def start_cluster(settings: Settings, options: ClusterOptions) -> ClusterStudio:
     deployment = serve.deployment(StudioReplica).options(**deployment_options(options))
     handle = serve.run(deployment.bind(replica_settings(settings), replica_threads(settings, options), board),
                        name=APP_NAME, route_prefix=None)
-    studio = ClusterStudio.connect(settings, ClusterClient(handle, board), capacity=options.most_replicas)
+    studio = ClusterStudio.connect(settings, ClusterClient(handle, board, APP_NAME), capacity=options.most_replicas)
     studio.facts()  # the start-up model's facts now: the first page and /options answer at once
     return studio
 
