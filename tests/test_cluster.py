@@ -46,10 +46,10 @@ OTHER_MODEL = "tiny-other"
 class ClusterServer:
     """`python -m studio serve --replicas 2 --threads 1` in its own process group (Ray's processes with it)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, replicas: int = 2) -> None:
         self.root, self.outputs = root, root / "outputs"
         self.url = f"http://127.0.0.1:{free_port()}/"
-        args = [sys.executable, "-m", "studio", "serve", "--replicas", "2", "--threads", "1", "--no-browser",
+        args = [sys.executable, "-m", "studio", "serve", "--replicas", str(replicas), "--threads", "1", "--no-browser",
                 "--port", self.url.rsplit(":", 1)[1].strip("/"), "--outputs-dir", str(self.outputs),
                 "--models-dir", str(root / "models"), "--styles-file", str(root / "styles.csv")]
         self.log = (root / "server.log").open("w")
