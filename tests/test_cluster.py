@@ -29,11 +29,12 @@ import torch
 from PIL import Image
 
 from studio.models import DEFAULT_MODEL_TITLE
+from studio.request import GenerationRequest
 from studio.service import Studio
 from studio.settings import Settings
 from studio.web.convert import to_request
 from studio.web.schemas import Txt2ImgBody
-from tests.browser.conftest import free_port
+from tests.browser.conftest import browser, free_port, screenshot, studio_page  # noqa: F401 (browser: a fixture)
 from tests.support.tiny_models import write_tiny_sd15_folder
 
 pytest.importorskip("ray.serve", reason='Ray Serve is the optional extra: pip install -e ".[cluster]"')
@@ -168,6 +169,32 @@ def test_requests_for_two_checkpoints_go_to_the_replica_that_holds_each(cluster,
         holders.setdefault(answer["model"], set()).add(answer["replica"])
     assert set(holders) == set(models[:2]) and all(len(replicas) == 1 for replicas in holders.values()), holders
     assert holders[DEFAULT_MODEL_TITLE] != holders[OTHER_MODEL]
+
+
+@pytest.mark.browser
+def test_the_ui_runs_its_job_on_a_replica_and_saves_it_at_the_ingress(cluster, single_process, browser):
+    jobs_before = sum(item["jobs"] for item in cluster.status()["served"].values())
+    with studio_page(browser, cluster.url) as page:
+        page.fill("#txt2img_prompt textarea", "a red square")
+        for name, value in (("steps", str(STEPS)), ("cfg_scale", "7")):
+            field = page.locator(f"#txt2img_{name} input[type=number]").first
+            field.fill(value)
+            field.press("Tab")
+        page.fill("#txt2img_seed input", "4343")
+        page.click("#txt2img_generate")
+        page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 4343')",
+                               timeout=120_000)
+        page.wait_for_selector("#txt2img_gallery img", timeout=60_000)
+        screenshot(page, "cluster-txt2img")
+    (saved,) = saved_with_seed(cluster, 4343)
+    with Image.open(saved) as image:
+        recipe = json.loads(image.info["studio"])
+        pixels = np.asarray(image.convert("RGB"))
+    request = GenerationRequest.from_dict(recipe["request"])
+    assert request.model == DEFAULT_MODEL_TITLE and request.steps == STEPS
+    expected = single_process.submit(request, save=False).images[0].image
+    assert np.array_equal(pixels, np.asarray(expected))  # the UI's request, the same pixels in one process
+    assert sum(item["jobs"] for item in cluster.status()["served"].values()) == jobs_before + 1
 
 
 def test_a_replica_killed_mid_job_its_job_is_retried_on_the_other_and_saved_once(cluster, single_process):
