@@ -197,6 +197,25 @@ def test_the_ui_runs_its_job_on_a_replica_and_saves_it_at_the_ingress(cluster, s
     assert sum(item["jobs"] for item in cluster.status()["served"].values()) == jobs_before + 1
 
 
+def test_progress_and_interrupt_reach_the_replica_running_the_job(cluster):
+    answer: dict[str, Any] = {}
+    job = threading.Thread(target=lambda: answer.update(txt2img(cluster, 700, steps=400)))
+    job.start()
+    deadline = time.monotonic() + 300
+    while True:
+        assert time.monotonic() < deadline and job.is_alive(), "the job never ran"
+        progress = httpx.get(cluster.url + "sdapi/v1/progress", timeout=60).json()
+        if progress["state"]["sampling_step"] >= 2:
+            break
+        time.sleep(0.05)
+    assert progress["state"]["job"] == "generate" and progress["state"]["sampling_steps"] == 400
+    assert 0 < progress["progress"] < 1
+    assert httpx.post(cluster.url + "sdapi/v1/interrupt", timeout=60).status_code == 200
+    job.join(timeout=300)
+    assert json.loads(answer["info"])["interrupted"] is True and answer["images"] == []
+    assert saved_with_seed(cluster, 700) == []
+
+
 def test_a_replica_killed_mid_job_its_job_is_retried_on_the_other_and_saved_once(cluster, single_process):
     retries_before = cluster.status()["retries"]
     answer: dict[str, Any] = {}

@@ -72,6 +72,9 @@ class ClusterClient:
         try:
             result = self._retried(lambda: target.generate.remote(order),
                                    lambda response: self._wait(response, order.job_id, on_step))
+        except BaseException:  # e.g. the caller's on_step gave up: the replica stops too
+            self.board.command.remote(order.job_id, INTERRUPT)
+            raise
         finally:
             with self._lock:
                 self._running.discard(order.job_id)
