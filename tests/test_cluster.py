@@ -159,6 +159,26 @@ def test_16_concurrent_requests_are_all_answered_over_both_replicas_with_single_
     assert all(item["jobs"] >= 1 for item in served.values()), served
 
 
+def test_reproduce_extras_and_a_bad_request_go_through_the_replicas_as_on_one_machine(cluster):
+    (saved,) = saved_with_seed(cluster, 100)  # made by the first test
+    source = base64.b64encode(saved.read_bytes()).decode()
+    again = httpx.post(cluster.url + "studio/v1/reproduce", json={"image": source}, timeout=600)
+    assert again.status_code == 200, again.text[:500]
+    (image,) = decoded(again.json())
+    with Image.open(saved) as original:
+        assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(original.convert("RGB")))
+
+    bigger = httpx.post(cluster.url + "sdapi/v1/extra-single-image", timeout=600,
+                        json={"image": source, "upscaler_1": "Lanczos", "upscaling_resize": 2})
+    assert bigger.status_code == 200, bigger.text[:500]
+    assert Image.open(io.BytesIO(base64.b64decode(bigger.json()["image"]))).size == (2 * SIZE, 2 * SIZE)
+
+    # An error the replica raises reaches the client as on one machine: a short 4xx naming the field.
+    refused = httpx.post(cluster.url + "sdapi/v1/extra-single-image", timeout=600,
+                         json={"image": source, "upscaler_1": "nope"})
+    assert refused.status_code == 422 and "unknown upscaler_1 'nope'" in refused.text and "Traceback" not in refused.text
+
+
 def test_requests_for_two_checkpoints_go_to_the_replica_that_holds_each(cluster, single_process):
     models = [DEFAULT_MODEL_TITLE, OTHER_MODEL] * 4
     for index, model in enumerate(models):  # one after another: each replica is free when its model comes
@@ -199,7 +219,7 @@ def test_the_ui_runs_its_job_on_a_replica_and_saves_it_at_the_ingress(cluster, s
 
 def test_progress_and_interrupt_reach_the_replica_running_the_job(cluster):
     answer: dict[str, Any] = {}
-    job = threading.Thread(target=lambda: answer.update(txt2img(cluster, 700, steps=400)))
+    job = threading.Thread(target=lambda: answer.update(txt2img(cluster, 700, steps=150, n_iter=4)))
     job.start()
     deadline = time.monotonic() + 300
     while True:
@@ -208,7 +228,7 @@ def test_progress_and_interrupt_reach_the_replica_running_the_job(cluster):
         if progress["state"]["sampling_step"] >= 2:
             break
         time.sleep(0.05)
-    assert progress["state"]["job"] == "generate" and progress["state"]["sampling_steps"] == 400
+    assert progress["state"]["job"] == "generate" and progress["state"]["sampling_steps"] == 150 and progress["state"]["job_count"] == 4
     assert 0 < progress["progress"] < 1
     assert httpx.post(cluster.url + "sdapi/v1/interrupt", timeout=60).status_code == 200
     job.join(timeout=300)
