@@ -24,7 +24,7 @@ from studio import jobs, storage
 from studio.api import ExtensionContext
 from studio.cluster.client import ClusterClient, as_progress, new_job_id
 from studio.cluster.messages import JobOrder, ModelFacts, ShippedImage
-from studio.control.models import controlnet_mismatch, discover_controlnets
+from studio.control.models import controlnet_mismatch
 from studio.engine import Engine, Progress
 from studio.extensions import ExtensionManager
 from studio.facade import LoadedInfo, Reproduction

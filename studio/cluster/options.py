@@ -42,8 +42,10 @@ class ClusterOptions:
 def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("scale out with Ray Serve (needs pip install -e \".[cluster]\")")
     group.add_argument("--replicas", type=int, default=None,
-                       help="run the engine as N Ray Serve replicas (one model each); the UI and API route jobs to them")
-    group.add_argument("--min-replicas", type=int, default=None, help="autoscaling: fewest replicas (with --max-replicas)")
+                       help="run the engine as N Ray Serve replicas (one model each); "
+                            "the UI and API route jobs to them")
+    group.add_argument("--min-replicas", type=int, default=None,
+                       help="autoscaling: fewest replicas (with --max-replicas)")
     group.add_argument("--max-replicas", type=int, default=None, help="autoscaling: most replicas")
     group.add_argument("--ray-address", default=None,
                        help="join a running Ray cluster (e.g. ray://head:10001 or auto); default: a local one")
