@@ -115,11 +115,13 @@ class ClusterStudio(Studio):
     # -- jobs ---------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None,
                save: bool = True, directory: Path | None = None, **_: Any) -> jobs.JobResult:
-        """Validate here, run on a replica holding the request's model, save here. The seed is
-        drawn here, so a retry on another replica makes the same images."""
+        """Validate here, run on a replica holding the request's model, save here. Random seeds
+        are drawn here, so a retry on another replica makes the same images."""
         request = request.validate()
         if request.seed == -1:
             request = request.replace(seed=random.randint(0, MAX_SEED))
+        if request.subseed_strength > 0 and request.subseed < 0:  # variation seed
+            request = request.replace(subseed=random.randint(0, MAX_SEED))
         model = self.model_title(request.model)
         request = request.replace(model=model, vae=request.vae if request.vae is not None else self.selected_vae())
         result = self.remote.run_job(JobOrder(new_job_id(), request, save), model, on_step)
