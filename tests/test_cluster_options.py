@@ -59,3 +59,16 @@ def test_the_board_carries_progress_and_stop_requests_to_the_replica_running_a_j
     state = board.close("b")
     assert state.attempts == 2 and state.replica.id == "r2" and state.progress is None
     assert board.report("b", {"step": 4}) is None and "b" not in board.snapshot()
+
+
+def test_the_flags_make_a_valid_serve_deployment_fixed_or_autoscaled():
+    serve = pytest.importorskip("ray.serve")
+    from studio.cluster.launch import deployment_options
+    from studio.cluster.replica import StudioReplica
+
+    fixed = serve.deployment(StudioReplica).options(**deployment_options(options("--replicas", "3")))
+    assert fixed.num_replicas == 3 and fixed.max_ongoing_requests == 1
+    scaled = serve.deployment(StudioReplica).options(
+        **deployment_options(options("--replicas", "2", "--min-replicas", "1", "--max-replicas", "4")))
+    bounds = scaled._deployment_config.autoscaling_config
+    assert (bounds.min_replicas, bounds.initial_replicas, bounds.max_replicas) == (1, 2, 4)
