@@ -49,6 +49,8 @@ def test_delete_asks_first_cancel_keeps_and_yes_deletes(browser, history_server)
     mask = target.with_name(f"{target.stem}-mask.png")
     with studio_page(browser, history_server.url) as page:
         page.click("button[role=tab]:has-text('History')")
+        page.wait_for_function("document.querySelector('#history_page').innerText.includes('image(s)')",
+                               timeout=60_000)  # the tab's own listing first, so it cannot land after the search
         page.fill("#history_search textarea, #history_search input", "purple")
         page.press("#history_search textarea, #history_search input", "Enter")
         page.wait_for_function("document.querySelector('#history_page').innerText.includes('1 image(s)')",
