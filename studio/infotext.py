@@ -290,6 +290,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Outpaint up": ("outpaint_up", int),
     "Outpaint down": ("outpaint_down", int),
     "Outpaint fill": ("outpaint_fill", OUTPAINT_FILLS.index),
+    "Refiner": ("refiner_checkpoint", lambda v: re.sub(r"\s*\[[0-9a-fA-F]{8,64}\]$", "", v.strip())),
+    "Refiner switch at": ("refiner_switch_at", float),
 }
 
 

@@ -1,0 +1,75 @@
+"""Tiny random-weight SDXL base and refiner diffusers folders written by tests (diffusers' own test
+configs, shrunk; the tokenizers are the embedded default model's CLIP tokenizer).
+
+The base is a StableDiffusionXLPipeline (two text encoders, 6 time ids); the refiner a
+StableDiffusionXLImg2ImgPipeline with the second text encoder only and the aesthetic score
+(5 time ids), as stabilityai/stable-diffusion-xl-refiner-1.0 is laid out.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
+                       StableDiffusionXLPipeline, UNet2DConditionModel)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from studio.models import DEFAULT_MODEL_DIR
+
+TIME_EMBED = 8
+TEXT_DIM = 32
+
+
+def _unet(cross_attention_dim: int, time_ids: int) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=TIME_EMBED, transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=TIME_EMBED * time_ids + TEXT_DIM,
+        cross_attention_dim=cross_attention_dim, norm_num_groups=1)
+
+
+def _vae() -> AutoencoderKL:
+    return AutoencoderKL(block_out_channels=[32, 32], in_channels=3, out_channels=3, latent_channels=4,
+                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                         norm_num_groups=16, sample_size=16)
+
+
+def _text_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
+    return CLIPTextConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id, hidden_size=TEXT_DIM, intermediate_size=37,
+                          num_attention_heads=4, num_hidden_layers=3, vocab_size=len(tokenizer),
+                          projection_dim=TEXT_DIM, hidden_act="gelu")
+
+
+def _scheduler() -> EulerDiscreteScheduler:
+    return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                                  beta_schedule="scaled_linear", timestep_spacing="leading")
+
+
+def _tokenizer() -> CLIPTokenizer:
+    return CLIPTokenizer.from_pretrained(DEFAULT_MODEL_DIR / "tokenizer")
+
+
+def write_tiny_sdxl_base(folder: Path, seed: int = 0) -> Path:
+    tokenizer = _tokenizer()
+    torch.manual_seed(seed)
+    config = _text_config(tokenizer)
+    pipe = StableDiffusionXLPipeline(
+        vae=_vae(), text_encoder=CLIPTextModel(config), tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(config), tokenizer_2=tokenizer,
+        unet=_unet(2 * TEXT_DIM, 6), scheduler=_scheduler())
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def write_tiny_sdxl_refiner(folder: Path, seed: int = 1) -> Path:
+    tokenizer = _tokenizer()
+    torch.manual_seed(seed)
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=_vae(), text_encoder=None, tokenizer=None,
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(tokenizer)), tokenizer_2=tokenizer,
+        unet=_unet(TEXT_DIM, 5), scheduler=_scheduler(), requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+    pipe.save_pretrained(folder)
+    return folder
