@@ -304,6 +304,8 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
     units = [parse_control_unit(params[k]) for k in sorted(params) if re.fullmatch(r"ControlNet \d+", k)]
     if units:
         values["controlnet_units"] = units
+    if "refiner_checkpoint" not in values and "Steps" in params:
+        values["refiner_checkpoint"] = None  # no `Refiner` key: made without one (Send-to clears a form's choice)
     if "vae" not in values and "Steps" in params:
         values["vae"] = "Automatic"  # A1111 writes `VAE` only when a VAE file replaced the model's own
     # A1111 >= 1.9 writes "Sampler: DPM++ 2M, Schedule type: Karras" (the request's `scheduler`);

@@ -20,9 +20,9 @@ TIME_EMBED = 8
 TEXT_DIM = 32
 
 
-def _unet(cross_attention_dim: int, time_ids: int) -> UNet2DConditionModel:
+def _unet(cross_attention_dim: int, time_ids: int, sample_size: int = 8) -> UNet2DConditionModel:
     return UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=sample_size, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
         addition_time_embed_dim=TIME_EMBED, transformer_layers_per_block=(1, 1),
@@ -52,14 +52,15 @@ def _tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer.from_pretrained(DEFAULT_MODEL_DIR / "tokenizer")
 
 
-def write_tiny_sdxl_base(folder: Path, seed: int = 0) -> Path:
+def write_tiny_sdxl_base(folder: Path, seed: int = 0, sample_size: int = 8) -> Path:
+    """`sample_size` x the VAE's factor 2 is the model's default size (8: 16 px, 64: 128 px)."""
     tokenizer = _tokenizer()
     torch.manual_seed(seed)
     config = _text_config(tokenizer)
     pipe = StableDiffusionXLPipeline(
         vae=_vae(), text_encoder=CLIPTextModel(config), tokenizer=tokenizer,
         text_encoder_2=CLIPTextModelWithProjection(config), tokenizer_2=tokenizer,
-        unet=_unet(2 * TEXT_DIM, 6), scheduler=_scheduler())
+        unet=_unet(2 * TEXT_DIM, 6, sample_size), scheduler=_scheduler())
     pipe.save_pretrained(folder)
     return folder
 
