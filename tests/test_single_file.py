@@ -148,6 +148,12 @@ def test_shipped_config_is_picked_by_shapes(tmp_path: Path, in_channels: int, co
     assert single_file.pick_config_dir(single_file.read_shapes(path)) == single_file.SHIPPED_CONFIGS / arch
 
 
+def test_an_sdxl_refiner_file_picks_the_refiner_config(tmp_path: Path) -> None:
+    arch = "sdxl-refiner"  # 384 channels, the OpenCLIP bigG context (1280) alone
+    path = _shape_only_checkpoint(tmp_path / f"{arch}.safetensors", 4, 384, 1280)
+    assert single_file.pick_config_dir(single_file.read_shapes(path)) == single_file.SHIPPED_CONFIGS / arch
+
+
 def test_sd2_shapes_match_both_512_base_and_768_v(tmp_path: Path) -> None:
     path = _shape_only_checkpoint(tmp_path / "sd21.safetensors", 4, 320, 1024)
     found = single_file.matching_config_dirs(single_file.read_shapes(path))
@@ -167,7 +173,8 @@ def test_non_sd_file_is_refused(tmp_path: Path) -> None:
         single_file.pick_config_dir(single_file.read_shapes(path))
 
 
-@pytest.mark.parametrize("arch", ["sd15", "sd15-inpainting", "sdxl", "sd2-512-base", "sd2-768-v", "sd2-inpainting"])
+@pytest.mark.parametrize("arch", ["sd15", "sd15-inpainting", "sdxl", "sdxl-refiner", "sd2-512-base", "sd2-768-v",
+                                  "sd2-inpainting"])
 def test_shipped_config_folder_is_complete(arch: str, settings: Settings) -> None:
     """Every component the pipeline needs has a config; tokenizers come out as CLIP's."""
     source = single_file.SHIPPED_CONFIGS / arch
@@ -189,7 +196,7 @@ def test_shipped_config_folder_is_complete(arch: str, settings: Settings) -> Non
         else:
             assert (folder / name / config_name).is_file(), f"{arch}/{name}"
     for encoder in ("text_encoder", "text_encoder_2"):
-        if encoder in index:
+        if index.get(encoder, [None])[0] is not None:  # the SDXL refiner has the second one only
             assert json.loads((folder / encoder / "config.json").read_text())["vocab_size"] == clip_vocab.VOCAB_SIZE
 
 
