@@ -117,3 +117,18 @@ def test_api_takes_a1111_refiner_fields_and_refuses_a_wrong_family_with_422(stud
         assert "Refiner: xl-refiner" in info and "Refiner switch at: 0.5" in info
         none = client.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": "None"})
         assert none.status_code == 200 and "Refiner" not in none.json()["info"]
+
+
+def test_cli_flags_name_the_refiner(studio, tmp_path):
+    from studio.pnginfo import read_generation_info
+    from tests.test_cli import run_cli
+
+    common = ("generate", "--prompt", "a red circle", "--steps", "4", "--seed", "9", "--width", "64", "--height", "64",
+              "--model", "xl-base", "--models-dir", str(studio.settings.models_dir), "--out", str(tmp_path))
+    done = run_cli(*common, "--refiner-checkpoint", "xl-refiner", "--refiner-switch-at", "0.5")
+    assert done.returncode == 0, done.stderr
+    path = Path([line for line in done.stdout.splitlines() if line.endswith(".png")][0])
+    params = read_generation_info(path)["params"]
+    assert params["Refiner"].startswith("xl-refiner [") and params["Refiner switch at"] == "0.5"
+    wrong = run_cli(*common, "--refiner-checkpoint", "studio-default-64px")
+    assert wrong.returncode != 0 and "not an SDXL model" in wrong.stderr and "Traceback" not in wrong.stderr
