@@ -10,6 +10,7 @@ the whole run.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import torch
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline, StableDiffusionXLImg2ImgPipeline
 
+from studio import single_file
+from studio.errors import ModelError
 from studio.models import ModelEntry, find_model, load_pipeline, model_hash, release_memory
 from studio.prompts import PromptInputs
 from studio.request import GenerationRequest, RequestError
@@ -68,12 +71,14 @@ class Refiners:
         entry = self.resolve(title)
         if self._loaded is not None and self._loaded.entry == entry:
             return self._loaded
+        declared = declared_pipeline(entry)
+        if declared is not None and "StableDiffusionXL" not in declared:  # refused without loading it
+            raise _not_sdxl(entry)
         pipe = load_pipeline(entry, self.settings)
         if not is_sdxl(pipe):
             del pipe
             release_memory()
-            raise RequestError(f"refiner_checkpoint: {entry.title} is not an SDXL model (a refiner must be an "
-                               "SDXL refiner or base checkpoint)")
+            raise _not_sdxl(entry)
         img2img = pipe if isinstance(pipe, StableDiffusionXLImg2ImgPipeline) else AutoPipelineForImage2Image.from_pipe(pipe)
         img2img.set_progress_bar_config(disable=True)
         self.unload()
@@ -84,6 +89,28 @@ class Refiners:
         if self._loaded is not None:
             self._loaded = None
             release_memory()
+
+
+def _not_sdxl(entry: ModelEntry) -> RequestError:
+    return RequestError(f"refiner_checkpoint: {entry.title} is not an SDXL model (a refiner must be an "
+                        "SDXL refiner or base checkpoint)")
+
+
+def declared_pipeline(entry: ModelEntry) -> str | None:
+    """The pipeline class a model declares without loading it: a folder's model_index.json, or the
+    bundled config a .safetensors file's shapes pick; None when that cannot be told cheaply."""
+    try:
+        if entry.kind in ("default", "diffusers"):
+            index = json.loads((entry.path / "model_index.json").read_text())
+        elif entry.kind == "single_file":
+            folder = single_file.pick_config_dir(single_file.read_shapes(entry.path))
+            index = json.loads((folder / "model_index.json").read_text())
+        else:
+            return None
+    except (OSError, ValueError, ModelError):
+        return None  # the load says what is wrong
+    name = index.get("_class_name") if isinstance(index, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def check_base(pipe: DiffusionPipeline, title: str) -> None:

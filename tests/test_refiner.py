@@ -85,9 +85,16 @@ def test_refiner_follows_img2img(studio):
     assert "Refiner: xl-refiner" in first.infotext
 
 
-def test_a_refiner_of_the_wrong_family_is_refused_clearly(studio):
-    with pytest.raises(RequestError, match="studio-default-64px is not an SDXL model"):
-        studio.submit(BASE.replace(refiner_checkpoint="studio-default-64px"))
+def test_a_refiner_of_the_wrong_family_is_refused_clearly(studio, monkeypatch):
+    from studio import refiner
+
+    def no_load(*args):
+        raise AssertionError("a model that declares another family is refused without loading it")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(refiner, "load_pipeline", no_load)
+        with pytest.raises(RequestError, match="studio-default-64px is not an SDXL model"):
+            studio.submit(BASE.replace(refiner_checkpoint="studio-default-64px"))
     with pytest.raises(RequestError, match="needs an SDXL base model"):
         studio.submit(REFINED.replace(model="studio-default-64px"))
     with pytest.raises(RequestError, match="refiner_checkpoint: model 'nope' not found"):
