@@ -116,6 +116,7 @@ def test_api_takes_a1111_refiner_fields_and_refuses_a_wrong_family_with_422(stud
         assert "refiner_checkpoint" in wrong.text and "not an SDXL model" in wrong.text
         missing = client.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": "nope [0123456789]"})
         assert missing.status_code == 422 and "refiner_checkpoint" in missing.text
+        studio.engine.refiners.get("xl-refiner")
         loaded = studio.engine.refiners.loaded
         ok = client.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": f"xl-refiner [{loaded.hash}]",
                                                     "refiner_switch_at": 0.5})
