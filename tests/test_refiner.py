@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors import safe_open
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -140,3 +142,32 @@ def test_cli_flags_name_the_refiner(studio, tmp_path):
     assert params["Refiner"].startswith("xl-refiner [") and params["Refiner switch at"] == "0.5"
     wrong = run_cli(*common, "--refiner-checkpoint", "studio-default-64px")
     assert wrong.returncode != 0 and "not an SDXL model" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_a_refiner_single_file_loads_through_the_bundled_refiner_config(studio, tmp_path, monkeypatch):
+    """The original-layout refiner file (as sd_xl_refiner_1.0.safetensors is laid out), reduced."""
+    import shutil
+
+    from studio import single_file
+    from tests.support.tiny_sdxl import write_tiny_refiner_single_file
+
+    configs = tmp_path / "configs"
+    shutil.copytree(single_file.SHIPPED_CONFIGS, configs)
+    monkeypatch.setattr(single_file, "SHIPPED_CONFIGS", configs)
+    path = write_tiny_refiner_single_file(studio.settings.models_dir / "Stable-diffusion" / "refiner-file.safetensors",
+                                          configs)
+    try:
+        job = studio.submit(BASE.replace(refiner_checkpoint="refiner-file.safetensors", refiner_switch_at=0.5))
+        loaded = studio.engine.refiners.loaded
+        assert type(loaded.pipe).__name__ == "StableDiffusionXLImg2ImgPipeline" and loaded.pipe.text_encoder is None
+        with safe_open(str(path), framework="pt") as handle:
+            projection = handle.get_tensor("conditioner.embedders.0.model.text_projection")
+            label = handle.get_tensor("model.diffusion_model.label_emb.0.0.weight")
+        assert torch.equal(loaded.pipe.text_encoder_2.text_projection.weight, projection.T)
+        assert torch.equal(loaded.pipe.unet.add_embedding.linear_1.weight, label)
+        assert "Refiner: refiner-file.safetensors [" in job.images[0].infotext
+        plain = studio.submit(BASE).images[0]
+        assert not np.array_equal(pixels(plain.image), pixels(job.images[0].image))
+    finally:
+        studio.engine.refiners.unload()
+        path.unlink()

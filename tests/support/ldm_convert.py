@@ -218,7 +218,8 @@ def open_clip_text_state_dict(text_encoder: Any) -> dict[str, torch.Tensor]:
     """A CLIPTextModel as SD 2.x's `cond_stage_model.model.*` keys (with a text_projection, as the
     OpenCLIP tower carries one)."""
     text = convert_text_enc_state_dict(text_encoder.state_dict())
-    converted = convert_text_enc_state_dict_v20({"transformer." + k: v for k, v in text.items()})
+    converted = convert_text_enc_state_dict_v20({"transformer." + k: v for k, v in text.items()
+                                                 if not k.startswith("text_model.text_projection")})
     hidden = text_encoder.config.hidden_size
     converted["text_projection"] = torch.eye(hidden)
     return converted

@@ -74,3 +74,39 @@ def write_tiny_sdxl_refiner(folder: Path, seed: int = 1) -> Path:
         unet=_unet(TEXT_DIM, 5), scheduler=_scheduler(), requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
     pipe.save_pretrained(folder)
     return folder
+
+
+def write_tiny_refiner_single_file(path: Path, configs: Path, seed: int = 2) -> Path:
+    """A reduced random SDXL refiner as an original-layout single file (UNet `label_emb`, OpenCLIP
+    bigG under `conditioner.embedders.0.model.`), and `configs/sdxl-refiner` shrunk to match it
+    (`configs` is a copy of studio/configs/ that a test points single_file.SHIPPED_CONFIGS at)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from tests.support.ldm_convert import (UNET_PREFIX, VAE_PREFIX, convert_unet_state_dict,
+                                           convert_vae_state_dict, open_clip_text_state_dict)
+
+    folder = configs / "sdxl-refiner"
+    text_config = json.loads((folder / "text_encoder_2" / "config.json").read_text())
+    text_config.update(hidden_size=TEXT_DIM, intermediate_size=37, num_attention_heads=4, num_hidden_layers=3,
+                       projection_dim=TEXT_DIM)
+    torch.manual_seed(seed)
+    unet, vae = _unet(TEXT_DIM, 5), _vae()
+    encoder = CLIPTextModelWithProjection(CLIPTextConfig(**{k: v for k, v in text_config.items() if not k.startswith("_")}))
+    (folder / "text_encoder_2" / "config.json").write_text(json.dumps(text_config))
+    (folder / "unet" / "config.json").write_text(json.dumps(dict(unet.config)))
+    (folder / "vae" / "config.json").write_text(json.dumps(dict(vae.config)))
+    unet_state = convert_unet_state_dict(unet.state_dict(), unet.config)
+    for diffusers_name, ldm_name in (("add_embedding.linear_1.", "label_emb.0.0."), ("add_embedding.linear_2.", "label_emb.0.2.")):
+        for kind in ("weight", "bias"):
+            unet_state[ldm_name + kind] = unet_state.pop(diffusers_name + kind)
+    text = open_clip_text_state_dict(encoder)
+    text["text_projection"] = encoder.text_projection.weight.T.contiguous()
+    text.pop("text_projection.weight", None)
+    state = {**{UNET_PREFIX + k: v for k, v in unet_state.items()},
+             **{VAE_PREFIX + k: v for k, v in convert_vae_state_dict(vae.state_dict(), vae.config).items()},
+             **{"conditioner.embedders.0.model." + k: v for k, v in text.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(path))
+    return path
