@@ -19,6 +19,7 @@ def serve(settings: Settings, block: bool = True) -> Any:
     from studio.ui.build import CSS, HEAD, build_ui
     from studio.web.auth import access_policy
     from studio.web.mount import mounting_lifespan
+    from studio.web.startup_check import patient_launch_check
 
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
     configure_threads(settings.threads)
@@ -32,20 +33,21 @@ def serve(settings: Settings, block: bool = True) -> Any:
     demo.queue(default_concurrency_limit=1)
     app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None,
                                   "lifespan": mounting_lifespan(studio, policy, api=settings.api)}
-    app, local_url, share_url = demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=settings.share,
-        auth=list(policy.ui) or None,
-        inbrowser=settings.open_browser,
-        prevent_thread_lock=True,
-        allowed_paths=[str(Path(settings.outputs_dir).resolve())],
-        max_file_size=MAX_UPLOAD,
-        head=HEAD,
-        css=CSS,
-        show_error=False,  # unexpected exceptions show as a bare error, never their internals; gr.Error always shows
-        app_kwargs=app_kwargs,
-    )
+    with patient_launch_check():  # a busy machine answers slowly; Gradio's own check gives up after 3 s
+        app, local_url, share_url = demo.launch(
+            server_name=settings.host,
+            server_port=settings.port,
+            share=settings.share,
+            auth=list(policy.ui) or None,
+            inbrowser=settings.open_browser,
+            prevent_thread_lock=True,
+            allowed_paths=[str(Path(settings.outputs_dir).resolve())],
+            max_file_size=MAX_UPLOAD,
+            head=HEAD,
+            css=CSS,
+            show_error=False,  # unexpected exceptions show as a bare error, never their internals; gr.Error always shows
+            app_kwargs=app_kwargs,
+        )
     print(f"Diffusion Studio running on {local_url}" + (f" (share: {share_url})" if share_url else ""), flush=True)
     if block:
         demo.block_thread()
