@@ -32,3 +32,17 @@ def test_the_size_follows_the_model_only_while_it_is_the_models_default():
     assert follow_model(512, 1024, 640, 448, "3:2") == size_for(1024, "3:2") == (1280, 832)
     kept = follow_model(512, 1024, 600, 512, "1:1")  # the user's own width
     assert all(getattr(update, "get", lambda key: None)("__type__") == "update" for update in kept)
+
+
+@pytest.mark.parametrize(("arch", "size"), [
+    ("sd15", 512), ("sd15-inpainting", 512), ("sd2-512-base", 512), ("sd2-768-v", 768), ("sd2-inpainting", 512),
+    ("sdxl", 1024), ("sdxl-refiner", 1024)])
+def test_bundled_configs_give_each_family_its_default_size(arch, size):
+    """LoadedModel.native_size: the UNet's sample size times the VAE's scale factor (2 ** (levels - 1))."""
+    import json
+
+    from studio.single_file import SHIPPED_CONFIGS
+
+    unet = json.loads((SHIPPED_CONFIGS / arch / "unet" / "config.json").read_text())
+    vae = json.loads((SHIPPED_CONFIGS / arch / "vae" / "config.json").read_text())
+    assert unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1) == size
