@@ -3,7 +3,6 @@ size when it is switched, unless the user chose a size; aspect-ratio buttons; th
 accordion. A tiny random SDXL base (default size 128) and refiner sit beside the default model (64)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
