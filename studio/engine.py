@@ -269,7 +269,10 @@ class Engine:
         if not request.uses_refiner:
             return None
         refiners.check_base(model.pipe, model.entry.title)
-        refiner = self.refiners.get(request.refiner_checkpoint)
+        if self.refiners.resolve(request.refiner_checkpoint) == model.entry:  # the base refines itself: no second copy
+            refiner = refiners.LoadedRefiner(model.entry, self.pipeline_for(model, "img2img"), model.hash)
+        else:
+            refiner = self.refiners.get(request.refiner_checkpoint)
         self.scheduler_for(request, refiner)  # the refiner must take the sampler too, before any work
         return refiner
 

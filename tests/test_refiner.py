@@ -76,6 +76,13 @@ def test_refiner_at_half_differs_from_none_and_reproduces_bit_exactly(studio):
     assert not np.array_equal(pixels(later.image), pixels(refined.image))
 
 
+def test_the_base_as_its_own_refiner_shares_its_weights(studio):
+    kept = studio.engine.refiners.loaded
+    job = studio.submit(BASE.replace(refiner_checkpoint="xl-base", refiner_switch_at=0.5))
+    assert "Refiner: xl-base [" in job.images[0].infotext
+    assert studio.engine.refiners.loaded is kept  # no second copy of the base was loaded
+
+
 def test_refiner_follows_img2img(studio):
     from PIL import Image
 
