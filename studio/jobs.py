@@ -131,6 +131,7 @@ def recipe(result: RunResult, item: GeneratedImage) -> dict[str, Any]:
         "scheduler_config": dict(result.model.pipe.scheduler.config),
         "versions": library_versions(),
         "torch_threads": torch.get_num_threads(),  # CPU results can differ in the last bit across thread counts
+        "dtype": str(result.model.pipe.unet.dtype).removeprefix("torch."), "device": str(result.model.pipe.device),
     }
     if item.prompts is not None and result.request.batch_size > 1:
         first = item.index - item.index % result.request.batch_size

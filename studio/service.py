@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from PIL import Image
 
@@ -54,6 +54,7 @@ class Studio:
     # The one call every job makes; on a ZeroGPU Space it runs inside spaces.GPU (studio/zerogpu.py).
     run_job: Callable[..., jobs.JobResult] = field(default=jobs.generate, repr=False)
     history: HistoryIndex = field(init=False, repr=False)
+    parallel_jobs: ClassVar[int] = 1  # one engine, one job at a time (studio.cluster runs more)
 
     def __post_init__(self) -> None:
         self.history = HistoryIndex(self.settings.outputs_dir)
