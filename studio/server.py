@@ -9,6 +9,7 @@ from studio.service import Studio
 from studio.settings import Settings
 from studio.shutdown import install_shutdown_handler
 from studio.storage import remove_stale_temps
+from studio.users import check_user_names, user_names
 
 MAX_UPLOAD = "64mb"  # Gradio uploads; the HTTP API has the same limit on bodies
 
@@ -21,6 +22,7 @@ def serve(settings: Settings, block: bool = True) -> Any:
     from studio.web.mount import mounting_lifespan
 
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
+    check_user_names(user_names(settings))  # several users: each name becomes an outputs folder
     configure_threads(settings.threads)
     studio = Studio.create(settings)
     remove_stale_temps(settings.outputs_dir)  # `.saving-*` files a crash left (over a minute old)

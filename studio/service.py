@@ -31,6 +31,8 @@ from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_mo
 from studio.networks import listing
 from studio.networks.embeddings import text_width
 from studio.pnginfo import read_generation_info
+from studio.queue import LOCAL, Job, JobCancelled, JobQueue, QueuedRuns
+from studio.users import outputs_for, user_names
 from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
@@ -51,9 +53,13 @@ class Studio:
     engine: Engine
     extensions: ExtensionManager
     history: HistoryIndex = field(init=False, repr=False)
+    queue: JobQueue = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.history = HistoryIndex(self.settings.outputs_dir)
+        self.queue = JobQueue(self.settings.queue_size)
+        self.users = user_names(self.settings)
+        self._histories: dict[str, HistoryIndex] = {}
 
     @classmethod
     def create(cls, settings: Settings) -> "Studio":
@@ -64,10 +70,26 @@ class Studio:
 
     def submit(
         self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True,
-        directory: Path | None = None,
+        directory: Path | None = None, owner: str | None = None, user: str | None = None, job: Job | None = None,
     ) -> jobs.JobResult:
-        """The one entry for every generation (UI, API, scripts): validate, extension hooks, run, save."""
+        """The one entry for every generation (UI, API, scripts): validate, extension hooks, queue, run, save.
+        `owner`: whose turn in the queue (and whose Interrupt stops it); `user`: whose outputs folder;
+        `job`: a place the caller already took in the queue (enqueue)."""
         request = request.validate()
+        job = job or self.enqueue(request, owner or user or LOCAL)
+        try:
+            return self._submit(request, on_step, save, directory, user, job)
+        except JobCancelled:
+            return jobs.JobResult(request, [], True)
+        finally:
+            self.queue.finish(job)
+
+    def enqueue(self, request: GenerationRequest, owner: str, session: str | None = None) -> Job:
+        """A place in the queue for this request (QueueFullError when it is full)."""
+        return self.queue.add(owner, session, request.steps, request.n_iter)
+
+    def _submit(self, request: GenerationRequest, on_step: Callable[[Progress], None] | None, save: bool,
+                directory: Path | None, user: str | None, job: Job) -> jobs.JobResult:
         if request.styles:  # expanded before the hooks, so they see the prompts that will be used
             request = apply_request_styles(request, load_styles(self.settings))
         if request.seed == -1:  # drawn here so that before_generate hooks see the image's seed
@@ -76,9 +98,24 @@ class Studio:
         request, params = self.extensions.before_generate(request, notices)
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
         per_image = self.extensions.image_prompts(request, notices) if self.extensions.image_hooks else None
-        result = jobs.generate(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params,
-                               directory=directory, image_prompts=per_image)
+        result = jobs.generate(request, QueuedRuns(self.engine, self.queue, job), self.user_settings(user), on_step,
+                               save=save, after_image=after, params=params, directory=directory, image_prompts=per_image)
         return dataclasses.replace(result, notices=tuple(notices))
+
+    def user_settings(self, user: str | None) -> Settings:
+        """The settings a user's jobs run with: outputs/<user>/ when several users share the studio."""
+        return self.settings.replace(outputs_dir=outputs_for(self.settings.outputs_dir, self.users, user))
+
+    def history_for(self, user: str | None) -> HistoryIndex:
+        root = outputs_for(self.settings.outputs_dir, self.users, user)
+        if root == self.settings.outputs_dir:
+            return self.history
+        return self._histories.setdefault(str(root), HistoryIndex(root))
+
+    def caller_job(self, owner: str) -> Job | None:
+        """The owner's running job, else its first queued one."""
+        found = self.queue.jobs(owner=owner)
+        return found[0] if found else None
 
     def extension_context(
         self, progress: Callable[[float, str], None] = lambda f, d: None, notify: Callable[[str], None] = lambda t: None
@@ -306,11 +343,18 @@ class Studio:
     def progress(self) -> Progress:
         return self.engine.progress
 
-    def interrupt(self) -> None:
-        self.engine.interrupt()
+    def interrupt(self, owner: str | None = None) -> None:
+        """Stop the owner's jobs (running: within one step; queued: cancelled); None: the running job."""
+        if owner is None:
+            self.engine.interrupt()
+        else:
+            self.queue.interrupt(owner=owner)
 
-    def skip(self) -> None:
-        self.engine.skip()
+    def skip(self, owner: str | None = None) -> None:
+        if owner is None:
+            self.engine.skip()
+        else:
+            self.queue.skip(owner=owner)
 
     def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = ()) -> ScriptJob:
         """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx)."""
@@ -336,10 +380,14 @@ class Studio:
         """The VAE of requests that name none (A1111's sd_vae); loaded with the next generation."""
         return self.engine.networks.select_vae(name)
 
-    def preview(self, method: str) -> Image.Image | None:
-        """The running job's latest latents as an image ("approx" or "vae"); None when idle."""
-        latents, loaded = self.engine.progress.latents, self.models.loaded
-        if not self.engine.busy or latents is None or loaded is None:
+    def preview(self, method: str, job: Job | None = None) -> Image.Image | None:
+        """The running job's (or this job's) latest latents as an image ("approx" or "vae"); None when idle."""
+        if job is not None:
+            latents = getattr(job.progress, "latents", None) if job.state == "running" else None
+        else:
+            latents = self.engine.progress.latents if self.engine.busy else None
+        loaded = self.models.loaded
+        if latents is None or loaded is None:
             return None
         vae = loaded.pipe.vae if method == "vae" else None
         return latent_preview(latents, int(loaded.pipe.vae_scale_factor), vae)

@@ -70,10 +70,11 @@ def basic_auth_dependency(credentials: Sequence[Credentials]) -> Callable[..., N
     """HTTP Basic against any of the given users (constant-time comparisons)."""
     basic = HTTPBasic(description="the --api-auth (or --auth) user:password", auto_error=False)
 
-    def check(given: HTTPBasicCredentials | None = Depends(basic)) -> None:
+    def check(request: Request, given: HTTPBasicCredentials | None = Depends(basic)) -> None:
         if given is None or not any(_matches(given, user, password) for user, password in credentials):
             raise HTTPException(status_code=401, detail="Incorrect username or password",
                                 headers={"WWW-Authenticate": "Basic"})
+        request.state.user = given.username  # checked: who the caller is (studio.web.callers)
 
     return check
 
