@@ -112,6 +112,15 @@ class Studio:
             return self.history
         return self._histories.setdefault(str(root), HistoryIndex(root))
 
+    def _stop_session(self, session: str, skip: bool) -> None:
+        """A browser tab's Interrupt/Skip (and its closing): that session's jobs only, unless --admin-interrupt."""
+        if self.settings.admin_interrupt:
+            self.engine.skip() if skip else self.engine.interrupt()
+        elif skip:
+            self.queue.skip(session=session)
+        else:
+            self.queue.interrupt(session=session)
+
     def caller_job(self, owner: str) -> Job | None:
         """The owner's running job, else its first queued one."""
         found = self.queue.jobs(owner=owner)
@@ -239,8 +248,13 @@ class Studio:
             image_upscaler_names=self.image_upscaler_names,
             run_extras=lambda images, values: self.run_extras(images, values),
             face_restoration_unavailable=face_restoration_unavailable,
-            history_page=lambda page, per_page, query: self.history.page(page, per_page, query),
+            history_page=lambda page, per_page, query, user=None: self.history_for(user).page(page, per_page, query),
             delete_output=self.history.delete,
+            enqueue=self.enqueue,
+            queue_text=lambda job: self.queue.place(job).text() if job.queued else "",
+            interrupt_session=partial(self._stop_session, skip=False),
+            skip_session=partial(self._stop_session, skip=True),
+            close_session=lambda session: self.queue.interrupt(session=session),
         )
 
     def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True) -> tuple[list[Any], str]:

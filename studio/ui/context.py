@@ -128,7 +128,16 @@ class UiContext:
     face_restoration_unavailable: Callable[[], str | None] = lambda: "face restoration is not available"
     # Outputs history (studio/history.py): (page, per page, search) -> page with .items/.total/.page/.pages;
     # delete one output (a path inside outputs/) -> the files removed.
-    history_page: Callable[[int, int, str], Any] = lambda page, per_page, query: None
+    history_page: Callable[..., Any] = lambda page, per_page, query, user=None: None  # user: outputs/<user>/
     delete_output: Callable[[str], list[Any]] = lambda path: []
+    # Sharing (studio/queue.py). enqueue(request, owner, session) -> a place in the queue (raises when
+    # it is full), passed to submit(..., job=, user=); queue_text(job): "In queue: position 2 …" while it
+    # waits, "" once it runs; interrupt/skip_session(session): stop that browser session's jobs only
+    # (every job with --admin-interrupt); the studio is shared when these are set.
+    enqueue: Callable[[GenerationRequest, str, str], Any] | None = None
+    queue_text: Callable[[Any], str] = lambda job: ""
+    interrupt_session: Callable[[str], None] | None = None
+    skip_session: Callable[[str], None] | None = None
+    close_session: Callable[[str], None] = lambda session: None  # its tab closed: cancel its jobs
     # submit without showing job notices (a caller on a worker thread shows them itself); None: submit
     submit_quietly: Callable[[GenerationRequest, Callable[[ProgressLike], None] | None], JobLike] | None = None
