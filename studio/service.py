@@ -246,10 +246,10 @@ class Studio:
             select_vae=self.select_vae,
             upscaler_names=self.engine.upscalers.names,
             image_upscaler_names=self.image_upscaler_names,
-            run_extras=lambda images, values: self.run_extras(images, values),
+            run_extras=lambda images, values, user=None: self.run_extras(images, values, user=user),
             face_restoration_unavailable=face_restoration_unavailable,
             history_page=lambda page, per_page, query, user=None: self.history_for(user).page(page, per_page, query),
-            delete_output=self.history.delete,
+            delete_output=lambda path, user=None: self.history_for(user).delete(path),
             enqueue=self.enqueue,
             queue_text=lambda job: self.queue.place(job).text() if job.queued else "",
             interrupt_session=partial(self._stop_session, skip=False),
@@ -257,7 +257,8 @@ class Studio:
             close_session=lambda session: self.queue.interrupt(session=session),
         )
 
-    def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True) -> tuple[list[Any], str]:
+    def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True,
+                   user: str | None = None) -> tuple[list[Any], str]:
         """Upscale images with the Extras fields (A1111 names); saved to outputs/extras-images when `save`.
         Returns (saved paths, or the images when not saved; the info text)."""
         request = ExtrasRequest.from_dict(values)
@@ -265,7 +266,7 @@ class Studio:
         info = request.info()
         if not save:
             return results, info
-        directory = storage.output_dir(self.settings.outputs_dir, "extras")
+        directory = storage.output_dir(self.user_settings(user).outputs_dir, "extras")
         return [storage.save_png(image, directory, 0, info) for image in results], info
 
     def upscalers(self) -> Mapping[str, Any]:
@@ -281,13 +282,14 @@ class Studio:
         except NoRecipeError as error:
             return [str(error)]
 
-    def reproduce(self, path: Path) -> tuple[str | None, str, list[str]]:
-        """Regenerate the PNG's image from its recipe and save it; returns (path, infotext, warnings)."""
-        result = self.reproduce_image(path, save=True)
+    def reproduce(self, path: Path, user: str | None = None) -> tuple[str | None, str, list[str]]:
+        """Regenerate the PNG's image from its recipe and save it (in the user's outputs); returns
+        (path, infotext, warnings)."""
+        result = self.reproduce_image(path, save=True, user=user)
         saved = result.image
         return (str(saved.path) if saved.path else None), saved.infotext, result.warnings
 
-    def reproduce_image(self, source: Path | Image.Image, save: bool = False) -> Reproduction:
+    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None) -> Reproduction:
         """Regenerate the image from its recipe. The recipe's request already went through the
         before_generate hooks when it was made, so they are not run again (a hook that appends to the
         prompt would append twice); after_image hooks are, since they changed the saved pixels."""
@@ -296,7 +298,7 @@ class Studio:
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
-        job = jobs.generate(recipe.request, self.engine, self.settings, save=save, after_image=after,
+        job = jobs.generate(recipe.request, self.engine, self.user_settings(user), save=save, after_image=after,
                             image_prompts=recipe.image_prompts())
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")
