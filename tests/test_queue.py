@@ -189,3 +189,19 @@ def test_interrupting_one_owner_stops_only_its_job(studio):
     alice.join(TIMEOUT)
     assert results["alice"].interrupted
     assert studio.queue.jobs() == []
+
+
+def test_admin_interrupt_makes_a_tabs_interrupt_stop_whoever_runs_but_closing_a_tab_never_does(studio):
+    admin = Studio(studio.settings.replace(admin_interrupt=True), studio.models, studio.engine, studio.extensions)
+    results: dict[str, object] = {}
+    started = threading.Event()
+    alice = threading.Thread(target=lambda: results.update(alice=admin.submit(
+        REQUEST.replace(steps=60), lambda progress: started.set(), owner="alice", save=False)))
+    alice.start()
+    started.wait(TIMEOUT)
+    ui = admin.ui_context()
+    ui.close_session("someone-else")  # a closed tab only ever cancels its own jobs
+    assert alice.is_alive() and not admin.queue.jobs(owner="alice")[0].interrupt.is_set()
+    ui.interrupt_session("someone-else")  # --admin-interrupt: any tab's Interrupt stops the running job
+    alice.join(TIMEOUT)
+    assert results["alice"].interrupted
