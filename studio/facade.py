@@ -79,8 +79,8 @@ class StudioFacade(Protocol):
 
     def skip(self, owner: str | None = None) -> None: ...  # drop the current iteration of the owner's running job
 
-    def run_script(self, request: GenerationRequest, script_name: str,
-                   script_args: Sequence[Any] = ()) -> "ScriptJob": ...  # A1111's script_name / script_args
+    def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = (),
+                   owner: str | None = None, user: str | None = None) -> "ScriptJob": ...  # A1111's script_name / script_args
 
     def preview(self, method: str, job: "Job | None" = None) -> Image.Image | None: ...
 

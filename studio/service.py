@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from PIL import Image
 
@@ -60,6 +62,7 @@ class Studio:
         self.queue = JobQueue(self.settings.queue_size)
         self.users = user_names(self.settings)
         self._histories: dict[str, HistoryIndex] = {}
+        self._acting = threading.local()  # whom submits on this thread are for (acting_for)
 
     @classmethod
     def create(cls, settings: Settings) -> "Studio":
@@ -76,13 +79,28 @@ class Studio:
         `owner`: whose turn in the queue (and whose Interrupt stops it); `user`: whose outputs folder;
         `job`: a place the caller already took in the queue (enqueue)."""
         request = request.validate()
-        job = job or self.enqueue(request, owner or user or LOCAL)
+        if job is None and owner is None:  # e.g. a script's jobs: for whoever started the script
+            owner, session, acting_user = getattr(self._acting, "who", None) or (LOCAL, None, None)
+            user = user or acting_user
+            job = self.enqueue(request, owner, session)
+        job = job or self.enqueue(request, owner or LOCAL)
         try:
             return self._submit(request, on_step, save, directory, user, job)
         except JobCancelled:
             return jobs.JobResult(request, [], True)
         finally:
             self.queue.finish(job)
+
+    @contextmanager
+    def acting_for(self, owner: str, session: str | None = None, user: str | None = None) -> Iterator[None]:
+        """Jobs submitted on this thread without an owner (a script's, an extension's) are this caller's:
+        its Interrupt stops them, its turn and outputs folder are theirs."""
+        previous = getattr(self._acting, "who", None)
+        self._acting.who = (owner, session, user)
+        try:
+            yield
+        finally:
+            self._acting.who = previous
 
     def enqueue(self, request: GenerationRequest, owner: str, session: str | None = None) -> Job:
         """A place in the queue for this request (QueueFullError when it is full)."""
@@ -255,6 +273,7 @@ class Studio:
             interrupt_session=partial(self._stop_session, skip=False),
             skip_session=partial(self._stop_session, skip=True),
             close_session=lambda session: self.queue.interrupt(session=session),
+            acting_for=self.acting_for,
         )
 
     def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True,
@@ -372,9 +391,12 @@ class Studio:
         else:
             self.queue.skip(owner=owner)
 
-    def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = ()) -> ScriptJob:
-        """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx)."""
-        return run_script(self, request, script_name, script_args)
+    def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = (),
+                   owner: str | None = None, user: str | None = None) -> ScriptJob:
+        """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx);
+        its jobs are queued under `owner` and saved in the user's outputs."""
+        with self.acting_for(owner or LOCAL, None, user):
+            return run_script(self, request, script_name, script_args)
 
     def lora_items(self) -> list[dict[str, Any]]:
         return listing.lora_items(self.settings)

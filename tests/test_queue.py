@@ -205,3 +205,12 @@ def test_admin_interrupt_makes_a_tabs_interrupt_stop_whoever_runs_but_closing_a_
     ui.interrupt_session("someone-else")  # --admin-interrupt: any tab's Interrupt stops the running job
     alice.join(TIMEOUT)
     assert results["alice"].interrupted
+
+
+def test_a_scripts_jobs_are_queued_for_whoever_started_the_script(studio):
+    owners: list[str] = []
+    with studio.acting_for("user:alice", "tab-1"):  # what the UI does around a script run
+        studio.submit(REQUEST, lambda progress: owners.append(studio.queue.active.owner + "/" + studio.queue.active.session),
+                      save=False)
+    studio.submit(REQUEST, lambda progress: owners.append(studio.queue.active.owner), save=False)
+    assert owners[0] == "user:alice/tab-1" and owners[-1] == "local"

@@ -1,9 +1,10 @@
 """What the UI may call: plain callables, so tabs never reach into the engine or diffusers."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Mapping, Protocol, Sequence
 
 from studio.request import ControlUnit, GenerationRequest
 
@@ -139,5 +140,7 @@ class UiContext:
     interrupt_session: Callable[[str], None] | None = None
     skip_session: Callable[[str], None] | None = None
     close_session: Callable[[str], None] = lambda session: None  # its tab closed: cancel its jobs
+    # (owner, session, user) -> a context in which jobs submitted without an owner (scripts) are theirs
+    acting_for: Callable[[str, str, str | None], ContextManager[Any]] = lambda owner, session, user: nullcontext()
     # submit without showing job notices (a caller on a worker thread shows them itself); None: submit
     submit_quietly: Callable[[GenerationRequest, Callable[[ProgressLike], None] | None], JobLike] | None = None

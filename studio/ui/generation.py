@@ -157,7 +157,8 @@ def build_generation_tab(
             progress(0, desc="Starting…")
             chosen = script.selected(values) if script else None
             if script is not None and chosen is not None:  # A1111: Generate runs the selected script
-                output = script.run(chosen, values, request, lambda f, d: progress(f, desc=d), gr.Warning)
+                with ctx.acting_for(sharing.owner_of(http), session, user):  # the tab's Interrupt stops its jobs
+                    output = script.run(chosen, values, request, lambda f, d: progress(f, desc=d), gr.Warning)
                 images, texts, used, paths = script_outputs(output)
                 yield {gallery: gr.Gallery(value=images, selected_index=0 if images else None),
                        infotext: (texts[0] if texts else ""), infotexts: texts, seeds: used, selected: 0,

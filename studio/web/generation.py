@@ -25,7 +25,8 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
         request = to_request(body, studio)
         started = datetime.now()
         if body.script_name:  # A1111: the named script runs with its positional script_args
-            result = studio.run_script(request, body.script_name, list(body.script_args or []))
+            result = studio.run_script(request, body.script_name, list(body.script_args or []), owner=who.owner,
+                                       user=who.user)
         else:  # queued under the caller (QueueFullError: 503); outputs/<user>/ with several users
             result = studio.submit(request, save=body.save_images, owner=who.owner, user=who.user)
         images = [encode_saved(saved) for saved in result.images] if body.send_images else []
