@@ -274,6 +274,7 @@ class Studio:
             skip_session=partial(self._stop_session, skip=True),
             close_session=lambda session: self.queue.interrupt(session=session),
             acting_for=self.acting_for,
+            cancel_job=self.queue.cancel,
         )
 
     def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True,

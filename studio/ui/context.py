@@ -140,6 +140,7 @@ class UiContext:
     interrupt_session: Callable[[str], None] | None = None
     skip_session: Callable[[str], None] | None = None
     close_session: Callable[[str], None] = lambda session: None  # its tab closed: cancel its jobs
+    cancel_job: Callable[[Any], None] = lambda job: None  # one place taken with enqueue
     # (owner, session, user) -> a context in which jobs submitted without an owner (scripts) are theirs
     acting_for: Callable[[str, str, str | None], ContextManager[Any]] = lambda owner, session, user: nullcontext()
     # submit without showing job notices (a caller on a worker thread shows them itself); None: submit

@@ -196,7 +196,7 @@ def build_generation_tab(
                     yield {preview: gr.Image(value=latest, visible=True)}
         finally:
             if not running.done.is_set() and place is not None:  # the page went away: drop the job
-                ctx.close_session(session)
+                ctx.cancel_job(place)
         with user_errors(ctx.error_types):
             job = running.result()
         for notice in getattr(job, "notices", ()):  # extension hooks that failed (the job still ran)
