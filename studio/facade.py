@@ -44,6 +44,7 @@ class Reproduction:
 
 class StudioFacade(Protocol):
     settings: Settings
+    parallel_jobs: int  # jobs that run at once: 1 on the local engine, the replicas on a cluster
 
     queue: "JobQueue"  # who waits and who runs (studio.queue): places, ETAs, per-job stop events
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from PIL import Image
 
@@ -21,6 +21,7 @@ from studio.api import ExtensionContext
 from studio.extras import ExtrasRequest, face_restoration_unavailable
 from studio.history import HistoryIndex
 from studio.upscalers import image_upscaler_names
+from studio.zerogpu import gpu_wrapper
 from studio.control import pose
 from studio.control.models import ControlNetEntry, controlnet_mismatch, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
@@ -54,8 +55,12 @@ class Studio:
     models: ModelManager
     engine: Engine
     extensions: ExtensionManager
+    # The one call every job makes; on a ZeroGPU Space it runs inside spaces.GPU (studio/zerogpu.py).
+    run_job: Callable[..., jobs.JobResult] = field(default=jobs.generate, repr=False)
     history: HistoryIndex = field(init=False, repr=False)
     queue: JobQueue = field(init=False, repr=False)
+    parallel_jobs: ClassVar[int] = 1  # one engine, one job at a time (studio.cluster runs more)
+    queued_jobs: ClassVar[bool] = True  # jobs go through self.queue (per-caller interrupt, progress, fairness)
 
     def __post_init__(self) -> None:
         self.history = HistoryIndex(self.settings.outputs_dir)
@@ -69,7 +74,8 @@ class Studio:
         models = ModelManager(settings)
         extensions = ExtensionManager(settings).load_all()  # with --safe-mode: listed, none loaded
         engine = Engine(models, extensions.samplers, merged_preprocessors(extensions))
-        return cls(settings, models, engine, extensions)
+        on_gpu = gpu_wrapper()
+        return cls(settings, models, engine, extensions, run_job=on_gpu(jobs.generate) if on_gpu else jobs.generate)
 
     def submit(
         self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True,
@@ -112,12 +118,14 @@ class Studio:
             request = apply_request_styles(request, load_styles(self.settings))
         if request.seed == -1:  # drawn here so that before_generate hooks see the image's seed
             request = request.replace(seed=random.randint(0, MAX_SEED))
+        if request.subseed_strength > 0 and request.subseed < 0:  # once per job: every turn uses the same one
+            request = request.replace(subseed=random.randint(0, MAX_SEED))
         notices: list[str] = []
         request, params = self.extensions.before_generate(request, notices)
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
         per_image = self.extensions.image_prompts(request, notices) if self.extensions.image_hooks else None
-        result = jobs.generate(request, QueuedRuns(self.engine, self.queue, job), self.user_settings(user), on_step,
-                               save=save, after_image=after, params=params, directory=directory, image_prompts=per_image)
+        result = self.run_job(request, QueuedRuns(self.engine, self.queue, job), self.user_settings(user), on_step,
+                              save=save, after_image=after, params=params, directory=directory, image_prompts=per_image)
         return dataclasses.replace(result, notices=tuple(notices))
 
     def user_settings(self, user: str | None) -> Settings:
@@ -318,7 +326,7 @@ class Studio:
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
-        job = jobs.generate(recipe.request, self.engine, self.user_settings(user), save=save, after_image=after,
+        job = self.run_job(recipe.request, self.engine, self.user_settings(user), save=save, after_image=after,
                             image_prompts=recipe.image_prompts())
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")

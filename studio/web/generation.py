@@ -5,7 +5,9 @@ queue is bounded (--queue-size): beyond it a request is refused at once with 503
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -21,14 +23,19 @@ PREFIX = "/sdapi/v1"
 
 
 def routes(router: APIRouter, studio: StudioFacade) -> None:
+    # The local studio queues jobs itself (studio/queue.py: a place, fairness, 503 when full); a
+    # cluster facade runs `parallel_jobs` at once and lets that many through here.
+    slot = contextlib.nullcontext() if getattr(studio, "queued_jobs", False) else threading.Semaphore(studio.parallel_jobs)
+
     def run(body: Txt2ImgBody, who: Caller) -> dict[str, Any]:
-        request = to_request(body, studio)
-        started = datetime.now()
-        if body.script_name:  # A1111: the named script runs with its positional script_args
-            result = studio.run_script(request, body.script_name, list(body.script_args or []), owner=who.owner,
-                                       user=who.user)
-        else:  # queued under the caller (QueueFullError: 503); outputs/<user>/ with several users
-            result = studio.submit(request, save=body.save_images, owner=who.owner, user=who.user)
+        with slot:
+            request = to_request(body, studio)
+            started = datetime.now()
+            if body.script_name:  # A1111: the named script runs with its positional script_args
+                result = studio.run_script(request, body.script_name, list(body.script_args or []), owner=who.owner,
+                                           user=who.user)
+            else:  # queued under the caller (QueueFullError: 503); outputs/<user>/ with several users
+                result = studio.submit(request, save=body.save_images, owner=who.owner, user=who.user)
         images = [encode_saved(saved) for saved in result.images] if body.send_images else []
         info = generation_info(result, studio, started, list(result.request.styles))
         return {"images": images, "parameters": echo_parameters(body), "info": json.dumps(info)}

@@ -17,25 +17,42 @@ from studio.web.schemas import ProgressResponse
 PREFIX = "/sdapi/v1"
 
 
+class Interrupts:
+    """When /interrupt was last called, to report state.interrupted for the running job (a facade
+    without per-caller jobs: a cluster's jobs run on replicas, interrupted all at once)."""
+
+    def __init__(self) -> None:
+        self.at = float("-inf")
+        self.skipped_at = float("-inf")
+
+
 def routes(router: APIRouter, studio: StudioFacade) -> None:
-    admin = studio.settings.admin_interrupt
+    per_caller = getattr(studio, "queued_jobs", False)
+    admin = studio.settings.admin_interrupt or not per_caller
+    interrupts = Interrupts()
 
     @router.get(f"{PREFIX}/progress", response_model=ProgressResponse)
     def progress(skip_current_image: bool = False, preview: Literal["approx", "vae"] = "approx",
                  who: Caller = Depends(caller)) -> dict[str, Any]:
         """The caller's job: its steps, preview and ETA; while queued, its place (`queue`).
         `preview=vae` decodes the preview with the model's VAE (slower, exact colours)."""
+        if not per_caller:
+            return global_report(studio, interrupts, skip_current_image, preview)
         return progress_report(studio, who.owner, skip_current_image, preview)
 
     @router.post(f"{PREFIX}/skip")
     def skip(who: Caller = Depends(caller)) -> dict[str, Any]:
         """A1111's Skip: drop the caller's running job's current iteration and go on with the next."""
+        if studio.busy():
+            interrupts.skipped_at = time.monotonic()
         studio.skip(None if admin else who.owner)
         return {}
 
     @router.post(f"{PREFIX}/interrupt")
     def interrupt(who: Caller = Depends(caller)) -> dict[str, Any]:
         """Stop the caller's jobs: the running one within a step (finished images kept), queued ones cancelled."""
+        if studio.busy():
+            interrupts.at = time.monotonic()
         studio.interrupt(None if admin else who.owner)
         return {}
 
@@ -71,3 +88,25 @@ def progress_report(studio: StudioFacade, owner: str, skip_image: bool, preview:
     return {"progress": fraction, "eta_relative": eta, "state": state,
             "current_image": encode_png(image) if image is not None else None,
             "textinfo": place.text() if job.queued and place is not None else None, "queue": queue}
+
+
+def global_report(studio: StudioFacade, interrupts: Interrupts, skip_image: bool, preview: str) -> dict[str, Any]:
+    """A1111's one current job (a cluster facade: the job of this ingress that has run longest)."""
+    busy, current = studio.busy(), studio.progress()
+    started_wall = time.time() - (time.monotonic() - current.started) if current.started else time.time()
+    state = {
+        "skipped": busy and interrupts.skipped_at >= current.started,
+        "interrupted": busy and interrupts.at >= current.started,
+        "stopping_generation": False,
+        "job": "generate" if busy else "",
+        "job_count": current.images if busy else 0,
+        "job_timestamp": datetime.fromtimestamp(started_wall).strftime("%Y%m%d%H%M%S"),
+        "job_no": current.image,
+        "sampling_step": current.step,
+        "sampling_steps": current.steps,
+    }
+    if not busy:
+        return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None}
+    image = None if skip_image else studio.preview(preview)
+    return {"progress": current.fraction, "eta_relative": current.eta, "state": state,
+            "current_image": encode_png(image) if image is not None else None, "textinfo": None}
