@@ -214,3 +214,21 @@ def test_a_scripts_jobs_are_queued_for_whoever_started_the_script(studio):
                       save=False)
     studio.submit(REQUEST, lambda progress: owners.append(studio.queue.active.owner), save=False)
     assert owners[0] == "user:alice/tab-1" and owners[-1] == "local"
+
+
+def test_queue_size_and_admin_interrupt_flags_and_user_names_that_cannot_be_folders(tmp_path):
+    from studio.cli import build_parser, settings_from_args
+    from studio.users import UserNameError, check_user_names, outputs_for
+
+    parse = lambda *argv: settings_from_args(build_parser().parse_args(["serve", *argv]))  # noqa: E731
+    assert (parse().queue_size, parse().admin_interrupt) == (16, False)
+    assert (parse("--queue-size", "3", "--admin-interrupt").queue_size, parse("--admin-interrupt").admin_interrupt) == (3, True)
+    with pytest.raises(SystemExit):
+        parse("--queue-size", "0")
+    check_user_names(("only/one",))  # one user: outputs stay in outputs/, any name will do
+    for bad in ("../x", "a/b", ".hidden", "txt2img-images"):
+        with pytest.raises(UserNameError):
+            check_user_names(("alice", bad))
+    assert outputs_for(tmp_path, ("alice", "bob"), "bob") == tmp_path / "bob"
+    assert outputs_for(tmp_path, ("alice", "bob"), "mallory") == tmp_path  # not a user: in nobody's history
+    assert outputs_for(tmp_path, ("alice",), "alice") == tmp_path

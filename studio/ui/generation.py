@@ -208,6 +208,8 @@ def build_generation_tab(
         images = [(str(item.path), f"Seed {item.seed}") for item in job.images if item.path]
         texts = [item.infotext for item in job.images]
         note = _job_note(job, [path for path, _ in images])
+        if place is not None and job.interrupted and not getattr(place, "done_iterations", 1):
+            note = "Cancelled: the job left the queue before it started."
         if job.interrupted and not images:  # nothing finished: the previous results stay on screen
             yield {status: note, preview: gr.Image(value=None, visible=False), cancel: gr.Button(visible=False)}
             return
