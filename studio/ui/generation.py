@@ -23,6 +23,8 @@ from studio.ui.ranges import guard_range
 from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 from studio.ui.networks import build_networks_panel
 from studio.ui.hires import build_hires_widgets
+from studio.ui.refiner import build_refiner_widgets
+from studio.ui.sizes import build_aspect_buttons
 from studio.ui.variation import build_variation_controls, build_variation_group
 
 DEFAULTS = GenerationRequest()
@@ -56,6 +58,7 @@ class GenerationTab:
     request_inputs: set[gr.components.Component] = field(default_factory=set)
     control: ControlNetPanel | None = None  # the ControlNet units
     script: ScriptPanel | None = None  # the Script dropdown: Generate runs the chosen script
+    size_ratio: gr.State | None = None  # the last aspect-ratio button (the size follows the model: ui/sizes.py)
 
 
 def build_generation_tab(
@@ -67,6 +70,7 @@ def build_generation_tab(
     scripts: bool = False,
     vae: gr.Dropdown | None = None,
     hires: bool = False,
+    refiner: bool = False,
 ) -> GenerationTab:
     native = ctx.native_size()
     with gr.Row():
@@ -95,6 +99,7 @@ def build_generation_tab(
             with gr.Row():
                 width = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Width", elem_id=f"{name}_width")
                 height = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Height", elem_id=f"{name}_height")
+            size_ratio = build_aspect_buttons(name, width, height, ctx.native_size)
             size_note = gr.Markdown(elem_id=f"{name}_size_hint")
             with gr.Row():
                 n_iter = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
@@ -115,6 +120,8 @@ def build_generation_tab(
                                          elem_id=f"{name}_steps_note")
             if hires:
                 widgets.update(build_hires_widgets(ctx, name))
+            if refiner:
+                widgets.update(build_refiner_widgets(ctx, name))
             with gr.Row(equal_height=True):
                 seed = gr.Number(value=-1, precision=0, label="Seed", elem_id=f"{name}_seed", scale=4)
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
@@ -240,7 +247,8 @@ def build_generation_tab(
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
     return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, infotexts, mode.named,
-                         to_request=to_request, request_inputs=request_inputs, control=control, script=script)
+                         to_request=to_request, request_inputs=request_inputs, control=control, script=script,
+                         size_ratio=size_ratio)
 
 
 def progress_label(state: Any) -> str:
