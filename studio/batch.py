@@ -16,6 +16,7 @@ from PIL import Image
 from studio import storage
 from studio.folders import FolderError, FolderPolicy
 from studio.request import MAX_INPUT_PIXELS, GenerationRequest
+from studio.users import outputs_for
 
 if TYPE_CHECKING:
     from studio.service import Studio
@@ -39,10 +40,10 @@ class BatchResult:
 
 def run_img2img_batch(studio: "Studio", request: GenerationRequest, input_dir: str | Path,
                       output_dir: str | Path | None = None, mask_dir: str | Path | None = None,
-                      progress: Progress = lambda fraction, text: None) -> BatchResult:
+                      progress: Progress = lambda fraction, text: None, user: str | None = None) -> BatchResult:
     """img2img (inpaint with a mask folder) over every image of `input_dir`. Masks match an image
     by file stem; a mask folder with a single mask uses it for every image (as A1111 does)."""
-    policy = FolderPolicy.from_settings(studio.settings)
+    policy = _policy(studio, user)
     files = _inputs(policy, input_dir)
     masks = _masks(policy, mask_dir)
     target = policy.output_folder(output_dir, "output_dir") if _given(output_dir) else None
@@ -59,7 +60,7 @@ def run_img2img_batch(studio: "Studio", request: GenerationRequest, input_dir: s
         except FolderError as error:
             notes.append(str(error))
             continue
-        job = studio.submit(request.replace(init_image=image, mask=mask), directory=target)
+        job = studio.submit(request.replace(init_image=image, mask=mask), directory=target, user=user)
         paths += [item.path for item in job.images if item.path is not None]
         texts += [item.infotext for item in job.images if item.path is not None]
         if job.interrupted:
@@ -69,13 +70,13 @@ def run_img2img_batch(studio: "Studio", request: GenerationRequest, input_dir: s
 
 def run_extras_folder(studio: "Studio", values: Mapping[str, Any], input_dir: str | Path,
                       output_dir: str | Path | None = None,
-                      progress: Progress = lambda fraction, text: None) -> BatchResult:
+                      progress: Progress = lambda fraction, text: None, user: str | None = None) -> BatchResult:
     """Extras (upscale) over every image of `input_dir`, saved to `output_dir`
     (outputs/extras-images/<date> when none is given)."""
-    policy = FolderPolicy.from_settings(studio.settings)
+    policy = _policy(studio, user)
     files = _inputs(policy, input_dir)
     target = (policy.output_folder(output_dir, "output_dir") if _given(output_dir)
-              else storage.output_dir(studio.settings.outputs_dir, "extras"))
+              else storage.output_dir(policy.outputs, "extras"))
     paths, texts, notes = [], [], []
     for n, path in enumerate(files):
         progress(n / len(files), f"Extras batch: image {n + 1} of {len(files)} ({path.name})")
@@ -100,6 +101,13 @@ def open_image(path: Path) -> Image.Image:
             return opened.copy()
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise FolderError(f"{path.name}: not a readable image ({type(error).__name__}); skipped") from None
+
+
+def _policy(studio: "Studio", user: str | None) -> FolderPolicy:
+    """Who may name which folder; a user of a shared studio has outputs/<user>/ as outputs/."""
+    policy = FolderPolicy.from_settings(studio.settings)
+    own = outputs_for(studio.settings.outputs_dir, tuple(getattr(studio, "users", ()) or ()), user)
+    return FolderPolicy(own, policy.read_roots, policy.restricted)
 
 
 def _given(value: str | Path | None) -> bool:

@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from pathlib import Path
@@ -64,6 +64,15 @@ class Progress:
 
 
 StepCallback = Callable[[Progress], None]
+
+
+class RunControl(Protocol):
+    """A job's own stop events (studio.queue.Job): set by its owner's Interrupt / Skip."""
+
+    interrupt: threading.Event
+    skip: threading.Event
+
+
 # image index in the run -> (prompt, negative prompt) of that image (e.g. dynamic prompts per image)
 PromptsFor = Callable[[int], "tuple[str, str]"]
 ImageCallback = Callable[["RunResult", "GeneratedImage"], None]
@@ -114,6 +123,7 @@ class Engine:
         self._interrupt = threading.Event()
         self._skip = threading.Event()
         self._runner: int | None = None  # ident of the thread running a job
+        self._iterations: range | None = None  # the part of the request's batch count this run makes
         self.progress = Progress()
         self.upscalers = Upscalers(models.settings.models_dir, pick_device(models.settings.device))
         self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
@@ -207,16 +217,20 @@ class Engine:
         return scheduler
 
     def run(self, request: GenerationRequest, on_step: StepCallback | None = None,
-            prompts_for: PromptsFor | None = None, on_image: ImageCallback | None = None) -> RunResult:
+            prompts_for: PromptsFor | None = None, on_image: ImageCallback | None = None,
+            control: RunControl | None = None, iterations: range | None = None) -> RunResult:
         """`prompts_for(index)` gives each image its own prompt (called once per image, in order);
         `on_image(result so far, image)` is called as each image finishes (to save it at once: an
-        interrupt or SIGTERM later in the run keeps it)."""
+        interrupt or SIGTERM later in the run keeps it). `control`: the job's own interrupt and skip
+        events (studio.queue.Job), so stopping one job never stops another; `iterations`: run only
+        these batch-count iterations of the request (seeds and indexes as in the whole run)."""
         request.validate(samplers=None)
         with self._lock:
             self._runner = threading.get_ident()
             try:
-                self._interrupt.clear()
-                self._skip.clear()
+                self._interrupt = control.interrupt if control is not None else threading.Event()
+                self._skip = control.skip if control is not None else threading.Event()
+                self._iterations = iterations
                 self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
                 model = self.models.get(request.model)
                 resolved = self.resolve(request, model).validate(samplers=self.samplers)
@@ -243,7 +257,7 @@ class Engine:
         self.progress = Progress(steps=steps, images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         skipped = 0
-        for iteration in range(request.n_iter):
+        for iteration in self._iterations or range(request.n_iter):
             self.progress.image, self.progress.step, self.progress.phase = iteration, 0, ""
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]

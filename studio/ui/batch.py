@@ -12,6 +12,7 @@ from PIL import Image
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
 from studio.ui.generation import GenerationTab
+from studio.ui.sharing import user_of
 
 MAX_SHOWN = 48  # a batch may hold thousands: the gallery shows the first ones
 FOLDER_HELP = ("Folders on the server. Relative paths start in outputs/. When the studio is reachable from other "
@@ -52,13 +53,14 @@ def build_img2img_batch(ctx: UiContext, tab: GenerationTab) -> None:
         status = gr.Markdown(elem_id="img2img_batch_status")
     control = tab.control
 
-    def run_batch(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> tuple:
+    def run_batch(values: dict[Any, Any], http: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple:
         if ctx.img2img_batch is None:
             raise gr.Error("Batch runs are not available here.", print_exception=False)
         with user_errors(ctx.error_types):
             request = tab.form.to_request(values, **(control.derive(values) if control else {}))
             result = ctx.img2img_batch(request, values[boxes["input_dir"]], values[boxes["output_dir"]],
-                                       values[boxes["mask_dir"]], lambda f, d: progress(f, desc=d))
+                                       values[boxes["mask_dir"]], lambda f, d: progress(f, desc=d),
+                                       user=user_of(http))
         images, paths = shown(result.paths, ctx.settings_summary()["outputs_dir"])
         return (gr.Gallery(value=images, selected_index=0 if images else None), result.summary(),
                 list(result.infotexts[:MAX_SHOWN]), paths, 0, result.infotexts[0] if result.infotexts else "")

@@ -9,6 +9,7 @@ import gradio as gr
 
 from studio.infotext import params_to_request_fields, parse_infotext
 from studio.request import decode_image
+from studio.ui import sharing
 from studio.ui.context import JobLike, UiContext
 from studio.ui.errors import user_errors
 from studio.ui.batch import build_img2img_batch
@@ -89,6 +90,7 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             _wire_send_png(ctx, history.buttons[tab.name], history.path, history.fields, tab, tabs)
         show, inputs, outputs = history.load
         history_tab.select(show, inputs=inputs, outputs=outputs, queue=False)
+        demo.unload(sharing.close_handler(ctx))  # a closed tab's jobs leave the queue / stop at the next step
     return demo
 
 

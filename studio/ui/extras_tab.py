@@ -8,6 +8,7 @@ import gradio as gr
 from PIL import Image
 
 from studio.ui.batch import folder_boxes, shown
+from studio.ui.sharing import user_of
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
 
@@ -60,7 +61,8 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
 
     def upscale(kind: str, single: Image.Image | None, batch: list[Any] | None, input_dir: str, output_dir: str,
                 resize_mode: int, by: float, to_w: float, to_h: float, crop_fit: bool, first: str, second: str,
-                blend: float, progress: gr.Progress = gr.Progress()) -> tuple:
+                blend: float, http: gr.Request,
+                progress: gr.Progress = gr.Progress()) -> tuple:
         with user_errors(ctx.error_types):
             values = {"resize_mode": int(resize_mode), "upscaling_resize": float(by),
                       "upscaling_resize_w": int(to_w or 0), "upscaling_resize_h": int(to_h or 0),
@@ -69,11 +71,11 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
             if kind == "folder":
                 if ctx.extras_folder is None:
                     raise ValueError("Batch from directory is not available here.")
-                result = ctx.extras_folder(values, input_dir, output_dir, lambda f, d: progress(f, desc=d))
+                result = ctx.extras_folder(values, input_dir, output_dir, lambda f, d: progress(f, desc=d), user=user_of(http))
                 items, _ = shown(result.paths, ctx.settings_summary()["outputs_dir"])
                 return items, result.summary() + "\n" + (result.infotexts[0] if result.infotexts else "")
             else:
-                paths, text = ctx.run_extras(_images(kind, single, batch), values)
+                paths, text = ctx.run_extras(_images(kind, single, batch), values, user=user_of(http))
         return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text
 
     run.click(upscale, inputs=[source, image, files, folders["input_dir"], folders["output_dir"], mode, scale, width,

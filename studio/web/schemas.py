@@ -134,6 +134,8 @@ class ProgressResponse(BaseModel):
     state: dict[str, Any]
     current_image: str | None = None
     textinfo: str | None = None
+    # The caller's place in the studio's queue (position, ahead, wait, eta, queued, size, text); None: no job.
+    queue: dict[str, Any] | None = None
 
 
 class SamplerItem(BaseModel):
