@@ -90,16 +90,16 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
 
     delete.click(ask, inputs=selected, outputs=[confirm_box, question, pending, status], queue=False)
 
-    def confirm(path: str | None, number: int, words: str) -> tuple:
+    def confirm(path: str | None, number: int, words: str, http: gr.Request) -> tuple:
         if not path:
-            return (*show(number, words), gr.Group(visible=False), None, "Nothing to delete.")
+            return (*show(number, words, http), gr.Group(visible=False), None, "Nothing to delete.")
         try:
-            removed = ctx.delete_output(path)
+            removed = ctx.delete_output(path, user=user_of(http))  # only inside the caller's outputs
         except ctx.error_types as error:
-            return (*show(number, words), gr.Group(visible=False), None, f"⚠️ Not deleted: {error}")
+            return (*show(number, words, http), gr.Group(visible=False), None, f"⚠️ Not deleted: {error}")
         note = f"Deleted `{Path(path).name}`" + (f" and {len(removed) - 1} companion file(s)." if len(removed) > 1
                                                   else ".")
-        return (*show(number, words), gr.Group(visible=False), None, note)
+        return (*show(number, words, http), gr.Group(visible=False), None, note)
 
     yes.click(confirm, inputs=[pending, page, query], outputs=[*outputs, confirm_box, pending, status], queue=False)
     no.click(lambda path: (gr.Group(visible=False), None, f"Kept `{Path(path).name}`." if path else ""),
