@@ -246,7 +246,7 @@ class Engine:
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
         inputs = modes.prepare(request)
         controls = self._prepare_controls(model, request, inputs)
-        refiner = self._refiner_for(model, request)
+        refiner = self.refiner_for(model, request)
         networks = self.networks.apply(model, request)  # LoRA tags, embeddings, VAE (cached on the model)
         encoded = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
@@ -278,7 +278,7 @@ class Engine:
                     on_image(so_far, item)
         return RunResult(request, model, images, False, controls, skipped, networks, refiner)
 
-    def _refiner_for(self, model: LoadedModel, request: GenerationRequest) -> refiners.LoadedRefiner | None:
+    def refiner_for(self, model: LoadedModel, request: GenerationRequest) -> refiners.LoadedRefiner | None:
         """The request's SDXL refiner, loaded once and kept (None without one)."""
         if not request.uses_refiner:
             return None
