@@ -41,6 +41,9 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
     parser.add_argument("--live-preview-method", default=defaults.live_preview_method,
                         choices=("Approx cheap", "TAESD", "Full"),
                         help="Approx cheap (free), TAESD (needs models/VAE-approx/taesd*), Full (VAE decode)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet (opt-in, for long-running servers: the first image of each "
+                             "size compiles, later ones run faster; the compile cache is kept in the cache folder)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: physical cores; fewer when other work shares the CPU)")
 
@@ -83,6 +86,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         allow_hub=args.allow_hub,
         safe_mode=args.safe_mode,
         threads=args.threads,
+        compile=getattr(args, "compile", False),
         live_preview_every=getattr(args, "live_preview_every", 5),
         live_preview_method=getattr(args, "live_preview_method", "Approx cheap"),
         host=host,

@@ -219,6 +219,10 @@ def load_pipeline(entry: ModelEntry, settings: Settings) -> DiffusionPipeline:
     pipe.to(device=device)
     use_memory_format([pipe.unet, pipe.vae], device, dtype)
     pipe.set_progress_bar_config(disable=True)
+    if settings.compile:
+        from studio.compilation import compile_unet
+
+        compile_unet(pipe, settings.cache_dir)
     return pipe
 
 
