@@ -99,12 +99,21 @@ def compile_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 def openvino_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     data, source = _newest(results, "openvino", "openvino_over_studio_per_step")
     if not data:
-        return [("OpenVINO (optimum-intel) vs the studio's bf16 path", "not measured", "")]
+        return [("OpenVINO (optimum-intel) vs the studio's bf16 path, offered as --backend openvino if faster",
+                 OPENVINO_BLOCKED, "not measured: does not install usably with our pins")]
     return [(f"OpenVINO (optimum-intel {data.get('optimum_intel', '')}, OpenVINO {data['openvino']}, "
              f"{data['openvino_cpu_precision']}) vs the studio, SD1.5-size {data['settings']}",
              f"OpenVINO / studio CPU time: {data['openvino_over_studio_per_step']:.2f} × per step, "
              f"{data['openvino_over_studio_per_image']:.2f} × per image ({source})",
              "faster" if data["openvino_over_studio_per_step"] < 1 else "not faster: no --backend openvino")]
+
+
+OPENVINO_BLOCKED = (
+    "optimum-intel does not work with our pins (checked in a separate venv, 2026-12-02): its newest release, "
+    "2.2.0, needs huggingface-hub<1.22 while diffusers 0.42 needs huggingface-hub>=1.32 (pip: ResolutionImpossible), "
+    "and transformers<5.6 (with our 5.24 it fails to import: VisionRotaryEmbedding is gone from qwen2_vl); pip then "
+    "backtracks to optimum-intel 1.15.0, which installs but cannot import (`openvino.runtime`, removed in "
+    "OpenVINO 2026; with OpenVINO 2025.4, `transformers.onnx`, removed in transformers 5)")
 
 
 def _newest(results: dict[str, Any], kind: str, key: str) -> tuple[dict[str, Any], str]:
@@ -128,6 +137,10 @@ NOTES = [
     "code generation and the C++ builds and pays only dynamo's tracing. oneDNN weight pre-packing is off: with it "
     "the graph is not cacheable on disk (inductor bypasses its FX graph cache for mkldnn constants) and every "
     "restart would pay the whole compile (~25 s CPU on the tiny default model, minutes on SD1.5-size models). "
+    "Freezing also makes torch skip its AOTAutograd cache (by design), so the second start still traces: "
+    "measured with `python -m studio generate --compile --threads 1` (default model, 64², 2 steps, load average "
+    "~12): first start 99 s CPU (incl. the C++ compiler), second start 34 s, without --compile 11 s. "
+    "Step caching (Cache every 2/3) swaps the UNet's forward for the run, so with --compile it re-traces. "
     "It pays off on a long-running server that makes many images at a few sizes; never for one CLI image.",
     "",
     "**Fast start**: `python -m studio generate` imports no gradio/fastapi/UI and no detector (controlnet-aux, "
@@ -135,11 +148,15 @@ NOTES = [
     "import cost: `from diffusers import StableDiffusionPipeline` alone is ~6.5 s CPU here, because diffusers 0.42 "
     "imports torch._dynamo (diffusers.utils.torch_utils), peft whenever it is installed "
     "(diffusers.hooks.layerwise_casting), and transformers.modeling_utils pulls scipy and torchvision "
-    "(its object-detection losses). The studio imports peft itself only when a LoRA is used.",
+    "(its object-detection losses). The studio imports peft itself only when a LoRA is used. "
+    "On a busy machine, OpenMP's active waiting dominates: the same CLI image took 24.7 s CPU with 2 threads "
+    "(default) but 9.7 s with OMP_WAIT_POLICY=PASSIVE (9.4 s with --threads 1) at load average ~11; set "
+    "OMP_WAIT_POLICY=PASSIVE or --threads 1 when the CPU is shared.",
     "",
-    "**OpenVINO**: `optimum-intel[openvino]` resolves with our pins (optimum-intel 1.15.0, optimum 2.3.0, "
-    "OpenVINO 2026.4.1 with torch 2.14.1, diffusers 0.42.1, transformers 5.24); measured in a separate venv with "
-    "`python -m benchmarks.openvino_compare` (not a studio dependency).",
+    "**OpenVINO**: see the table: no optimum-intel release works with diffusers 0.42 + transformers 5.24 today, so "
+    "there is no `--backend openvino`. `python -m benchmarks.openvino_compare` (run in a separate venv that has "
+    "optimum-intel) exports the SD1.5-size model offline and measures it against the studio's bf16 path, per step "
+    "and per image, for the day a release fits our pins.",
     "",
     "**CUDA**: fp16 by default; a half-precision VAE decode that comes out NaN/inf is decoded again in fp32 "
     "(never a black PNG); `--medvram` = diffusers' model CPU offload, `--lowvram` = sequential CPU offload; "
