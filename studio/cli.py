@@ -12,6 +12,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from studio.cluster.options import add_cluster_flags, cluster_options
 from studio.request import GenerationRequest, RequestError
 from studio.settings import Credentials, Settings
 
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the browser studio (the default)")
     add_settings_flags(serve)
     add_serve_flags(serve)
+    add_cluster_flags(serve)
     generate = sub.add_parser("generate", help="generate images and print their paths")
     add_settings_flags(generate, with_model=False)
     add_request_flags(generate)
@@ -276,6 +278,13 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from studio.errors import StudioError
 
     try:
+        cluster = cluster_options(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        if cluster is not None:
+            return serve_on_ray(settings, cluster)
         serve(settings)
     except StudioError as error:  # e.g. an open API on a public address, a model that won't load
         print(f"error: {error}", file=sys.stderr)
@@ -285,6 +294,19 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         if os.environ.get("STUDIO_DEBUG"):
             raise
         return 2
+    return 0
+
+
+def serve_on_ray(settings: Settings, cluster: Any) -> int:
+    """`serve --replicas N`: the engine on Ray Serve replicas (the optional `cluster` extra)."""
+    try:
+        from studio.cluster.launch import serve_cluster
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] == "ray":
+            print('error: --replicas needs Ray Serve: pip install -e ".[cluster]"', file=sys.stderr)
+            return 2
+        raise
+    serve_cluster(settings, cluster)
     return 0
 
 

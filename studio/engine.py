@@ -36,6 +36,7 @@ from studio.samplers import (SAMPLERS, SamplerUnavailableError, make_scheduler, 
                              resolve_schedule_type)
 from studio.stepcache import step_cache
 from studio.vae_guard import nan_safe_decode
+from studio.variation import variation_noise, with_noise
 from studio.upscalers import Upscalers, image_upscaler_names
 
 
@@ -167,8 +168,12 @@ class Engine:
             schedule = resolve_schedule_type(request.scheduler)
         except ValueError as error:
             raise RequestError(f"scheduler: {error}") from error
+        subseed = request.subseed
+        if request.subseed_strength > 0 and subseed < 0:
+            subseed = random.randint(0, MAX_SEED)
         return request.replace(
             seed=seed,
+            subseed=subseed,
             width=request.width or model.native_size,
             height=request.height or model.native_size,
             model=model.entry.title,
@@ -304,6 +309,9 @@ class Engine:
         pipe = self.pipeline_for(model, inputs.mode, controls.titles)
         # A fresh scheduler per run: schedulers keep state between steps.
         pipe.scheduler = self.scheduler_for(request, model, seeds)
+        noise = variation_noise(pipe, request, seeds, inputs.width, inputs.height)
+        if noise is not None:
+            pipe.scheduler = with_noise(pipe.scheduler, noise)  # img2img/inpaint add their noise there
         prompts, text_kwargs = self._text_inputs(model, request, prompts, image_prompts, len(seeds))
         swaps = prompts.conditioning is not None and prompts.conditioning.changes
         common = dict(
@@ -319,6 +327,8 @@ class Engine:
             output_type="latent" if hires.uses_latents(request) else "pil",
         )
         kwargs = {**common, **self._mode_kwargs(pipe, request, inputs, generators)}
+        if noise is not None and (inputs.mode == "txt2img" or (inputs.mode == "inpaint" and request.denoising_strength >= 1)):
+            kwargs["latents"] = noise  # pure noise to start from: no add_noise call to hand it to
         nets = [model.controlnets[title] for title in controls.titles]
         if controls.units:
             kwargs.update(self._control_kwargs(inputs.mode, controls))
@@ -339,6 +349,10 @@ class Engine:
             return hires.without_denoising(model.pipe, source)
         pipe = self.pipeline_for(model, "img2img")
         pipe.scheduler = self.scheduler_for(request.replace(sampler_name=hires.sampler(request)), model, seeds)
+        width, height = request.hires_size()
+        noise = variation_noise(pipe, request, seeds, width, height)
+        if noise is not None:
+            pipe.scheduler = with_noise(pipe.scheduler, noise)
         self.progress.phase = "hires"
         offset = self.progress.step
         with torch.inference_mode(), nan_safe_decode(pipe.vae):

@@ -43,6 +43,7 @@ class Reproduction:
 
 class StudioFacade(Protocol):
     settings: Settings
+    parallel_jobs: int  # jobs that run at once: 1 on the local engine, the replicas on a cluster
 
     def submit(self, request: GenerationRequest, on_step: Callable[["Progress"], None] | None = None,
                save: bool = True, directory: Path | None = None) -> "JobResult": ...

@@ -52,6 +52,7 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         "Schedule type": None if request.scheduler == "Automatic" else request.scheduler,
         "CFG scale": format_number(request.cfg_scale),
         "Seed": request.seed,
+        **variation_params(request),
         "Size": f"{request.width}x{request.height}",
         "Model hash": model_hash,
         "Model": model_name,
@@ -96,6 +97,17 @@ def with_networks(params: Mapping[str, Any], networks: Mapping[str, Any]) -> dic
         result.update({k: networks[k] for k in NETWORK_KEYS_AFTER_MODEL if k in networks})
     result.update({k: v for k, v in networks.items() if k not in NETWORK_KEYS_AFTER_MODEL})
     return result
+def variation_params(request: GenerationRequest) -> dict[str, Any]:
+    """A1111's variation seed keys (nothing for plain seeds)."""
+    params: dict[str, Any] = {}
+    if request.subseed_strength > 0:
+        params["Variation seed"] = request.subseed
+        params["Variation seed strength"] = format_number(request.subseed_strength)
+    if request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0:
+        params["Seed resize from"] = f"{request.seed_resize_from_w}x{request.seed_resize_from_h}"
+    return params
+
+
 def hires_params(request: GenerationRequest) -> dict[str, Any]:
     """A1111's hires fix keys, in its order (nothing when hires fix is off)."""
     if not request.enable_hr:
@@ -263,6 +275,10 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Schedule type": ("scheduler", str),
     "CFG scale": ("cfg_scale", float),
     "Seed": ("seed", int),
+    "Variation seed": ("subseed", int),
+    "Variation seed strength": ("subseed_strength", float),
+    "Seed resize from-1": ("seed_resize_from_w", int),
+    "Seed resize from-2": ("seed_resize_from_h", int),
     "Size-1": ("width", int),
     "Size-2": ("height", int),
     "Model": ("model", str),
@@ -302,6 +318,10 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
     units = [parse_control_unit(params[k]) for k in sorted(params) if re.fullmatch(r"ControlNet \d+", k)]
     if units:
         values["controlnet_units"] = units
+    if "Seed" in params:  # as A1111: no variation keys means plain seeds (Send-to resets a form's earlier choice)
+        values.setdefault("subseed_strength", 0.0)
+        values.setdefault("seed_resize_from_w", -1)
+        values.setdefault("seed_resize_from_h", -1)
     if "vae" not in values and "Steps" in params:
         values["vae"] = "Automatic"  # A1111 writes `VAE` only when a VAE file replaced the model's own
     # A1111 >= 1.9 writes "Sampler: DPM++ 2M, Schedule type: Karras" (the request's `scheduler`);

@@ -94,6 +94,8 @@ def _job_request(result: RunResult) -> GenerationRequest:
 def image_request(result: RunResult, item: GeneratedImage) -> GenerationRequest:
     """The run's request as it made this image: its seed, its own prompt when it had one."""
     request = result.request.replace(seed=item.seed)
+    if request.subseed_strength > 0:  # image i's variation seed is subseed + i, as its seed is seed + i
+        request = request.replace(subseed=result.request.subseed + item.seed - result.request.seed)
     if item.prompts is not None:
         request = request.replace(prompt=item.prompts[0], negative_prompt=item.prompts[1])
     return request
@@ -119,13 +121,15 @@ def recipe(result: RunResult, item: GeneratedImage) -> dict[str, Any]:
     are embedded (PNG, base64) so the file alone reproduces an img2img or inpaint result. With
     per-image prompts the request holds this image's prompt and `batch_prompts` those of its batch."""
     data: dict[str, Any] = {
-        "request": image_request(result, item).replace(seed=result.request.seed).to_dict(images=True),
+        "request": image_request(result, item).replace(seed=result.request.seed,
+                                                       subseed=result.request.subseed).to_dict(images=True),
         "index": item.index,
         "model_hash": result.model.hash,
         "networks": result.networks.recipe(),  # LoRA / embedding / VAE hashes: Reproduce warns when a file differs
         "scheduler_config": dict(result.model.pipe.scheduler.config),
         "versions": library_versions(),
         "torch_threads": torch.get_num_threads(),  # CPU results can differ in the last bit across thread counts
+        "dtype": str(result.model.pipe.unet.dtype).removeprefix("torch."), "device": str(result.model.pipe.device),
     }
     if item.prompts is not None and result.request.batch_size > 1:
         first = item.index - item.index % result.request.batch_size

@@ -11,11 +11,16 @@ from PIL import Image
 def initial_noise(pipe: DiffusionPipeline, width: int, height: int, generators: list[torch.Generator]) -> torch.Tensor:
     """Noise drawn on the CPU per image from its own seed, so a seed gives the same image on
     every device and in every batch position."""
-    channels = pipe.unet.config.in_channels if pipe.unet.config.in_channels == 4 else pipe.vae.config.latent_channels
-    scale = pipe.vae_scale_factor
-    shape = (channels, height // scale, width // scale)
+    shape = noise_shape(pipe, width, height)
     noise = [torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]
     return torch.stack(noise).to(device=pipe.device, dtype=pipe.unet.dtype)
+
+
+def noise_shape(pipe: DiffusionPipeline, width: int, height: int) -> tuple[int, int, int]:
+    """One image's latent noise shape (C x H x W) at this pixel size."""
+    channels = pipe.unet.config.in_channels if pipe.unet.config.in_channels == 4 else pipe.vae.config.latent_channels
+    scale = pipe.vae_scale_factor
+    return channels, height // scale, width // scale
 
 
 def to_tensor(image: Image.Image, pipe: DiffusionPipeline) -> torch.Tensor:

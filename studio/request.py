@@ -113,6 +113,13 @@ class GenerationRequest:
     height: int | None = None
     # -1 draws a random seed; the engine records the seed it used.
     seed: int = -1
+    # A1111's variation seed: each image's noise is slerped towards its variation seed's noise by
+    # subseed_strength (0 = off; -1 draws one); seed_resize_from_w/h > 0 draw the seed's noise at
+    # that size and paste it centred ("resize seed from width/height").
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    seed_resize_from_w: int = -1
+    seed_resize_from_h: int = -1
     batch_size: int = 1
     n_iter: int = 1
     # None means the model that is loaded (the embedded default when nothing else is).
@@ -211,6 +218,7 @@ class GenerationRequest:
                     f"{name} must be a multiple of 8 (got {value}; nearest: {_nearest8(value)})"
                 )
         _check_int("seed", self.seed, -1, MAX_SEED)
+        self._validate_variation()
         _check_int("clip_skip", self.clip_skip, 1, MAX_CLIP_SKIP)
         if not isinstance(self.styles, tuple) or not all(isinstance(name, str) for name in self.styles):
             raise RequestError("styles must be a list of style names")
@@ -228,6 +236,15 @@ class GenerationRequest:
             if models is not None and self.model not in models:
                 raise RequestError(f"unknown model {self.model!r}; see `python -m studio models`")
         return self
+
+    def _validate_variation(self) -> None:
+        _check_int("subseed", self.subseed, -1, MAX_SEED)
+        _check_number("subseed_strength", self.subseed_strength, 0.0, 1.0)
+        for name in ("seed_resize_from_w", "seed_resize_from_h"):
+            value = getattr(self, name)
+            _check_int(name, value, -1, MAX_SIZE)
+            if 0 < value < 8:  # at least one latent pixel
+                raise RequestError(f"{name} must be 0 (off) or at least 8 (got {value})")
 
     def _validate_totals(self) -> None:
         count = self.batch_size * self.n_iter

@@ -13,39 +13,43 @@ from studio.storage import remove_stale_temps
 MAX_UPLOAD = "64mb"  # Gradio uploads; the HTTP API has the same limit on bodies
 
 
-def serve(settings: Settings, block: bool = True) -> Any:
+def serve(settings: Settings, block: bool = True, studio: Studio | None = None) -> Any:
     """Load the model, build the UI, launch Gradio with the HTTP API mounted before the server
-    accepts connections (unless settings.api is off). Returns (studio, demo, app) when block=False."""
+    accepts connections (unless settings.api is off). Returns (studio, demo, app) when block=False.
+    `studio`: one made elsewhere and ready (studio.cluster's, whose engine runs on Ray replicas)."""
     from studio.ui.build import CSS, HEAD, build_ui
     from studio.web.auth import access_policy
     from studio.web.mount import mounting_lifespan
+    from studio.web.startup_check import patient_launch_check
 
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
-    configure_threads(settings.threads)
-    studio = Studio.create(settings)
+    if studio is None:
+        configure_threads(settings.threads)
+        studio = Studio.create(settings)
+        if block:  # the process is ours: SIGTERM stops after the step, keeps finished images, exits
+            install_shutdown_handler(studio.engine)
+        studio.models.current()  # load before serving: the first click should not wait for it
     remove_stale_temps(settings.outputs_dir)  # `.saving-*` files a crash left (over a minute old)
-    if block:  # the process is ours: SIGTERM stops after the step, keeps finished images, exits
-        install_shutdown_handler(studio.engine)
-    studio.models.current()  # load before serving: the first click should not wait for it
     demo = build_ui(studio.ui_context())
     hide_gradio_endpoints(demo)
-    demo.queue(default_concurrency_limit=1)
+    demo.queue(default_concurrency_limit=studio.parallel_jobs)
     app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None,
                                   "lifespan": mounting_lifespan(studio, policy, api=settings.api)}
-    app, local_url, share_url = demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=settings.share,
-        auth=list(policy.ui) or None,
-        inbrowser=settings.open_browser,
-        prevent_thread_lock=True,
-        allowed_paths=[str(Path(settings.outputs_dir).resolve())],
-        max_file_size=MAX_UPLOAD,
-        head=HEAD,
-        css=CSS,
-        show_error=False,  # unexpected exceptions show as a bare error, never their internals; gr.Error always shows
-        app_kwargs=app_kwargs,
-    )
+    with patient_launch_check():  # a busy machine answers slowly; Gradio's own check gives up after 3 s
+        app, local_url, share_url = demo.launch(
+            server_name=settings.host,
+            server_port=settings.port,
+            share=settings.share,
+            auth=list(policy.ui) or None,
+            inbrowser=settings.open_browser,
+            prevent_thread_lock=True,
+            allowed_paths=[str(Path(settings.outputs_dir).resolve())],
+            max_file_size=MAX_UPLOAD,
+            head=HEAD,
+            css=CSS,
+            show_error=False,  # unexpected exceptions show as a bare error, never their internals; gr.Error always shows
+            app_kwargs=app_kwargs,
+        )
     print(f"Diffusion Studio running on {local_url}" + (f" (share: {share_url})" if share_url else ""), flush=True)
     if block:
         demo.block_thread()

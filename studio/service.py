@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from PIL import Image
 
@@ -19,6 +19,7 @@ from studio.api import ExtensionContext
 from studio.extras import ExtrasRequest, face_restoration_unavailable
 from studio.history import HistoryIndex
 from studio.upscalers import image_upscaler_names
+from studio.zerogpu import gpu_wrapper
 from studio.control import pose
 from studio.control.models import ControlNetEntry, controlnet_mismatch, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
@@ -50,7 +51,10 @@ class Studio:
     models: ModelManager
     engine: Engine
     extensions: ExtensionManager
+    # The one call every job makes; on a ZeroGPU Space it runs inside spaces.GPU (studio/zerogpu.py).
+    run_job: Callable[..., jobs.JobResult] = field(default=jobs.generate, repr=False)
     history: HistoryIndex = field(init=False, repr=False)
+    parallel_jobs: ClassVar[int] = 1  # one engine, one job at a time (studio.cluster runs more)
 
     def __post_init__(self) -> None:
         self.history = HistoryIndex(self.settings.outputs_dir)
@@ -60,7 +64,8 @@ class Studio:
         models = ModelManager(settings)
         extensions = ExtensionManager(settings).load_all()  # with --safe-mode: listed, none loaded
         engine = Engine(models, extensions.samplers, merged_preprocessors(extensions))
-        return cls(settings, models, engine, extensions)
+        on_gpu = gpu_wrapper()
+        return cls(settings, models, engine, extensions, run_job=on_gpu(jobs.generate) if on_gpu else jobs.generate)
 
     def submit(
         self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True,
@@ -76,7 +81,7 @@ class Studio:
         request, params = self.extensions.before_generate(request, notices)
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
         per_image = self.extensions.image_prompts(request, notices) if self.extensions.image_hooks else None
-        result = jobs.generate(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params,
+        result = self.run_job(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params,
                                directory=directory, image_prompts=per_image)
         return dataclasses.replace(result, notices=tuple(notices))
 
@@ -245,7 +250,7 @@ class Studio:
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
-        job = jobs.generate(recipe.request, self.engine, self.settings, save=save, after_image=after,
+        job = self.run_job(recipe.request, self.engine, self.settings, save=save, after_image=after,
                             image_prompts=recipe.image_prompts())
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")

@@ -48,6 +48,14 @@ def engine(shared_settings: Settings) -> Engine:
     return Engine(models)
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (tests/browser/conftest.py), shared by every test that drives the UI."""
+    from tests.browser.conftest import launched_browser
+
+    yield from launched_browser()
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module whose images are compared only with each other: on a CPU

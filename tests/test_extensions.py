@@ -379,10 +379,28 @@ def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
 
     with pytest.raises(ScriptRequestError, match="script_name: no script named 'Loopback'"):
         run_script(studio, BASE, "Loopback", [])
-    with pytest.raises(ScriptRequestError, match="script_args: X type index 2 is not supported"):
-        run_script(studio, BASE, "X/Y/Z plot", [2, "1, 2"])
+    with pytest.raises(ScriptRequestError, match="script_args: X type index 8 is not supported"):
+        run_script(studio, BASE, "X/Y/Z plot", [8, "1, 2"])
     with pytest.raises(ScriptRequestError, match="script_args: Steps: 'many' is not a number"):
         run_script(studio, BASE, "X/Y/Z plot", ["Steps", "many"])
+
+
+def test_xyz_plot_var_strength_axis_varies_one_fixed_variation_seed(studio):
+    # A1111's index 3 is "Var. strength"; with the tab's variation seed -1 one is drawn for the whole plot.
+    from studio.scripts import ScriptRequestError, run_script
+
+    plot = run_script(studio, BASE.replace(steps=2, subseed=-1), "X/Y/Z plot", [3, "0, 0.5, 1", None, 0, "", None,
+                                                                                0, "", None, True])
+    cells = plot.images[1:]
+    params = [read_generation_info(c.path)["params"] for c in cells]
+    assert [p.get("Variation seed strength") for p in params] == [None, "0.5", "1"]  # strength 0: plain seed
+    assert params[1]["Variation seed"] == params[2]["Variation seed"]
+    grid = read_generation_info(plot.images[0].path)["params"]
+    assert (grid["X Type"], grid["X Values"]) == ("Var. strength", "0, 0.5, 1")
+    images = [np.asarray(c.image, dtype=np.int16) for c in cells]
+    assert np.abs(images[0] - images[1]).mean() > 1 and np.abs(images[1] - images[2]).mean() > 1
+    with pytest.raises(ScriptRequestError, match="Var. strength: 2 is outside 0..1"):
+        run_script(studio, BASE, "X/Y/Z plot", ["Var. strength", "0, 2"])
 
 
 HANGING = Path(__file__).parent / "fixtures" / "hanging_extensions"

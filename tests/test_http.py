@@ -414,3 +414,19 @@ def test_open_api_on_a_public_address_is_refused(capsys, tmp_path, monkeypatch):
 def test_a_body_without_json_content_type_gets_a_hint(client):
     response = client.post(f"{API}/txt2img", content=json.dumps(BASE), headers={"Content-Type": "text/plain"})
     assert response.status_code == 422 and "Content-Type: application/json" in response.json()["detail"]
+
+
+def test_variation_seed_fields_are_honoured_recorded_and_checked(client):
+    plain = txt2img(client, steps=2)
+    varied = txt2img(client, steps=2, subseed=99, subseed_strength=0.5, seed_resize_from_w=48, seed_resize_from_h=64)
+    info = json.loads(varied["info"])
+    assert (info["subseed"], info["all_subseeds"], info["subseed_strength"]) == (99, [99], 0.5)
+    assert (info["seed_resize_from_w"], info["seed_resize_from_h"]) == (48, 64)
+    params = parse_infotext(info["infotexts"][0])
+    assert (params["Variation seed"], params["Variation seed strength"]) == ("99", "0.5")
+    assert (params["Seed resize from-1"], params["Seed resize from-2"]) == ("48", "64")
+    assert not np.array_equal(pixels(decode(plain["images"][0])), pixels(decode(varied["images"][0])))
+    again = txt2img(client, steps=2, subseed=99, subseed_strength=0.5, seed_resize_from_w=48, seed_resize_from_h=64)
+    assert np.array_equal(pixels(decode(again["images"][0])), pixels(decode(varied["images"][0])))
+    refused = client.post(f"{API}/txt2img", json={**BASE, "subseed_strength": 1.5})
+    assert refused.status_code == 422 and "subseed_strength" in refused.text

@@ -2,18 +2,30 @@
 pipeline built here (diffusers' own test configs; the tokenizers are the default model's)."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+from safetensors.torch import save_file
+
+from studio.networks.discovery import NetworkFile
+from studio.networks.embeddings import load_embedding, read_embedding
 from studio.prompts import prepare_prompts
+from studio.request import RequestError
 
 
 @pytest.fixture(scope="module")
 def sdxl(engine) -> StableDiffusionXLPipeline:
+    return build_sdxl(engine)
+
+
+def build_sdxl(engine, separate_tokenizers: bool = False) -> StableDiffusionXLPipeline:
     tokenizer = engine.models.current().pipe.tokenizer
+    tokenizer_2 = copy.deepcopy(tokenizer) if separate_tokenizers else tokenizer  # an embedding adds a token to each
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
@@ -30,7 +42,7 @@ def sdxl(engine) -> StableDiffusionXLPipeline:
                             projection_dim=32, hidden_act="gelu")
     pipe = StableDiffusionXLPipeline(
         vae=vae, text_encoder=CLIPTextModel(config), tokenizer=tokenizer,
-        text_encoder_2=CLIPTextModelWithProjection(config), tokenizer_2=tokenizer, unet=unet,
+        text_encoder_2=CLIPTextModelWithProjection(config), tokenizer_2=tokenizer_2, unet=unet,
         scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
                                          beta_schedule="scaled_linear", timestep_spacing="leading"))
     pipe.set_progress_bar_config(disable=True)
@@ -74,3 +86,27 @@ def test_sdxl_weights_schedules_and_long_prompts_change_the_image(sdxl):
     long = "a red circle on a blue background, " * 12
     assert not np.array_equal(run(sdxl, long + "green"), run(sdxl, long + "yellow"))
     assert not np.array_equal(run(sdxl, "a red circle", clip_skip=2), base)
+
+
+def test_an_sdxl_embedding_feeds_both_text_encoders_and_an_sd1_one_is_refused(engine, tmp_path):
+    """A1111's SDXL embedding file: `clip_l` and `clip_g` vectors, one per text encoder."""
+    pipe = build_sdxl(engine, separate_tokenizers=True)
+    plain = run(pipe, "a red circle glowstyle")
+    path = tmp_path / "glowstyle.safetensors"
+    generator = torch.Generator().manual_seed(5)
+    save_file({"clip_l": torch.randn(2, 32, generator=generator) * 3,
+               "clip_g": torch.randn(2, 32, generator=generator) * 3}, str(path))
+    entry = NetworkFile("embedding", "glowstyle", path)
+    load_embedding(pipe, entry, read_embedding(entry, allow_pickle=False), "tiny-sdxl")
+    assert pipe.tokenizer.convert_tokens_to_ids("glowstyle") != pipe.tokenizer.unk_token_id
+    assert pipe.tokenizer_2.convert_tokens_to_ids("glowstyle") != pipe.tokenizer_2.unk_token_id
+    learned = pipe.text_encoder_2.get_input_embeddings().weight[pipe.tokenizer_2.convert_tokens_to_ids("glowstyle")]
+    assert not torch.equal(learned, pipe.text_encoder.get_input_embeddings().weight[
+        pipe.tokenizer.convert_tokens_to_ids("glowstyle")])  # each encoder got its own vectors
+    assert np.abs(run(pipe, "a red circle glowstyle") - plain).max() > 1e-3
+
+    sd1 = tmp_path / "flat.safetensors"
+    save_file({"emb_params": torch.randn(1, 32)}, str(sd1))
+    flat = NetworkFile("embedding", "flat", sd1)
+    with pytest.raises(RequestError, match="embedding flat.safetensors is for SD 1.x/2.x models; it does not fit tiny-sdxl"):
+        load_embedding(pipe, flat, read_embedding(flat, allow_pickle=False), "tiny-sdxl")

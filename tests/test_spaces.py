@@ -1,6 +1,7 @@
 """Deploying as a Hugging Face Space: the repo starts with no arguments when SPACE_ID is set."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from studio.request import GenerationRequest
 from studio.settings import PROJECT_DIR
 from studio.spaces import space_arguments
+from studio.zerogpu import MAX_SECONDS, MIN_SECONDS, gpu_seconds, gpu_wrapper
 from tests.browser.conftest import free_port
 
 
@@ -61,12 +64,40 @@ def test_a_space_starts_with_no_arguments_ui_open_api_off(tmp_path):
         process.wait(timeout=60)
 
 
+STUB_SPACES = Path(__file__).parent / "fixtures" / "stub_spaces"
+
+
 @pytest.mark.slow
-def test_a_space_with_an_api_secret_serves_the_api_behind_it(tmp_path):
-    process, url = start_space(tmp_path, STUDIO_API_AUTH="bot:long-secret")
+def test_a_space_with_an_api_secret_serves_the_api_and_runs_jobs_inside_spaces_gpu(tmp_path):
+    """With the `spaces` package (a recording stub here), every job runs inside spaces.GPU with a
+    duration sized from its steps and pixels; ZeroGPU lends the GPU only there."""
+    log = tmp_path / "spaces.jsonl"
+    process, url = start_space(tmp_path, STUDIO_API_AUTH="bot:long-secret", STUB_SPACES_LOG=str(log),
+                               PYTHONPATH=os.pathsep.join([str(STUB_SPACES), os.environ.get("PYTHONPATH", "")]))
     try:
         assert httpx.get(url + "/sdapi/v1/samplers", timeout=60).status_code == 401
         assert httpx.get(url + "/sdapi/v1/samplers", auth=("bot", "long-secret"), timeout=60).status_code == 200
+        body = {"prompt": "a red circle", "steps": 3, "width": 64, "height": 64, "seed": 1}
+        response = httpx.post(url + "/sdapi/v1/txt2img", json=body, auth=("bot", "long-secret"), timeout=600)
+        assert response.status_code == 200 and len(response.json()["images"]) == 1
     finally:
         process.terminate()
         process.wait(timeout=60)
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {"event": "wrapped", "function": "generate"} in events
+    assert {"event": "called", "function": "generate", "duration": gpu_seconds(GenerationRequest(**{
+        k: v for k, v in body.items() if k != "seed"}))} in events
+
+
+def test_gpu_time_grows_with_steps_pixels_images_and_hires(monkeypatch):
+    small = GenerationRequest(steps=20, width=512, height=512)
+    assert gpu_seconds(small) == MIN_SECONDS  # a small job asks for the minimum
+    big = GenerationRequest(steps=40, width=1024, height=1024, n_iter=4)
+    assert MIN_SECONDS < gpu_seconds(big) < gpu_seconds(big.replace(enable_hr=True, hr_scale=1.5)) <= MAX_SECONDS
+    assert gpu_seconds(big.replace(n_iter=100)) == MAX_SECONDS
+    # Only on a Space, and only with the package installed.
+    monkeypatch.syspath_prepend(str(STUB_SPACES))
+    assert gpu_wrapper({}) is None
+    assert gpu_wrapper({"SPACE_ID": "me/studio"}) is not None
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed
+    assert gpu_wrapper({"SPACE_ID": "me/studio"}) is None

@@ -71,9 +71,13 @@ def plot(ctx: ExtensionContext, request: GenerationRequest, axes: list[Axis], le
 
 
 def _fixed_seed(request: GenerationRequest, axes: list[Axis]) -> GenerationRequest:
-    """Without a Seed axis every cell shares one seed (a random one when the tab says -1)."""
-    if request.seed == -1 and not any(axis.type.label == "Seed" for axis in axes):
-        return request.replace(seed=random.randint(0, MAX_SEED))
+    """Without a Seed axis every cell shares one seed (a random one when the tab says -1); the
+    same for the variation seed without a Var. seed axis."""
+    labels = {axis.type.label for axis in axes}
+    if request.seed == -1 and "Seed" not in labels:
+        request = request.replace(seed=random.randint(0, MAX_SEED))
+    if request.subseed == -1 and "Var. seed" not in labels:
+        request = request.replace(subseed=random.randint(0, MAX_SEED))
     return request
 
 

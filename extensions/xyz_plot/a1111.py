@@ -6,11 +6,11 @@ Accepted layouts (A1111 1.x, scripts/xyz_grid.py):
      z_type, z_values, z_values_dropdown, draw_legend, ...]          (A1111 1.1 and later)
     [x_type, x_values, y_type, y_values, z_type, z_values, draw_legend, ...]   (older)
 
-An axis type is its label ("Seed", "Steps", "CFG Scale", "Prompt S/R", "Sampler",
-"Checkpoint name", "Denoising", "Nothing"; any case) or A1111's index in its txt2img / img2img
-list (A1111 1.10) for these: txt2img 0 Nothing, 1 Seed, 4 Steps, 6 CFG Scale, 7 Prompt S/R,
-9 Sampler, 11 Checkpoint name; img2img 0 Nothing, 1 Seed, 4 Steps, 5 CFG Scale, 7 Prompt S/R,
-9 Sampler, 10 Checkpoint name. Other indices are refused (name the type instead). Values are text
+An axis type is its label ("Seed", "Var. seed", "Var. strength", "Steps", "CFG Scale", "Prompt S/R",
+"Sampler", "Checkpoint name", "Denoising", "Nothing"; any case) or A1111's index in its txt2img /
+img2img list (A1111 1.10) for these: txt2img 0 Nothing, 1 Seed, 2 Var. seed, 3 Var. strength,
+4 Steps, 6 CFG Scale, 7 Prompt S/R, 9 Sampler, 11 Checkpoint name; img2img 0 Nothing, 1 Seed,
+2 Var. seed, 3 Var. strength, 4 Steps, 5 CFG Scale, 7 Prompt S/R, 9 Sampler, 10 Checkpoint name. Other indices are refused (name the type instead). Values are text
 ("1, 2, 3", "1-5 (+2)"), a list, or — when the text is empty — the dropdown list. Later arguments
 (include_lone_images, include_sub_grids, no_fixed_seeds, vary_seeds_*, margin_size, csv_mode)
 are accepted and ignored: cells are always returned, seeds are fixed as A1111 does by default.
@@ -23,9 +23,9 @@ from studio.api import GenerationRequest
 
 from .axes import AXIS_TYPES
 
-TXT2IMG_INDEX = {0: "Nothing", 1: "Seed", 4: "Steps", 6: "CFG Scale", 7: "Prompt S/R", 9: "Sampler",
+TXT2IMG_INDEX = {0: "Nothing", 1: "Seed", 2: "Var. seed", 3: "Var. strength", 4: "Steps", 6: "CFG Scale", 7: "Prompt S/R", 9: "Sampler",
                  11: "Checkpoint name"}
-IMG2IMG_INDEX = {0: "Nothing", 1: "Seed", 4: "Steps", 5: "CFG Scale", 7: "Prompt S/R", 9: "Sampler",
+IMG2IMG_INDEX = {0: "Nothing", 1: "Seed", 2: "Var. seed", 3: "Var. strength", 4: "Steps", 5: "CFG Scale", 7: "Prompt S/R", 9: "Sampler",
                  10: "Checkpoint name"}
 
 

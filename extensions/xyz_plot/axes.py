@@ -92,6 +92,18 @@ def _seeds(items: list[str], ctx: ExtensionContext, request: GenerationRequest) 
     return [random.randint(0, MAX_SEED) if seed == -1 else seed for seed in numbers(items, int, "Seed")]
 
 
+def _variation_seeds(items: list[str], ctx: ExtensionContext, request: GenerationRequest) -> list[int]:
+    return [random.randint(0, MAX_SEED) if seed == -1 else seed for seed in numbers(items, int, "Var. seed")]
+
+
+def _variation_strengths(items: list[str], ctx: ExtensionContext, request: GenerationRequest) -> list[float]:
+    strengths = numbers(items, float, "Var. strength")
+    outside = [value for value in strengths if not 0 <= value <= 1]
+    if outside:
+        raise ValueError(f"Var. strength: {outside[0]:g} is outside 0..1")
+    return strengths
+
+
 def _samplers(items: list[str], ctx: ExtensionContext, request: GenerationRequest) -> list[str]:
     known = {name.lower(): name for name in ctx.samplers}
     known.update({alias.lower(): name for name, spec in ctx.samplers.items() for alias in spec.aliases})
@@ -140,6 +152,9 @@ NOTHING = AxisType("Nothing", lambda items, ctx, request: [None], lambda request
 AXIS_TYPES = {axis.label: axis for axis in (
     NOTHING,
     AxisType("Seed", _seeds, lambda r, v: r.replace(seed=v), _labelled("Seed")),
+    AxisType("Var. seed", _variation_seeds, lambda r, v: r.replace(subseed=v), _labelled("Var. seed")),
+    AxisType("Var. strength", _variation_strengths, lambda r, v: r.replace(subseed_strength=v),
+             _labelled("Var. strength")),
     AxisType("Steps", lambda items, ctx, r: numbers(items, int, "Steps"), lambda r, v: r.replace(steps=v),
              _labelled("Steps")),
     AxisType("CFG Scale", lambda items, ctx, r: numbers(items, float, "CFG Scale"),

@@ -124,7 +124,7 @@ def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, t
 
 # What "Send to" carries from the selected image's infotext (A1111 carries them all; not the batch).
 SENT_FIELDS = ("prompt", "negative_prompt", "sampler_name", "scheduler", "steps", "cfg_scale", "width", "height", "seed",
-               "denoising_strength")
+               "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h", "denoising_strength")
 
 
 def _wire_send_result(button: gr.Button, source: GenerationTab, target: GenerationTab, tabs: gr.Tabs) -> None:
@@ -144,7 +144,8 @@ def _wire_send_result(button: gr.Button, source: GenerationTab, target: Generati
         return updates
 
     button.click(send, inputs=[source.last_images, source.selected, source.infotexts],
-                 outputs=[image_widget, *(target.form.widgets[name] for name in fields), tabs], queue=False)
+                 outputs=[image_widget, *(target.form.widgets[name] for name in fields), *target.form.followers, tabs],
+                 queue=False)
 
 
 def _wire_send_png(ctx: UiContext, button: gr.Button, path: gr.State, fields: gr.State, tab: GenerationTab,
@@ -152,7 +153,7 @@ def _wire_send_png(ctx: UiContext, button: gr.Button, path: gr.State, fields: gr
     """PNG Info's "Send to <tab>": every parameter; the image (or its saved init image) and mask too."""
     extra = [w for key, w in tab.sources.items()]
     control = tab.control.fill_outputs if tab.control is not None else []
-    outputs = [*tab.form.widgets.values(), *extra, *control, tabs]
+    outputs = [*tab.form.fill_outputs, *extra, *control, tabs]
 
     def send(png_path: str | None, values: dict[str, Any]) -> dict[Any, Any]:
         if not png_path or not values:

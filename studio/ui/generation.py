@@ -3,6 +3,7 @@ CFG and seed controls, Generate/Interrupt, gallery and infotext; each mode adds 
 widgets through a `ModeSource`."""
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from studio.ui.ranges import guard_range
 from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 from studio.ui.networks import build_networks_panel
 from studio.ui.hires import build_hires_widgets
+from studio.ui.variation import build_variation_controls, build_variation_group
 
 DEFAULTS = GenerationRequest()
 
@@ -115,6 +117,8 @@ def build_generation_tab(
                 seed = gr.Number(value=-1, precision=0, label="Seed", elem_id=f"{name}_seed", scale=4)
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
                 recycle = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=50)
+                variation = build_variation_controls(name)
+            build_variation_group(name, variation)
             control = build_controlnet_panel(ctx, name, width, height, mode if source else None)
             script = build_script_panel(ctx, name) if scripts else None
         with gr.Column():
@@ -130,17 +134,17 @@ def build_generation_tab(
     form = RequestForm({
         "prompt": prompt, "negative_prompt": negative, "sampler_name": sampler, "scheduler": scheduler, "steps": steps,
         "cfg_scale": cfg, "width": width, "height": height, "seed": seed, "batch_size": batch_size,
-        "n_iter": n_iter, "model": model, "clip_skip": clip_skip, "styles": styles, **widgets, **mode.widgets,
+        "n_iter": n_iter, "model": model, "clip_skip": clip_skip, "styles": styles, **widgets, **variation.widgets, **mode.widgets,
         **({"vae": vae} if vae is not None else {}),
-    })
+    }, followers={variation.extra: variation.follow})
 
     def to_request(values: dict[Any, Any]) -> GenerationRequest:
-        request = form.to_request(values, **mode.derive(values), **control.derive(values))
+        request = form.to_request(values, **mode.derive(values), **control.derive(values), **variation.derive(values))
         if mode.missing_image and request.init_image is None:
             raise RequestError(mode.missing_image)  # never a txt2img picture from the img2img/Inpaint tab
         return request
 
-    request_inputs = form.inputs | set(mode.extra_inputs) | set(control.inputs)
+    request_inputs = form.inputs | set(mode.extra_inputs) | set(control.inputs) | {variation.extra}
     for widget in form.widgets.values():
         if isinstance(widget, gr.Slider):
             guard_range(widget)
@@ -253,7 +257,9 @@ class _Background:
             finally:
                 self.done.set()
 
-        threading.Thread(target=target, daemon=True, name="generation").start()
+        # In the caller's context: Gradio's request context (ZeroGPU's spaces.GPU reads it) goes along.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(target,), daemon=True, name="generation").start()
 
     def result(self) -> Any:
         self.done.wait()

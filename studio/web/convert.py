@@ -27,6 +27,10 @@ def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
         "width": body.width,
         "height": body.height,
         "seed": body.seed,
+        "subseed": body.subseed,
+        "subseed_strength": body.subseed_strength,
+        "seed_resize_from_w": body.seed_resize_from_w,
+        "seed_resize_from_h": body.seed_resize_from_h,
         "batch_size": body.batch_size,
         "n_iter": body.n_iter,
         "model": checkpoint(body.override_settings, studio),
@@ -99,8 +103,6 @@ def refuse_unsupported(body: Txt2ImgBody) -> None:
     for name in body.alwayson_scripts or {}:
         if name.lower() != "controlnet":
             raise RequestError(f"always on script {name[:100]} not found (only controlnet is served)")
-    if body.subseed_strength:
-        raise RequestError("subseed_strength (variation seeds) is not supported yet")
     if body.restore_faces:
         refuse_face_restoration("restore_faces")
 

@@ -21,7 +21,7 @@ PREFIX = "/sdapi/v1"
 
 
 def routes(router: APIRouter, studio: StudioFacade) -> None:
-    slot = threading.Lock()  # the engine runs one job at a time anyway; decode only when it is ours
+    slot = threading.Semaphore(studio.parallel_jobs)  # jobs the studio runs at once; decode only when it is ours
 
     def run(body: Txt2ImgBody) -> dict[str, Any]:
         with slot:

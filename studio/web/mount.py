@@ -7,13 +7,13 @@ from typing import Any, AsyncIterator, Callable
 from fastapi import APIRouter, Depends, FastAPI
 
 from studio.facade import StudioFacade
-from studio.web import controlnet, docs, extras, generation, networks, options, pnginfo, progress
+from studio.web import cluster, controlnet, docs, extras, generation, networks, options, pnginfo, progress
 from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_auth_dependency, limit_body_size
 from studio.web.errors import StudioRoute
 
 RESOURCES: tuple[Callable[[APIRouter, StudioFacade], None], ...] = (
     generation.routes, generation.style_routes, options.routes, options.flag_routes, progress.routes, pnginfo.routes, controlnet.routes,
-    networks.routes, extras.routes,
+    networks.routes, extras.routes, cluster.routes,
 )
 
 

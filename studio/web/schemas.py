@@ -28,6 +28,8 @@ class Txt2ImgBody(BaseModel):
     seed: Int = -1
     subseed: Int = -1
     subseed_strength: Float = 0.0
+    seed_resize_from_h: Int = -1
+    seed_resize_from_w: Int = -1
     sampler_name: str | None = None
     sampler_index: str = "Euler"
     scheduler: str | None = None

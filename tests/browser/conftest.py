@@ -86,8 +86,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def browser():
+def launched_browser() -> Iterator:
+    """Headless Chromium for the session (the `browser` fixture is in tests/conftest.py: one
+    Playwright for every test folder, since two cannot run at once in one process)."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed (apt-get install chromium chromium-driver)")

@@ -188,3 +188,38 @@ def test_progress_shows_eta_skip_drops_one_image_and_interrupt_keeps_the_finishe
     assert "Seed: 77" in page.input_value("#txt2img_infotext textarea")
     saved = [p for p in server.outputs.rglob("*.png") if p not in before]
     assert len(saved) == 1 and read_generation_info(saved[0])["params"]["Seed"] == "77"
+
+
+def test_extra_seed_options_make_a_variation_and_png_info_brings_them_back(page, server):
+    """Tick Extra, set a variation seed and strength, generate; the PNG records them; a paste of a
+    plain infotext turns them off again, one with a variation ticks Extra."""
+    assert not page.locator("#txt2img_subseed").is_visible()
+    page.locator("#txt2img_subseed_show input").check()
+    page.wait_for_selector("#txt2img_subseed", state="visible")
+    page.fill("#txt2img_subseed input", "321")
+    set_number(page, "txt2img_subseed_strength", "0.4")
+    before = set(server.outputs.rglob("*.png"))
+    generate(page, "txt2img", "a yellow circle on a purple background", 555, steps="3")
+    page.wait_for_function(
+        "document.querySelector('#txt2img_infotext textarea').value.includes('Variation seed: 321')", timeout=60_000)
+    screenshot(page, "txt2img_variation")
+    varied = newest_png(server.outputs, before)
+    params = read_generation_info(varied)["params"]
+    assert (params["Variation seed"], params["Variation seed strength"]) == ("321", "0.4")
+
+    # Unticked, the same sliders do nothing: a plain seed.
+    page.locator("#txt2img_subseed_show input").uncheck()
+    before = set(server.outputs.rglob("*.png"))
+    generate(page, "txt2img", "a yellow circle on a purple background", 556, steps="3")
+    assert "Variation seed" not in read_generation_info(newest_png(server.outputs, before))["params"]
+
+    # PNG Info -> txt2img brings the variation back and ticks Extra.
+    page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(varied))
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 555')")
+    page.click("#pnginfo_send_txt2img")
+    page.wait_for_function("document.querySelector('#txt2img_seed input').value === '555'")
+    page.wait_for_selector("#txt2img_subseed", state="visible")
+    assert page.locator("#txt2img_subseed_show input").is_checked()
+    assert page.input_value("#txt2img_subseed input") == "321"
+    assert page.locator("#txt2img_subseed_strength input[type=number]").first.input_value() == "0.4"
