@@ -73,6 +73,11 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hosted-demo", action="store_true",
                         help="a public demo (Hugging Face Spaces): the UI needs no login, the API needs --api-auth "
                              "(else it is off), extensions are locked; app.py sets this when SPACE_ID is set")
+    parser.add_argument("--queue-size", type=positive_int, default=16,
+                        help="jobs that may wait or run at once (all users); beyond it: 'queue full, try again' (503)")
+    parser.add_argument("--admin-interrupt", action="store_true",
+                        help="Interrupt/Skip (UI and API) stop whoever's job is running, as in A1111; "
+                             "by default they act on the caller's own jobs only")
     parser.add_argument("--enable-insecure-extension-access", action="store_true",
                         help="allow enabling/disabling extensions from the UI even with --listen, --host or --share")
 
@@ -105,7 +110,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_auth=credentials(args, "api_auth", "STUDIO_API_AUTH"),
         enable_insecure_extension_access=getattr(args, "enable_insecure_extension_access", False),
         hosted_demo=getattr(args, "hosted_demo", False),
+        queue_size=getattr(args, "queue_size", 16),
+        admin_interrupt=getattr(args, "admin_interrupt", False),
     )
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
 def credentials(args: argparse.Namespace, name: str, env: str) -> Credentials | tuple[Credentials, ...] | None:

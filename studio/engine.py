@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from pathlib import Path
@@ -19,7 +19,7 @@ from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, Aut
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from PIL import Image
 
-from studio import extras, hires, imageops, modes
+from studio import extras, hires, imageops, modes, refiner as refiners
 from studio.extras import ExtrasRequest
 from studio.prompts import PromptInputs, prepare_prompts
 from studio.control.models import controlnet_mismatch, discover_controlnets, load_controlnet
@@ -65,6 +65,15 @@ class Progress:
 
 
 StepCallback = Callable[[Progress], None]
+
+
+class RunControl(Protocol):
+    """A job's own stop events (studio.queue.Job): set by its owner's Interrupt / Skip."""
+
+    interrupt: threading.Event
+    skip: threading.Event
+
+
 # image index in the run -> (prompt, negative prompt) of that image (e.g. dynamic prompts per image)
 PromptsFor = Callable[[int], "tuple[str, str]"]
 ImageCallback = Callable[["RunResult", "GeneratedImage"], None]
@@ -101,6 +110,7 @@ class RunResult:
     controls: Controls = Controls()
     skipped: int = 0  # iterations (batch-count steps) dropped by Engine.skip()
     networks: AppliedNetworks = AppliedNetworks()  # LoRAs, embeddings and VAE the run used, with hashes
+    refiner: refiners.LoadedRefiner | None = None  # the SDXL refiner the run used (studio/refiner.py)
 
 
 class Engine:
@@ -109,10 +119,12 @@ class Engine:
         self.samplers = SAMPLERS if samplers is None else samplers
         self.preprocessors = PREPROCESSORS if preprocessors is None else preprocessors
         self.networks = NetworkManager(models.settings)
+        self.refiners = refiners.Refiners(models.settings)  # the SDXL refiner, kept loaded beside the base
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self._skip = threading.Event()
         self._runner: int | None = None  # ident of the thread running a job
+        self._iterations: range | None = None  # the part of the request's batch count this run makes
         self.progress = Progress()
         self.upscalers = Upscalers(models.settings.models_dir, pick_device(models.settings.device))
         self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
@@ -181,6 +193,7 @@ class Engine:
             scheduler=schedule,
             vae=self.networks.resolve_vae(request.vae),
             hr_sampler_name=self._hires_sampler(request.hr_sampler_name),
+            refiner_checkpoint=self.refiners.resolve(request.refiner_checkpoint).title if request.uses_refiner else None,
         )
 
     def _hires_sampler(self, name: str) -> str:
@@ -193,7 +206,7 @@ class Engine:
         except KeyError:
             raise RequestError(f"unknown hr_sampler_name {name!r}; choose one of: {', '.join(self.samplers)}") from None
 
-    def scheduler_for(self, request: GenerationRequest, model: LoadedModel, seeds: list[int] | None = None) -> Any:
+    def scheduler_for(self, request: GenerationRequest, model: LoadedModel | refiners.LoadedRefiner, seeds: list[int] | None = None) -> Any:
         """A fresh scheduler for the request's sampler and schedule type on this model;
         RequestError when the sampler cannot follow the model's schedule or take the schedule type."""
         try:
@@ -205,16 +218,20 @@ class Engine:
         return scheduler
 
     def run(self, request: GenerationRequest, on_step: StepCallback | None = None,
-            prompts_for: PromptsFor | None = None, on_image: ImageCallback | None = None) -> RunResult:
+            prompts_for: PromptsFor | None = None, on_image: ImageCallback | None = None,
+            control: RunControl | None = None, iterations: range | None = None) -> RunResult:
         """`prompts_for(index)` gives each image its own prompt (called once per image, in order);
         `on_image(result so far, image)` is called as each image finishes (to save it at once: an
-        interrupt or SIGTERM later in the run keeps it)."""
+        interrupt or SIGTERM later in the run keeps it). `control`: the job's own interrupt and skip
+        events (studio.queue.Job), so stopping one job never stops another; `iterations`: run only
+        these batch-count iterations of the request (seeds and indexes as in the whole run)."""
         request.validate(samplers=None)
         with self._lock:
             self._runner = threading.get_ident()
             try:
-                self._interrupt.clear()
-                self._skip.clear()
+                self._interrupt = control.interrupt if control is not None else threading.Event()
+                self._skip = control.skip if control is not None else threading.Event()
+                self._iterations = iterations
                 self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
                 model = self.models.get(request.model)
                 resolved = self.resolve(request, model).validate(samplers=self.samplers)
@@ -230,6 +247,7 @@ class Engine:
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
         inputs = modes.prepare(request)
         controls = self._prepare_controls(model, request, inputs)
+        refiner = self._refiner_for(model, request)
         networks = self.networks.apply(model, request)  # LoRA tags, embeddings, VAE (cached on the model)
         encoded = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
@@ -240,14 +258,14 @@ class Engine:
         self.progress = Progress(steps=steps, images=request.n_iter, started=time.monotonic())
         images: list[GeneratedImage] = []
         skipped = 0
-        for iteration in range(request.n_iter):
+        for iteration in self._iterations or range(request.n_iter):
             self.progress.image, self.progress.step, self.progress.phase = iteration, 0, ""
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
             image_prompts = [prompts_for(first + i) for i in range(request.batch_size)] if prompts_for else None
-            batch = self._sample(model, encoded, inputs, prompts, controls, seeds, on_step, image_prompts)
+            batch = self._sample(model, encoded, inputs, prompts, controls, seeds, on_step, image_prompts, refiner)
             if self._interrupt.is_set():
-                return RunResult(request, model, images, True, controls, skipped, networks)
+                return RunResult(request, model, images, True, controls, skipped, networks, refiner)
             if self._skip.is_set():  # this iteration was cut short: drop it, go on with the next
                 self._skip.clear()
                 skipped += 1
@@ -256,10 +274,22 @@ class Engine:
                         for i, (img, s) in enumerate(zip(batch, seeds))]
             images += finished
             if on_image is not None:  # a batch's images finish together; each sees its whole batch
-                so_far = RunResult(request, model, list(images), False, controls, skipped, networks)
+                so_far = RunResult(request, model, list(images), False, controls, skipped, networks, refiner)
                 for item in finished:
                     on_image(so_far, item)
-        return RunResult(request, model, images, False, controls, skipped, networks)
+        return RunResult(request, model, images, False, controls, skipped, networks, refiner)
+
+    def _refiner_for(self, model: LoadedModel, request: GenerationRequest) -> refiners.LoadedRefiner | None:
+        """The request's SDXL refiner, loaded once and kept (None without one)."""
+        if not request.uses_refiner:
+            return None
+        refiners.check_base(model.pipe, model.entry.title)
+        if self.refiners.resolve(request.refiner_checkpoint) == model.entry:  # the base refines itself: no second copy
+            refiner = refiners.LoadedRefiner(model.entry, self.pipeline_for(model, "img2img"), model.hash)
+        else:
+            refiner = self.refiners.get(request.refiner_checkpoint)
+        self.scheduler_for(request, refiner)  # the refiner must take the sampler too, before any work
+        return refiner
 
     def pipeline_for(self, model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:
         """The mode's pipeline over the already-loaded components (from_pipe: no copy, no load),
@@ -302,6 +332,7 @@ class Engine:
         seeds: list[int],
         on_step: StepCallback | None,
         image_prompts: list[tuple[str, str]] | None = None,
+        refiner: refiners.LoadedRefiner | None = None,
     ) -> list[Image.Image]:
         generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
         if inputs.mode != "txt2img" and inputs.steps_to_run(request) == 0:
@@ -327,6 +358,8 @@ class Engine:
             output_type="latent" if hires.uses_latents(request) else "pil",
         )
         kwargs = {**common, **self._mode_kwargs(pipe, request, inputs, generators)}
+        if refiner is not None:
+            kwargs.update(refiners.base_kwargs(request))
         if noise is not None and (inputs.mode == "txt2img" or (inputs.mode == "inpaint" and request.denoising_strength >= 1)):
             kwargs["latents"] = noise  # pure noise to start from: no add_noise call to hand it to
         nets = [model.controlnets[title] for title in controls.titles]
@@ -337,6 +370,23 @@ class Engine:
             output = pipe(**kwargs)
         if request.enable_hr:
             return self._hires_pass(model, request, output.images, seeds, on_step)
+        if refiner is not None:
+            return self._refiner_pass(refiner, request, output.images, seeds, on_step)
+        return list(output.images)
+
+    def _refiner_pass(self, refiner: refiners.LoadedRefiner, request: GenerationRequest, latents: torch.Tensor,
+                      seeds: list[int], on_step: StepCallback | None) -> list[Image.Image]:
+        """The refiner finishes the base's latents from the switch point (see studio/refiner.py)."""
+        if self._interrupt.is_set() or self._skip.is_set():
+            return []
+        pipe = refiner.pipe
+        pipe.scheduler = self.scheduler_for(request, refiner, seeds)
+        prompts = prepare_prompts(pipe, request.prompt, request.negative_prompt, request.steps, request.clip_skip)
+        self.progress.phase = "refiner"
+        with torch.inference_mode():
+            output = pipe(**refiners.pass_kwargs(request, prompts, latents, seeds),
+                          callback_on_step_end=self._step_callback(on_step, offset=self.progress.step),
+                          callback_on_step_end_tensor_inputs=["latents"], output_type="pil")
         return list(output.images)
 
     def _hires_pass(self, model: LoadedModel, request: GenerationRequest, first: Any, seeds: list[int],

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from studio.engine import Progress
     from studio.jobs import JobResult, SavedImage
     from studio.models import ModelEntry
+    from studio.queue import Job, JobQueue
     from studio.samplers import SamplerSpec
     from studio.scripts import ScriptJob
     from studio.upscalers import UpscalerEntry
@@ -45,8 +46,13 @@ class StudioFacade(Protocol):
     settings: Settings
     parallel_jobs: int  # jobs that run at once: 1 on the local engine, the replicas on a cluster
 
+    queue: "JobQueue"  # who waits and who runs (studio.queue): places, ETAs, per-job stop events
+
     def submit(self, request: GenerationRequest, on_step: Callable[["Progress"], None] | None = None,
-               save: bool = True, directory: Path | None = None) -> "JobResult": ...
+               save: bool = True, directory: Path | None = None, owner: str | None = None,
+               user: str | None = None) -> "JobResult": ...  # queued under `owner`; outputs/<user>/ with several users
+
+    def caller_job(self, owner: str) -> "Job | None": ...  # the owner's running (else first queued) job
 
     def samplers(self) -> Mapping[str, "SamplerSpec"]: ...
 
@@ -68,16 +74,16 @@ class StudioFacade(Protocol):
 
     def progress(self) -> "Progress": ...
 
-    def interrupt(self) -> None: ...
+    def interrupt(self, owner: str | None = None) -> None: ...  # the owner's jobs; None: the running job
 
     def prompt_styles(self) -> Mapping[str, Any]: ...  # styles.csv by name (studio.styles.Style)
 
-    def skip(self) -> None: ...  # drop the running job's current iteration, go on with the next
+    def skip(self, owner: str | None = None) -> None: ...  # drop the current iteration of the owner's running job
 
-    def run_script(self, request: GenerationRequest, script_name: str,
-                   script_args: Sequence[Any] = ()) -> "ScriptJob": ...  # A1111's script_name / script_args
+    def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = (),
+                   owner: str | None = None, user: str | None = None) -> "ScriptJob": ...  # A1111's script_name / script_args
 
-    def preview(self, method: str) -> Image.Image | None: ...
+    def preview(self, method: str, job: "Job | None" = None) -> Image.Image | None: ...
 
     def reproduce_image(self, source: Path | Image.Image, save: bool = False) -> Reproduction: ...
 

@@ -306,6 +306,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Outpaint up": ("outpaint_up", int),
     "Outpaint down": ("outpaint_down", int),
     "Outpaint fill": ("outpaint_fill", OUTPAINT_FILLS.index),
+    "Refiner": ("refiner_checkpoint", lambda v: re.sub(r"\s*\[[0-9a-fA-F]{8,64}\]$", "", v.strip())),
+    "Refiner switch at": ("refiner_switch_at", float),
 }
 
 
@@ -318,6 +320,8 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
     units = [parse_control_unit(params[k]) for k in sorted(params) if re.fullmatch(r"ControlNet \d+", k)]
     if units:
         values["controlnet_units"] = units
+    if "refiner_checkpoint" not in values and "Steps" in params:
+        values["refiner_checkpoint"] = None  # no `Refiner` key: made without one (Send-to clears a form's choice)
     if "Seed" in params:  # as A1111: no variation keys means plain seeds (Send-to resets a form's earlier choice)
         values.setdefault("subseed_strength", 0.0)
         values.setdefault("seed_resize_from_w", -1)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 import torch
 from PIL import Image
 
-from studio import __version__, infotext, storage
+from studio import __version__, infotext, refiner, storage
 from studio.engine import Engine, GeneratedImage, RunResult, StepCallback
 from studio.request import GenerationRequest
 from studio.settings import Settings
@@ -107,6 +107,7 @@ def image_infotext(result: RunResult, item: GeneratedImage, extra: Mapping[str, 
     params = infotext.with_networks(params, result.networks.infotext())
     for index, (unit, title) in enumerate(zip(result.controls.units, result.controls.titles)):
         params[f"ControlNet {index}"] = infotext.control_unit_text(unit, title)
+    params.update(refiner.infotext(request, result.refiner))
     if request.batch_size > 1:
         params["Batch size"] = request.batch_size
         params["Batch pos"] = item.index % request.batch_size
@@ -125,7 +126,8 @@ def recipe(result: RunResult, item: GeneratedImage) -> dict[str, Any]:
                                                        subseed=result.request.subseed).to_dict(images=True),
         "index": item.index,
         "model_hash": result.model.hash,
-        "networks": result.networks.recipe(),  # LoRA / embedding / VAE hashes: Reproduce warns when a file differs
+        "networks": result.networks.recipe(),
+        "refiner_hash": result.refiner.hash if result.refiner is not None else None,  # LoRA / embedding / VAE hashes: Reproduce warns when a file differs
         "scheduler_config": dict(result.model.pipe.scheduler.config),
         "versions": library_versions(),
         "torch_threads": torch.get_num_threads(),  # CPU results can differ in the last bit across thread counts

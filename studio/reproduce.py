@@ -37,6 +37,7 @@ class Recipe:
     torch_threads: int | None
     batch_prompts: tuple[tuple[str, str], ...] = ()  # each image's own (prompt, negative) when they differed
     networks: dict[str, Any] = field(default_factory=dict)  # LoRA / embedding / VAE hashes it was made with
+    refiner_hash: str | None = None  # the SDXL refiner's hash when one was used
 
     def image_prompts(self) -> Any:
         """For jobs.generate(image_prompts=...): the batch's own prompts, or None."""
@@ -77,9 +78,11 @@ def read_recipe(path_or_image: Path | str | Image.Image) -> Recipe:
     batch_request = request.replace(seed=request.seed + first, n_iter=1)
     threads = data.get("torch_threads")
     networks = data.get("networks")
+    refiner_hash = data.get("refiner_hash")
     return Recipe(batch_request, index - first, model_hash, dict(versions),
                   threads if isinstance(threads, int) and not isinstance(threads, bool) else None, prompts,
-                  networks if isinstance(networks, dict) else {})
+                  networks if isinstance(networks, dict) else {},
+                  refiner_hash if isinstance(refiner_hash, str) else None)
 
 
 def _batch_prompts(value: Any, batch: int) -> tuple[tuple[str, str], ...]:
@@ -115,6 +118,7 @@ def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[
     warnings = []
     if models is not None:
         warnings += _model_warnings(recipe, models)
+        warnings += _refiner_warnings(recipe, models)
         warnings += network_warnings(recipe.networks, models.settings)
     current = jobs.library_versions()
     for name, made_with in sorted(recipe.versions.items()):
@@ -142,6 +146,20 @@ def _model_warnings(recipe: Recipe, models: ModelManager) -> list[str]:
         return [f"model {title} is not available here"]
     if current != recipe.model_hash:
         return [f"model {title} has hash {current} here, the image was made with {recipe.model_hash}: "
+                "it is not the same model file"]
+    return []
+
+
+def _refiner_warnings(recipe: Recipe, models: ModelManager) -> list[str]:
+    title = recipe.request.refiner_checkpoint
+    if not recipe.request.uses_refiner or recipe.refiner_hash is None:
+        return []
+    try:
+        current = model_hash(find_model(title, models.settings), models.settings)
+    except ModelError:
+        return [f"refiner {title} is not available here"]
+    if current != recipe.refiner_hash:
+        return [f"refiner {title} has hash {current} here, the image was made with {recipe.refiner_hash}: "
                 "it is not the same model file"]
     return []
 

@@ -168,6 +168,11 @@ class GenerationRequest:
     outpaint_up: int = 0
     outpaint_down: int = 0
     outpaint_fill: int = 0
+    # SDXL refiner (A1111 >= 1.6): a second SDXL model from models/Stable-diffusion takes over the
+    # last (1 - refiner_switch_at) of the denoising (diffusers' denoising_end / denoising_start).
+    # None or "" (or A1111's "None"): no refiner. The engine records the title it used.
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float = 0.8
 
     @property
     def mode(self) -> str:
@@ -227,6 +232,7 @@ class GenerationRequest:
             _check_type("vae", self.vae, str)
         self._validate_hires(samplers)
         self._validate_outpaint()
+        self._validate_refiner()
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
         _check_int("cache_interval", self.cache_interval, 1, MAX_CACHE_INTERVAL)
@@ -312,6 +318,26 @@ class GenerationRequest:
         _check_int("outpaint_fill", self.outpaint_fill, 0, len(OUTPAINT_FILLS) - 1)
         if self.outpainting and self.init_image is None:
             raise RequestError("outpainting needs an init image to extend")
+
+    @property
+    def uses_refiner(self) -> bool:
+        return bool(self.refiner_checkpoint) and self.refiner_checkpoint != "None"
+
+    def _validate_refiner(self) -> None:
+        if self.refiner_checkpoint is not None:
+            _check_text("refiner_checkpoint", self.refiner_checkpoint, 500)
+        _check_number("refiner_switch_at", self.refiner_switch_at, 0.0, 1.0)
+        if not self.uses_refiner:
+            return
+        if not 0.0 < self.refiner_switch_at < 1.0:
+            raise RequestError(f"refiner_switch_at must be above 0 and below 1 with a refiner "
+                               f"(got {self.refiner_switch_at:g}): the base model runs that fraction of the steps")
+        if self.mode == "inpaint":
+            raise RequestError("refiner_checkpoint (SDXL refiner) works in txt2img and img2img, not inpaint yet")
+        if any(unit.enabled for unit in self.controlnet_units):
+            raise RequestError("refiner_checkpoint (SDXL refiner) with ControlNet units is not supported yet")
+        if self.enable_hr:
+            raise RequestError("refiner_checkpoint (SDXL refiner) with enable_hr (hires. fix) is not supported yet")
 
     def to_dict(self, images: bool = True) -> dict[str, Any]:
         """Plain JSON-able fields; images as PNG data URLs (or left out with images=False)."""

@@ -9,6 +9,7 @@ from studio.service import Studio
 from studio.settings import Settings
 from studio.shutdown import install_shutdown_handler
 from studio.storage import remove_stale_temps
+from studio.users import check_user_names, user_names
 
 MAX_UPLOAD = "64mb"  # Gradio uploads; the HTTP API has the same limit on bodies
 
@@ -23,6 +24,7 @@ def serve(settings: Settings, block: bool = True, studio: Studio | None = None) 
     from studio.web.startup_check import patient_launch_check
 
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
+    check_user_names(user_names(settings))  # several users: each name becomes an outputs folder
     if studio is None:
         configure_threads(settings.threads)
         studio = Studio.create(settings)

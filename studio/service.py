@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from PIL import Image
 
@@ -32,6 +34,8 @@ from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_mo
 from studio.networks import listing
 from studio.networks.embeddings import text_width
 from studio.pnginfo import read_generation_info
+from studio.queue import LOCAL, Job, JobCancelled, JobQueue, QueuedRuns
+from studio.users import outputs_for, user_names
 from studio.previews import latent_preview
 from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
@@ -54,10 +58,16 @@ class Studio:
     # The one call every job makes; on a ZeroGPU Space it runs inside spaces.GPU (studio/zerogpu.py).
     run_job: Callable[..., jobs.JobResult] = field(default=jobs.generate, repr=False)
     history: HistoryIndex = field(init=False, repr=False)
+    queue: JobQueue = field(init=False, repr=False)
     parallel_jobs: ClassVar[int] = 1  # one engine, one job at a time (studio.cluster runs more)
+    queued_jobs: ClassVar[bool] = True  # jobs go through self.queue (per-caller interrupt, progress, fairness)
 
     def __post_init__(self) -> None:
         self.history = HistoryIndex(self.settings.outputs_dir)
+        self.queue = JobQueue(self.settings.queue_size)
+        self.users = user_names(self.settings)
+        self._histories: dict[str, HistoryIndex] = {}
+        self._acting = threading.local()  # whom submits on this thread are for (acting_for)
 
     @classmethod
     def create(cls, settings: Settings) -> "Studio":
@@ -69,21 +79,78 @@ class Studio:
 
     def submit(
         self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True,
-        directory: Path | None = None,
+        directory: Path | None = None, owner: str | None = None, user: str | None = None, job: Job | None = None,
     ) -> jobs.JobResult:
-        """The one entry for every generation (UI, API, scripts): validate, extension hooks, run, save."""
+        """The one entry for every generation (UI, API, scripts): validate, extension hooks, queue, run, save.
+        `owner`: whose turn in the queue (and whose Interrupt stops it); `user`: whose outputs folder;
+        `job`: a place the caller already took in the queue (enqueue)."""
         request = request.validate()
+        if job is None and owner is None:  # e.g. a script's jobs: for whoever started the script
+            owner, session, acting_user = getattr(self._acting, "who", None) or (LOCAL, None, None)
+            user = user or acting_user
+            job = self.enqueue(request, owner, session)
+        job = job or self.enqueue(request, owner or LOCAL)
+        try:
+            return self._submit(request, on_step, save, directory, user, job)
+        except JobCancelled:
+            return jobs.JobResult(request, [], True)
+        finally:
+            self.queue.finish(job)
+
+    @contextmanager
+    def acting_for(self, owner: str, session: str | None = None, user: str | None = None) -> Iterator[None]:
+        """Jobs submitted on this thread without an owner (a script's, an extension's) are this caller's:
+        its Interrupt stops them, its turn and outputs folder are theirs."""
+        previous = getattr(self._acting, "who", None)
+        self._acting.who = (owner, session, user)
+        try:
+            yield
+        finally:
+            self._acting.who = previous
+
+    def enqueue(self, request: GenerationRequest, owner: str, session: str | None = None) -> Job:
+        """A place in the queue for this request (QueueFullError when it is full)."""
+        return self.queue.add(owner, session, request.steps, request.n_iter)
+
+    def _submit(self, request: GenerationRequest, on_step: Callable[[Progress], None] | None, save: bool,
+                directory: Path | None, user: str | None, job: Job) -> jobs.JobResult:
         if request.styles:  # expanded before the hooks, so they see the prompts that will be used
             request = apply_request_styles(request, load_styles(self.settings))
         if request.seed == -1:  # drawn here so that before_generate hooks see the image's seed
             request = request.replace(seed=random.randint(0, MAX_SEED))
+        if request.subseed_strength > 0 and request.subseed < 0:  # once per job: every turn uses the same one
+            request = request.replace(subseed=random.randint(0, MAX_SEED))
         notices: list[str] = []
         request, params = self.extensions.before_generate(request, notices)
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
         per_image = self.extensions.image_prompts(request, notices) if self.extensions.image_hooks else None
-        result = self.run_job(request, self.engine, self.settings, on_step, save=save, after_image=after, params=params,
-                               directory=directory, image_prompts=per_image)
+        result = self.run_job(request, QueuedRuns(self.engine, self.queue, job), self.user_settings(user), on_step,
+                              save=save, after_image=after, params=params, directory=directory, image_prompts=per_image)
         return dataclasses.replace(result, notices=tuple(notices))
+
+    def user_settings(self, user: str | None) -> Settings:
+        """The settings a user's jobs run with: outputs/<user>/ when several users share the studio."""
+        return self.settings.replace(outputs_dir=outputs_for(self.settings.outputs_dir, self.users, user))
+
+    def history_for(self, user: str | None) -> HistoryIndex:
+        root = outputs_for(self.settings.outputs_dir, self.users, user)
+        if root == self.settings.outputs_dir:
+            return self.history
+        return self._histories.setdefault(str(root), HistoryIndex(root))
+
+    def _stop_session(self, session: str, skip: bool) -> None:
+        """A browser tab's Interrupt/Skip (and its closing): that session's jobs only, unless --admin-interrupt."""
+        if self.settings.admin_interrupt:
+            self.engine.skip() if skip else self.engine.interrupt()
+        elif skip:
+            self.queue.skip(session=session)
+        else:
+            self.queue.interrupt(session=session)
+
+    def caller_job(self, owner: str) -> Job | None:
+        """The owner's running job, else its first queued one."""
+        found = self.queue.jobs(owner=owner)
+        return found[0] if found else None
 
     def extension_context(
         self, progress: Callable[[float, str], None] = lambda f, d: None, notify: Callable[[str], None] = lambda t: None
@@ -205,13 +272,21 @@ class Studio:
             select_vae=self.select_vae,
             upscaler_names=self.engine.upscalers.names,
             image_upscaler_names=self.image_upscaler_names,
-            run_extras=lambda images, values: self.run_extras(images, values),
+            run_extras=lambda images, values, user=None: self.run_extras(images, values, user=user),
             face_restoration_unavailable=face_restoration_unavailable,
-            history_page=lambda page, per_page, query: self.history.page(page, per_page, query),
-            delete_output=self.history.delete,
+            history_page=lambda page, per_page, query, user=None: self.history_for(user).page(page, per_page, query),
+            delete_output=lambda path, user=None: self.history_for(user).delete(path),
+            enqueue=self.enqueue,
+            queue_text=lambda job: self.queue.place(job).text() if job.queued else "",
+            interrupt_session=partial(self._stop_session, skip=False),
+            skip_session=partial(self._stop_session, skip=True),
+            close_session=lambda session: self.queue.interrupt(session=session),
+            acting_for=self.acting_for,
+            cancel_job=self.queue.cancel,
         )
 
-    def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True) -> tuple[list[Any], str]:
+    def run_extras(self, images: list[Any], values: Mapping[str, Any], save: bool = True,
+                   user: str | None = None) -> tuple[list[Any], str]:
         """Upscale images with the Extras fields (A1111 names); saved to outputs/extras-images when `save`.
         Returns (saved paths, or the images when not saved; the info text)."""
         request = ExtrasRequest.from_dict(values)
@@ -219,7 +294,7 @@ class Studio:
         info = request.info()
         if not save:
             return results, info
-        directory = storage.output_dir(self.settings.outputs_dir, "extras")
+        directory = storage.output_dir(self.user_settings(user).outputs_dir, "extras")
         return [storage.save_png(image, directory, 0, info) for image in results], info
 
     def upscalers(self) -> Mapping[str, Any]:
@@ -235,13 +310,14 @@ class Studio:
         except NoRecipeError as error:
             return [str(error)]
 
-    def reproduce(self, path: Path) -> tuple[str | None, str, list[str]]:
-        """Regenerate the PNG's image from its recipe and save it; returns (path, infotext, warnings)."""
-        result = self.reproduce_image(path, save=True)
+    def reproduce(self, path: Path, user: str | None = None) -> tuple[str | None, str, list[str]]:
+        """Regenerate the PNG's image from its recipe and save it (in the user's outputs); returns
+        (path, infotext, warnings)."""
+        result = self.reproduce_image(path, save=True, user=user)
         saved = result.image
         return (str(saved.path) if saved.path else None), saved.infotext, result.warnings
 
-    def reproduce_image(self, source: Path | Image.Image, save: bool = False) -> Reproduction:
+    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None) -> Reproduction:
         """Regenerate the image from its recipe. The recipe's request already went through the
         before_generate hooks when it was made, so they are not run again (a hook that appends to the
         prompt would append twice); after_image hooks are, since they changed the saved pixels."""
@@ -250,7 +326,7 @@ class Studio:
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
-        job = self.run_job(recipe.request, self.engine, self.settings, save=save, after_image=after,
+        job = self.run_job(recipe.request, self.engine, self.user_settings(user), save=save, after_image=after,
                             image_prompts=recipe.image_prompts())
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")
@@ -311,15 +387,25 @@ class Studio:
     def progress(self) -> Progress:
         return self.engine.progress
 
-    def interrupt(self) -> None:
-        self.engine.interrupt()
+    def interrupt(self, owner: str | None = None) -> None:
+        """Stop the owner's jobs (running: within one step; queued: cancelled); None: the running job."""
+        if owner is None:
+            self.engine.interrupt()
+        else:
+            self.queue.interrupt(owner=owner)
 
-    def skip(self) -> None:
-        self.engine.skip()
+    def skip(self, owner: str | None = None) -> None:
+        if owner is None:
+            self.engine.skip()
+        else:
+            self.queue.skip(owner=owner)
 
-    def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = ()) -> ScriptJob:
-        """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx)."""
-        return run_script(self, request, script_name, script_args)
+    def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = (),
+                   owner: str | None = None, user: str | None = None) -> ScriptJob:
+        """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx);
+        its jobs are queued under `owner` and saved in the user's outputs."""
+        with self.acting_for(owner or LOCAL, None, user):
+            return run_script(self, request, script_name, script_args)
 
     def lora_items(self) -> list[dict[str, Any]]:
         return listing.lora_items(self.settings)
@@ -341,10 +427,14 @@ class Studio:
         """The VAE of requests that name none (A1111's sd_vae); loaded with the next generation."""
         return self.engine.networks.select_vae(name)
 
-    def preview(self, method: str) -> Image.Image | None:
-        """The running job's latest latents as an image ("approx" or "vae"); None when idle."""
-        latents, loaded = self.engine.progress.latents, self.models.loaded
-        if not self.engine.busy or latents is None or loaded is None:
+    def preview(self, method: str, job: Job | None = None) -> Image.Image | None:
+        """The running job's (or this job's) latest latents as an image ("approx" or "vae"); None when idle."""
+        if job is not None:
+            latents = getattr(job.progress, "latents", None) if job.state == "running" else None
+        else:
+            latents = self.engine.progress.latents if self.engine.busy else None
+        loaded = self.models.loaded
+        if latents is None or loaded is None:
             return None
         vae = loaded.pipe.vae if method == "vae" else None
         return latent_preview(latents, int(loaded.pipe.vae_scale_factor), vae)

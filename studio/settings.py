@@ -46,6 +46,10 @@ class Settings:
     # A public demo by design (a Hugging Face Space): the UI is open to anyone, the API only with
     # credentials, outputs in a temporary folder, extensions locked (studio/spaces.py).
     hosted_demo: bool = False
+    # Sharing (studio/queue.py): at most this many jobs queued or running; beyond it "queue full".
+    queue_size: int = 16
+    # Interrupt/Skip (UI and /sdapi/v1/interrupt, /skip) stop every job, not only the caller's (A1111's way).
+    admin_interrupt: bool = False
     # Extensions: enabling/disabling them from the UI is refused off loopback unless this is set.
     enable_insecure_extension_access: bool = False
 

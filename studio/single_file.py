@@ -27,7 +27,7 @@ from safetensors import safe_open
 
 import diffusers
 
-from studio import checkpoint_io, clip_vocab
+from studio import checkpoint_io, clip_vocab, parameterization
 from studio.errors import ModelError, describe_load_error, first_line as _first_line
 from studio.settings import PACKAGE_DIR, Settings
 
@@ -91,11 +91,20 @@ def candidate_config_dirs() -> list[Path]:
 
 
 def pick_config_dir(shapes: dict[str, tuple[int, ...]]) -> Path:
+    return matching_config_dirs(shapes)[0]
+
+
+def matching_config_dirs(shapes: dict[str, tuple[int, ...]]) -> list[Path]:
+    """Every bundled config folder whose UNet has the checkpoint's shapes, in order (SD 2.x's
+    512-base and 768-v share their shapes and differ in what they predict); ModelError if none."""
     wanted = signature_of(shapes)
+    found = []
     for folder in candidate_config_dirs():
         unet_config = folder / "unet" / "config.json"
         if unet_config.is_file() and UnetSignature.from_config(json.loads(unet_config.read_text())) == wanted:
-            return folder
+            found.append(folder)
+    if found:
+        return found
     raise ModelError(
         f"no bundled config matches this checkpoint (UNet in_channels={wanted.in_channels}, "
         f"channels={wanted.model_channels}, context={wanted.context_dim}); "
@@ -154,16 +163,27 @@ def load(path: Path, settings: Settings, dtype: torch.dtype) -> DiffusionPipelin
     """
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist")
-    config_dir = with_tokenizer(pick_config_dir(read_shapes(path)), settings)
+    candidates = matching_config_dirs(read_shapes(path))
+    config_dir = with_tokenizer(candidates[0], settings)
     index = json.loads((config_dir / "model_index.json").read_text())
-    pipeline_class = getattr(diffusers, index["_class_name"])
     checkpoint = checkpoint_io.read_checkpoint(path, dtype)
     try:
         models = _load_models(checkpoint, path, config_dir, index, dtype)
         checkpoint.clear()  # the models hold what they need
-        return pipeline_class.from_pretrained(
+        prediction = parameterization.prediction_type(path, models["unet"], [_prediction_of(c) for c in candidates])
+        chosen = _variant(candidates, prediction)
+        if chosen != candidates[0]:  # e.g. SD 2.x 768-v: the same weights, its own scheduler and size
+            config_dir = with_tokenizer(chosen, settings)
+            index = json.loads((config_dir / "model_index.json").read_text())
+            unet_config = json.loads((config_dir / "unet" / "config.json").read_text())
+            models["unet"].register_to_config(sample_size=unet_config["sample_size"])
+        pipeline_class = getattr(diffusers, index["_class_name"])
+        pipe = pipeline_class.from_pretrained(
             str(config_dir), local_files_only=True, dtype=dtype, **_safety_kwargs(pipeline_class), **models,
         )
+        if pipe.scheduler.config.get("prediction_type", parameterization.EPSILON) != prediction:  # a sidecar said so
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction)
+        return pipe
     except ModelError:
         raise
     except Exception as error:  # conversion errors come in many types; all mean "unusable file"
@@ -171,6 +191,16 @@ def load(path: Path, settings: Settings, dtype: torch.dtype) -> DiffusionPipelin
         if "meta tensor" in reason:  # diffusers' way of saying a component's weights were not all there
             reason = "some weights are missing from the file"
         raise ModelError(f"could not load {path.name}: {reason}") from error
+
+
+def _prediction_of(config_dir: Path) -> str:
+    scheduler = json.loads((config_dir / "scheduler" / "scheduler_config.json").read_text())
+    return scheduler.get("prediction_type", parameterization.EPSILON)
+
+
+def _variant(candidates: list[Path], prediction: str) -> Path:
+    """The first matching config folder that predicts `prediction` (else the first match)."""
+    return next((folder for folder in candidates if _prediction_of(folder) == prediction), candidates[0])
 
 
 def _load_models(

@@ -140,15 +140,29 @@ def _shape_only_checkpoint(path: Path, in_channels: int, channels: int, context:
     (4, 768, "sd15"),
     (9, 768, "sd15-inpainting"),
     (4, 2048, "sdxl"),
+    (4, 1024, "sd2-512-base"),  # SD 2.x: 512-base first; 768-v shares its shapes (v-prediction decides)
+    (9, 1024, "sd2-inpainting"),
 ])
 def test_shipped_config_is_picked_by_shapes(tmp_path: Path, in_channels: int, context: int, arch: str) -> None:
     path = _shape_only_checkpoint(tmp_path / f"{arch}.safetensors", in_channels, 320, context)
     assert single_file.pick_config_dir(single_file.read_shapes(path)) == single_file.SHIPPED_CONFIGS / arch
 
 
+def test_an_sdxl_refiner_file_picks_the_refiner_config(tmp_path: Path) -> None:
+    arch = "sdxl-refiner"  # 384 channels, the OpenCLIP bigG context (1280) alone
+    path = _shape_only_checkpoint(tmp_path / f"{arch}.safetensors", 4, 384, 1280)
+    assert single_file.pick_config_dir(single_file.read_shapes(path)) == single_file.SHIPPED_CONFIGS / arch
+
+
+def test_sd2_shapes_match_both_512_base_and_768_v(tmp_path: Path) -> None:
+    path = _shape_only_checkpoint(tmp_path / "sd21.safetensors", 4, 320, 1024)
+    found = single_file.matching_config_dirs(single_file.read_shapes(path))
+    assert found == [single_file.SHIPPED_CONFIGS / "sd2-512-base", single_file.SHIPPED_CONFIGS / "sd2-768-v"]
+
+
 def test_unknown_architecture_names_its_shapes(tmp_path: Path) -> None:
-    path = _shape_only_checkpoint(tmp_path / "sd21.safetensors", 4, 320, 1024)  # SD 2.x: no shipped config
-    with pytest.raises(ModelError, match="in_channels=4, channels=320, context=1024"):
+    path = _shape_only_checkpoint(tmp_path / "sd3ish.safetensors", 4, 320, 4096)  # no shipped config
+    with pytest.raises(ModelError, match="in_channels=4, channels=320, context=4096"):
         single_file.pick_config_dir(single_file.read_shapes(path))
 
 
@@ -159,7 +173,8 @@ def test_non_sd_file_is_refused(tmp_path: Path) -> None:
         single_file.pick_config_dir(single_file.read_shapes(path))
 
 
-@pytest.mark.parametrize("arch", ["sd15", "sd15-inpainting", "sdxl"])
+@pytest.mark.parametrize("arch", ["sd15", "sd15-inpainting", "sdxl", "sdxl-refiner", "sd2-512-base", "sd2-768-v",
+                                  "sd2-inpainting"])
 def test_shipped_config_folder_is_complete(arch: str, settings: Settings) -> None:
     """Every component the pipeline needs has a config; tokenizers come out as CLIP's."""
     source = single_file.SHIPPED_CONFIGS / arch
@@ -176,12 +191,12 @@ def test_shipped_config_folder_is_complete(arch: str, settings: Settings) -> Non
         if name.startswith("tokenizer"):
             tokenizer = CLIPTokenizer.from_pretrained(folder / name)
             assert tokenizer("a photo of a cat").input_ids == CAT_IDS
-            pad = "!" if name == "tokenizer_2" else "<|endoftext|>"
+            pad = "!" if name == "tokenizer_2" or arch.startswith("sd2") else "<|endoftext|>"
             assert tokenizer.pad_token == pad and tokenizer.model_max_length == 77
         else:
             assert (folder / name / config_name).is_file(), f"{arch}/{name}"
     for encoder in ("text_encoder", "text_encoder_2"):
-        if encoder in index:
+        if index.get(encoder, [None])[0] is not None:  # the SDXL refiner has the second one only
             assert json.loads((folder / encoder / "config.json").read_text())["vocab_size"] == clip_vocab.VOCAB_SIZE
 
 

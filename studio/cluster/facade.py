@@ -16,7 +16,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from PIL import Image
 
@@ -54,6 +54,8 @@ class ClusterStudio(Studio):
         extensions = ExtensionManager(settings).load_all()
         engine = Engine(models, extensions.samplers, merged_preprocessors(extensions))  # registries, listings
         return cls(settings, models, engine, extensions, client=client, capacity=capacity)
+
+    queued_jobs: ClassVar[bool] = False  # replicas run jobs side by side: no local queue (studio/queue.py)
 
     @property
     def parallel_jobs(self) -> int:  # type: ignore[override]
@@ -177,6 +179,7 @@ class ClusterStudio(Studio):
     def ui_context(self) -> "UiContext":
         return dataclasses.replace(
             super().ui_context(), interrupt=self.interrupt, skip=self.skip, current_model=self.selected_model,
+            enqueue=None, interrupt_session=None, skip_session=None,  # no local queue: jobs go to the replicas
             native_size=lambda: self.facts().native_size, controlnet_models=self.controlnet_models,
         )
 

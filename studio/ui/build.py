@@ -9,6 +9,7 @@ import gradio as gr
 
 from studio.infotext import params_to_request_fields, parse_infotext
 from studio.request import decode_image
+from studio.ui import sharing
 from studio.ui.context import JobLike, UiContext
 from studio.ui.errors import user_errors
 from studio.ui.extras_tab import build_extras_tab
@@ -19,6 +20,8 @@ from studio.ui.networks import build_vae_picker
 from studio.ui.history_tab import build_history_tab
 from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.pose_editor import read_asset
+from studio.ui.refiner import refiner_choices
+from studio.ui.sizes import follow_model
 from studio.ui.settings_tab import build_settings_tab
 
 # Ctrl+Enter (Cmd+Enter) clicks the Generate button of the visible tab, as in A1111.
@@ -53,10 +56,11 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             vae = build_vae_picker(ctx)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img = build_generation_tab(ctx, model, "txt2img", scripts=True, vae=vae, hires=True)
+                txt2img = build_generation_tab(ctx, model, "txt2img", scripts=True, vae=vae, hires=True, refiner=True)
                 to_img2img_t, to_inpaint_t = _send_buttons("txt2img")
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
-                img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True, scripts=True, vae=vae)
+                img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True, scripts=True, vae=vae,
+                                               refiner=True)
                 to_img2img_i, to_inpaint_i = _send_buttons("img2img")
             with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
                 inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True, vae=vae)
@@ -84,6 +88,7 @@ def build_ui(ctx: UiContext) -> gr.Blocks:
             _wire_send_png(ctx, history.buttons[tab.name], history.path, history.fields, tab, tabs)
         show, inputs, outputs = history.load
         history_tab.select(show, inputs=inputs, outputs=outputs, queue=False)
+        demo.unload(sharing.close_handler(ctx))  # a closed tab's jobs leave the queue / stop at the next step
     return demo
 
 
@@ -105,21 +110,31 @@ def _send_buttons(name: str) -> tuple[gr.Button, gr.Button]:
 
 
 def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, tabs: list[GenerationTab]) -> None:
+    """Switching models; each tab's size follows the model's default size unless the user chose one."""
     sizes = [w for tab in tabs for w in (tab.form.widgets["width"], tab.form.widgets["height"])]
+    ratios = [tab.size_ratio for tab in tabs]
+    refiners = [tab.form.widgets["refiner_checkpoint"] for tab in tabs if "refiner_checkpoint" in tab.form.widgets]
 
-    def switch_model(title: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    def switch_model(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> list[Any]:
+        title = values[model]
         progress(0, desc=f"Loading {title}…")
+        before = ctx.native_size()
         try:
             loaded = ctx.load_model(title)
         except ctx.error_types as error:
             # The previous model keeps working: put the dropdown back on it and say why.
             gr.Warning(f"Could not switch model: {error}")
             loaded = ctx.current_model()
-        return [gr.Dropdown(value=loaded), *[ctx.native_size()] * len(sizes)]
+        after = ctx.native_size()
+        updates: list[Any] = []
+        for index, ratio in enumerate(ratios):
+            updates += follow_model(before, after, values[sizes[2 * index]], values[sizes[2 * index + 1]], values[ratio])
+        return [gr.Dropdown(value=loaded), *updates]
 
-    model.input(switch_model, inputs=model, outputs=[model, *sizes], concurrency_id="generation",
+    model.input(switch_model, inputs={model, *sizes, *ratios}, outputs=[model, *sizes], concurrency_id="generation",
                 concurrency_limit=1)
-    refresh.click(lambda: gr.Dropdown(choices=ctx.model_titles()), outputs=model, queue=False)
+    refresh.click(lambda: [gr.Dropdown(choices=ctx.model_titles()), *[gr.Dropdown(choices=refiner_choices(ctx))] * len(refiners)],
+                  outputs=[model, *refiners], queue=False)
 
 
 # What "Send to" carries from the selected image's infotext (A1111 carries them all; not the batch).

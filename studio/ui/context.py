@@ -1,9 +1,10 @@
 """What the UI may call: plain callables, so tabs never reach into the engine or diffusers."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Mapping, Protocol, Sequence
 
 from studio.request import ControlUnit, GenerationRequest
 
@@ -107,7 +108,7 @@ class UiContext:
     pose_tools: Callable[[], PoseToolsLike | None] = lambda: None
     # Reproduce from a PNG's recipe: warnings before running, then (saved path, infotext, warnings).
     reproduce_warnings: Callable[[Path], list[str]] = lambda path: []
-    reproduce: Callable[[Path], tuple[str | None, str, list[str]]] = lambda path: (None, "", ["Reproduce is not available."])
+    reproduce: Callable[..., tuple[str | None, str, list[str]]] = lambda path, user=None: (None, "", ["Reproduce is not available."])
     # Prompt styles (studio/styles.py): names; (prompt, negative, names) -> expanded prompts;
     # (name, prompt, negative) -> the names after saving it.
     style_names: Callable[[], list[str]] = lambda: []
@@ -124,11 +125,23 @@ class UiContext:
     # run: (images, extras fields by name) -> (saved paths, info text). Face restoration: why it is off.
     upscaler_names: Callable[[], list[str]] = lambda: ["Latent"]
     image_upscaler_names: Callable[[], list[str]] = lambda: ["None"]
-    run_extras: Callable[[list[Any], dict[str, Any]], tuple[list[str], str]] = lambda images, fields: ([], "")
+    run_extras: Callable[..., tuple[list[str], str]] = lambda images, fields, user=None: ([], "")
     face_restoration_unavailable: Callable[[], str | None] = lambda: "face restoration is not available"
     # Outputs history (studio/history.py): (page, per page, search) -> page with .items/.total/.page/.pages;
     # delete one output (a path inside outputs/) -> the files removed.
-    history_page: Callable[[int, int, str], Any] = lambda page, per_page, query: None
-    delete_output: Callable[[str], list[Any]] = lambda path: []
+    history_page: Callable[..., Any] = lambda page, per_page, query, user=None: None  # user: outputs/<user>/
+    delete_output: Callable[..., list[Any]] = lambda path, user=None: []
+    # Sharing (studio/queue.py). enqueue(request, owner, session) -> a place in the queue (raises when
+    # it is full), passed to submit(..., job=, user=); queue_text(job): "In queue: position 2 …" while it
+    # waits, "" once it runs; interrupt/skip_session(session): stop that browser session's jobs only
+    # (every job with --admin-interrupt); the studio is shared when these are set.
+    enqueue: Callable[[GenerationRequest, str, str], Any] | None = None
+    queue_text: Callable[[Any], str] = lambda job: ""
+    interrupt_session: Callable[[str], None] | None = None
+    skip_session: Callable[[str], None] | None = None
+    close_session: Callable[[str], None] = lambda session: None  # its tab closed: cancel its jobs
+    cancel_job: Callable[[Any], None] = lambda job: None  # one place taken with enqueue
+    # (owner, session, user) -> a context in which jobs submitted without an owner (scripts) are theirs
+    acting_for: Callable[[str, str, str | None], ContextManager[Any]] = lambda owner, session, user: nullcontext()
     # submit without showing job notices (a caller on a worker thread shows them itself); None: submit
     submit_quietly: Callable[[GenerationRequest, Callable[[ProgressLike], None] | None], JobLike] | None = None

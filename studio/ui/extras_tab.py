@@ -6,6 +6,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from studio.ui.sharing import user_of
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
 
@@ -54,14 +55,15 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
     batch_tab.select(lambda: "batch", outputs=source, queue=False)
 
     def upscale(kind: str, single: Image.Image | None, batch: list[Any] | None, resize_mode: int, by: float,
-                to_w: float, to_h: float, crop_fit: bool, first: str, second: str, blend: float) -> tuple:
+                to_w: float, to_h: float, crop_fit: bool, first: str, second: str, blend: float,
+                http: gr.Request) -> tuple:
         with user_errors(ctx.error_types):
             images = _images(kind, single, batch)
             values = {"resize_mode": int(resize_mode), "upscaling_resize": float(by),
                       "upscaling_resize_w": int(to_w or 0), "upscaling_resize_h": int(to_h or 0),
                       "upscaling_crop": bool(crop_fit), "upscaler_1": first, "upscaler_2": second,
                       "extras_upscaler_2_visibility": float(blend)}
-            paths, text = ctx.run_extras(images, values)
+            paths, text = ctx.run_extras(images, values, user=user_of(http))  # outputs/<user>/ when shared
         return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text
 
     run.click(upscale, inputs=[source, image, files, mode, scale, width, height, crop, upscaler_1, upscaler_2,

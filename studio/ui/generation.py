@@ -14,6 +14,7 @@ import gradio as gr
 from studio.request import (GenerationRequest, RequestError, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_CLIP_SKIP,
                             MAX_SIZE, MAX_STEPS, MIN_SIZE)
 from studio.stepcache import CACHE_CHOICES
+from studio.ui import sharing
 from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
@@ -22,6 +23,8 @@ from studio.ui.ranges import guard_range
 from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 from studio.ui.networks import build_networks_panel
 from studio.ui.hires import build_hires_widgets
+from studio.ui.refiner import build_refiner_widgets
+from studio.ui.sizes import build_aspect_buttons
 from studio.ui.variation import build_variation_controls, build_variation_group
 
 DEFAULTS = GenerationRequest()
@@ -55,6 +58,7 @@ class GenerationTab:
     request_inputs: set[gr.components.Component] = field(default_factory=set)
     control: ControlNetPanel | None = None  # the ControlNet units
     script: ScriptPanel | None = None  # the Script dropdown: Generate runs the chosen script
+    size_ratio: gr.State | None = None  # the last aspect-ratio button (the size follows the model: ui/sizes.py)
 
 
 def build_generation_tab(
@@ -66,6 +70,7 @@ def build_generation_tab(
     scripts: bool = False,
     vae: gr.Dropdown | None = None,
     hires: bool = False,
+    refiner: bool = False,
 ) -> GenerationTab:
     native = ctx.native_size()
     with gr.Row():
@@ -80,6 +85,7 @@ def build_generation_tab(
             with gr.Row():
                 interrupt = gr.Button("Interrupt", elem_id=f"{name}_interrupt", min_width=80)
                 skip = gr.Button("Skip", elem_id=f"{name}_skip", min_width=80)
+            cancel = gr.Button("Cancel (leave the queue)", elem_id=f"{name}_cancel", visible=False, size="sm")
     with gr.Row():
         with gr.Column():
             mode = source() if source else ModeSource()
@@ -93,6 +99,7 @@ def build_generation_tab(
             with gr.Row():
                 width = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Width", elem_id=f"{name}_width")
                 height = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Height", elem_id=f"{name}_height")
+            size_ratio = build_aspect_buttons(name, width, height, ctx.native_size)
             size_note = gr.Markdown(elem_id=f"{name}_size_hint")
             with gr.Row():
                 n_iter = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
@@ -113,6 +120,8 @@ def build_generation_tab(
                                          elem_id=f"{name}_steps_note")
             if hires:
                 widgets.update(build_hires_widgets(ctx, name))
+            if refiner:
+                widgets.update(build_refiner_widgets(ctx, name))
             with gr.Row(equal_height=True):
                 seed = gr.Number(value=-1, precision=0, label="Seed", elem_id=f"{name}_seed", scale=4)
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
@@ -152,18 +161,21 @@ def build_generation_tab(
 
     outputs = [gallery, infotext, infotexts, seeds, selected, status, last_images]
 
-    def run(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> Iterator[Any]:
+    def run(values: dict[Any, Any], http: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:
+        session, user = sharing.session_of(http), sharing.user_of(http)
         with user_errors(ctx.error_types):
             request = to_request(values)
             progress(0, desc="Starting…")
             chosen = script.selected(values) if script else None
             if script is not None and chosen is not None:  # A1111: Generate runs the selected script
-                output = script.run(chosen, values, request, lambda f, d: progress(f, desc=d), gr.Warning)
+                with ctx.acting_for(sharing.owner_of(http), session, user):  # the tab's Interrupt stops its jobs
+                    output = script.run(chosen, values, request, lambda f, d: progress(f, desc=d), gr.Warning)
                 images, texts, used, paths = script_outputs(output)
                 yield {gallery: gr.Gallery(value=images, selected_index=0 if images else None),
                        infotext: (texts[0] if texts else ""), infotexts: texts, seeds: used, selected: 0,
                        status: output.note, last_images: paths}
                 return
+            place = ctx.enqueue(request, sharing.owner_of(http), session) if ctx.enqueue else None  # full: gr.Error
         previews: queue.Queue[Any] = queue.Queue()
         steps: queue.Queue[tuple[tuple[int, int], str]] = queue.Queue()
 
@@ -174,14 +186,28 @@ def build_generation_tab(
             if image is not None:
                 previews.put(image)
 
-        running = _Background(lambda: (ctx.submit_quietly or ctx.submit)(request, on_step))
-        while not running.done.wait(0.1):
-            latest_step = _drain(steps)
-            if latest_step is not None:
-                progress(latest_step[0], desc=latest_step[1])
-            latest = _drain(previews)
-            if latest is not None:
-                yield {preview: gr.Image(value=latest, visible=True)}
+        submit = ctx.submit_quietly or ctx.submit
+        extra = {"job": place, "user": user} if place is not None else {}
+        running = _Background(lambda: submit(request, on_step, **extra))
+        waiting = ""
+        try:
+            while not running.done.wait(0.1):
+                text = ctx.queue_text(place) if place is not None else ""
+                if text or waiting:  # while queued: where it stands (and a way out)
+                    if text != waiting:
+                        progress(0, desc=text or "Starting…")
+                        yield {status: text, cancel: gr.Button(visible=bool(text))}
+                        waiting = text
+                    continue
+                latest_step = _drain(steps)
+                if latest_step is not None:
+                    progress(latest_step[0], desc=latest_step[1])
+                latest = _drain(previews)
+                if latest is not None:
+                    yield {preview: gr.Image(value=latest, visible=True)}
+        finally:
+            if not running.done.is_set() and place is not None:  # the page went away: drop the job
+                ctx.cancel_job(place)
         with user_errors(ctx.error_types):
             job = running.result()
         for notice in getattr(job, "notices", ()):  # extension hooks that failed (the job still ran)
@@ -189,18 +215,24 @@ def build_generation_tab(
         images = [(str(item.path), f"Seed {item.seed}") for item in job.images if item.path]
         texts = [item.infotext for item in job.images]
         note = _job_note(job, [path for path, _ in images])
+        if place is not None and job.interrupted and not getattr(place, "done_iterations", 1):
+            note = "Cancelled: the job left the queue before it started."
         if job.interrupted and not images:  # nothing finished: the previous results stay on screen
-            yield {status: note, preview: gr.Image(value=None, visible=False)}
+            yield {status: note, preview: gr.Image(value=None, visible=False), cancel: gr.Button(visible=False)}
             return
         yield {gallery: gr.Gallery(value=images, selected_index=0 if images else None),
                infotext: (texts[0] if texts else ""), infotexts: texts,
                seeds: [item.seed for item in job.images], selected: 0, status: note,
-               last_images: [path for path, _ in images], preview: gr.Image(value=None, visible=False)}
+               last_images: [path for path, _ in images], preview: gr.Image(value=None, visible=False),
+               cancel: gr.Button(visible=False)}
 
-    generate.click(run, inputs=run_inputs, outputs=[*outputs, preview],
-                   concurrency_id="generation", concurrency_limit=1, show_progress_on=[gallery])
-    interrupt.click(ctx.interrupt, queue=False)
-    skip.click(ctx.skip, queue=False)
+    # Many jobs may wait at once: the studio's own queue (studio/queue.py) orders them and shows each
+    # tab its place; Gradio's queue only holds them until their handler starts.
+    generate.click(run, inputs=run_inputs, outputs=[*outputs, preview, cancel],
+                   concurrency_id="generate", concurrency_limit=sharing.concurrency(ctx), show_progress_on=[gallery])
+    interrupt.click(sharing.session_action(ctx.interrupt_session, ctx.interrupt), queue=False)
+    skip.click(sharing.session_action(ctx.skip_session, ctx.skip), queue=False)
+    cancel.click(sharing.session_action(ctx.interrupt_session, ctx.interrupt, hide=True), outputs=cancel, queue=False)
     dice.click(lambda: -1, outputs=seed, queue=False)
     recycle.click(lambda used, index: used[index] if used else -1, inputs=[seeds, selected], outputs=seed, queue=False)
 
@@ -215,7 +247,8 @@ def build_generation_tab(
         for trigger in (widgets["denoising_strength"], steps):
             trigger.change(_steps_note, inputs=[widgets["denoising_strength"], steps], outputs=steps_note, queue=False)
     return GenerationTab(name, form, generate, gallery, infotext, last_images, selected, infotexts, mode.named,
-                         to_request=to_request, request_inputs=request_inputs, control=control, script=script)
+                         to_request=to_request, request_inputs=request_inputs, control=control, script=script,
+                         size_ratio=size_ratio)
 
 
 def progress_label(state: Any) -> str:

@@ -10,6 +10,7 @@ import gradio as gr
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
 from studio.ui.pnginfo import PngInfoTab
+from studio.ui.sharing import user_of
 
 PER_PAGE = 24
 
@@ -39,18 +40,27 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
     page, paths, texts = gr.State(1), gr.State([]), gr.State([])
     selected, fields = gr.State(None), gr.State({})
 
-    def show(number: int, words: str) -> tuple:
-        result = ctx.history_page(int(number), PER_PAGE, words or "")
+    def show(number: int, words: str, http: gr.Request) -> tuple:
+        result = ctx.history_page(int(number), PER_PAGE, words or "", user=user_of(http))  # only the caller's outputs
         items = [(str(item.path), f"{item.mode} · {item.path.name}") for item in result.items]
         label = f"Page {result.page} of {result.pages} · {result.total} image(s)"
         return (items, result.page, [str(i.path) for i in result.items], [i.infotext for i in result.items], label,
                 None, "", {})
 
+    def first(words: str, http: gr.Request) -> tuple:
+        return show(1, words, http)
+
+    def newer(number: int, words: str, http: gr.Request) -> tuple:
+        return show(max(1, number - 1), words, http)
+
+    def older(number: int, words: str, http: gr.Request) -> tuple:
+        return show(number + 1, words, http)
+
     outputs = [gallery, page, paths, texts, page_label, selected, parameters, fields]
     refresh.click(show, inputs=[page, query], outputs=outputs, queue=False)
-    query.submit(lambda words: show(1, words), inputs=query, outputs=outputs, queue=False)
-    previous.click(lambda n, w: show(max(1, n - 1), w), inputs=[page, query], outputs=outputs, queue=False)
-    following.click(lambda n, w: show(n + 1, w), inputs=[page, query], outputs=outputs, queue=False)
+    query.submit(first, inputs=query, outputs=outputs, queue=False)
+    previous.click(newer, inputs=[page, query], outputs=outputs, queue=False)
+    following.click(older, inputs=[page, query], outputs=outputs, queue=False)
 
     def pick(files: list[str], infotexts: list[str], event: gr.SelectData) -> tuple:
         index = event.index if isinstance(event.index, int) else 0
@@ -63,11 +73,11 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
     gallery.select(pick, inputs=[paths, texts], outputs=[selected, parameters, fields], queue=False)
 
 
-    def run_reproduce(path: str | None) -> tuple[str | None, str]:
+    def run_reproduce(path: str | None, http: gr.Request) -> tuple[str | None, str]:
         if not path:
             raise gr.Error("Select an image first.", print_exception=False)
         with user_errors(ctx.error_types):
-            output, _, notes = ctx.reproduce(Path(path))
+            output, _, notes = ctx.reproduce(Path(path), user_of(http))
         return output, "\n".join(f"⚠️ {note}" for note in notes) or "Reproduced."
 
     reproduce.click(run_reproduce, inputs=selected, outputs=[reproduced, status],

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio import processing_utils
 
 from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
+from studio.ui.sharing import user_of
 from studio.ui.images import image_input, unreadable_image
 
 
@@ -43,6 +45,8 @@ def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
         path = (upload or {}).get("path")
         if not path:
             return "", {}, {}, None, ""
+        if not uploaded(upload):  # an unprocessed payload can name any server path: only uploads are read
+            return "", {}, {}, None, "⚠️ Upload the PNG (only uploaded files are read here)."
         problem = unreadable_image(path, upload.get("orig_name") or Path(path).name)
         if problem is None:
             try:
@@ -65,16 +69,25 @@ def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
     image.change(read, inputs=image, outputs=[parameters, other, fields, state_path, warnings], queue=False,
                  preprocess=False)
 
-    def run_reproduce(path: str | None) -> tuple[str | None, str]:
+    def run_reproduce(path: str | None, http: gr.Request) -> tuple[str | None, str]:
         if not path:
             raise gr.Error("Drop a PNG made by this studio first.", print_exception=False)
         with user_errors(ctx.error_types):
-            output, _, notes = ctx.reproduce(Path(path))
+            output, _, notes = ctx.reproduce(Path(path), user_of(http))
         return output, _warning_text(notes) or "Reproduced: compare it with the source image."
 
     reproduce.click(run_reproduce, inputs=state_path, outputs=[reproduced, warnings],
                     concurrency_id="generation", concurrency_limit=1)
     return PngInfoTab(state_path, fields, buttons)
+
+
+def uploaded(upload: dict[str, Any]) -> bool:
+    """The payload names a file in Gradio's upload folder (Gradio's own check), not any other path."""
+    try:
+        processing_utils.check_all_files_in_cache(upload)
+    except gr.Error:
+        return False
+    return True
 
 
 def _warning_text(warnings: list[str]) -> str:

@@ -70,10 +70,11 @@ def basic_auth_dependency(credentials: Sequence[Credentials]) -> Callable[..., N
     """HTTP Basic against any of the given users (constant-time comparisons)."""
     basic = HTTPBasic(description="the --api-auth (or --auth) user:password", auto_error=False)
 
-    def check(given: HTTPBasicCredentials | None = Depends(basic)) -> None:
+    def check(request: Request, given: HTTPBasicCredentials | None = Depends(basic)) -> None:
         if given is None or not any(_matches(given, user, password) for user, password in credentials):
             raise HTTPException(status_code=401, detail="Incorrect username or password",
                                 headers={"WWW-Authenticate": "Basic"})
+        request.state.user = given.username  # checked: who the caller is (studio.web.callers)
 
     return check
 
@@ -114,6 +115,23 @@ LOGIN_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
 API_PREFIXES = ("/sdapi/", "/studio/", "/controlnet/", "/docs", "/openapi.json")
 
 
+def login_user(app: Any, scope: Scope) -> str | None:
+    """The user name of a valid Gradio login cookie in the request, else None."""
+    cookies: SimpleCookie = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            try:
+                cookies.load(value.decode("latin-1"))
+            except Exception:  # a malformed cookie header is simply not a login
+                return None
+    cookie_id = getattr(app, "cookie_id", "")
+    tokens = getattr(app, "tokens", {})
+    for key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        if key in cookies and cookies[key].value in tokens:
+            return tokens[cookies[key].value]
+    return None
+
+
 class RequireLogin(BaseRoute):
     """Gradio guards most of its routes with its login cookie, not all (/gradio_api/token, /user,
     /app_id, /runs, /reset and the stream routes answer anyone). This route sits first and answers
@@ -131,19 +149,7 @@ class RequireLogin(BaseRoute):
         return (Match.NONE, {}) if self._logged_in(scope) else (Match.FULL, {})
 
     def _logged_in(self, scope: Scope) -> bool:
-        cookies: SimpleCookie = SimpleCookie()
-        for name, value in scope.get("headers", []):
-            if name == b"cookie":
-                try:
-                    cookies.load(value.decode("latin-1"))
-                except Exception:  # a malformed cookie header is simply not a login
-                    return False
-        cookie_id = getattr(self.app, "cookie_id", "")
-        tokens = getattr(self.app, "tokens", {})
-        for key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
-            if key in cookies and cookies[key].value in tokens:
-                return True
-        return False
+        return login_user(self.app, scope) is not None
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":

@@ -38,6 +38,8 @@ def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
         "vae": vae_override(body.override_settings),
         "clip_skip": clip_skip(body.override_settings),
         "styles": tuple(body.styles or ()),  # expanded (and unknown names refused) by Studio.submit
+        "refiner_checkpoint": refiner_checkpoint(body.refiner_checkpoint, studio),
+        "refiner_switch_at": body.refiner_switch_at,
     }
     if isinstance(body, Img2ImgBody):
         values.update(img2img_values(body))
@@ -119,6 +121,16 @@ def vae_override(overrides: dict[str, Any] | None) -> str | None:
     if name is not None and not isinstance(name, str):
         raise RequestError("override_settings.sd_vae must be a VAE name (see /sdapi/v1/sd-vae) or \"Automatic\"")
     return name
+
+
+def refiner_checkpoint(title: str | None, studio: StudioFacade) -> str | None:
+    """A1111's refiner_checkpoint: a sd-models title ("name [hash]") or name; null/""/"None": none."""
+    if title is None or not title.strip() or title.strip() == "None":
+        return None
+    try:
+        return resolve_checkpoint(title, studio).title
+    except RequestError as error:
+        raise RequestError(f"refiner_checkpoint: {error}".replace("sd_model_checkpoint must", "it must")) from None
 
 
 def checkpoint(overrides: dict[str, Any] | None, studio: StudioFacade) -> str | None:

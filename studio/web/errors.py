@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from studio.errors import StudioError
+from studio.queue import QueueFullError
 from studio.request import RequestError
 from studio.samplers import UnknownSamplerError
 
@@ -68,6 +69,8 @@ class StudioRoute(APIRoute):
             except RequestValidationError as error:
                 errors = error.errors()
                 return JSONResponse(status_code=422, content={"detail": error_message(errors), "errors": error_list(errors)})
+            except QueueFullError as error:  # never a hang: the client is told to come back
+                return JSONResponse(status_code=503, content={"detail": str(error)}, headers={"Retry-After": "10"})
             except (RequestError, UnknownSamplerError, StudioError) as error:
                 return unprocessable(str(error))
             except RecursionError:

@@ -1,18 +1,20 @@
 """POST /sdapi/v1/txt2img and /img2img.
 
-A job is converted (images decoded) and run inside one queue slot, so a burst of large requests
-waits as compact base64 bodies instead of all decoding at once.
+Each job joins the studio's queue (studio/queue.py) under its caller (studio/web/callers.py); the
+queue is bounded (--queue-size): beyond it a request is refused at once with 503.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from studio.facade import StudioFacade
+from studio.web.callers import Caller, caller
 from studio.web.convert import to_request
 from studio.web.responses import echo_parameters, encode_saved, generation_info
 from studio.web.schemas import GenerationResponse, Img2ImgBody, Txt2ImgBody
@@ -21,27 +23,30 @@ PREFIX = "/sdapi/v1"
 
 
 def routes(router: APIRouter, studio: StudioFacade) -> None:
-    slot = threading.Semaphore(studio.parallel_jobs)  # jobs the studio runs at once; decode only when it is ours
+    # The local studio queues jobs itself (studio/queue.py: a place, fairness, 503 when full); a
+    # cluster facade runs `parallel_jobs` at once and lets that many through here.
+    slot = contextlib.nullcontext() if getattr(studio, "queued_jobs", False) else threading.Semaphore(studio.parallel_jobs)
 
-    def run(body: Txt2ImgBody) -> dict[str, Any]:
+    def run(body: Txt2ImgBody, who: Caller) -> dict[str, Any]:
         with slot:
             request = to_request(body, studio)
             started = datetime.now()
             if body.script_name:  # A1111: the named script runs with its positional script_args
-                result = studio.run_script(request, body.script_name, list(body.script_args or []))
-            else:
-                result = studio.submit(request, save=body.save_images)
+                result = studio.run_script(request, body.script_name, list(body.script_args or []), owner=who.owner,
+                                           user=who.user)
+            else:  # queued under the caller (QueueFullError: 503); outputs/<user>/ with several users
+                result = studio.submit(request, save=body.save_images, owner=who.owner, user=who.user)
         images = [encode_saved(saved) for saved in result.images] if body.send_images else []
         info = generation_info(result, studio, started, list(result.request.styles))
         return {"images": images, "parameters": echo_parameters(body), "info": json.dumps(info)}
 
     @router.post(f"{PREFIX}/txt2img", response_model=GenerationResponse)
-    def txt2img(body: Txt2ImgBody) -> dict[str, Any]:
-        return run(body)
+    def txt2img(body: Txt2ImgBody, who: Caller = Depends(caller)) -> dict[str, Any]:
+        return run(body, who)
 
     @router.post(f"{PREFIX}/img2img", response_model=GenerationResponse)
-    def img2img(body: Img2ImgBody) -> dict[str, Any]:
-        return run(body)
+    def img2img(body: Img2ImgBody, who: Caller = Depends(caller)) -> dict[str, Any]:
+        return run(body, who)
 
 
 def style_routes(router: APIRouter, studio: StudioFacade) -> None:

@@ -10,6 +10,8 @@ from studio.facade import StudioFacade
 from studio.web import cluster, controlnet, docs, extras, generation, networks, options, pnginfo, progress
 from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_auth_dependency, limit_body_size
 from studio.web.errors import StudioRoute
+from studio.web.outputs_guard import OwnOutputsOnly
+from studio.users import user_names
 
 RESOURCES: tuple[Callable[[APIRouter, StudioFacade], None], ...] = (
     generation.routes, generation.style_routes, options.routes, options.flag_routes, progress.routes, pnginfo.routes, controlnet.routes,
@@ -35,7 +37,7 @@ def mount_api(app: FastAPI, studio: StudioFacade, policy: AccessPolicy) -> None:
     app.include_router(build_api(studio, policy))
     added = app.router.routes[before:]
     del app.router.routes[before:]
-    guards = sum(isinstance(route, (RefuseApiListing, RequireLogin)) for route in app.router.routes[:2])
+    guards = sum(isinstance(route, (RefuseApiListing, RequireLogin, OwnOutputsOnly)) for route in app.router.routes[:3])
     app.router.routes[guards:guards] = added  # after the guards, before Gradio's routes
 
 
@@ -46,6 +48,9 @@ def mounting_lifespan(studio: StudioFacade, policy: AccessPolicy, api: bool) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.router.routes.insert(0, RefuseApiListing())
+        users = user_names(studio.settings)
+        if len(users) > 1:  # each user's outputs/<user>/ is served to that user only
+            app.router.routes.insert(0, OwnOutputsOnly(app, studio.settings.outputs_dir, users))
         if policy.ui:
             app.router.routes.insert(0, RequireLogin(app))
         if api:

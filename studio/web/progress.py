@@ -1,13 +1,16 @@
-"""Jobs: /sdapi/v1/progress and /interrupt (plain defs: they answer while a job runs)."""
+"""Jobs: /sdapi/v1/progress, /interrupt and /skip, each about the caller's own job (plain defs:
+they answer while a job runs). With --admin-interrupt, /interrupt and /skip act on the running job
+whoever sent it (A1111's behaviour). A queued job's /progress says where it stands in the queue."""
 from __future__ import annotations
 
 import time
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from studio.facade import StudioFacade
+from studio.web.callers import Caller, caller
 from studio.web.responses import encode_png
 from studio.web.schemas import ProgressResponse
 
@@ -15,7 +18,8 @@ PREFIX = "/sdapi/v1"
 
 
 class Interrupts:
-    """When /interrupt was last called, to report state.interrupted for the running job."""
+    """When /interrupt was last called, to report state.interrupted for the running job (a facade
+    without per-caller jobs: a cluster's jobs run on replicas, interrupted all at once)."""
 
     def __init__(self) -> None:
         self.at = float("-inf")
@@ -23,30 +27,71 @@ class Interrupts:
 
 
 def routes(router: APIRouter, studio: StudioFacade) -> None:
+    per_caller = getattr(studio, "queued_jobs", False)
+    admin = studio.settings.admin_interrupt or not per_caller
     interrupts = Interrupts()
 
     @router.get(f"{PREFIX}/progress", response_model=ProgressResponse)
-    def progress(skip_current_image: bool = False, preview: Literal["approx", "vae"] = "approx") -> dict[str, Any]:
-        """`preview=vae` decodes the preview with the model's VAE (slower, exact colours)."""
-        return progress_report(studio, interrupts, skip_current_image, preview)
+    def progress(skip_current_image: bool = False, preview: Literal["approx", "vae"] = "approx",
+                 who: Caller = Depends(caller)) -> dict[str, Any]:
+        """The caller's job: its steps, preview and ETA; while queued, its place (`queue`).
+        `preview=vae` decodes the preview with the model's VAE (slower, exact colours)."""
+        if not per_caller:
+            return global_report(studio, interrupts, skip_current_image, preview)
+        return progress_report(studio, who.owner, skip_current_image, preview)
 
     @router.post(f"{PREFIX}/skip")
-    def skip() -> dict[str, Any]:
-        """A1111's Skip: drop the running job's current iteration and go on with the next."""
+    def skip(who: Caller = Depends(caller)) -> dict[str, Any]:
+        """A1111's Skip: drop the caller's running job's current iteration and go on with the next."""
         if studio.busy():
             interrupts.skipped_at = time.monotonic()
-        studio.skip()
+        studio.skip(None if admin else who.owner)
         return {}
 
     @router.post(f"{PREFIX}/interrupt")
-    def interrupt() -> dict[str, Any]:
+    def interrupt(who: Caller = Depends(caller)) -> dict[str, Any]:
+        """Stop the caller's jobs: the running one within a step (finished images kept), queued ones cancelled."""
         if studio.busy():
             interrupts.at = time.monotonic()
-        studio.interrupt()
+        studio.interrupt(None if admin else who.owner)
         return {}
 
 
-def progress_report(studio: StudioFacade, interrupts: Interrupts, skip_image: bool, preview: str) -> dict[str, Any]:
+def progress_report(studio: StudioFacade, owner: str, skip_image: bool, preview: str) -> dict[str, Any]:
+    job = studio.caller_job(owner)
+    current = job.progress if job is not None else None
+    running = job is not None and job.state == "running" and current is not None
+    started = current.started if current is not None else time.monotonic()
+    started_wall = time.time() - (time.monotonic() - started)
+    state = {
+        "skipped": job is not None and job.skip.is_set(),
+        "interrupted": job is not None and job.interrupt.is_set(),
+        "stopping_generation": False,
+        "job": "generate" if job is not None else "",
+        "job_count": job.iterations if job is not None else 0,
+        "job_timestamp": datetime.fromtimestamp(started_wall).strftime("%Y%m%d%H%M%S"),
+        "job_no": current.image if current is not None else 0,
+        "sampling_step": current.step if current is not None else 0,
+        "sampling_steps": current.steps if current is not None else 0,
+    }
+    place = studio.queue.place(job) if job is not None else None
+    queue = None
+    if place is not None:
+        queue = {"position": place.position, "ahead": place.ahead, "wait": place.wait, "eta": place.eta,
+                 "queued": job.queued, "size": studio.queue.size, "text": place.text() if job.queued else ""}
+    if job is None:
+        return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None,
+                "queue": None}
+    image = None if skip_image or not running else studio.preview(preview, job)
+    fraction = current.fraction if current is not None else 0.0
+    eta = place.eta if place is not None and place.eta is not None else (current.eta if current is not None else 0.0)
+    return {"progress": fraction, "eta_relative": eta, "state": state,
+            "current_image": encode_png(image) if image is not None else None,
+            "textinfo": place.text() if job.queued and place is not None else None, "queue": queue}
+
+
+def global_report(studio: StudioFacade, interrupts: Interrupts, skip_image: bool, preview: str) -> dict[str, Any]:
+    """A1111's one current job (a cluster facade: the job of this ingress that has run longest)."""
     busy, current = studio.busy(), studio.progress()
     started_wall = time.time() - (time.monotonic() - current.started) if current.started else time.time()
     state = {

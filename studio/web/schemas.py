@@ -49,6 +49,9 @@ class Txt2ImgBody(BaseModel):
     hr_sampler_name: str | None = None
     hr_prompt: str = ""
     hr_negative_prompt: str = ""
+    refiner_checkpoint: str | None = Field(default=None, description="SDXL refiner: a model title from "
+                                             "/sdapi/v1/sd-models; null or \"None\": no refiner")
+    refiner_switch_at: Float = Field(default=0.8, description="the fraction of the steps the base model runs")
     restore_faces: bool | None = Field(default=None, description="refused: face restoration is not available")
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool = True
@@ -131,6 +134,8 @@ class ProgressResponse(BaseModel):
     state: dict[str, Any]
     current_image: str | None = None
     textinfo: str | None = None
+    # The caller's place in the studio's queue (position, ahead, wait, eta, queued, size, text); None: no job.
+    queue: dict[str, Any] | None = None
 
 
 class SamplerItem(BaseModel):

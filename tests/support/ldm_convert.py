@@ -5,7 +5,7 @@
 # being hard-coded for SD 1.x (so tiny test models with other block counts convert too), VAE
 # attention uses today's diffusers names (to_q/to_k/to_v/to_out.0), the text encoder gets
 # the `text_model.` prefix that transformers >= 5.6 no longer puts in CLIPTextModel's state
-# dict, and the SD 2.x OpenCLIP path and the CLI are left out.
+# dict, the SD 2.x OpenCLIP path is chosen by a flag (not the file name), and the CLI is left out.
 """Diffusers StableDiffusionPipeline -> original LDM single-file layout (test support only).
 
 Keys with no LDM counterpart (e.g. a UNet `add_embedding` of type "text") keep their diffusers
@@ -13,6 +13,7 @@ name under `model.diffusion_model.`, as the original script does for anything it
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from safetensors.torch import save_file
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 TEXT_PREFIX = "cond_stage_model.transformer."
+OPEN_CLIP_PREFIX = "cond_stage_model.model."
 
 # =================#
 # UNet Conversion #
@@ -176,26 +178,77 @@ def convert_text_enc_state_dict(text_enc_dict: Mapping[str, torch.Tensor]) -> di
     return {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in text_enc_dict.items()}
 
 
+# (stable-diffusion, HF Diffusers): SD 2.x's OpenCLIP text tower
+TEXTENC_CONVERSION_LST = [
+    ("resblocks.", "text_model.encoder.layers."),
+    ("ln_1", "layer_norm1"),
+    ("ln_2", "layer_norm2"),
+    (".c_fc.", ".fc1."),
+    (".c_proj.", ".fc2."),
+    (".attn", ".self_attn"),
+    ("ln_final.", "transformer.text_model.final_layer_norm."),
+    ("token_embedding.weight", "transformer.text_model.embeddings.token_embedding.weight"),
+    ("positional_embedding", "transformer.text_model.embeddings.position_embedding.weight"),
+]
+PROTECTED = {re.escape(x[1]): x[0] for x in TEXTENC_CONVERSION_LST}
+TEXTENC_PATTERN = re.compile("|".join(PROTECTED.keys()))
+CODE2IDX = {"q": 0, "k": 1, "v": 2}
+
+
+def convert_text_enc_state_dict_v20(text_enc_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    new_state_dict: dict[str, torch.Tensor] = {}
+    capture: dict[str, dict[str, list[torch.Tensor | None]]] = {"weight": {}, "bias": {}}
+    for k, v in text_enc_dict.items():
+        match = re.search(r"\.self_attn\.([qkv])_proj\.(weight|bias)$", k)
+        if match:
+            k_pre = k[: match.start()] + ".self_attn"
+            capture[match.group(2)].setdefault(k_pre, [None, None, None])[CODE2IDX[match.group(1)]] = v
+            continue
+        new_state_dict[TEXTENC_PATTERN.sub(lambda m: PROTECTED[re.escape(m.group(0))], k)] = v
+    for kind, captured in capture.items():
+        for k_pre, tensors in captured.items():
+            if any(t is None for t in tensors):
+                raise ValueError("CORRUPTED MODEL: one of the q-k-v values for the text encoder was missing")
+            relabelled = TEXTENC_PATTERN.sub(lambda m: PROTECTED[re.escape(m.group(0))], k_pre)
+            new_state_dict[f"{relabelled}.in_proj_{kind}"] = torch.cat(tensors)  # type: ignore[arg-type]
+    return new_state_dict
+
+
+def open_clip_text_state_dict(text_encoder: Any) -> dict[str, torch.Tensor]:
+    """A CLIPTextModel as SD 2.x's `cond_stage_model.model.*` keys (with a text_projection, as the
+    OpenCLIP tower carries one)."""
+    text = convert_text_enc_state_dict(text_encoder.state_dict())
+    converted = convert_text_enc_state_dict_v20({"transformer." + k: v for k, v in text.items()
+                                                 if not k.startswith("text_model.text_projection")})
+    hidden = text_encoder.config.hidden_size
+    converted["text_projection"] = torch.eye(hidden)
+    return converted
+
+
 # ===========#
 # Pipeline  #
 # ===========#
 
 
-def pipeline_to_ldm(pipe: Any) -> dict[str, torch.Tensor]:
-    """UNet, VAE and (SD 1.x) text encoder of a StableDiffusionPipeline as one LDM state dict."""
+def pipeline_to_ldm(pipe: Any, open_clip: bool = False) -> dict[str, torch.Tensor]:
+    """UNet, VAE and text encoder of a StableDiffusionPipeline as one LDM state dict
+    (`open_clip`: the SD 2.x layout of the text encoder)."""
     unet = convert_unet_state_dict(pipe.unet.state_dict(), pipe.unet.config)
     vae = convert_vae_state_dict(pipe.vae.state_dict(), pipe.vae.config)
-    text = convert_text_enc_state_dict(pipe.text_encoder.state_dict())
+    if open_clip:
+        text, prefix = open_clip_text_state_dict(pipe.text_encoder), OPEN_CLIP_PREFIX
+    else:
+        text, prefix = convert_text_enc_state_dict(pipe.text_encoder.state_dict()), TEXT_PREFIX
     return {
         **{UNET_PREFIX + k: v for k, v in unet.items()},
         **{VAE_PREFIX + k: v for k, v in vae.items()},
-        **{TEXT_PREFIX + k: v for k, v in text.items()},
+        **{prefix + k: v for k, v in text.items()},
     }
 
 
-def save_single_file(pipe: Any, path: Path, dtype: torch.dtype | None = None) -> Path:
+def save_single_file(pipe: Any, path: Path, dtype: torch.dtype | None = None, open_clip: bool = False) -> Path:
     """Write `pipe` as an original-layout .safetensors checkpoint (optionally cast to `dtype`)."""
-    state = pipeline_to_ldm(pipe)
+    state = pipeline_to_ldm(pipe, open_clip)
     # safetensors refuses shared or non-contiguous storage; the VAE reshapes are views.
     state = {k: (v.to(dtype) if dtype is not None else v).detach().contiguous().clone() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
