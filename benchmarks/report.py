@@ -153,7 +153,9 @@ NOTES = [
     "(its object-detection losses). The studio imports peft itself only when a LoRA is used. "
     "On a busy machine, OpenMP's active waiting dominates: the same CLI image took 24.7 s CPU with 2 threads "
     "(default) but 9.7 s with OMP_WAIT_POLICY=PASSIVE (9.4 s with --threads 1) at load average ~11; set "
-    "OMP_WAIT_POLICY=PASSIVE or --threads 1 when the CPU is shared.",
+    "OMP_WAIT_POLICY=PASSIVE or --threads 1 when the CPU is shared. At load average ~4 (`python -m benchmarks.starts`): "
+    "CLI image 11.2 s CPU / 17.1 s wall by default, 8.0 s CPU / 8.1 s wall with OMP_WAIT_POLICY=PASSIVE; app.py to "
+    "HTTP 200 10.5 s CPU either way.",
     "",
     "**OpenVINO**: see the table: no optimum-intel release works with diffusers 0.42 + transformers 5.24 today, so "
     "there is no `--backend openvino`. `python -m benchmarks.openvino_compare` (run in a separate venv that has "
