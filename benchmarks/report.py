@@ -1,6 +1,7 @@
 """docs/performance.md from one results file: every target of issue 16 with its measured figure."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +61,117 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
          f"Approx cheap {approx.get('mean_colour_error', 0):.1f}, Full {full.get('mean_colour_error', 0):.1f}"
          if approx else "not measured", ""),
     ]
-    return rows
+    return rows + start_rows(results.get("starts", {})) + compile_rows(results) + openvino_rows(results) + [
+        ("CUDA path: fp16, fp32 VAE retry on NaN, --medvram/--lowvram offload, SDPA",
+         "no GPU here: selection logic and the NaN retry unit-tested (tests/test_cuda_path.py); "
+         "`bash benchmarks/gpu_check.sh` runs the suite on CUDA (cut off at 5 min)", "not measured"),
+    ]
+
+
+def start_rows(starts: dict[str, Any]) -> list[tuple[str, str, str]]:
+    cli, app = starts.get("cli_generate"), starts.get("app_to_http_200")
+    return [
+        ("CLI one default-model image (`python -m studio generate`, 64², 20 steps) ≤ 4 s CPU",
+         f"{cli['cpu_s']:.1f} s CPU ({cli['wall_s']:.1f} s wall)" if cli else "not measured",
+         _verdict(cli and cli["cpu_s"] <= 4)),
+        ("`python app.py` to HTTP 200 ≤ 8 s CPU",
+         f"{app['cpu_s']:.1f} s CPU ({app['wall_s']:.1f} s wall)" if app else "not measured",
+         _verdict(app and app["cpu_s"] <= 8)),
+    ]
+
+
+def compile_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """--compile's first and second start (this run's, else the newest `benchmarks.starts --compile` file)."""
+    starts, source = results.get("starts", {}), "this run"
+    if "cli_generate_compile_first_start" not in starts:
+        starts, source = _newest(results, "starts", "cli_generate_compile_first_start")
+    if not starts:
+        return [("--compile: compile cache on disk, a restart does not pay the compile again",
+                 "not in this run (`python -m benchmarks.starts --compile`; see the notes for the last figures: "
+                 "first start 99 s CPU, second 34 s, without --compile 11 s)", "partly: the trace is paid again")]
+    first, second = starts["cli_generate_compile_first_start"], starts["cli_generate_compile_second_start"]
+    eager = starts.get("cli_generate_no_compile_same_size", {})
+    return [("--compile: compile cache on disk, a restart does not pay the compile again "
+             "(CLI, default model 64², 2 steps, CPU time incl. the C++ compiler)",
+             f"first start {first['cpu_s']:.0f} s, second start {second['cpu_s']:.0f} s, without --compile "
+             f"{eager.get('cpu_s', 0):.0f} s ({source})",
+             _verdict(second["cpu_s"] < first["cpu_s"] / 2))]
+
+
+def openvino_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    data, source = _newest(results, "openvino", "openvino_over_studio_per_step")
+    if not data:
+        return [("OpenVINO (optimum-intel) vs the studio's bf16 path, offered as --backend openvino if faster",
+                 OPENVINO_BLOCKED, "not measured: does not install usably with our pins")]
+    return [(f"OpenVINO (optimum-intel {data.get('optimum_intel', '')}, OpenVINO {data['openvino']}, "
+             f"{data['openvino_cpu_precision']}) vs the studio, SD1.5-size {data['settings']}",
+             f"OpenVINO / studio CPU time: {data['openvino_over_studio_per_step']:.2f} × per step, "
+             f"{data['openvino_over_studio_per_image']:.2f} × per image ({source})",
+             "faster" if data["openvino_over_studio_per_step"] < 1 else "not faster: no --backend openvino")]
+
+
+OPENVINO_BLOCKED = (
+    "optimum-intel does not work with our pins (checked in a separate venv, 2026-12-02): its newest release, "
+    "2.2.0, needs huggingface-hub<1.22 while diffusers 0.42 needs huggingface-hub>=1.32 (pip: ResolutionImpossible), "
+    "and transformers<5.6 (with our 5.24 it fails to import: VisionRotaryEmbedding is gone from qwen2_vl); pip then "
+    "backtracks to optimum-intel 1.15.0, which installs but cannot import (`openvino.runtime`, removed in "
+    "OpenVINO 2026; with OpenVINO 2025.4, `transformers.onnx`, removed in transformers 5)")
+
+
+def _newest(results: dict[str, Any], kind: str, key: str) -> tuple[dict[str, Any], str]:
+    folder = Path(results.get("results_dir", Path(__file__).resolve().parent / "results"))
+    for path in sorted(folder.glob(f"*-{kind}.json"), reverse=True):
+        data = json.loads(path.read_text())
+        if key in data:
+            return data, f"`{path.name}`"
+    return {}, ""
 
 
 def _verdict(ok: Any) -> str:
     return "met" if ok else "missed"
 
 
+NOTES = [
+    "## Notes",
+    "",
+    "**`--compile`** (opt-in) compiles the UNet with torch.compile (inductor, frozen weights) on the first image "
+    "of each size; the compiled graph is kept in `.cache/inductor` (TORCHINDUCTOR_CACHE_DIR), so a restart skips "
+    "code generation and the C++ builds and pays only dynamo's tracing. oneDNN weight pre-packing is off: with it "
+    "the graph is not cacheable on disk (inductor bypasses its FX graph cache for mkldnn constants) and every "
+    "restart would pay the whole compile (~25 s CPU on the tiny default model, minutes on SD1.5-size models). "
+    "Freezing also makes torch skip its AOTAutograd cache (by design), so the second start still traces: "
+    "measured with `python -m studio generate --compile --threads 1` (default model, 64², 2 steps, load average "
+    "~12): first start 99 s CPU (incl. the C++ compiler), second start 34 s, without --compile 11 s. "
+    "Step caching (Cache every 2/3) swaps the UNet's forward for the run, so with --compile it re-traces. "
+    "It pays off on a long-running server that makes many images at a few sizes; never for one CLI image.",
+    "",
+    "**Fast start**: `python -m studio generate` imports no gradio/fastapi/UI and no detector (controlnet-aux, "
+    "mediapipe, timm, OpenCV load on first use; `tests/test_cli_start.py`). What remains is the libraries' own "
+    "import cost: `from diffusers import StableDiffusionPipeline` alone is ~6.5 s CPU here, because diffusers 0.42 "
+    "imports torch._dynamo (diffusers.utils.torch_utils), peft whenever it is installed "
+    "(diffusers.hooks.layerwise_casting), and transformers.modeling_utils pulls scipy and torchvision "
+    "(its object-detection losses). The studio imports peft itself only when a LoRA is used. "
+    "On a busy machine, OpenMP's active waiting dominates: the same CLI image took 24.7 s CPU with 2 threads "
+    "(default) but 9.7 s with OMP_WAIT_POLICY=PASSIVE (9.4 s with --threads 1) at load average ~11; set "
+    "OMP_WAIT_POLICY=PASSIVE or --threads 1 when the CPU is shared. At load average ~4 (`python -m benchmarks.starts`): "
+    "CLI image 11.2 s CPU / 17.1 s wall by default, 8.0 s CPU / 8.1 s wall with OMP_WAIT_POLICY=PASSIVE; app.py to "
+    "HTTP 200 10.5 s CPU either way.",
+    "",
+    "**OpenVINO**: see the table: no optimum-intel release works with diffusers 0.42 + transformers 5.24 today, so "
+    "there is no `--backend openvino`. `python -m benchmarks.openvino_compare` (run in a separate venv that has "
+    "optimum-intel) exports the SD1.5-size model offline and measures it against the studio's bf16 path, per step "
+    "and per image, for the day a release fits our pins.",
+    "",
+    "**CUDA**: fp16 by default; a half-precision VAE decode that comes out NaN/inf is decoded again in fp32 "
+    "(never a black PNG); `--medvram` = diffusers' model CPU offload, `--lowvram` = sequential CPU offload; "
+    "attention through PyTorch SDPA (diffusers' AttnProcessor2_0). `bash benchmarks/gpu_check.sh` checks it all "
+    "on a GPU in under 5 minutes.",
+    "",
+]
+
+
 def write_performance_doc(results: dict[str, Any], results_path: Path, docs: Path) -> None:
+    results = {**results, "results_dir": results_path.parent}
     m = results["machine"]
     lines = [
         "# Performance",
@@ -89,6 +193,7 @@ def write_performance_doc(results: dict[str, Any], results_path: Path, docs: Pat
         "Recommended checkpoint form: **fp16 `.safetensors`** — it loads straight into bf16/fp16 with the "
         "smallest read; fp32 files work too (read tensor by tensor, never as a whole float32 copy).",
         "",
+        *NOTES,
         "## All groups",
         "",
     ]

@@ -126,8 +126,8 @@ def default_model_groups(plan: Plan, root: Path) -> dict[str, Any]:
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", cache_dir=root / "cache")
     engine = Engine(ModelManager(settings))
     studio_pipe = engine.models.current().pipe
-    bare = DiffusionPipeline.from_pretrained(DEFAULT_MODEL_DIR, dtype=torch.float32, local_files_only=True,
-                                             safety_checker=None, requires_safety_checker=False)
+    bare = DiffusionPipeline.from_pretrained(DEFAULT_MODEL_DIR, dtype=studio_pipe.unet.dtype, local_files_only=True,
+                                             safety_checker=None, requires_safety_checker=False).to(studio_pipe.device)
     bare.set_progress_bar_config(disable=True)
     groups = {}
     for sampler in plan.default_samplers:
@@ -194,7 +194,7 @@ def sd15_groups(plan: Plan) -> dict[str, Any]:
     config = single_file.with_tokenizer(single_file.SHIPPED_CONFIGS / "sd15", settings)
     fp32 = StableDiffusionPipeline.from_single_file(str(path), config=str(config), dtype=torch.float32,
                                                     local_files_only=True, safety_checker=None,
-                                                    requires_safety_checker=False)
+                                                    requires_safety_checker=False).to(pipe.device)
     fp32.set_progress_bar_config(disable=True)
     groups = {}
     for size in plan.sd15_sizes:
@@ -273,6 +273,11 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR) -> tuple[dict[str, Any], Pa
     started = datetime.now(timezone.utc)
     results: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "kind": plan.kind,
                                "command": _command(plan), "machine": machine(), "groups": {}}
+    if plan.kind != "smoke":  # fresh processes: the CLI's and the server's start-up CPU time
+        from benchmarks.starts import measure
+
+        results["starts"] = measure(compile_starts=plan.kind == "full")
+        print(json.dumps(results["starts"]), file=sys.stderr, flush=True)
     if plan.sd15_sizes:
         results["groups"].update(sd15_groups(plan))
         print(json.dumps(results["groups"], indent=1), file=sys.stderr, flush=True)

@@ -42,6 +42,13 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
     parser.add_argument("--live-preview-method", default=defaults.live_preview_method,
                         choices=("Approx cheap", "TAESD", "Full"),
                         help="Approx cheap (free), TAESD (needs models/VAE-approx/taesd*), Full (VAE decode)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet (opt-in, for long-running servers: the first image of each "
+                             "size compiles, later ones run faster; the compile cache is kept in the cache folder)")
+    parser.add_argument("--medvram", action="store_true",
+                        help="CUDA: keep each model (text encoder, UNet, VAE) in CPU RAM until it runs (less VRAM)")
+    parser.add_argument("--lowvram", action="store_true",
+                        help="CUDA: move every layer to the GPU only while it runs (least VRAM, slow)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: physical cores; fewer when other work shares the CPU)")
 
@@ -92,6 +99,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         allow_hub=args.allow_hub,
         safe_mode=args.safe_mode,
         threads=args.threads,
+        compile=getattr(args, "compile", False),
+        medvram=getattr(args, "medvram", False),
+        lowvram=getattr(args, "lowvram", False),
         live_preview_every=getattr(args, "live_preview_every", 5),
         live_preview_method=getattr(args, "live_preview_method", "Approx cheap"),
         host=host,

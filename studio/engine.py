@@ -35,6 +35,7 @@ from studio.previews import Previewer
 from studio.samplers import (SAMPLERS, SamplerUnavailableError, make_scheduler, resolve_sampler_name,
                              resolve_schedule_type)
 from studio.stepcache import step_cache
+from studio.vae_guard import nan_safe_decode
 from studio.variation import variation_noise, with_noise
 from studio.upscalers import Upscalers, image_upscaler_names
 
@@ -246,7 +247,7 @@ class Engine:
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
         inputs = modes.prepare(request)
         controls = self._prepare_controls(model, request, inputs)
-        refiner = self._refiner_for(model, request)
+        refiner = self.refiner_for(model, request)
         networks = self.networks.apply(model, request)  # LoRA tags, embeddings, VAE (cached on the model)
         encoded = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
@@ -278,7 +279,7 @@ class Engine:
                     on_image(so_far, item)
         return RunResult(request, model, images, False, controls, skipped, networks, refiner)
 
-    def _refiner_for(self, model: LoadedModel, request: GenerationRequest) -> refiners.LoadedRefiner | None:
+    def refiner_for(self, model: LoadedModel, request: GenerationRequest) -> refiners.LoadedRefiner | None:
         """The request's SDXL refiner, loaded once and kept (None without one)."""
         if not request.uses_refiner:
             return None
@@ -365,7 +366,7 @@ class Engine:
         if controls.units:
             kwargs.update(self._control_kwargs(inputs.mode, controls))
         with (torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1),
-              step_cache(pipe, request.cache_interval)):
+              step_cache(pipe, request.cache_interval), nan_safe_decode(pipe.vae)):
             output = pipe(**kwargs)
         if request.enable_hr:
             return self._hires_pass(model, request, output.images, seeds, on_step)
@@ -404,7 +405,7 @@ class Engine:
             pipe.scheduler = with_noise(pipe.scheduler, noise)
         self.progress.phase = "hires"
         offset = self.progress.step
-        with torch.inference_mode():
+        with torch.inference_mode(), nan_safe_decode(pipe.vae):
             output = pipe(**hires.pass_kwargs(request, source, seeds),
                           callback_on_step_end=self._step_callback(on_step, offset=offset),
                           callback_on_step_end_tensor_inputs=["latents"], output_type="pil")

@@ -24,7 +24,7 @@ import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
-from studio import checkpoint_io, hashcache, single_file
+from studio import checkpoint_io, hashcache, offload, single_file
 from studio.errors import ModelError, describe_load_error, first_line as _first_line
 from studio.hardware import pick_device, pick_dtype, use_memory_format
 from studio.settings import PACKAGE_DIR, Settings
@@ -216,9 +216,13 @@ def load_pipeline(entry: ModelEntry, settings: Settings) -> DiffusionPipeline:
         pipe = _load_hub(entry.location, dtype)
     else:
         raise ModelError(f"unknown model kind {entry.kind!r}")
-    pipe.to(device=device)
+    offload.place(pipe, device, offload.offload_mode(device, settings.medvram, settings.lowvram))
     use_memory_format([pipe.unet, pipe.vae], device, dtype)
     pipe.set_progress_bar_config(disable=True)
+    if settings.compile:
+        from studio.compilation import compile_unet
+
+        compile_unet(pipe, settings.cache_dir)
     return pipe
 
 

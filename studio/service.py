@@ -22,7 +22,7 @@ from studio.batch import BatchResult, run_extras_folder, run_img2img_batch
 from studio.extras import ExtrasRequest, face_restoration_unavailable
 from studio.history import HistoryIndex
 from studio.upscalers import image_upscaler_names
-from studio.zerogpu import gpu_wrapper
+from studio.zerogpu import GpuEngine, gpu_wrapper
 from studio.control import pose
 from studio.control.models import ControlNetEntry, controlnet_mismatch, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
@@ -56,8 +56,9 @@ class Studio:
     models: ModelManager
     engine: Engine
     extensions: ExtensionManager
-    # The one call every job makes; on a ZeroGPU Space it runs inside spaces.GPU (studio/zerogpu.py).
-    run_job: Callable[..., jobs.JobResult] = field(default=jobs.generate, repr=False)
+    # What jobs run on: the engine, or on a ZeroGPU Space the engine with each turn inside
+    # spaces.GPU (studio/zerogpu.py). None: the engine.
+    runner: Any = field(default=None, repr=False)
     history: HistoryIndex = field(init=False, repr=False)
     queue: JobQueue = field(init=False, repr=False)
     parallel_jobs: ClassVar[int] = 1  # one engine, one job at a time (studio.cluster runs more)
@@ -76,7 +77,7 @@ class Studio:
         extensions = ExtensionManager(settings).load_all()  # with --safe-mode: listed, none loaded
         engine = Engine(models, extensions.samplers, merged_preprocessors(extensions))
         on_gpu = gpu_wrapper()
-        return cls(settings, models, engine, extensions, run_job=on_gpu(jobs.generate) if on_gpu else jobs.generate)
+        return cls(settings, models, engine, extensions, runner=GpuEngine(engine, on_gpu) if on_gpu else None)
 
     def submit(
         self, request: GenerationRequest, on_step: Callable[[Progress], None] | None = None, save: bool = True,
@@ -125,7 +126,7 @@ class Studio:
         request, params = self.extensions.before_generate(request, notices)
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
         per_image = self.extensions.image_prompts(request, notices) if self.extensions.image_hooks else None
-        result = self.run_job(request, QueuedRuns(self.engine, self.queue, job), self.user_settings(user), on_step,
+        result = jobs.generate(request, QueuedRuns(self.runner or self.engine, self.queue, job), self.user_settings(user), on_step,
                               save=save, after_image=after, params=params, directory=directory, image_prompts=per_image)
         return dataclasses.replace(result, notices=tuple(notices))
 
@@ -343,7 +344,7 @@ class Studio:
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
-        job = self.run_job(recipe.request, self.engine, self.user_settings(user), save=save, after_image=after,
+        job = jobs.generate(recipe.request, self.runner or self.engine, self.user_settings(user), save=save, after_image=after,
                             image_prompts=recipe.image_prompts())
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")

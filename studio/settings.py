@@ -26,6 +26,11 @@ class Settings:
     allow_hub: bool = False
     safe_mode: bool = False
     threads: int | None = None  # torch CPU threads; None: the physical cores
+    # torch.compile the UNet (inductor, frozen weights), compile cache in cache_dir (studio/compilation.py).
+    compile: bool = False
+    # CUDA memory (A1111's flags): model CPU offload / sequential CPU offload (studio/offload.py).
+    medvram: bool = False
+    lowvram: bool = False
     # Live previews in the UI while sampling: every N steps (0: off), by one of studio.previews' methods.
     live_preview_every: int = 5
     live_preview_method: str = "Approx cheap"

@@ -11,7 +11,7 @@ import pytest
 from studio import cli
 from studio.settings import PROJECT_DIR
 
-HEAVY = ("gradio", "fastapi", "uvicorn", "controlnet_aux", "mediapipe", "timm", "studio.ui", "studio.web")
+HEAVY = ("gradio", "fastapi", "uvicorn", "controlnet_aux", "mediapipe", "timm", "cv2", "studio.ui", "studio.web")
 NOISE = ("FutureWarning", "torch.jit", "mediapipe", "deprecated", "Overwriting tiny_vit", "Traceback")
 
 PROBE = """

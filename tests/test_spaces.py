@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from studio.request import GenerationRequest
+from studio.zerogpu import GpuEngine
 from studio.settings import PROJECT_DIR
 from studio.spaces import space_arguments
 from studio.zerogpu import MAX_SECONDS, MIN_SECONDS, gpu_seconds, gpu_wrapper
@@ -69,8 +70,9 @@ STUB_SPACES = Path(__file__).parent / "fixtures" / "stub_spaces"
 
 @pytest.mark.slow
 def test_a_space_with_an_api_secret_serves_the_api_and_runs_jobs_inside_spaces_gpu(tmp_path):
-    """With the `spaces` package (a recording stub here), every job runs inside spaces.GPU with a
-    duration sized from its steps and pixels; ZeroGPU lends the GPU only there."""
+    """With the `spaces` package (a recording stub that pickles across the call, as ZeroGPU's
+    worker does), every job's engine turns run inside spaces.GPU with a duration sized from their
+    steps and pixels; ZeroGPU lends the GPU only there."""
     log = tmp_path / "spaces.jsonl"
     process, url = start_space(tmp_path, STUDIO_API_AUTH="bot:long-secret", STUB_SPACES_LOG=str(log),
                                PYTHONPATH=os.pathsep.join([str(STUB_SPACES), os.environ.get("PYTHONPATH", "")]))
@@ -84,9 +86,8 @@ def test_a_space_with_an_api_secret_serves_the_api_and_runs_jobs_inside_spaces_g
         process.terminate()
         process.wait(timeout=60)
     events = [json.loads(line) for line in log.read_text().splitlines()]
-    assert {"event": "wrapped", "function": "generate"} in events
-    assert {"event": "called", "function": "generate", "duration": gpu_seconds(GenerationRequest(**{
-        k: v for k, v in body.items() if k != "seed"}))} in events
+    assert {"event": "wrapped", "function": "engine_turn"} in events
+    assert {"event": "called", "function": "engine_turn", "duration": MIN_SECONDS} in events
 
 
 def test_gpu_time_grows_with_steps_pixels_images_and_hires(monkeypatch):
@@ -101,3 +102,25 @@ def test_gpu_time_grows_with_steps_pixels_images_and_hires(monkeypatch):
     assert gpu_wrapper({"SPACE_ID": "me/studio"}) is not None
     monkeypatch.setitem(sys.modules, "spaces", None)  # not installed
     assert gpu_wrapper({"SPACE_ID": "me/studio"}) is None
+
+
+def test_engine_turns_on_the_gpu_cross_a_pickle_boundary_and_save_as_usual(engine, shared_settings, monkeypatch,
+                                                                          tmp_path):
+    """In-process, with the stub: a two-iteration job with per-image prompts runs turn by turn
+    through GpuEngine (arguments and results pickled) and gives the pixels of a plain run."""
+    import numpy as np
+
+    from studio import jobs
+
+    monkeypatch.syspath_prepend(str(STUB_SPACES))
+    monkeypatch.setenv("STUB_SPACES_LOG", str(tmp_path / "log.jsonl"))
+    runner = GpuEngine(engine, gpu_wrapper({"SPACE_ID": "me/studio"}))
+    request = GenerationRequest(prompt="a red circle", steps=2, width=64, height=64, seed=9, n_iter=2)
+    prompts = lambda index: (f"a red circle {index}", "", {})  # noqa: E731 (an extension's per-image prompts)
+    on_gpu = jobs.generate(request, runner, shared_settings, save=False, image_prompts=prompts)
+    plain = jobs.generate(request, engine, shared_settings, save=False, image_prompts=prompts)
+    assert [i.seed for i in on_gpu.images] == [9, 10] and "a red circle 1" in on_gpu.images[1].infotext
+    for a, b in zip(on_gpu.images, plain.images):
+        assert np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.infotext == b.infotext
+    calls = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [c["event"] for c in calls] == ["wrapped", "called"]  # one call: the whole job in one turn here

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -13,6 +12,8 @@ def canny(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
     Like controlnet_aux's CannyDetector, cv2.Canny runs on the RGB array (per-channel gradients),
     so edges between colours of equal brightness are found too.
     """
+    import cv2  # on first use: `python -m studio generate` without ControlNet never needs OpenCV
+
     edges = cv2.Canny(np.ascontiguousarray(np.asarray(image.convert("RGB"))), low, high)
     return Image.fromarray(np.stack([edges] * 3, axis=-1))
 
@@ -20,6 +21,8 @@ def canny(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
 def scribble_from_image(image: Image.Image, low: int = 50, high: int = 150) -> Image.Image:
     """A thick white-on-black outline of ``image``: Canny edges dilated to about 3 px (RGB, same size)."""
     edges = np.asarray(canny(image, low, high))[:, :, 0]
+    import cv2
+
     thickness = max(3, round(min(image.size) / 24))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness, thickness))
     thick = cv2.dilate(edges, kernel)

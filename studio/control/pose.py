@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Optional
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -89,6 +88,8 @@ def render_pose(keypoints: Sequence[Point], width: int, height: int) -> Image.Im
     points = [None if p is None else Keypoint(p[0] / width, p[1] / height) for p in keypoints]
     canvas = import_aux("controlnet_aux.open_pose.util").draw_bodypose(canvas, points)
     if scale > 1:
+        import cv2  # on first use (the CLI and server start without OpenCV)
+
         canvas = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
     return Image.fromarray(canvas)
 

@@ -18,7 +18,6 @@ from typing import Iterator
 
 import torch
 from diffusers import DiffusionPipeline
-from peft.tuners.tuners_utils import BaseTunerLayer
 
 from studio.networks.discovery import NetworkFile
 from studio.networks.files import first_line, read_tensors
@@ -94,6 +93,8 @@ def _reason(error: BaseException) -> str:
 
 
 def layer_count(pipe: DiffusionPipeline, adapter: str) -> int:
+    from peft.tuners.tuners_utils import BaseTunerLayer  # on first use: importing peft pulls in torch._dynamo
+
     return sum(1 for component in _components(pipe) for module in component.modules()
                if isinstance(module, BaseTunerLayer) and adapter in getattr(module, "lora_A", {}))
 
