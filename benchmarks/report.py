@@ -61,11 +61,37 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
          f"Approx cheap {approx.get('mean_colour_error', 0):.1f}, Full {full.get('mean_colour_error', 0):.1f}"
          if approx else "not measured", ""),
     ]
+    rows += sdxl_rows(results)
     return rows + start_rows(results.get("starts", {})) + compile_rows(results) + openvino_rows(results) + [
         ("CUDA path: fp16, fp32 VAE retry on NaN, --medvram/--lowvram offload, SDPA",
          "no GPU here: selection logic and the NaN retry unit-tested (tests/test_cuda_path.py); "
          "`bash benchmarks/gpu_check.sh` runs the suite on CUDA (cut off at 5 min)", "not measured"),
     ]
+
+
+SDXL_RESULTS = Path(__file__).resolve().parent / "sdxl_memory_results.json"
+
+
+def sdxl_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The full-size SDXL single file's peaks (`python -m benchmarks.sdxl_memory`, its own results file)."""
+    path = Path(results.get("sdxl_memory_file", SDXL_RESULTS))
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    target = "SDXL single file (random full-size base, fp16 file, auto dtype), 512², 2 steps: peak ≤ 12 GB"
+    if not data:
+        return [(target, "not measured (`python -m benchmarks.sdxl_memory`)", "not measured")]
+    load, generate = data["load"], data["generate"]
+    runs = data.get("runs", [])
+    spread = (f"worst of {len(runs)} fresh processes, generate peaks "
+              f"{min(r['generate_peak_gb'] for r in runs):.2f}–{max(r['generate_peak_gb'] for r in runs):.2f} GiB; "
+              if len(runs) > 1 else "")
+    trimmed = data.get("resident_after_malloc_trim_gb")
+    return [(target,
+             f"peak {load['peak_gb']:.2f} GiB load / {generate['peak_gb']:.2f} GiB generate "
+             f"({spread}{data['dtype']}, resident {load['after_gb']:.2f} GiB after load"
+             + (f", {trimmed:.2f} GiB after malloc_trim" if trimmed else "")
+             + f"; load {load['wall_s']:.0f} s, image {generate['wall_s']:.0f} s wall; "
+             f"`{data['command']}`, {data['started'][:10]})",
+             _verdict(max(load["peak_gb"], generate["peak_gb"]) * 2**30 <= data.get("target_gb", 12) * 1e9))]
 
 
 def start_rows(starts: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -161,6 +187,16 @@ NOTES = [
     "there is no `--backend openvino`. `python -m benchmarks.openvino_compare` (run in a separate venv that has "
     "optimum-intel) exports the SD1.5-size model offline and measures it against the studio's bf16 path, per step "
     "and per image, for the day a release fits our pins.",
+    "",
+    "**SDXL memory** (`python -m benchmarks.sdxl_memory`, ~5 min): SDXL base at full size (2.57 G UNet weights) "
+    "with random weights, built from studio/configs/sdxl and written as an A1111 fp16 single file (6.46 GiB) in "
+    "the bench cache, then loaded with Engine/ModelManager (dtype auto: bf16 here) and one 512² image made, each "
+    "in a fresh process (3 by default, the worst reported; results in `benchmarks/sdxl_memory_results.json`, the "
+    "file deleted afterwards). Peaks are VmHWM, reset before each phase. The peaks vary by up to ~1.8 GiB between"
+    " identical runs (10 measuring processes on 2026-12-02: load 7.65–9.25 GiB, generate 8.06–9.92 GiB): the "
+    "weights are 6.46 GiB and the resident set after the image and a final malloc_trim is always 7.39 GiB, but "
+    "the resident set right after the load is 0.1 to 1.7 GiB above that, freed heap that glibc keeps (the studio "
+    "trims on unload, not after a load).",
     "",
     "**CUDA**: fp16 by default; a half-precision VAE decode that comes out NaN/inf is decoded again in fp32 "
     "(never a black PNG); `--medvram` = diffusers' model CPU offload, `--lowvram` = sequential CPU offload; "
