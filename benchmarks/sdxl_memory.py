@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from benchmarks.load_memory import _reset_peak, _status_kib
 from benchmarks.workloads import BENCH_CACHE
 
 RESULTS = Path(__file__).resolve().parent / "sdxl_memory_results.json"
@@ -149,17 +150,6 @@ def write_sdxl_single_file(path: Path, file_dtype: torch.dtype = torch.float16, 
 
 
 # ---------------------------------------------------------------- the measurement (fresh process)
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
 
 
 def _cpu_s() -> float:

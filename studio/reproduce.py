@@ -144,10 +144,7 @@ def _model_warnings(recipe: Recipe, models: ModelManager) -> list[str]:
             current = model_hash(find_model(title, models.settings), models.settings)
     except ModelError:
         return [f"model {title} is not available here"]
-    if current != recipe.model_hash:
-        return [f"model {title} has hash {current} here, the image was made with {recipe.model_hash}: "
-                "it is not the same model file"]
-    return []
+    return _hash_differs("model", title, current, recipe.model_hash)
 
 
 def _refiner_warnings(recipe: Recipe, models: ModelManager) -> list[str]:
@@ -158,10 +155,13 @@ def _refiner_warnings(recipe: Recipe, models: ModelManager) -> list[str]:
         current = model_hash(find_model(title, models.settings), models.settings)
     except ModelError:
         return [f"refiner {title} is not available here"]
-    if current != recipe.refiner_hash:
-        return [f"refiner {title} has hash {current} here, the image was made with {recipe.refiner_hash}: "
-                "it is not the same model file"]
-    return []
+    return _hash_differs("refiner", title, current, recipe.refiner_hash)
+
+
+def _hash_differs(kind: str, title: str, current: str, recorded: str) -> list[str]:
+    if current == recorded:
+        return []
+    return [f"{kind} {title} has hash {current} here, the image was made with {recorded}: it is not the same model file"]
 
 
 def _recipe_chunk(path_or_image: Path | str | Image.Image) -> dict[str, Any]:
