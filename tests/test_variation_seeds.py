@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from studio.extensions import ExtensionManager
 from studio.infotext import params_to_request_fields, parse_infotext
 from studio.request import GenerationRequest, RequestError
 from studio.service import Studio
 from studio.variation import Variation, image_noise, slerp
+from tests.test_reproduce import scene, square_mask  # the same source image and mask
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green", sampler_name="Euler",
                          steps=3, cfg_scale=6, width=64, height=64, seed=77)
@@ -93,22 +94,10 @@ def test_a_random_variation_seed_is_drawn_and_recorded(studio):
     assert 0 <= job.request.subseed and f"Variation seed: {job.request.subseed}," in job.images[0].infotext
 
 
-def scene() -> Image.Image:
-    image = Image.new("RGB", (64, 64), (40, 60, 200))
-    ImageDraw.Draw(image).ellipse((14, 14, 50, 50), fill=(220, 30, 30))
-    return image
-
-
-def mask() -> Image.Image:
-    image = Image.new("L", (64, 64), 0)
-    image.paste(255, (16, 16, 48, 48))
-    return image
-
-
 CASES = {
     "txt2img": BASE.replace(subseed=9, subseed_strength=0.6, seed_resize_from_w=48, seed_resize_from_h=64),
     "img2img": BASE.replace(init_image=scene(), denoising_strength=0.8, subseed=9, subseed_strength=0.6),
-    "inpaint": BASE.replace(init_image=scene(), mask=mask(), denoising_strength=1.0, subseed=9, subseed_strength=0.6),
+    "inpaint": BASE.replace(init_image=scene(), mask=square_mask(), denoising_strength=1.0, subseed=9, subseed_strength=0.6),
     "hires": BASE.replace(steps=2, enable_hr=True, hr_scale=1.5, hr_upscaler="Latent", denoising_strength=0.6,
                           subseed=9, subseed_strength=0.6),
 }
