@@ -6,7 +6,7 @@
 1. Network tags (`<lora:x:1>`) are split off first (`studio.prompting.networks`); the caller
    applies them, the text encoder never sees them.
 2. Prompt editing / alternation turn each prompt into a schedule of texts over the steps
-   (`studio.prompting.schedule`).
+   (`studio.prompting.schedule`), within the limits of `studio.prompting.limits`.
 3. Each distinct text of the schedule is parsed for attention weights and BREAK, cut into
    75-token chunks and encoded once (`studio.prompting.encode`); all entries of both prompts are
    padded to the same number of chunks with the empty prompt's encoding.
@@ -30,6 +30,7 @@ import torch
 from studio.prompting.attention import parse_prompt_attention
 from studio.prompting.encode import encode_chunks, encode_chunks_sdxl, max_clip_skip, tokenize_line
 from studio.prompting.networks import NetworkTag, split_network_tags
+from studio.prompting.limits import check_chunks, plan_schedule
 from studio.prompting.schedule import prompt_schedule
 from studio.request import RequestError
 
@@ -114,15 +115,21 @@ class PromptInputs:
 
 
 def prepare_prompts(pipe: Any, prompt: str, negative_prompt: str, steps: int, clip_skip: int = 1) -> PromptInputs:
-    """Parse both prompts; encode them here only when they use A1111 syntax or are long."""
+    """Parse both prompts; encode them here only when they use A1111 syntax or are long.
+    Every limit (`studio.prompting.limits`) is checked before anything is encoded."""
     check_clip_skip(pipe, clip_skip)
     prompt, networks = split_network_tags(prompt)
     negative_prompt, _ = split_network_tags(negative_prompt)
-    schedules = [prompt_schedule(prompt, steps), prompt_schedule(negative_prompt, steps)]
-    plain = [_plain_text(schedule, _encoders(pipe)[0][0]) for schedule in schedules]
+    schedules = [plan_schedule(prompt, steps, "prompt"), plan_schedule(negative_prompt, steps, "negative_prompt")]
+    tokenizer = _encoders(pipe)[0][0]
+    parsed = {text: parse_prompt_attention(text) for schedule in schedules for _, text in schedule}
+    chunks = {text: len(tokenize_line(weighted, tokenizer)) for text, weighted in parsed.items()}
+    for field, schedule in zip(("prompt", "negative_prompt"), schedules):
+        check_chunks([chunks[text] for text in {text for _, text in schedule}], field)
+    plain = [_plain_text(schedule, parsed, chunks) for schedule in schedules]
     if plain[0] is not None and plain[1] is not None and (clip_skip == 1 or _is_sdxl(pipe)):
         return PromptInputs(plain[0], plain[1], networks, clip_skip, None)
-    conditioning = _encode_schedules(pipe, schedules, clip_skip)
+    conditioning = _encode_schedules(pipe, schedules, parsed, clip_skip)
     return PromptInputs(prompt, negative_prompt, networks, clip_skip, conditioning)
 
 
@@ -144,17 +151,18 @@ def _encoders(pipe: Any) -> list[tuple[Any, Any]]:
     return pairs
 
 
-def _plain_text(schedule: list[tuple[int, str]], tokenizer: Any) -> str | None:
+def _plain_text(schedule: list[tuple[int, str]], parsed: dict[str, list[tuple[str, float]]],
+                chunks: dict[str, int]) -> str | None:
     """The text diffusers can encode as is, or None when the prompt needs our encoder."""
     if len(schedule) != 1:
         return None
-    parsed = parse_prompt_attention(schedule[0][1])
-    if len(parsed) != 1 or parsed[0][1] != 1.0:
+    text = schedule[0][1]
+    weighted = parsed[text]
+    if len(weighted) != 1 or weighted[0][1] != 1.0:
         return None  # weighted, or BREAK
-    text = parsed[0][0]
-    if len(tokenize_line(parsed, tokenizer)) > 1:
+    if chunks[text] > 1:
         return None  # longer than one chunk: diffusers would truncate it
-    return text
+    return weighted[0][0]
 
 
 def _encode_text(pipe: Any, parsed: list[tuple[str, float]], clip_skip: int) -> Embeddings:
@@ -165,13 +173,14 @@ def _encode_text(pipe: Any, parsed: list[tuple[str, float]], clip_skip: int) -> 
     return Embeddings(torch.cat([tokens for tokens, _ in parts], dim=-1), parts[-1][1])
 
 
-def _encode_schedules(pipe: Any, schedules: list[list[tuple[int, str]]], clip_skip: int) -> Conditioning:
+def _encode_schedules(pipe: Any, schedules: list[list[tuple[int, str]]], parsed: dict[str, list[tuple[str, float]]],
+                      clip_skip: int) -> Conditioning:
     cache: dict[str, Embeddings] = {}
     with torch.inference_mode():
         for schedule in schedules:
             for _, text in schedule:
                 if text not in cache:
-                    cache[text] = _encode_text(pipe, parse_prompt_attention(text), clip_skip)
+                    cache[text] = _encode_text(pipe, parsed[text], clip_skip)
         longest = max(embeds.tokens.shape[1] for embeds in cache.values())
         padded = cache
         if any(embeds.tokens.shape[1] != longest for embeds in cache.values()):  # the empty prompt only when needed

@@ -35,6 +35,7 @@ from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_mo
 from studio.networks import listing
 from studio.networks.embeddings import text_width
 from studio.pnginfo import read_generation_info
+from studio.prompting.limits import check_prompts
 from studio.queue import LOCAL, Job, JobCancelled, JobQueue, QueuedRuns
 from studio.users import outputs_for, user_names
 from studio.previews import latent_preview
@@ -87,6 +88,7 @@ class Studio:
         `owner`: whose turn in the queue (and whose Interrupt stops it); `user`: whose outputs folder;
         `job`: a place the caller already took in the queue (enqueue)."""
         request = request.validate()
+        check_prompts(request.prompt, request.negative_prompt, request.steps)  # before it takes a place
         if job is None and owner is None:  # e.g. a script's jobs: for whoever started the script
             owner, session, acting_user = getattr(self._acting, "who", None) or (LOCAL, None, None)
             user = user or acting_user
@@ -341,6 +343,7 @@ class Studio:
         prompt would append twice); after_image hooks are, since they changed the saved pixels."""
         recipe = read_recipe(source)
         self._refuse_unknown_model(recipe.request.model)
+        check_prompts(recipe.request.prompt, recipe.request.negative_prompt, recipe.request.steps)
         warnings = recipe_warnings(recipe, self.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from studio.prompting.attention import parse_prompt_attention
 from studio.prompting.encode import tokenize_line
 from studio.prompting.networks import NetworkTag, split_network_tags
 from studio.prompting.schedule import prompt_schedule
+from tests.support.a1111_schedule import prompt_schedule as a1111_prompt_schedule
 from studio.prompts import prepare_prompts
 from studio.request import GenerationRequest, RequestError
 
@@ -57,6 +59,23 @@ def test_attention_parser_matches_a1111(text, expected):
 ])
 def test_schedule_parser_matches_a1111(text, expected):
     assert prompt_schedule(text, 10) == expected
+
+
+SCHEDULE_ALPHABET = st.sampled_from(list("ab :|[]()\\\n") + ["0.5", "1", " 2 ", "1e1", "-1", "x"])
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(st.lists(SCHEDULE_ALPHABET, max_size=24).map("".join), st.integers(1, 12))
+def test_the_linear_scanner_schedules_as_a1111s_grammar(text, steps):
+    """The single-pass scanner against A1111's lark grammar (tests/support/a1111_schedule.py) on
+    short prompts of the characters that matter: same schedule, or both refuse the same way."""
+    def outcome(parse):
+        try:
+            return parse(text, steps)
+        except RequestError as error:
+            return type(error)
+
+    assert outcome(prompt_schedule) == outcome(a1111_prompt_schedule)
 
 
 def test_network_tags_are_split_off_before_encoding():

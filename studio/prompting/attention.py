@@ -3,6 +3,8 @@
 A port of `parse_prompt_attention` from AUTOMATIC1111's modules/prompt_parser.py: the same regular
 expression, the same bracket stacks (unbalanced brackets still weigh the rest of the prompt) and the
 same merging of neighbouring runs with equal weights. BREAK comes out as the pair ("BREAK", -1).
+Its cost is the prompt's length times its bracket depth, which `studio.prompting.limits` bounds
+before any parse.
 """
 from __future__ import annotations
 
@@ -64,14 +66,19 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
     for position in square_brackets:
         multiply_range(position, SQUARE_MULTIPLIER)
     if not res:
-        res = [["", 1.0]]
-    merged = [res[0]]
-    for item in res[1:]:
-        if item[1] == merged[-1][1]:
-            merged[-1][0] += item[0]
-        else:
-            merged.append(item)
-    return [(text_, float(weight_)) for text_, weight_ in merged]
+        return [("", 1.0)]
+    return _merge_equal_weights(res)
+
+
+def _merge_equal_weights(res: list[list]) -> list[tuple[str, float]]:
+    """Neighbouring runs of equal weight become one (joined once: linear in the prompt's length)."""
+    merged: list[tuple[str, float]] = []
+    start = 0
+    for index in range(1, len(res) + 1):
+        if index == len(res) or res[index][1] != res[start][1]:
+            merged.append(("".join(item[0] for item in res[start:index]), float(res[start][1])))
+            start = index
+    return merged
 
 
 def _number(text: str) -> float:
