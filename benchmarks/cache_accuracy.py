@@ -8,7 +8,7 @@ import argparse
 import json
 
 from studio.default_model import evaluate
-from studio.stepcache import step_cache
+from studio.generation.stepcache import step_cache
 
 
 def main() -> None:

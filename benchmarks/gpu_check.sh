@@ -18,7 +18,7 @@ import sys
 import torch
 if not torch.cuda.is_available():
     sys.exit("gpu_check: torch sees no CUDA device (torch %s, built for CUDA %s)" % (torch.__version__, torch.version.cuda))
-from studio.hardware import pick_device, pick_dtype
+from studio.checkpoints.devices import pick_device, pick_dtype
 device = pick_device("auto")
 print("device:", torch.cuda.get_device_name(device), "| auto dtype:", pick_dtype("auto", device, 860_000_000),
       "| SDPA flash/mem-efficient:", torch.backends.cuda.flash_sdp_enabled(), torch.backends.cuda.mem_efficient_sdp_enabled())

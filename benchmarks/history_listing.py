@@ -25,8 +25,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio import storage  # noqa: E402
-from studio.history import HistoryIndex  # noqa: E402
+from studio.records import storage  # noqa: E402
+from studio.records.history import HistoryIndex  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DAYS = 10

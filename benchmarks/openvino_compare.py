@@ -36,7 +36,7 @@ def export(single: Path, cache: Path) -> Path:
     from diffusers import StableDiffusionPipeline
     from optimum.intel import OVStableDiffusionPipeline
 
-    from studio import single_file
+    from studio.checkpoints import single_file
     from studio.settings import Settings
 
     ir = cache / f"{single.stem}-openvino"
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     from optimum.intel import OVStableDiffusionPipeline
 
     from benchmarks.workloads import BENCH_CACHE, sd15_single_file
-    from studio.engine import Engine
-    from studio.hardware import configure_threads
-    from studio.models import ModelManager
+    from studio.checkpoints.devices import configure_threads
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
     from studio.request import GenerationRequest
     from studio.settings import Settings
 

@@ -117,10 +117,10 @@ def default_model_groups(plan: Plan, root: Path) -> dict[str, Any]:
     """Studio Engine.run vs bare diffusers on the same default-model weights, per sampler."""
     from diffusers import DiffusionPipeline
 
-    from studio.engine import Engine
-    from studio.models import DEFAULT_MODEL_DIR, ModelManager
+    from studio.checkpoints.manager import DEFAULT_MODEL_DIR, ModelManager
+    from studio.generation.engine import Engine
+    from studio.generation.samplers import make_scheduler
     from studio.request import GenerationRequest
-    from studio.samplers import make_scheduler
     from studio.settings import Settings
 
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", cache_dir=root / "cache")
@@ -151,7 +151,7 @@ def default_model_groups(plan: Plan, root: Path) -> dict[str, Any]:
 
 def preview_costs(engine: Any, plan: Plan) -> dict[str, Any]:
     """Seconds per preview (each method) as a fraction of a sampling step, at one preview per 5 steps."""
-    from studio.previews import preview_image
+    from studio.generation.previews import preview_image
     from studio.request import GenerationRequest
 
     seen: list[torch.Tensor] = []
@@ -179,10 +179,10 @@ def sd15_groups(plan: Plan) -> dict[str, Any]:
     from diffusers import StableDiffusionPipeline
 
     from benchmarks.workloads import BENCH_CACHE, sd15_single_file
-    from studio import single_file
-    from studio.engine import Engine
-    from studio.hardware import use_memory_format
-    from studio.models import ModelManager
+    from studio.checkpoints import single_file
+    from studio.checkpoints.devices import use_memory_format
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
     from studio.request import GenerationRequest
     from studio.settings import Settings
 
@@ -267,7 +267,7 @@ def regressions(new: dict[str, Any], old: dict[str, Any] | None) -> list[str]:
 
 
 def run(plan: Plan, results_dir: Path = RESULTS_DIR) -> tuple[dict[str, Any], Path, list[str]]:
-    from studio.hardware import configure_threads
+    from studio.checkpoints.devices import configure_threads
 
     configure_threads()
     started = datetime.now(timezone.utc)

@@ -66,9 +66,14 @@ def _build(name: str, config: Path) -> torch.nn.Module:
 
 def _ldm_state(name: str, model: Any) -> dict[str, torch.Tensor]:
     """One component's tensors under their A1111/LDM SDXL names."""
-    from tests.support.ldm_convert import (UNET_PREFIX, VAE_PREFIX, convert_text_enc_state_dict,
-                                           convert_unet_state_dict, convert_vae_state_dict,
-                                           open_clip_text_state_dict)
+    from tests.support.ldm_convert import (
+        UNET_PREFIX,
+        VAE_PREFIX,
+        convert_text_enc_state_dict,
+        convert_unet_state_dict,
+        convert_vae_state_dict,
+        open_clip_text_state_dict,
+    )
 
     if name == "unet":
         state = convert_unet_state_dict(model.state_dict(), model.config)
@@ -102,7 +107,7 @@ def write_sdxl_single_file(path: Path, file_dtype: torch.dtype = torch.float16, 
 
     Built in bfloat16 one component at a time; the header comes from the same models on the meta
     device, then each component's tensors are streamed to disk in header order."""
-    from studio.single_file import SHIPPED_CONFIGS
+    from studio.checkpoints.single_file import SHIPPED_CONFIGS
 
     config = SHIPPED_CONFIGS / "sdxl"
     previous = torch.get_default_dtype()
@@ -172,16 +177,15 @@ def _phase(action: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 
 def measure(path: Path, size: int, steps: int) -> dict[str, Any]:
     """Load `path` with the studio (dtype auto) and make one image; peaks per phase."""
-    import numpy as np
-
     import diffusers  # noqa: F401  (libraries are imported before the baseline: library code is not the model)
+    import numpy as np
     from diffusers import StableDiffusionXLPipeline  # noqa: F401
     from transformers import CLIPTextModel, CLIPTextModelWithProjection  # noqa: F401
 
-    from studio import hashcache
-    from studio.engine import Engine
-    from studio.hardware import configure_threads
-    from studio.models import ModelManager, release_memory
+    from studio.checkpoints import hashcache
+    from studio.checkpoints.devices import configure_threads
+    from studio.checkpoints.manager import ModelManager, release_memory
+    from studio.generation.engine import Engine
     from studio.request import GenerationRequest
     from studio.settings import Settings
 
@@ -202,7 +206,7 @@ def measure(path: Path, size: int, steps: int) -> dict[str, Any]:
         "file_gb": path.stat().st_size / 2**30,
         "dtype": str(pipe.unet.dtype).removeprefix("torch."),
         "pipeline": type(pipe).__name__,
-        "torch_threads": torch.get_num_threads(),  # the measuring process's (studio.hardware.configure_threads)
+        "torch_threads": torch.get_num_threads(),  # the measuring process's (studio.checkpoints.devices.configure_threads)
         "unet_parameters": sum(p.numel() for p in pipe.unet.parameters()),
         "weights_gb": weights / 2**30,
         "model_hash_cached": hash_cached,  # else the load includes hashing the file (A1111's hash)

@@ -20,10 +20,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio.engine import Engine  # noqa: E402
-from studio.extras import ExtrasRequest  # noqa: E402
-from studio.hardware import configure_threads  # noqa: E402
-from studio.models import ModelManager  # noqa: E402
+from studio.checkpoints.devices import configure_threads  # noqa: E402
+from studio.checkpoints.manager import ModelManager  # noqa: E402
+from studio.generation.engine import Engine  # noqa: E402
+from studio.generation.extras import ExtrasRequest  # noqa: E402
 from studio.request import GenerationRequest  # noqa: E402
 from studio.settings import Settings  # noqa: E402
 from tests.support.esrgan import write_esrgan  # noqa: E402

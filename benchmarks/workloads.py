@@ -12,7 +12,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from studio.single_file import SHIPPED_CONFIGS
+from studio.checkpoints.single_file import SHIPPED_CONFIGS
 
 BENCH_CACHE = Path(os.environ.get("STUDIO_BENCH_CACHE", Path.home() / ".cache" / "diffusion-studio-bench"))
 

@@ -18,8 +18,8 @@ from typing import Any, Callable, Collection, Mapping, Protocol, Sequence, Union
 
 from PIL import Image
 
+from studio.generation.samplers import SamplerSpec
 from studio.request import GenerationRequest, RequestError
-from studio.samplers import SamplerSpec
 
 API_VERSION = "1.1"  # 1.1: on_before_image, add_script(..., api_args=)
 

@@ -15,7 +15,7 @@ from typing import Any, Collection, Mapping
 import numpy as np
 from PIL import Image
 
-from studio.imageops import to_mask
+from studio.generation.imageops import to_mask
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150

@@ -26,12 +26,12 @@ class Settings:
     allow_hub: bool = False
     safe_mode: bool = False
     threads: int | None = None  # torch CPU threads; None: the physical cores
-    # torch.compile the UNet (inductor, frozen weights), compile cache in cache_dir (studio/compilation.py).
+    # torch.compile the UNet (inductor, frozen weights), compile cache in cache_dir (studio/checkpoints/compilation.py).
     compile: bool = False
-    # CUDA memory (A1111's flags): model CPU offload / sequential CPU offload (studio/offload.py).
+    # CUDA memory (A1111's flags): model CPU offload / sequential CPU offload (studio/checkpoints/offload.py).
     medvram: bool = False
     lowvram: bool = False
-    # Live previews in the UI while sampling: every N steps (0: off), by one of studio.previews' methods.
+    # Live previews in the UI while sampling: every N steps (0: off), by one of studio.generation.previews' methods.
     live_preview_every: int = 5
     live_preview_method: str = "Approx cheap"
     # Server options: only app.py / `python -m studio serve` read these.
@@ -44,16 +44,16 @@ class Settings:
     api: bool = True
     api_auth: "Credentials | tuple[Credentials, ...] | None" = field(default=None, repr=False)
     # A public demo by design (a Hugging Face Space): the UI is open to anyone, the API only with
-    # credentials, outputs in a temporary folder, extensions locked (studio/spaces.py).
+    # credentials, outputs in a temporary folder, extensions locked (studio/cli/spaces.py).
     hosted_demo: bool = False
-    # Sharing (studio/queue.py): at most this many jobs queued or running; beyond it "queue full".
+    # Sharing (studio/service/queue.py): at most this many jobs queued or running; beyond it "queue full".
     queue_size: int = 16
     # Interrupt/Skip (UI and /sdapi/v1/interrupt, /skip) stop every job, not only the caller's (A1111's way).
     admin_interrupt: bool = False
     # Extensions: enabling/disabling them from the UI is refused off loopback unless this is set.
     enable_insecure_extension_access: bool = False
     # Folders (besides outputs/) that batch jobs may read from when the server is reachable from
-    # other machines; the local operator may name any folder (studio/folders.py).
+    # other machines; the local operator may name any folder (studio/service/folders.py).
     batch_roots: tuple[Path, ...] = ()
 
     def replace(self, **changes: Any) -> "Settings":

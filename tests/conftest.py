@@ -16,11 +16,10 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from studio.engine import Engine  # noqa: E402
-from studio.models import ModelManager  # noqa: E402
+from studio.checkpoints.devices import configure_threads  # noqa: E402
+from studio.checkpoints.manager import ModelManager  # noqa: E402
+from studio.generation.engine import Engine  # noqa: E402
 from studio.settings import Settings  # noqa: E402
-
-from studio.hardware import configure_threads  # noqa: E402
 
 configure_threads()  # the same thread count as the app and the CLI: results match bit for bit
 

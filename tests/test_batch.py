@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio.batch import run_extras_folder, run_img2img_batch
-from studio.folders import FolderError, FolderPolicy
 from studio.request import GenerationRequest
-from studio.service import Studio
+from studio.service.batch import run_extras_folder, run_img2img_batch
+from studio.service.folders import FolderError, FolderPolicy
+from studio.service.studio import Studio
 from studio.settings import Settings
 
 
@@ -129,7 +129,7 @@ def test_the_local_operator_may_name_any_folder(layout):
 
 
 def test_batch_root_flags_become_settings(tmp_path, monkeypatch):
-    from studio.cli import build_parser, settings_from_args
+    from studio.cli.main import build_parser, settings_from_args
 
     monkeypatch.chdir(tmp_path)
     args = build_parser().parse_args(["serve", "--listen", "--batch-root", "photos", "--batch-root", "/srv/in"])

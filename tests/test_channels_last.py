@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from studio.engine import Engine
-from studio.hardware import prefers_channels_last
-from studio.models import ModelManager
+from studio.checkpoints.devices import prefers_channels_last
+from studio.checkpoints.manager import ModelManager
+from studio.generation.engine import Engine
 from studio.request import GenerationRequest
 
 REQUEST = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=6,

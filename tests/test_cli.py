@@ -1,8 +1,8 @@
 import subprocess
 import sys
 
-from studio.pnginfo import read_generation_info
-from studio.samplers import SAMPLERS
+from studio.generation.samplers import SAMPLERS
+from studio.records.pnginfo import read_generation_info
 
 
 def run_cli(*args, cwd=None):
@@ -54,7 +54,7 @@ def test_preset_fills_fields_and_explicit_flags_win(tmp_path):
 
 
 def test_every_shipped_preset_is_a_valid_request():
-    from studio.presets import load_presets
+    from studio.service.presets import load_presets
 
     presets = load_presets()
     assert {"default-64px", "draft"} <= set(presets)

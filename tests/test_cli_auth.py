@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.cli import build_parser, settings_from_args
+from studio.cli.main import build_parser, settings_from_args
 
 
 def settings_for(*argv: str):

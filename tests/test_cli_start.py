@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from studio import cli
+from studio.cli import main as cli
 from studio.settings import PROJECT_DIR
 
 HEAVY = ("gradio", "fastapi", "uvicorn", "controlnet_aux", "mediapipe", "timm", "cv2", "studio.ui", "studio.web")
@@ -59,12 +59,12 @@ def test_the_pose_renderer_still_works_and_imports_controlnet_aux_quietly(recwar
     (OSError("Cannot find empty port in range: 7860-7860."), "OSError: Cannot find empty port"),
 ])
 def test_a_start_up_failure_is_one_line_and_a_non_zero_exit(monkeypatch, capsys, error, expected):
-    import studio.server
+    import studio.cli.serve
 
     def fail(settings, block=True):
         raise error
 
-    monkeypatch.setattr(studio.server, "serve", fail)
+    monkeypatch.setattr(studio.cli.serve, "serve", fail)
     monkeypatch.delenv("STUDIO_DEBUG", raising=False)
     assert cli.main(["serve", "--no-browser"]) == 2
     err = capsys.readouterr().err

@@ -28,9 +28,9 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.models import DEFAULT_MODEL_TITLE
+from studio.checkpoints.manager import DEFAULT_MODEL_TITLE
 from studio.request import GenerationRequest
-from studio.service import Studio
+from studio.service.studio import Studio
 from studio.settings import Settings
 from studio.web.convert import to_request
 from studio.web.schemas import Txt2ImgBody

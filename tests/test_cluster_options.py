@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from studio.cli import build_parser, main
+from studio.cli.main import build_parser, main
 from studio.cluster.board import INTERRUPT, SKIP, JobBoard
 from studio.cluster.messages import Replica
 from studio.cluster.options import ClusterOptions, cluster_options
@@ -38,7 +38,7 @@ def test_wrong_cluster_flags_are_refused_before_anything_starts(flags, message, 
 
 
 def test_the_single_machine_studio_never_imports_ray():
-    code = ("import sys, studio.cli, studio.server, studio.service, studio.web.mount, studio.cluster.options; "
+    code = ("import sys, studio.cli.main, studio.cli.serve, studio.service.studio, studio.web.mount, studio.cluster.options; "
             "sys.exit('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=300).returncode == 0
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from studio import cli
-from studio.compilation import compile_cache_dir, is_compiled
-from studio.engine import Engine
-from studio.models import ModelManager
+from studio.checkpoints.compilation import compile_cache_dir, is_compiled
+from studio.checkpoints.manager import ModelManager
+from studio.cli import main as cli
+from studio.generation.engine import Engine
 from studio.request import GenerationRequest
 
 pytestmark = pytest.mark.slow

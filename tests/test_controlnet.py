@@ -4,14 +4,14 @@ import pytest
 from diffusers import ControlNetModel, DiffusionPipeline
 from PIL import Image, ImageDraw
 
-from studio import jobs
 from studio.control.edges import canny
 from studio.control.pose import COLORS, LIMBS, pose_from_openpose_json, pose_to_openpose_json, preset, render_pose
 from studio.control.preprocessors import run_preprocessor
 from studio.control.units import control_image
-from studio.infotext import params_to_request_fields, parse_infotext
-from studio.pnginfo import read_generation_info
+from studio.records.infotext import params_to_request_fields, parse_infotext
+from studio.records.pnginfo import read_generation_info
 from studio.request import ControlUnit, GenerationRequest, RequestError
+from studio.service import jobs
 
 
 def square(size=64):

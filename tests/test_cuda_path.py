@@ -7,13 +7,13 @@ import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from studio import cli
-from studio.engine import Engine
-from studio.hardware import pick_dtype
-from studio.models import ModelManager
-from studio.offload import MODEL, NONE, SEQUENTIAL, offload_mode, place
+from studio.checkpoints.devices import pick_dtype
+from studio.checkpoints.manager import ModelManager
+from studio.checkpoints.offload import MODEL, NONE, SEQUENTIAL, offload_mode, place
+from studio.cli import main as cli
+from studio.generation.engine import Engine
+from studio.generation.vae_guard import nan_safe_decode
 from studio.request import GenerationRequest
-from studio.vae_guard import nan_safe_decode
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 REQUEST = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=3,

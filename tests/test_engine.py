@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from studio import jobs
-from studio.infotext import params_to_request_fields, parse_infotext
-from studio.pnginfo import read_generation_info
+from studio.generation.samplers import SAMPLERS
+from studio.records.infotext import params_to_request_fields, parse_infotext
+from studio.records.pnginfo import read_generation_info
 from studio.request import GenerationRequest, RequestError
-from studio.samplers import SAMPLERS
+from studio.service import jobs
 
 REQUEST = GenerationRequest(prompt="a red circle on a blue background", steps=8, seed=1234)
 

@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 from studio.api import API_VERSION, RegistrationError
-from studio.service import Studio
-from studio.cli import build_parser, settings_from_args
-from studio.extensions import ExtensionAccessError, ExtensionManager, compatibility_problem
-from studio.pnginfo import read_generation_info
+from studio.cli.main import build_parser, settings_from_args
+from studio.generation.samplers import CORE_SAMPLERS, SAMPLERS
+from studio.records.pnginfo import read_generation_info
 from studio.request import GenerationRequest
-from studio.samplers import CORE_SAMPLERS, SAMPLERS
+from studio.service.extensions import ExtensionAccessError, ExtensionManager, compatibility_problem
+from studio.service.studio import Studio
 from studio.settings import PROJECT_DIR, Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extensions"
@@ -358,7 +358,7 @@ def test_xyz_plot_values_and_errors(studio):
 
 def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
     """Issue 18 item 8 (API side): script_name / script_args run the X/Y/Z plot, grid first."""
-    from studio.scripts import ScriptRequestError, run_script
+    from studio.service.scripts import ScriptRequestError, run_script
 
     args = [1, "11, 12", [], 6, "3, 9", [], 0, "", [], True, False, False, False, False, False, False, 0, False]
     job = run_script(studio, BASE, "x/y/z plot", args)
@@ -388,7 +388,7 @@ def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
 
 def test_xyz_plot_var_strength_axis_varies_one_fixed_variation_seed(studio):
     # A1111's index 3 is "Var. strength"; with the tab's variation seed -1 one is drawn for the whole plot.
-    from studio.scripts import ScriptRequestError, run_script
+    from studio.service.scripts import ScriptRequestError, run_script
 
     plot = run_script(studio, BASE.replace(steps=2, subseed=-1), "X/Y/Z plot", [3, "0, 0.5, 1", None, 0, "", None,
                                                                                 0, "", None, True])
@@ -434,7 +434,7 @@ def test_a_stuck_extension_thread_does_not_block_exit(tmp_path):
     import sys
 
     extensions = copy_extensions(tmp_path / "extensions", HANGING)
-    code = ("from pathlib import Path; from studio.extensions import ExtensionManager; from studio.settings import Settings;"
+    code = ("from pathlib import Path; from studio.service.extensions import ExtensionManager; from studio.settings import Settings;"
             f"m = ExtensionManager(Settings(extensions_dir=Path({str(extensions)!r}), cache_dir=Path({str(tmp_path)!r})),"
             " load_timeout=1.0).load_all(); print(m.records['sleeps_in_register'].status)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,

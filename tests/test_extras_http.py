@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.server import serve
-from studio.infotext import parse_infotext
+from studio.cli.serve import serve
+from studio.records.infotext import parse_infotext
 from studio.settings import Settings
 from tests.browser.conftest import free_port
 from tests.support.esrgan import write_esrgan

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.service import Studio
-from studio.extensions import ExtensionManager
-from studio.infotext import params_to_request_fields, parse_infotext
-from studio.reproduce import reproduce_request
+from studio.records.infotext import params_to_request_fields, parse_infotext
+from studio.records.reproduce import reproduce_request
 from studio.request import ControlUnit, GenerationRequest, RequestError
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 from tests.support.esrgan import write_esrgan
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=3, cfg_scale=6,

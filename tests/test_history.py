@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio import storage
-from studio.history import HistoryError, HistoryIndex
+from studio.records import storage
+from studio.records.history import HistoryError, HistoryIndex
 
 
 def make_outputs(root: Path, count: int, mode: str = "txt2img") -> list[Path]:

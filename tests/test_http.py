@@ -25,16 +25,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from studio import cli
-from studio.server import serve
-from studio.service import Studio
+from studio.checkpoints.manager import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE
+from studio.cli import main as cli
+from studio.cli.serve import serve
+from studio.generation.samplers import SAMPLERS
+from studio.records.infotext import parse_infotext
+from studio.request import GenerationRequest
+from studio.service.studio import Studio
+from studio.settings import Settings
 from studio.web.auth import AccessPolicy, ApiExposureError, access_policy, check_exposure
 from studio.web.mount import build_api
-from studio.infotext import parse_infotext
-from studio.models import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE
-from studio.request import GenerationRequest
-from studio.samplers import SAMPLERS
-from studio.settings import Settings
 from tests.browser.conftest import free_port
 
 API = "/sdapi/v1"
@@ -285,7 +285,7 @@ def test_options_switch_models_and_a_failed_switch_keeps_the_old_one(client):
 def test_a_full_disk_with_save_images_is_a_4xx_and_leaves_no_file(client, root, monkeypatch):
     import errno
 
-    from studio import storage
+    from studio.records import storage
 
     def link(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -399,12 +399,12 @@ def test_open_api_on_a_public_address_is_refused(capsys, tmp_path, monkeypatch):
     assert access_policy(public.replace(api_auth=("u", "p"))) == AccessPolicy(ui=(("u", "p"),), api=(("u", "p"),))
     assert access_policy(public.replace(auth=("u", "p"))) == AccessPolicy(ui=(("u", "p"),), api=(("u", "p"),))
     assert access_policy(Settings(api_auth=("u", "p"))) == AccessPolicy(ui=(), api=(("u", "p"),))
-    import studio.server
+    import studio.cli.serve
 
     def went_past_the_check() -> None:
         raise AssertionError("serve() started instead of refusing")
 
-    monkeypatch.setattr(studio.server, "configure_threads", went_past_the_check)  # never start a server here
+    monkeypatch.setattr(studio.cli.serve, "configure_threads", went_past_the_check)  # never start a server here
     code = cli.main(["serve", "--listen", "--no-browser", "--models-dir", str(tmp_path)])
     assert code != 0 and "--api-auth" in capsys.readouterr().err
     parsed = cli.settings_from_args(cli.build_parser().parse_args(["serve", "--no-api", "--api-auth", "a:b:c"]))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from studio import imageops
+from studio.generation import imageops
 
 
 def gradient(width, height):

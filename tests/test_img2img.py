@@ -4,10 +4,11 @@ import pytest
 from diffusers import DiffusionPipeline
 from PIL import Image, ImageDraw
 
-from studio import imageops, jobs
-from studio.latents import vae_round_trip
-from studio.pnginfo import read_generation_info
+from studio.generation import imageops
+from studio.generation.latents import vae_round_trip
+from studio.records.pnginfo import read_generation_info
 from studio.request import GenerationRequest
+from studio.service import jobs
 
 
 def scene(size=(64, 64)):

@@ -1,4 +1,4 @@
-from studio.infotext import params_to_request_fields, parse_infotext, request_params, write_infotext
+from studio.records.infotext import params_to_request_fields, parse_infotext, request_params, write_infotext
 from studio.request import GenerationRequest
 
 A1111_EXAMPLE = (
@@ -70,7 +70,7 @@ def test_scanner_finds_the_same_pairs_as_a1111s_regex():
     import random
     import re
 
-    from studio.infotext import find_params
+    from studio.records.infotext import find_params
 
     pattern = re.compile(A1111_PARAM)
     alphabet = 'ab :,"\\-/\t_é\u00a01'
@@ -121,7 +121,7 @@ def test_ten_megabyte_parameters_chunk_is_refused_with_a_clear_message(tmp_path)
     import pytest
 
     from studio.errors import StudioError
-    from studio.pnginfo import read_generation_info
+    from studio.records.pnginfo import read_generation_info
 
     path = tmp_path / "huge.png"
     _png_with_text(path, {"parameters": "a prompt\nSteps: 20, Seed: 1, Size: 64x64, " + "x" * 10_000_000})
@@ -134,8 +134,8 @@ def test_ten_megabyte_parameters_chunk_is_refused_with_a_clear_message(tmp_path)
 
 
 def test_oversized_unknown_chunks_are_left_out_and_normal_ones_read(tmp_path):
-    from studio.pnginfo import read_generation_info
-    from studio.storage import read_png_text
+    from studio.records.pnginfo import read_generation_info
+    from studio.records.storage import read_png_text
 
     path = tmp_path / "other.png"
     _png_with_text(path, {"parameters": A1111_EXAMPLE, "comment": "z" * 200_000, "note": "hello"})
@@ -151,7 +151,7 @@ def test_text_is_read_without_decoding_a_decompression_bomb(tmp_path):
     import struct
     import zlib
 
-    from studio.storage import read_png_text
+    from studio.records.storage import read_png_text
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -167,7 +167,7 @@ def test_text_is_read_without_decoding_a_decompression_bomb(tmp_path):
 def test_pillow_truncated_image_loading_stays_off():
     from PIL import ImageFile
 
-    import studio.pnginfo  # noqa: F401
-    import studio.storage  # noqa: F401
+    import studio.records.pnginfo  # noqa: F401
+    import studio.records.storage  # noqa: F401
 
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False

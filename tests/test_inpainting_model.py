@@ -5,9 +5,9 @@ import torch
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
 from PIL import Image, ImageDraw
 
-from studio import imageops
-from studio.engine import Engine
-from studio.models import DEFAULT_MODEL_DIR, ModelManager
+from studio.checkpoints.manager import DEFAULT_MODEL_DIR, ModelManager
+from studio.generation import imageops
+from studio.generation.engine import Engine
 from studio.request import GenerationRequest, RequestError
 
 

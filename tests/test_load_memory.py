@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from benchmarks.workloads import random_single_file
-from studio import single_file
-from studio.models import DEFAULT_MODEL_DIR, ModelEntry, estimated_parameter_count
+from studio.checkpoints import single_file
+from studio.checkpoints.manager import DEFAULT_MODEL_DIR, ModelEntry, estimated_parameter_count
 from studio.settings import PROJECT_DIR
 
 REDUCED = {
@@ -45,7 +45,7 @@ def _reduced_configs(root: Path) -> Path:
 DRIVER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from studio import single_file
+    from studio.checkpoints import single_file
     single_file.SHIPPED_CONFIGS = Path(sys.argv[2])  # the reduced config is the one that matches
     from benchmarks.load_memory import measure
     print(json.dumps(measure(Path(sys.argv[1]), "bfloat16")))

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio import infotext
-from studio.service import Studio
-from studio.engine import Engine
-from studio.extensions import ExtensionManager
-from studio.models import ModelManager
+from studio.checkpoints.manager import ModelManager
+from studio.generation.engine import Engine
 from studio.networks.tags import NetworkTag, extract_network_tags
-from studio.reproduce import read_recipe, recipe_warnings
+from studio.records import infotext
+from studio.records.reproduce import read_recipe, recipe_warnings
 from studio.request import GenerationRequest, RequestError
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 from studio.settings import Settings
 from tests.support import network_files as nf
 
@@ -335,7 +335,7 @@ def test_txt2img_over_http_applies_lora_tags_and_sd_vae(setup, client):
 
 
 def test_the_cli_lists_networks(setup, capsys):
-    from studio import cli
+    from studio.cli import main as cli
 
     studio, _ = setup
     models = str(studio.settings.models_dir)

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from studio.service import Studio
-from studio.extensions import ExtensionManager
-from studio.infotext import params_to_request_fields, parse_infotext
-from studio.outpaint import extend
-
+from studio.generation.outpaint import extend
+from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.request import GenerationRequest, RequestError
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 
 
 def scene() -> Image.Image:

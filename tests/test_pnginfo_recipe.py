@@ -5,7 +5,7 @@ import json
 
 from PIL import Image, PngImagePlugin
 
-from studio.pnginfo import read_generation_info
+from studio.records.pnginfo import read_generation_info
 from studio.request import GenerationRequest
 
 

@@ -1,4 +1,4 @@
-"""Live previews (studio/previews.py) on the embedded default model."""
+"""Live previews (studio/generation/previews.py) on the embedded default model."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,11 +8,11 @@ import pytest
 import torch
 from diffusers import AutoencoderTiny
 
-from studio.service import Studio
-from studio.engine import Progress
-from studio.extensions import ExtensionManager
-from studio.previews import PreviewError, Previewer, model_family, preview_image
+from studio.generation.engine import Progress
+from studio.generation.previews import Previewer, PreviewError, model_family, preview_image
 from studio.request import GenerationRequest
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 
 REQUEST = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=8,
                             cfg_scale=7, width=64, height=64, seed=12)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from studio.prompting.attention import parse_prompt_attention
+from studio.prompting.conditioning import prepare_prompts
 from studio.prompting.encode import tokenize_line
 from studio.prompting.networks import NetworkTag, split_network_tags
 from studio.prompting.schedule import prompt_schedule
-from tests.support.a1111_schedule import prompt_schedule as a1111_prompt_schedule
-from studio.prompts import prepare_prompts
 from studio.request import GenerationRequest, RequestError
+from tests.support.a1111_schedule import prompt_schedule as a1111_prompt_schedule
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green", sampler_name="Euler",
                          steps=4, cfg_scale=6, width=64, height=64, seed=11)
@@ -154,7 +155,7 @@ def test_alternation_and_editing_change_the_conditioning_per_step(engine, base_p
 
 
 def test_each_schedule_entry_is_encoded_once(engine, monkeypatch):
-    import studio.prompts as prompts
+    import studio.prompting.conditioning as prompts
 
     calls = []
     real = prompts.encode_chunks
@@ -179,9 +180,9 @@ def test_clip_skip_changes_the_image_and_is_bounded(engine, base_pixels):
 def test_infotext_round_trip_and_reproduce_are_bit_identical(engine, shared_settings):
     from PIL import Image
 
-    from studio.service import Studio
-    from studio.extensions import ExtensionManager
-    from studio.infotext import params_to_request_fields, parse_infotext
+    from studio.records.infotext import params_to_request_fields, parse_infotext
+    from studio.service.extensions import ExtensionManager
+    from studio.service.studio import Studio
 
     studio = Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
     request = BASE.replace(prompt="a ((red)) [circle:square:0.5] on a [blue|green] background BREAK sky",

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
 from safetensors.torch import save_file
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from studio.networks.discovery import NetworkFile
 from studio.networks.embeddings import load_embedding, read_embedding
-from studio.prompts import prepare_prompts
+from studio.prompting.conditioning import prepare_prompts
 from studio.request import RequestError
 
 

@@ -1,4 +1,4 @@
-"""The studio's job queue (studio/queue.py): round-robin fairness, a bounded size, per-job stop events.
+"""The studio's job queue (studio/service/queue.py): round-robin fairness, a bounded size, per-job stop events.
 
 Order is checked, never timing: each test holds the queue with a gate job until every other job is
 waiting, so the order the queue picks is the only thing that decides what runs when."""
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.queue import JobCancelled, JobQueue, QueueFullError
 from studio.request import GenerationRequest
-from studio.service import Studio
+from studio.service.queue import JobCancelled, JobQueue, QueueFullError
+from studio.service.studio import Studio
 from studio.settings import Settings
 
 TIMEOUT = 120
@@ -217,8 +217,8 @@ def test_a_scripts_jobs_are_queued_for_whoever_started_the_script(studio):
 
 
 def test_queue_size_and_admin_interrupt_flags_and_user_names_that_cannot_be_folders(tmp_path):
-    from studio.cli import build_parser, settings_from_args
-    from studio.users import UserNameError, check_user_names, outputs_for
+    from studio.cli.main import build_parser, settings_from_args
+    from studio.service.users import UserNameError, check_user_names, outputs_for
 
     parse = lambda *argv: settings_from_args(build_parser().parse_args(["serve", *argv]))  # noqa: E731
     assert (parse().queue_size, parse().admin_interrupt) == (16, False)

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from safetensors import safe_open
 
-from studio.extensions import ExtensionManager
-from studio.infotext import params_to_request_fields, parse_infotext
-from studio.models import ModelManager
+from studio.checkpoints.manager import ModelManager
+from studio.records.infotext import params_to_request_fields, parse_infotext
+from studio.records.reproduce import read_recipe
 from studio.request import GenerationRequest, RequestError
-from studio.reproduce import read_recipe
-from studio.service import Studio
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 from studio.settings import Settings
 from studio.web.auth import access_policy
 from studio.web.mount import build_api
@@ -40,7 +40,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory, one_torch_thread) -> Studio
 
 
 def _studio(settings: Settings) -> Studio:
-    from studio.engine import Engine
+    from studio.generation.engine import Engine
 
     manager = ModelManager(settings)
     return Studio(settings, manager, Engine(manager), ExtensionManager(settings))
@@ -95,7 +95,7 @@ def test_refiner_follows_img2img(studio):
 
 
 def test_a_refiner_of_the_wrong_family_is_refused_clearly(studio, monkeypatch):
-    from studio import refiner
+    from studio.generation import refiner
 
     def no_load(*args):
         raise AssertionError("a model that declares another family is refused without loading it")
@@ -137,7 +137,7 @@ def test_api_takes_a1111_refiner_fields_and_refuses_a_wrong_family_with_422(stud
 
 
 def test_cli_flags_name_the_refiner(studio, tmp_path):
-    from studio.pnginfo import read_generation_info
+    from studio.records.pnginfo import read_generation_info
     from tests.test_cli import run_cli
 
     common = ("generate", "--prompt", "a red circle", "--steps", "4", "--seed", "9", "--width", "64", "--height", "64",
@@ -155,7 +155,7 @@ def test_a_refiner_single_file_loads_through_the_bundled_refiner_config(studio, 
     """The original-layout refiner file (as sd_xl_refiner_1.0.safetensors is laid out), reduced."""
     import shutil
 
-    from studio import single_file
+    from studio.checkpoints import single_file
     from tests.support.tiny_sdxl import write_tiny_refiner_single_file
 
     configs = tmp_path / "configs"

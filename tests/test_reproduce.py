@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
-from studio import storage
-from studio.service import Studio
-from studio.extensions import ExtensionManager
-from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings, reproduce_request
+from studio.records import storage
+from studio.records.reproduce import NoRecipeError, read_recipe, recipe_warnings, reproduce_request
 from studio.request import ControlUnit, GenerationRequest
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green",
                          sampler_name="Euler a", steps=3, cfg_scale=6, width=64, height=64, seed=2024)
@@ -108,7 +108,7 @@ def test_a_recipe_with_wrong_types_is_one_clear_sentence(tmp_path, request_field
     """Issue 13 item 8: PNG Info showed "can only concatenate str (not "int") to str"."""
     import json
 
-    from studio.pnginfo import read_generation_info
+    from studio.records.pnginfo import read_generation_info
 
     info = PngImagePlugin.PngInfo()
     info.add_text(storage.STUDIO_KEY, json.dumps({"request": {"prompt": "x", **request_fields}, "index": index}))

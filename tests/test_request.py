@@ -1,7 +1,7 @@
 import pytest
 
+from studio.generation.samplers import SAMPLERS
 from studio.request import GenerationRequest, RequestError
-from studio.samplers import SAMPLERS
 
 VALID = GenerationRequest(prompt="a red circle", width=64, height=64, seed=3)
 

@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from studio.service import Studio
-from studio.models import DEFAULT_MODEL_DIR
+from studio.checkpoints.manager import DEFAULT_MODEL_DIR
+from studio.checkpoints.single_file import SHIPPED_CONFIGS
+from studio.generation.samplers import (
+    SAMPLERS,
+    SamplerUnavailableError,
+    UnknownSamplerError,
+    make_scheduler,
+    resolve_sampler_name,
+)
 from studio.request import GenerationRequest, RequestError
-from studio.single_file import SHIPPED_CONFIGS
-from studio.samplers import SAMPLERS, SamplerUnavailableError, UnknownSamplerError, make_scheduler, resolve_sampler_name
+from studio.service.studio import Studio
 from studio.ui.build import build_ui
-
 
 SD15_CONFIG = json.loads((SHIPPED_CONFIGS / "sd15" / "scheduler" / "scheduler_config.json").read_text())
 
@@ -64,8 +69,8 @@ def _one_thread(one_torch_thread):
 @pytest.fixture(scope="module")
 def sampler_engine(tmp_path_factory):
     """One engine over the default model and a tiny random epsilon SD 1.5-config model."""
-    from studio.engine import Engine
-    from studio.models import ModelManager
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
     from studio.settings import Settings
     from tests.support.tiny_models import write_tiny_sd15_folder
 
@@ -155,7 +160,7 @@ def test_every_listed_sampler_follows_the_colour_on_the_default_model(default_pi
 # ------------------------------------------------------------------ schedule types (A1111's "Schedule type")
 
 def test_schedule_type_combines_with_a_sampler_as_the_old_karras_names_did(sampler_engine):
-    from studio.samplers import SCHEDULE_TYPES
+    from studio.generation.samplers import SCHEDULE_TYPES
 
     old_name = _run(sampler_engine, "tiny-sd15", "DPM++ 2M Karras", 6)
     combined = _run(sampler_engine, "tiny-sd15", "DPM++ 2M", 6, scheduler="karras")  # A1111's API name works too
@@ -176,7 +181,7 @@ def test_schedule_types_a_sampler_cannot_take_are_refused_by_name(sampler_engine
 
 
 def test_infotext_of_a_run_records_the_schedule_type(sampler_engine):
-    from studio.infotext import request_params
+    from studio.records.infotext import request_params
 
     result = sampler_engine.run(GenerationRequest(prompt="a cat", sampler_name="Euler", scheduler="sgm_uniform",
                                                   steps=2, seed=1, model="tiny-sd15"))
@@ -185,7 +190,7 @@ def test_infotext_of_a_run_records_the_schedule_type(sampler_engine):
 
 
 def test_ui_schedule_type_dropdowns_offer_the_schedule_types(shared_settings):
-    from studio.samplers import SCHEDULE_TYPES
+    from studio.generation.samplers import SCHEDULE_TYPES
 
     demo = build_ui(Studio.create(shared_settings).ui_context())
     dropdowns = [block for block in demo.blocks.values()

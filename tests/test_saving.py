@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio import storage
+from studio.records import storage
+from studio.records.storage import SaveError
 from studio.settings import PROJECT_DIR
-from studio.storage import SaveError
 
 RED = Image.new("RGB", (16, 16), (255, 0, 0))
 MASK = Image.new("L", (16, 16), 255)
@@ -65,10 +65,10 @@ def test_an_outputs_dir_that_cannot_be_created_is_a_clear_error(tmp_path):
 
 
 def test_generating_into_an_unwritable_outputs_dir_is_a_studio_error(tmp_path, settings):
-    from studio.engine import Engine
-    from studio.jobs import generate
-    from studio.models import ModelManager
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
     from studio.request import GenerationRequest
+    from studio.service.jobs import generate
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -119,10 +119,10 @@ def test_sigterm_during_a_cli_run_keeps_the_finished_images(tmp_path):
 SERVER_LIKE = """
 import sys, threading
 from pathlib import Path
-from studio.service import Studio
+from studio.service.studio import Studio
 from studio.request import GenerationRequest
 from studio.settings import Settings
-from studio.shutdown import install_shutdown_handler
+from studio.service.shutdown import install_shutdown_handler
 
 root = Path(sys.argv[1])
 studio = Studio.create(Settings(models_dir=root / "models", outputs_dir=root / "outputs", safe_mode=True,

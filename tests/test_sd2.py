@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from studio import single_file
-from studio.engine import Engine
+from studio.checkpoints import single_file
+from studio.checkpoints.manager import ModelManager, stable_diffusion_dir
 from studio.errors import ModelError
-from studio.models import ModelManager, stable_diffusion_dir
+from studio.generation.engine import Engine
 from studio.request import GenerationRequest
 from studio.settings import Settings
 from tests.support.tiny_sd2 import shrunk_configs, write_sd2_single_file

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from studio.server import serve
+from studio.cli.serve import serve
 from studio.settings import Settings
 from tests.browser.conftest import free_port
 

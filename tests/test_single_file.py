@@ -22,9 +22,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import CLIPTokenizer
 
-from studio import clip_vocab, single_file
+from studio.checkpoints import clip_vocab, single_file
+from studio.checkpoints.manager import discover_models, find_model, load_pipeline, stable_diffusion_dir
 from studio.errors import ModelError
-from studio.models import discover_models, find_model, load_pipeline, stable_diffusion_dir
 from studio.settings import Settings
 from tests.support.ldm_convert import TEXT_PREFIX, pipeline_to_ldm, save_single_file
 

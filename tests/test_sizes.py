@@ -1,9 +1,9 @@
-"""Per-family default sizes and aspect-ratio presets (studio/sizes.py, studio/ui/sizes.py)."""
+"""Per-family default sizes and aspect-ratio presets (studio/checkpoints/sizes.py, studio/ui/sizes.py)."""
 from __future__ import annotations
 
 import pytest
 
-from studio.sizes import ASPECT_RATIOS, size_for
+from studio.checkpoints.sizes import ASPECT_RATIOS, size_for
 from studio.ui.sizes import follow_model
 
 
@@ -41,7 +41,7 @@ def test_bundled_configs_give_each_family_its_default_size(arch, size):
     """LoadedModel.native_size: the UNet's sample size times the VAE's scale factor (2 ** (levels - 1))."""
     import json
 
-    from studio.single_file import SHIPPED_CONFIGS
+    from studio.checkpoints.single_file import SHIPPED_CONFIGS
 
     unet = json.loads((SHIPPED_CONFIGS / arch / "unet" / "config.json").read_text())
     vae = json.loads((SHIPPED_CONFIGS / arch / "vae" / "config.json").read_text())

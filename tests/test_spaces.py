@@ -6,17 +6,16 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import httpx
 import pytest
+import tomllib
 
+from studio.cli.spaces import space_arguments
 from studio.request import GenerationRequest
-from studio.zerogpu import GpuEngine
+from studio.service.zerogpu import MAX_SECONDS, MIN_SECONDS, GpuEngine, gpu_seconds, gpu_wrapper
 from studio.settings import PROJECT_DIR
-from studio.spaces import space_arguments
-from studio.zerogpu import MAX_SECONDS, MIN_SECONDS, gpu_seconds, gpu_wrapper
 from tests.browser.conftest import free_port
 
 
@@ -110,7 +109,7 @@ def test_engine_turns_on_the_gpu_cross_a_pickle_boundary_and_save_as_usual(engin
     through GpuEngine (arguments and results pickled) and gives the pixels of a plain run."""
     import numpy as np
 
-    from studio import jobs
+    from studio.service import jobs
 
     monkeypatch.syspath_prepend(str(STUB_SPACES))
     monkeypatch.setenv("STUB_SPACES_LOG", str(tmp_path / "log.jsonl"))

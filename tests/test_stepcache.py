@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.service import Studio
-from studio.extensions import ExtensionManager
-from studio.infotext import params_to_request_fields, parse_infotext, request_params
-from studio.reproduce import reproduce_request
+from studio.records.infotext import params_to_request_fields, parse_infotext, request_params
+from studio.records.reproduce import reproduce_request
 from studio.request import GenerationRequest, RequestError
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=6,
                          cfg_scale=6, width=64, height=64, seed=77)

@@ -5,14 +5,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.service import Studio
-from studio.extensions import ExtensionManager
-from studio.infotext import params_to_request_fields, parse_infotext
-from studio.reproduce import read_recipe
+from studio.prompting.styles import (
+    EXAMPLE_STYLES,
+    Style,
+    apply_styles,
+    infotext_style_names,
+    load_styles,
+    merge_prompts,
+    parse_styles,
+    save_style,
+    styles_source,
+    unapply_styles,
+)
+from studio.records.infotext import params_to_request_fields, parse_infotext
+from studio.records.pnginfo import read_generation_info
+from studio.records.reproduce import read_recipe
 from studio.request import GenerationRequest, RequestError
-from studio.pnginfo import read_generation_info
-from studio.styles import (EXAMPLE_STYLES, Style, apply_styles, infotext_style_names, load_styles, merge_prompts,
-                           parse_styles, save_style, styles_source, unapply_styles)
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 
 A1111_CSV = '''name,prompt,negative_prompt
 "Oil, thick","oil painting of {prompt}, impasto","photo"
@@ -86,7 +96,7 @@ def test_styles_are_taken_out_of_a_prompt_only_when_exact():
 
 
 def test_styles_field_validation_and_cli_flag():
-    from studio.cli import build_parser, request_from_args
+    from studio.cli.main import build_parser, request_from_args
 
     with pytest.raises(RequestError, match="styles"):
         GenerationRequest(styles="Sharp").validate()

@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.extensions import ExtensionManager
-from studio.infotext import params_to_request_fields, parse_infotext
+from studio.generation.variation import Variation, image_noise, slerp
+from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.request import GenerationRequest, RequestError
-from studio.service import Studio
-from studio.variation import Variation, image_noise, slerp
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 from tests.test_reproduce import scene, square_mask  # the same source image and mask
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green", sampler_name="Euler",

@@ -2,7 +2,7 @@
 
 The engine runs as a Ray Serve deployment (studio.cluster.replica), one model per replica; the
 Gradio UI and the A1111 API stay in this process and reach the replicas through
-`studio.cluster.facade.ClusterStudio`, an implementation of `studio.facade.StudioFacade`.
+`studio.cluster.facade.ClusterStudio`, an implementation of `studio.service.facade.StudioFacade`.
 Outputs are written here, by the ingress, once a job has come back: a replica that dies mid-job
 leaves nothing behind, and the job is run again on another replica.
 

@@ -19,8 +19,8 @@ from ray.serve.exceptions import ReplicaUnavailableError
 
 from studio.cluster.board import INTERRUPT, SKIP, JobState
 from studio.cluster.messages import JobOrder, ReplicaResult
-from studio.engine import Progress
 from studio.errors import StudioError
+from studio.generation.engine import Progress
 
 ATTEMPTS = 4  # a job is tried on up to this many replicas
 RETRY_PAUSE = 0.5  # seconds before trying again (the router learns the replica is gone)

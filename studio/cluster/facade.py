@@ -20,20 +20,21 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from PIL import Image
 
-from studio import jobs, storage
 from studio.api import ExtensionContext
+from studio.checkpoints.manager import DEFAULT_MODEL_TITLE, ModelManager, find_model
 from studio.cluster.client import ClusterClient, as_progress, new_job_id
 from studio.cluster.messages import JobOrder, ModelFacts, ShippedImage
 from studio.control.models import controlnet_mismatch
-from studio.engine import Engine, Progress
-from studio.extensions import ExtensionManager
-from studio.facade import LoadedInfo, Reproduction
-from studio.models import DEFAULT_MODEL_TITLE, ModelManager, find_model
+from studio.generation.engine import Engine, Progress
+from studio.generation.samplers import available_samplers
 from studio.networks import listing
-from studio.reproduce import read_recipe
+from studio.records import storage
+from studio.records.reproduce import read_recipe
 from studio.request import MAX_SEED, GenerationRequest
-from studio.samplers import available_samplers
-from studio.service import Studio, merged_preprocessors
+from studio.service import jobs
+from studio.service.extensions import ExtensionManager
+from studio.service.facade import LoadedInfo, Reproduction
+from studio.service.studio import Studio, merged_preprocessors
 from studio.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class ClusterStudio(Studio):
         engine = Engine(models, extensions.samplers, merged_preprocessors(extensions))  # registries, listings
         return cls(settings, models, engine, extensions, client=client, capacity=capacity)
 
-    queued_jobs: ClassVar[bool] = False  # replicas run jobs side by side: no local queue (studio/queue.py)
+    queued_jobs: ClassVar[bool] = False  # replicas run jobs side by side: no local queue (studio/service/queue.py)
 
     @property
     def parallel_jobs(self) -> int:  # type: ignore[override]

@@ -99,7 +99,7 @@ def stop_cluster(options: ClusterOptions) -> None:
 
 
 class ClusterJobs:
-    """The jobs in flight from this ingress, as studio.shutdown's Interruptible (SIGTERM waits for them)."""
+    """The jobs in flight from this ingress, as studio.service.shutdown's Interruptible (SIGTERM waits for them)."""
 
     def __init__(self, studio: ClusterStudio) -> None:
         self.studio = studio
@@ -118,8 +118,8 @@ class ClusterJobs:
 
 def serve_cluster(settings: Settings, options: ClusterOptions) -> None:
     """The replicas, then the UI and API in front of them, until SIGTERM or Ctrl+C."""
-    from studio.server import serve as serve_studio
-    from studio.shutdown import install_shutdown_handler
+    from studio.cli.serve import serve as serve_studio
+    from studio.service.shutdown import install_shutdown_handler
     from studio.web.auth import access_policy
 
     access_policy(settings)  # an open studio on a public address is refused before Ray starts

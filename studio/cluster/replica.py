@@ -21,14 +21,14 @@ import torch
 from PIL import Image
 from ray import serve
 
+from studio.checkpoints.devices import configure_threads
 from studio.cluster.board import INTERRUPT, SKIP
 from studio.cluster.messages import JobOrder, ModelFacts, Replica, ReplicaResult, ShippedImage
-from studio.engine import Progress
-from studio.facade import Reproduction
-from studio.hardware import configure_threads
-from studio.jobs import SavedImage
+from studio.generation.engine import Progress
 from studio.networks.embeddings import text_width
-from studio.service import Studio
+from studio.service.facade import Reproduction
+from studio.service.jobs import SavedImage
+from studio.service.studio import Studio
 from studio.settings import Settings
 
 REPORT_EVERY = 0.2  # seconds between progress reports to the board (each also fetches a stop request)

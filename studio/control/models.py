@@ -11,8 +11,8 @@ from typing import Any, Mapping
 import torch
 from diffusers import ControlNetModel
 
+from studio.checkpoints.devices import prefers_channels_last
 from studio.errors import ModelError
-from studio.hardware import prefers_channels_last
 from studio.settings import Settings
 
 TYPE_KEYWORDS = {"canny": ("canny",), "scribble": ("scribble", "sketch"), "pose": ("openpose", "pose")}

@@ -21,7 +21,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from studio.clip_vocab import bytes_to_unicode
+from studio.checkpoints.clip_vocab import bytes_to_unicode
 
 from .dataset import CAPTION_WORDS
 

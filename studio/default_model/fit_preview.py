@@ -17,7 +17,7 @@ from diffusers import AutoencoderKL
 
 from studio.default_model import WEIGHTS_DIR
 from studio.default_model.dataset import make_sample
-from studio.previews import DEFAULT_FAMILY, FACTORS_FILE
+from studio.generation.previews import DEFAULT_FAMILY, FACTORS_FILE
 
 FIT_SEED = 4242  # not the training stream's seed
 

@@ -1,6 +1,6 @@
 """img2img "Batch" (A1111's tab): every image of a server folder through the img2img tab's
 settings, saved to an output folder; with a mask folder, inpainted. Folders are checked by the
-core (studio/folders.py): any folder for the local operator, only outputs/ on a shared server."""
+core (studio/service/folders.py): any folder for the local operator, only outputs/ on a shared server."""
 from __future__ import annotations
 
 from pathlib import Path

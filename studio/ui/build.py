@@ -7,23 +7,23 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.infotext import params_to_request_fields, parse_infotext
+from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.request import decode_image
 from studio.ui import sharing
+from studio.ui.batch import build_img2img_batch
 from studio.ui.context import JobLike, UiContext
 from studio.ui.errors import user_errors
-from studio.ui.batch import build_img2img_batch
-from studio.ui.extras_tab import build_extras_tab
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
+from studio.ui.extras_tab import build_extras_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
+from studio.ui.history_tab import build_history_tab
 from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
 from studio.ui.networks import build_vae_picker
-from studio.ui.history_tab import build_history_tab
 from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.pose_editor import read_asset
 from studio.ui.refiner import refiner_choices
-from studio.ui.sizes import follow_model
 from studio.ui.settings_tab import build_settings_tab
+from studio.ui.sizes import follow_model
 
 # Ctrl+Enter (Cmd+Enter) clicks the Generate button of the visible tab, as in A1111.
 HEAD = """

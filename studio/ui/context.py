@@ -87,7 +87,7 @@ class UiContext:
     settings_summary: Callable[[], dict[str, Any]]
     error_types: tuple[type[BaseException], ...] = (ValueError,)
     skip: Callable[[], None] = lambda: None  # drop the current iteration of the running job, go on
-    # Extensions (studio/extensions.py): status rows, enable/disable, their tabs and scripts.
+    # Extensions (studio/service/extensions.py): status rows, enable/disable, their tabs and scripts.
     extension_rows: Callable[[], list[dict[str, str]]] = lambda: []
     extension_refusal: Callable[[], str | None] = lambda: None  # why enable/disable is refused now
     set_extension_enabled: Callable[[str, bool], str] = lambda folder, enabled: "Extensions are not available."
@@ -109,7 +109,7 @@ class UiContext:
     # Reproduce from a PNG's recipe: warnings before running, then (saved path, infotext, warnings).
     reproduce_warnings: Callable[[Path], list[str]] = lambda path: []
     reproduce: Callable[..., tuple[str | None, str, list[str]]] = lambda path, user=None: (None, "", ["Reproduce is not available."])
-    # Prompt styles (studio/styles.py): names; (prompt, negative, names) -> expanded prompts;
+    # Prompt styles (studio/prompting/styles.py): names; (prompt, negative, names) -> expanded prompts;
     # (name, prompt, negative) -> the names after saving it.
     style_names: Callable[[], list[str]] = lambda: []
     apply_styles: Callable[[str, str, list[str]], tuple[str, str]] = lambda p, n, names: (p, n)
@@ -121,17 +121,17 @@ class UiContext:
     vae_names: Callable[[], list[str]] = lambda: ["Automatic"]
     selected_vae: Callable[[], str] = lambda: "Automatic"
     select_vae: Callable[[str], str] = lambda name: "Automatic"
-    # Upscalers (studio/upscalers.py): every name (hires fix), the pixel ones (Extras), and the Extras
+    # Upscalers (studio/checkpoints/upscalers.py): every name (hires fix), the pixel ones (Extras), and the Extras
     # run: (images, extras fields by name) -> (saved paths, info text). Face restoration: why it is off.
     upscaler_names: Callable[[], list[str]] = lambda: ["Latent"]
     image_upscaler_names: Callable[[], list[str]] = lambda: ["None"]
     run_extras: Callable[..., tuple[list[str], str]] = lambda images, fields, user=None: ([], "")
     face_restoration_unavailable: Callable[[], str | None] = lambda: "face restoration is not available"
-    # Outputs history (studio/history.py): (page, per page, search) -> page with .items/.total/.page/.pages;
+    # Outputs history (studio/records/history.py): (page, per page, search) -> page with .items/.total/.page/.pages;
     # delete one output (a path inside outputs/) -> the files removed.
     history_page: Callable[..., Any] = lambda page, per_page, query, user=None: None  # user: outputs/<user>/
     delete_output: Callable[..., list[Any]] = lambda path, user=None: []
-    # Sharing (studio/queue.py). enqueue(request, owner, session) -> a place in the queue (raises when
+    # Sharing (studio/service/queue.py). enqueue(request, owner, session) -> a place in the queue (raises when
     # it is full), passed to submit(..., job=, user=); queue_text(job): "In queue: position 2 …" while it
     # waits, "" once it runs; interrupt/skip_session(session): stop that browser session's jobs only
     # (every job with --admin-interrupt); the studio is shared when these are set.
@@ -143,7 +143,7 @@ class UiContext:
     cancel_job: Callable[[Any], None] = lambda job: None  # one place taken with enqueue
     # (owner, session, user) -> a context in which jobs submitted without an owner (scripts) are theirs
     acting_for: Callable[[str, str, str | None], ContextManager[Any]] = lambda owner, session, user: nullcontext()
-    # Folder batches (studio/batch.py): img2img (request, input dir, output dir, mask dir, progress) and
+    # Folder batches (studio/service/batch.py): img2img (request, input dir, output dir, mask dir, progress) and
     # Extras (fields, input dir, output dir, progress) -> a result with .paths/.infotexts/.summary().
     img2img_batch: Callable[..., Any] | None = None
     extras_folder: Callable[..., Any] | None = None

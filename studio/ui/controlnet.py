@@ -14,17 +14,30 @@ from typing import Any, Callable, Mapping
 import gradio as gr
 from PIL import Image
 
-from studio import modes
 from studio.control.preprocessors import DEFAULT_MODULE
-from studio.request import (CONTROL_MODES, CONTROL_RESIZE_MODES, MAX_CONTROL_UNITS, ControlUnit, RequestError,
-                             decode_image)
+from studio.generation import modes
+from studio.request import (
+    CONTROL_MODES,
+    CONTROL_RESIZE_MODES,
+    MAX_CONTROL_UNITS,
+    ControlUnit,
+    RequestError,
+    decode_image,
+)
 from studio.ui import pose_editor
 from studio.ui.context import PoseToolsLike, UiContext
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm, widget_value
 from studio.ui.images import image_input
-from studio.ui.pose_editor import (DEFAULT_PRESET, PoseEditor, build_pose_canvas, build_pose_keypoints,
-                                  preset_text, read_asset, wire_pose_editor)
+from studio.ui.pose_editor import (
+    DEFAULT_PRESET,
+    PoseEditor,
+    build_pose_canvas,
+    build_pose_keypoints,
+    preset_text,
+    read_asset,
+    wire_pose_editor,
+)
 
 DEFAULTS = ControlUnit(enabled=False)
 CORE_TYPES = ("canny", "scribble", "pose")

@@ -11,19 +11,28 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from studio.request import (GenerationRequest, RequestError, MAX_BATCH_COUNT, MAX_BATCH_SIZE, MAX_CFG, MAX_CLIP_SKIP,
-                            MAX_SIZE, MAX_STEPS, MIN_SIZE)
-from studio.stepcache import CACHE_CHOICES
+from studio.generation.stepcache import CACHE_CHOICES
+from studio.request import (
+    MAX_BATCH_COUNT,
+    MAX_BATCH_SIZE,
+    MAX_CFG,
+    MAX_CLIP_SKIP,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+    GenerationRequest,
+    RequestError,
+)
 from studio.ui import sharing
 from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
-from studio.ui.ranges import guard_range
-from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
-from studio.ui.networks import build_networks_panel
 from studio.ui.hires import build_hires_widgets
+from studio.ui.networks import build_networks_panel
+from studio.ui.ranges import guard_range
 from studio.ui.refiner import build_refiner_widgets
+from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 from studio.ui.sizes import build_aspect_buttons
 from studio.ui.variation import build_variation_controls, build_variation_group
 
@@ -226,7 +235,7 @@ def build_generation_tab(
                last_images: [path for path, _ in images], preview: gr.Image(value=None, visible=False),
                cancel: gr.Button(visible=False)}
 
-    # Many jobs may wait at once: the studio's own queue (studio/queue.py) orders them and shows each
+    # Many jobs may wait at once: the studio's own queue (studio/service/queue.py) orders them and shows each
     # tab its place; Gradio's queue only holds them until their handler starts.
     generate.click(run, inputs=run_inputs, outputs=[*outputs, preview, cancel],
                    concurrency_id="generate", concurrency_limit=sharing.concurrency(ctx), show_progress_on=[gallery])

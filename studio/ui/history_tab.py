@@ -1,7 +1,7 @@
 """Outputs history: browse outputs/ newest first, search infotexts, send to a tab, reproduce, delete.
 
 Delete asks first, in the page (a panel with the file's name, "Yes, delete" and "Cancel"), not in
-a toast: the question stays until answered. The core (studio/history.py) deletes only a PNG inside
+a toast: the question stays until answered. The core (studio/records/history.py) deletes only a PNG inside
 outputs/ and its companions."""
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.sizes import ASPECT_RATIOS, SQUARE, size_for
+from studio.checkpoints.sizes import ASPECT_RATIOS, SQUARE, size_for
 
 
 def build_aspect_buttons(name: str, width: gr.Slider, height: gr.Slider, native: Callable[[], int]) -> gr.State:

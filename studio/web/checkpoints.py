@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from studio.facade import StudioFacade
-from studio.models import ModelEntry
+from studio.checkpoints.manager import ModelEntry
 from studio.request import RequestError
+from studio.service.facade import StudioFacade
 
 # The checkpoint titles A1111 shows carry the short hash: "model.safetensors [6ce0161689]".
 TITLE_HASH = re.compile(r"^(.*?)\s*\[([0-9a-fA-F]{8,64})\]$")

@@ -5,7 +5,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 
-from studio.facade import StudioFacade
+from studio.service.facade import StudioFacade
 
 STUDIO_PREFIX = "/studio/v1"
 

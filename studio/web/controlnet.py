@@ -5,7 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from studio.facade import StudioFacade
+from studio.service.facade import StudioFacade
 from studio.web.controlnet_units import module_detail
 
 CONTROLNET_API_VERSION = 2  # sd-webui-controlnet's external_code.get_api_version()

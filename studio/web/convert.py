@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from studio.extras import refuse_face_restoration
-from studio.facade import StudioFacade
+from studio.generation.extras import refuse_face_restoration
+from studio.generation.samplers import resolve_sampler_name
 from studio.request import GenerationRequest, RequestError, decode_image
-from studio.samplers import resolve_sampler_name
+from studio.service.facade import StudioFacade
 from studio.web.checkpoints import resolve_checkpoint
 from studio.web.controlnet_units import controlnet_units
 from studio.web.schemas import Img2ImgBody, Txt2ImgBody

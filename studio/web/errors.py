@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from studio.errors import StudioError
-from studio.queue import QueueFullError
+from studio.generation.samplers import UnknownSamplerError
 from studio.request import RequestError
-from studio.samplers import UnknownSamplerError
+from studio.service.queue import QueueFullError
 
 MAX_ECHO = 80  # characters of a rejected value quoted back
 

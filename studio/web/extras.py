@@ -12,11 +12,11 @@ from fastapi import APIRouter
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from studio.extras import ExtrasRequest
+from studio.generation.extras import ExtrasRequest
 from studio.request import MAX_TOTAL_IMAGES, RequestError, decode_image
 
 if TYPE_CHECKING:
-    from studio.facade import StudioFacade
+    from studio.service.facade import StudioFacade
 
 PREFIX = "/sdapi/v1"
 MAX_BATCH_OUTPUT_PIXELS = 2**28  # what one /extra-batch-images answer may hold (about 800 MB of RGB)

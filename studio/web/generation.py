@@ -1,6 +1,6 @@
 """POST /sdapi/v1/txt2img and /img2img.
 
-Each job joins the studio's queue (studio/queue.py) under its caller (studio/web/callers.py); the
+Each job joins the studio's queue (studio/service/queue.py) under its caller (studio/web/callers.py); the
 queue is bounded (--queue-size): beyond it a request is refused at once with 503.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from studio.facade import StudioFacade
+from studio.service.facade import StudioFacade
 from studio.web.callers import Caller, caller
 from studio.web.convert import to_request
 from studio.web.responses import echo_parameters, encode_saved, generation_info
@@ -23,7 +23,7 @@ PREFIX = "/sdapi/v1"
 
 
 def routes(router: APIRouter, studio: StudioFacade) -> None:
-    # The local studio queues jobs itself (studio/queue.py: a place, fairness, 503 when full); a
+    # The local studio queues jobs itself (studio/service/queue.py: a place, fairness, 503 when full); a
     # cluster facade runs `parallel_jobs` at once and lets that many through here.
     slot = contextlib.nullcontext() if getattr(studio, "queued_jobs", False) else threading.Semaphore(studio.parallel_jobs)
 

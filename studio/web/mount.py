@@ -6,12 +6,12 @@ from typing import Any, AsyncIterator, Callable
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from studio.facade import StudioFacade
+from studio.service.facade import StudioFacade
+from studio.service.users import user_names
 from studio.web import cluster, controlnet, docs, extras, generation, networks, options, pnginfo, progress
 from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_auth_dependency, limit_body_size
 from studio.web.errors import StudioRoute
 from studio.web.outputs_guard import OwnOutputsOnly
-from studio.users import user_names
 
 RESOURCES: tuple[Callable[[APIRouter, StudioFacade], None], ...] = (
     generation.routes, generation.style_routes, options.routes, options.flag_routes, progress.routes, pnginfo.routes, controlnet.routes,

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from studio.facade import StudioFacade
+from studio.service.facade import StudioFacade
 
 PREFIX = "/sdapi/v1"
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from studio import storage
-from studio.facade import StudioFacade
-from studio.models import ModelEntry
+from studio.checkpoints.manager import ModelEntry
+from studio.generation.samplers import SCHEDULE_TYPES
+from studio.records import storage
 from studio.request import RequestError
-from studio.samplers import SCHEDULE_TYPES
+from studio.service.facade import StudioFacade
 from studio.web.checkpoints import current_title, resolve_checkpoint
 from studio.web.schemas import SamplerItem, SDModelItem
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from studio import infotext, jobs, storage
-from studio.facade import StudioFacade
+from studio.records import infotext, storage
 from studio.request import decode_image
+from studio.service import jobs
+from studio.service.facade import StudioFacade
 from studio.web.responses import encode_saved, generation_info
 from studio.web.schemas import PngInfoBody, PngInfoResponse, ReproduceBody, ReproduceResponse
 

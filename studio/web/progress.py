@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 
-from studio.facade import StudioFacade
+from studio.service.facade import StudioFacade
 from studio.web.callers import Caller, caller
 from studio.web.responses import encode_png
 from studio.web.schemas import ProgressResponse

@@ -9,8 +9,10 @@ from typing import Any
 
 from PIL import Image
 
-from studio import __version__, jobs, storage
-from studio.facade import StudioFacade
+from studio import __version__
+from studio.records import storage
+from studio.service import jobs
+from studio.service.facade import StudioFacade
 from studio.web.schemas import Img2ImgBody, Txt2ImgBody
 
 

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from studio.service import Studio
+from studio.service.studio import Studio
 from studio.settings import Settings
 from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api

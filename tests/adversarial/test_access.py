@@ -14,7 +14,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from studio.server import serve
+from studio.cli.serve import serve
 from studio.settings import Settings
 from tests.browser.conftest import free_port
 

@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from studio import storage
-from studio.extensions import ExtensionManager
-from studio.service import Studio
+from studio.records import storage
+from studio.service.extensions import ExtensionManager
+from studio.service.studio import Studio
 from studio.settings import Settings
 from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api

@@ -9,7 +9,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from studio.server import serve
+from studio.cli.serve import serve
 from studio.settings import Settings
 from tests.adversarial.conftest import MARKER, Tally
 from tests.adversarial.test_access import route_table

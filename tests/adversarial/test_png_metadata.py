@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from studio.errors import StudioError
-from studio.pnginfo import read_generation_info
+from studio.records.pnginfo import read_generation_info
 from tests.adversarial.conftest import MARKER, Tally, assert_handled
 
 FAST = {"prompt": "a red circle on a blue background", "steps": 2, "width": 64, "height": 64, "seed": 3,

@@ -72,7 +72,7 @@ def test_reproducing_a_png_with_a_bomb_prompt_is_refused_before_work(adversary_s
     """A PNG's recipe is hostile input too: its prompts pass the same limits before anything runs."""
     from PIL import Image
 
-    from studio import storage
+    from studio.records import storage
     from studio.request import GenerationRequest, RequestError
 
     request = GenerationRequest(prompt="[a:b:0.5]" * 400, steps=1, width=64, height=64, seed=1,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from studio.pnginfo import read_generation_info
+from studio.records.pnginfo import read_generation_info
 from tests.browser.conftest import screenshot
 from tests.browser.test_txt2img_ui import set_number
 

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from studio.pnginfo import read_generation_info
+from studio.records.pnginfo import read_generation_info
 from tests.browser.conftest import Server, screenshot, started_server, studio_page
 from tests.test_extensions import FIXTURES, SHIPPED, copy_extensions
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from studio import storage
+from studio.records import storage
 from tests.browser.conftest import screenshot, started_server, studio_page
 
 pytestmark = pytest.mark.browser

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy.ndimage import binary_dilation
 
-from studio.pnginfo import read_generation_info
+from studio.records.pnginfo import read_generation_info
 from tests.browser.conftest import screenshot
 from tests.browser.test_txt2img_ui import generate, set_number
 

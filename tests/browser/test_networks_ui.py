@@ -9,8 +9,8 @@ from typing import Iterator
 
 import pytest
 
-from studio.models import load_pipeline, find_model
-from studio.pnginfo import read_generation_info
+from studio.checkpoints.manager import find_model, load_pipeline
+from studio.records.pnginfo import read_generation_info
 from studio.settings import Settings
 from tests.browser.conftest import Server, screenshot, started_server, studio_page
 from tests.browser.test_txt2img_ui import set_number

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.pnginfo import read_generation_info
+from studio.records.pnginfo import read_generation_info
 from tests.browser.conftest import screenshot
 from tests.browser.test_txt2img_ui import generate, newest_png, set_number
 

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from studio.sizes import size_for
+from studio.checkpoints.sizes import size_for
 from tests.browser.conftest import Server, screenshot, started_server, studio_page
 from tests.browser.test_sources_ui import open_tab, toast
 from tests.browser.test_txt2img_ui import pick, set_number

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.pnginfo import read_generation_info
+from studio.records.pnginfo import read_generation_info
 from tests.browser.conftest import screenshot
 
 pytestmark = pytest.mark.browser

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from studio.pnginfo import read_generation_info
-from tests.browser.conftest import started_server, studio_page, screenshot
+from studio.records.pnginfo import read_generation_info
+from tests.browser.conftest import screenshot, started_server, studio_page
 from tests.support.esrgan import write_esrgan
 
 pytestmark = pytest.mark.browser

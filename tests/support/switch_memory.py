@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from studio.models import ModelManager
+from studio.checkpoints.manager import ModelManager
 from studio.settings import Settings
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline, UNet2DConditionModel
 
-from studio.models import DEFAULT_MODEL_DIR
-from studio.single_file import SHIPPED_CONFIGS
+from studio.checkpoints.manager import DEFAULT_MODEL_DIR
+from studio.checkpoints.single_file import SHIPPED_CONFIGS
 
 SD15_SCHEDULER = SHIPPED_CONFIGS / "sd15" / "scheduler" / "scheduler_config.json"
 

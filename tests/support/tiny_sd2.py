@@ -1,7 +1,7 @@
 """Reduced random SD 2.x single files in the original LDM/A1111 key layout (OpenCLIP text tower
 under `cond_stage_model.model.`), and the bundled SD 2.x config folders shrunk to their size.
 
-`shrunk_configs(root)` copies studio/configs/ and shrinks the UNet, VAE and text encoder of every
+`shrunk_configs(root)` copies studio/checkpoints/configs/ and shrinks the UNet, VAE and text encoder of every
 sd2-* folder (same pipeline classes, schedulers, prediction types, sample sizes and tokenizers), so
 a test points single_file.SHIPPED_CONFIGS at it and loads reduced files through the real path.
 """
@@ -15,7 +15,7 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from studio.single_file import SHIPPED_CONFIGS
+from studio.checkpoints.single_file import SHIPPED_CONFIGS
 from tests.support.ldm_convert import save_single_file
 
 UNET = dict(block_out_channels=[32, 64], layers_per_block=1, attention_head_dim=[2, 4], norm_num_groups=8,

@@ -10,11 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
-                       StableDiffusionXLPipeline, UNet2DConditionModel)
+from diffusers import (
+    AutoencoderKL,
+    EulerDiscreteScheduler,
+    StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from studio.models import DEFAULT_MODEL_DIR
+from studio.checkpoints.manager import DEFAULT_MODEL_DIR
 
 TIME_EMBED = 8
 TEXT_DIM = 32
@@ -79,13 +84,18 @@ def write_tiny_sdxl_refiner(folder: Path, seed: int = 1) -> Path:
 def write_tiny_refiner_single_file(path: Path, configs: Path, seed: int = 2) -> Path:
     """A reduced random SDXL refiner as an original-layout single file (UNet `label_emb`, OpenCLIP
     bigG under `conditioner.embedders.0.model.`), and `configs/sdxl-refiner` shrunk to match it
-    (`configs` is a copy of studio/configs/ that a test points single_file.SHIPPED_CONFIGS at)."""
+    (`configs` is a copy of studio/checkpoints/configs/ that a test points single_file.SHIPPED_CONFIGS at)."""
     import json
 
     from safetensors.torch import save_file
 
-    from tests.support.ldm_convert import (UNET_PREFIX, VAE_PREFIX, convert_unet_state_dict,
-                                           convert_vae_state_dict, open_clip_text_state_dict)
+    from tests.support.ldm_convert import (
+        UNET_PREFIX,
+        VAE_PREFIX,
+        convert_unet_state_dict,
+        convert_vae_state_dict,
+        open_clip_text_state_dict,
+    )
 
     folder = configs / "sdxl-refiner"
     text_config = json.loads((folder / "text_encoder_2" / "config.json").read_text())

@@ -29,8 +29,8 @@ import torch
 
 from studio.prompting.attention import parse_prompt_attention
 from studio.prompting.encode import encode_chunks, encode_chunks_sdxl, max_clip_skip, tokenize_line
-from studio.prompting.networks import NetworkTag, split_network_tags
 from studio.prompting.limits import check_chunks, plan_schedule
+from studio.prompting.networks import NetworkTag, split_network_tags
 from studio.prompting.schedule import prompt_schedule
 from studio.request import RequestError
 

@@ -1,7 +1,7 @@
 """Per-mode preparation of pipeline inputs and finishing of outputs (pixels only, no torch).
 
 img2img: the init image resized by the request's resize mode.
-outpaint: the canvas extended and its new area masked (studio/outpaint.py), then inpainted.
+outpaint: the canvas extended and its new area masked (studio/generation/outpaint.py), then inpainted.
 inpaint: image and mask resized (whole picture) or cropped around the mask plus padding
 ("only masked"); after sampling, the result is pasted back over the untouched original with
 the blurred mask, so pixels beyond mask + blur radius keep their exact bytes.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from studio import imageops, outpaint
+from studio.generation import imageops, outpaint
 from studio.request import GenerationRequest, RequestError
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from studio.latents import noise_shape
+from studio.generation.latents import noise_shape
 from studio.request import GenerationRequest
 
 

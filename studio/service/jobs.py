@@ -13,8 +13,10 @@ from typing import Any, Callable, Mapping
 import torch
 from PIL import Image
 
-from studio import __version__, infotext, refiner, storage
-from studio.engine import Engine, GeneratedImage, RunResult, StepCallback
+from studio import __version__
+from studio.generation import refiner
+from studio.generation.engine import Engine, GeneratedImage, RunResult, StepCallback
+from studio.records import infotext, storage
 from studio.request import GenerationRequest
 from studio.settings import Settings
 

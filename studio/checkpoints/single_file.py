@@ -2,7 +2,7 @@
 
 `from_single_file` needs diffusers-format configs for every component; by default it fetches
 them from the Hub. We pick a config folder that matches the checkpoint's tensor shapes from the
-ones we ship (studio/configs/<arch>/, tokenizer derived locally) and the embedded default model's
+ones we ship (studio/checkpoints/configs/<arch>/, tokenizer derived locally) and the embedded default model's
 own folder, and pass it explicitly, so nothing is downloaded.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import torch
 from accelerate import init_empty_weights
 from diffusers import DiffusionPipeline, UNet2DConditionModel
@@ -25,13 +26,13 @@ from diffusers.loaders.single_file import load_single_file_sub_model
 from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 from safetensors import safe_open
 
-import diffusers
-
-from studio import checkpoint_io, clip_vocab, parameterization
-from studio.errors import ModelError, describe_load_error, first_line as _first_line
+from studio.checkpoints import clip_vocab, parameterization
+from studio.checkpoints import files as checkpoint_io
+from studio.errors import ModelError, describe_load_error
+from studio.errors import first_line as _first_line
 from studio.settings import PACKAGE_DIR, Settings
 
-SHIPPED_CONFIGS = PACKAGE_DIR / "configs"
+SHIPPED_CONFIGS = Path(__file__).with_name("configs")
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights"
 UNET_PREFIX = _UNET = "model.diffusion_model."
 # Only configs and tokenizer files go into the cache: with weights next to the configs,

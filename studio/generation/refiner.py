@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline, StableDiffusionXLImg2ImgPipeline
 
-from studio import single_file
+from studio.checkpoints import single_file
+from studio.checkpoints.manager import ModelEntry, find_model, load_pipeline, model_hash, release_memory
 from studio.errors import ModelError
-from studio.models import ModelEntry, find_model, load_pipeline, model_hash, release_memory
-from studio.prompts import PromptInputs
+from studio.prompting.conditioning import PromptInputs
 from studio.request import GenerationRequest, RequestError
 from studio.settings import Settings
 

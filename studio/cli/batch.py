@@ -27,7 +27,7 @@ def add_folder_flags(parser: argparse.ArgumentParser, mask: bool = False) -> Non
 
 
 def add_extras_flags(parser: argparse.ArgumentParser) -> None:
-    from studio.extras import ExtrasRequest
+    from studio.generation.extras import ExtrasRequest
 
     for item in fields(ExtrasRequest):
         if item.name in EXTRAS_SKIP:
@@ -45,7 +45,7 @@ def _absolute(path: Path | None) -> Path | None:
 
 
 def run_img2img_batch(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.cli import request_from_args
+    from studio.cli.main import request_from_args
 
     def job(studio):  # type: ignore[no-untyped-def]
         request = request_from_args(args)
@@ -56,7 +56,7 @@ def run_img2img_batch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_extras_batch(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.extras import ExtrasRequest
+    from studio.generation.extras import ExtrasRequest
 
     values = {item.name: getattr(args, item.name) for item in fields(ExtrasRequest) if hasattr(args, item.name)}
     return _run(settings, lambda studio: studio.extras_folder(values, _absolute(args.input_dir),
@@ -64,10 +64,10 @@ def run_extras_batch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(settings: Settings, job) -> int:  # type: ignore[no-untyped-def]
+    from studio.checkpoints.devices import configure_threads
     from studio.errors import StudioError
-    from studio.hardware import configure_threads
-    from studio.service import Studio
-    from studio.shutdown import install_shutdown_handler
+    from studio.service.shutdown import install_shutdown_handler
+    from studio.service.studio import Studio
 
     configure_threads(settings.threads)
     studio = Studio.create(settings)

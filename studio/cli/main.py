@@ -241,9 +241,8 @@ def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     """Flags by field name; image fields arrive as paths and are opened here."""
     from PIL import Image
 
-    from studio.control_cli import units_from_args
-
-    from studio.presets import load_presets
+    from studio.cli.control import units_from_args
+    from studio.service.presets import load_presets
 
     values: dict[str, Any] = {}
     if args.preset:
@@ -279,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help='run a script, as the API\'s script_name: "Prompts from file or textbox", "Prompt matrix", '
                                '"X/Y/Z plot"')
     generate.add_argument("--script-args", default="[]", help="the script's A1111 script_args as a JSON list")
-    from studio.batch_cli import add_extras_flags, add_folder_flags
+    from studio.cli.batch import add_extras_flags, add_folder_flags
 
     img2img_batch = sub.add_parser("img2img-batch", help="img2img (inpaint with --mask-dir) over a folder of images")
     add_settings_flags(img2img_batch, with_model=False)
@@ -302,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["serve", *argv]
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
-    from studio.batch_cli import run_extras_batch, run_img2img_batch
+    from studio.cli.batch import run_extras_batch, run_img2img_batch
 
     return {"serve": run_serve, "generate": run_generate, "samplers": run_samplers, "models": run_models,
             "networks": run_networks, "img2img-batch": run_img2img_batch,
@@ -310,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.server import serve
+    from studio.cli.serve import serve
     from studio.errors import StudioError
 
     try:
@@ -357,10 +356,10 @@ def start_failure(error: BaseException) -> str:
 
 
 def run_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.service import Studio
+    from studio.checkpoints.devices import configure_threads
     from studio.errors import StudioError
-    from studio.hardware import configure_threads
-    from studio.shutdown import install_shutdown_handler
+    from studio.service.shutdown import install_shutdown_handler
+    from studio.service.studio import Studio
 
     configure_threads(settings.threads)
     studio = Studio.create(settings)  # extensions' samplers and hooks apply here too
@@ -400,7 +399,7 @@ def _script_args(text: str) -> list[Any]:
 def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
     """The core samplers and the extensions' ones: only the registries are imported (no engine,
     pipelines or UI: a listing should cost little CPU, also on a busy machine)."""
-    from studio.extensions import ExtensionManager
+    from studio.service.extensions import ExtensionManager
 
     for name, spec in ExtensionManager(settings).load_all().samplers.items():
         options = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
@@ -409,7 +408,7 @@ def run_samplers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.models import discover_models
+    from studio.checkpoints.manager import discover_models
 
     for entry in discover_models(settings):
         print(f"{entry.title}\t{entry.kind}\t{entry.location}")

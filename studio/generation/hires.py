@@ -15,9 +15,9 @@ import torch
 from diffusers import DiffusionPipeline
 from PIL import Image
 
-from studio.latents import decode
+from studio.checkpoints.upscalers import LATENT_UPSCALERS, Upscalers, upscale_latents
+from studio.generation.latents import decode
 from studio.request import GenerationRequest
-from studio.upscalers import LATENT_UPSCALERS, Upscalers, upscale_latents
 
 
 def uses_latents(request: GenerationRequest) -> bool:

@@ -26,16 +26,15 @@ import os
 import re
 import sys
 import threading
-import tomllib
 import traceback
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any, Callable, Collection, Mapping
 
+import tomllib
 from PIL import Image
 
-from studio import storage
 from studio.api import (
     API_VERSION,
     ExtensionApi,
@@ -49,8 +48,9 @@ from studio.api import (
 )
 from studio.control.preprocessors import PREPROCESSORS as CORE_PREPROCESSORS
 from studio.errors import StudioError
+from studio.generation.samplers import SAMPLERS, SamplerSpec
+from studio.records import storage
 from studio.request import GenerationRequest
-from studio.samplers import SAMPLERS, SamplerSpec
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)

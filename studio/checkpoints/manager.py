@@ -24,9 +24,11 @@ import diffusers
 import torch
 from diffusers import DiffusionPipeline
 
-from studio import checkpoint_io, hashcache, offload, single_file
-from studio.errors import ModelError, describe_load_error, first_line as _first_line
-from studio.hardware import pick_device, pick_dtype, use_memory_format
+from studio.checkpoints import files as checkpoint_io
+from studio.checkpoints import hashcache, offload, single_file
+from studio.checkpoints.devices import pick_device, pick_dtype, use_memory_format
+from studio.errors import ModelError, describe_load_error
+from studio.errors import first_line as _first_line
 from studio.settings import PACKAGE_DIR, Settings
 
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights"
@@ -220,7 +222,7 @@ def load_pipeline(entry: ModelEntry, settings: Settings) -> DiffusionPipeline:
     use_memory_format([pipe.unet, pipe.vae], device, dtype)
     pipe.set_progress_bar_config(disable=True)
     if settings.compile:
-        from studio.compilation import compile_unet
+        from studio.checkpoints.compilation import compile_unet
 
         compile_unet(pipe, settings.cache_dir)
     return pipe

@@ -17,9 +17,15 @@ import json
 import re
 from typing import Any, Mapping
 
-from studio.imageops import RESIZE_MODES
-from studio.request import (CONTROL_MODES, CONTROL_RESIZE_MODES, INPAINTING_FILLS, OUTPAINT_FILLS, ControlUnit,
-                            GenerationRequest)
+from studio.generation.imageops import RESIZE_MODES
+from studio.request import (
+    CONTROL_MODES,
+    CONTROL_RESIZE_MODES,
+    INPAINTING_FILLS,
+    OUTPAINT_FILLS,
+    ControlUnit,
+    GenerationRequest,
+)
 
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 NEGATIVE_PREFIX = "Negative prompt:"

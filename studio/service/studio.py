@@ -1,7 +1,7 @@
 """The Studio: models, engine and extensions wired together, and the one place every job enters.
 
-It implements `studio.facade.StudioFacade` for the web layer and builds the UI context for the
-Gradio tabs; `studio.server` launches it."""
+It implements `studio.service.facade.StudioFacade` for the web layer and builds the UI context for the
+Gradio tabs; `studio.cli.serve` launches it."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,36 +16,44 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Se
 
 from PIL import Image
 
-from studio import jobs, storage
 from studio.api import ExtensionContext
-from studio.batch import BatchResult, run_extras_folder, run_img2img_batch
-from studio.extras import ExtrasRequest, face_restoration_unavailable
-from studio.history import HistoryIndex
-from studio.upscalers import image_upscaler_names
-from studio.zerogpu import GpuEngine, gpu_wrapper
+from studio.checkpoints.manager import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
+from studio.checkpoints.upscalers import image_upscaler_names
 from studio.control import pose
 from studio.control.models import ControlNetEntry, controlnet_mismatch, discover_controlnets
 from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
 from studio.control.units import control_image
-from studio.engine import Engine, Progress
 from studio.errors import ModelError, StudioError
-from studio.extensions import ExtensionManager, save_output, settings_view
-from studio.facade import LoadedInfo, Reproduction
-from studio.models import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
+from studio.generation.engine import Engine, Progress
+from studio.generation.extras import ExtrasRequest, face_restoration_unavailable
+from studio.generation.previews import latent_preview
+from studio.generation.samplers import SCHEDULE_TYPES, available_samplers
 from studio.networks import listing
 from studio.networks.embeddings import text_width
-from studio.pnginfo import read_generation_info
 from studio.prompting.limits import check_prompts
-from studio.queue import LOCAL, Job, JobCancelled, JobQueue, QueuedRuns
-from studio.users import outputs_for, user_names
-from studio.previews import latent_preview
-from studio.reproduce import NoRecipeError, read_recipe, recipe_warnings
+from studio.prompting.styles import (
+    Style,
+    apply_request_styles,
+    apply_styles,
+    infotext_style_names,
+    load_styles,
+    save_style,
+    unapply_styles,
+)
+from studio.records import storage
+from studio.records.history import HistoryIndex
+from studio.records.pnginfo import read_generation_info
+from studio.records.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
-from studio.samplers import SCHEDULE_TYPES, available_samplers
-from studio.scripts import ScriptJob, run_script
+from studio.service import jobs
+from studio.service.batch import BatchResult, run_extras_folder, run_img2img_batch
+from studio.service.extensions import ExtensionManager, save_output, settings_view
+from studio.service.facade import LoadedInfo, Reproduction
+from studio.service.queue import LOCAL, Job, JobCancelled, JobQueue, QueuedRuns
+from studio.service.scripts import ScriptJob, run_script
+from studio.service.users import outputs_for, user_names
+from studio.service.zerogpu import GpuEngine, gpu_wrapper
 from studio.settings import Settings
-from studio.styles import (Style, apply_request_styles, apply_styles, infotext_style_names, load_styles, save_style,
-                           unapply_styles)
 
 if TYPE_CHECKING:
     from studio.ui.context import UiContext
@@ -58,7 +66,7 @@ class Studio:
     engine: Engine
     extensions: ExtensionManager
     # What jobs run on: the engine, or on a ZeroGPU Space the engine with each turn inside
-    # spaces.GPU (studio/zerogpu.py). None: the engine.
+    # spaces.GPU (studio/service/zerogpu.py). None: the engine.
     runner: Any = field(default=None, repr=False)
     history: HistoryIndex = field(init=False, repr=False)
     queue: JobQueue = field(init=False, repr=False)
@@ -295,7 +303,7 @@ class Studio:
                       mask_dir: str | Path | None = None,
                       progress: Callable[[float, str], None] = lambda f, d: None,
                       user: str | None = None) -> BatchResult:
-        """A1111's img2img "Batch" tab: every image of a server folder (studio/batch.py, studio/folders.py);
+        """A1111's img2img "Batch" tab: every image of a server folder (studio/service/batch.py, studio/service/folders.py);
         a shared studio's user works in outputs/<user>/."""
         return run_img2img_batch(self, request, input_dir, output_dir, mask_dir, progress, user)
 
@@ -359,7 +367,7 @@ class Studio:
             raise ModelError(f"this PNG was made with model {title[:200]!r}, which is not among the models here "
                              "(models/Stable-diffusion); place it there to reproduce the image")
 
-    # The rest of studio.facade.StudioFacade: what the web layer may ask.
+    # The rest of studio.service.facade.StudioFacade: what the web layer may ask.
 
     def samplers(self) -> Mapping[str, Any]:
         return MappingProxyType(self.engine.samplers)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import StudioError
-from studio.storage import PARAMETERS_KEY, read_png_text
+from studio.records.storage import PARAMETERS_KEY, read_png_text
 
 COMPANION = re.compile(r"^(?P<stem>.+)-(init|mask|control-\d+)$")
 

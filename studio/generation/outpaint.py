@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from studio import imageops
+from studio.generation import imageops
 from studio.request import OUTPAINT_FILLS, GenerationRequest
 
 

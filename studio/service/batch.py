@@ -1,6 +1,6 @@
 """Folder in, folder out: A1111's img2img "Batch" tab and Extras' "Batch from directory".
 
-Folders go through `studio.folders.FolderPolicy` (who may name which folder); every image runs
+Folders go through `studio.service.folders.FolderPolicy` (who may name which folder); every image runs
 through the studio's one generation entry (img2img) or its Extras, one at a time, and is saved
 with its infotext in the output folder (outputs/ when none is given) under the usual numbered
 names, which never overwrite an existing file.
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from PIL import Image
 
-from studio import storage
-from studio.folders import FolderError, FolderPolicy
+from studio.records import storage
 from studio.request import MAX_INPUT_PIXELS, GenerationRequest
-from studio.users import outputs_for
+from studio.service.folders import FolderError, FolderPolicy
+from studio.service.users import outputs_for
 
 if TYPE_CHECKING:
-    from studio.service import Studio
+    from studio.service.studio import Studio
 
 Progress = Callable[[float, str], None]
 

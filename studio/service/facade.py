@@ -1,7 +1,7 @@
 """The narrow interface the web layer (HTTP routes, later a Ray Serve handle) uses to reach the studio.
 
 Routes depend on this Protocol, never on the Studio class, the engine or diffusers objects: a local
-`studio.service.Studio` implements it today; a remote replica handle can implement it tomorrow.
+`studio.service.studio.Studio` implements it today; a remote replica handle can implement it tomorrow.
 """
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from studio.request import GenerationRequest
 from studio.settings import Settings
 
 if TYPE_CHECKING:
+    from studio.checkpoints.manager import ModelEntry
+    from studio.checkpoints.upscalers import UpscalerEntry
     from studio.control.models import ControlNetEntry
     from studio.control.preprocessors import PreprocessorSpec
-    from studio.engine import Progress
-    from studio.jobs import JobResult, SavedImage
-    from studio.models import ModelEntry
-    from studio.queue import Job, JobQueue
-    from studio.samplers import SamplerSpec
-    from studio.scripts import ScriptJob
-    from studio.upscalers import UpscalerEntry
+    from studio.generation.engine import Progress
+    from studio.generation.samplers import SamplerSpec
+    from studio.service.jobs import JobResult, SavedImage
+    from studio.service.queue import Job, JobQueue
+    from studio.service.scripts import ScriptJob
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class StudioFacade(Protocol):
     settings: Settings
     parallel_jobs: int  # jobs that run at once: 1 on the local engine, the replicas on a cluster
 
-    queue: "JobQueue"  # who waits and who runs (studio.queue): places, ETAs, per-job stop events
+    queue: "JobQueue"  # who waits and who runs (studio.service.queue): places, ETAs, per-job stop events
 
     def submit(self, request: GenerationRequest, on_step: Callable[["Progress"], None] | None = None,
                save: bool = True, directory: Path | None = None, owner: str | None = None,
@@ -76,7 +76,7 @@ class StudioFacade(Protocol):
 
     def interrupt(self, owner: str | None = None) -> None: ...  # the owner's jobs; None: the running job
 
-    def prompt_styles(self) -> Mapping[str, Any]: ...  # styles.csv by name (studio.styles.Style)
+    def prompt_styles(self) -> Mapping[str, Any]: ...  # styles.csv by name (studio.prompting.styles.Style)
 
     def skip(self, owner: str | None = None) -> None: ...  # drop the current iteration of the owner's running job
 

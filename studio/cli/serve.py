@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from studio.hardware import configure_threads
-from studio.service import Studio
+from studio.checkpoints.devices import configure_threads
+from studio.records.storage import remove_stale_temps
+from studio.service.shutdown import install_shutdown_handler
+from studio.service.studio import Studio
+from studio.service.users import check_user_names, user_names
 from studio.settings import Settings
-from studio.shutdown import install_shutdown_handler
-from studio.storage import remove_stale_temps
-from studio.users import check_user_names, user_names
 
 MAX_UPLOAD = "64mb"  # Gradio uploads; the HTTP API has the same limit on bodies
 

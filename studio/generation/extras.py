@@ -10,8 +10,8 @@ from typing import Any, Mapping
 
 from PIL import Image, ImageOps
 
+from studio.checkpoints.upscalers import Upscalers
 from studio.request import MAX_SIZE, RequestError, _check_int, _check_number, _check_type
-from studio.upscalers import Upscalers
 
 RESIZE_MODES = ("Scale by", "Scale to")
 MAX_EXTRAS_SCALE = 8.0

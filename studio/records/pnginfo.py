@@ -8,8 +8,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from studio import infotext, storage
 from studio.errors import StudioError
+from studio.records import infotext, storage
 from studio.request import IMAGE_FIELDS, ControlUnit, GenerationRequest, decode_image
 
 

@@ -10,34 +10,44 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
-from pathlib import Path
-
-from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image, DiffusionPipeline
+from diffusers import (
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    AutoPipelineForText2Image,
+    DiffusionPipeline,
+)
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from PIL import Image
 
-from studio import extras, hires, imageops, modes, refiner as refiners
-from studio.extras import ExtrasRequest
-from studio.prompts import PromptInputs, prepare_prompts
+from studio.checkpoints.devices import pick_device
+from studio.checkpoints.manager import LoadedModel, ModelManager
+from studio.checkpoints.upscalers import Upscalers, image_upscaler_names
 from studio.control.models import controlnet_mismatch, discover_controlnets, load_controlnet
 from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
 from studio.errors import ModelError
-from studio.hardware import pick_device
-from studio.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
-from studio.models import LoadedModel, ModelManager
+from studio.generation import extras, hires, imageops, modes
+from studio.generation import refiner as refiners
+from studio.generation.extras import ExtrasRequest
+from studio.generation.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
+from studio.generation.previews import Previewer
+from studio.generation.samplers import (
+    SAMPLERS,
+    SamplerUnavailableError,
+    make_scheduler,
+    resolve_sampler_name,
+    resolve_schedule_type,
+)
+from studio.generation.stepcache import step_cache
+from studio.generation.vae_guard import nan_safe_decode
+from studio.generation.variation import variation_noise, with_noise
 from studio.networks.manager import AppliedNetworks, NetworkManager
+from studio.prompting.conditioning import PromptInputs, prepare_prompts
 from studio.request import INPAINTING_FILLS, MAX_SEED, ControlUnit, GenerationRequest, RequestError
-from studio.previews import Previewer
-from studio.samplers import (SAMPLERS, SamplerUnavailableError, make_scheduler, resolve_sampler_name,
-                             resolve_schedule_type)
-from studio.stepcache import step_cache
-from studio.vae_guard import nan_safe_decode
-from studio.variation import variation_noise, with_noise
-from studio.upscalers import Upscalers, image_upscaler_names
 
 
 @dataclass
@@ -68,7 +78,7 @@ StepCallback = Callable[[Progress], None]
 
 
 class RunControl(Protocol):
-    """A job's own stop events (studio.queue.Job): set by its owner's Interrupt / Skip."""
+    """A job's own stop events (studio.service.queue.Job): set by its owner's Interrupt / Skip."""
 
     interrupt: threading.Event
     skip: threading.Event
@@ -110,7 +120,7 @@ class RunResult:
     controls: Controls = Controls()
     skipped: int = 0  # iterations (batch-count steps) dropped by Engine.skip()
     networks: AppliedNetworks = AppliedNetworks()  # LoRAs, embeddings and VAE the run used, with hashes
-    refiner: refiners.LoadedRefiner | None = None  # the SDXL refiner the run used (studio/refiner.py)
+    refiner: refiners.LoadedRefiner | None = None  # the SDXL refiner the run used (studio/generation/refiner.py)
 
 
 class Engine:
@@ -223,7 +233,7 @@ class Engine:
         """`prompts_for(index)` gives each image its own prompt (called once per image, in order);
         `on_image(result so far, image)` is called as each image finishes (to save it at once: an
         interrupt or SIGTERM later in the run keeps it). `control`: the job's own interrupt and skip
-        events (studio.queue.Job), so stopping one job never stops another; `iterations`: run only
+        events (studio.service.queue.Job), so stopping one job never stops another; `iterations`: run only
         these batch-count iterations of the request (seeds and indexes as in the whole run)."""
         request.validate(samplers=None)
         with self._lock:
@@ -376,7 +386,7 @@ class Engine:
 
     def _refiner_pass(self, refiner: refiners.LoadedRefiner, request: GenerationRequest, latents: torch.Tensor,
                       seeds: list[int], on_step: StepCallback | None) -> list[Image.Image]:
-        """The refiner finishes the base's latents from the switch point (see studio/refiner.py)."""
+        """The refiner finishes the base's latents from the switch point (see studio/generation/refiner.py)."""
         if self._interrupt.is_set() or self._skip.is_set():
             return []
         pipe = refiner.pipe
@@ -391,7 +401,7 @@ class Engine:
 
     def _hires_pass(self, model: LoadedModel, request: GenerationRequest, first: Any, seeds: list[int],
                     on_step: StepCallback | None) -> list[Image.Image]:
-        """Upscale the first pass and denoise it again with img2img (see studio/hires.py)."""
+        """Upscale the first pass and denoise it again with img2img (see studio/generation/hires.py)."""
         if self._interrupt.is_set():
             return []
         source = hires.upscale(model.pipe, first, request, self.upscalers)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from PIL import Image
 
-from studio.extensions import ExtensionError
-from studio.jobs import SavedImage
 from studio.request import GenerationRequest, RequestError
+from studio.service.extensions import ExtensionError
+from studio.service.jobs import SavedImage
 
 if TYPE_CHECKING:
-    from studio.service import Studio
+    from studio.service.studio import Studio
 
 _SEED = re.compile(r"(?:^|,\s*)Seed:\s*(-?\d+)", re.M)
 
@@ -69,7 +69,7 @@ def run_script(studio: "Studio", request: GenerationRequest, script_name: str,
 def _saved(item: Image.Image | Path | str, text: str) -> SavedImage:
     """A script's output image (a saved path or an image) as a SavedImage; the recipe of a saved
     PNG comes from its `studio` chunk."""
-    from studio.pnginfo import read_generation_info
+    from studio.records.pnginfo import read_generation_info
 
     path = Path(item) if isinstance(item, (str, Path)) else None
     recipe: dict[str, Any] = {}

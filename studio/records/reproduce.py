@@ -17,11 +17,12 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from studio import jobs, storage
+from studio.checkpoints.manager import ModelManager, find_model, model_hash
 from studio.errors import ModelError, StudioError
-from studio.models import ModelManager, find_model, model_hash
 from studio.networks.recipe import network_warnings
+from studio.records import storage
 from studio.request import GenerationRequest, RequestError
+from studio.service import jobs
 
 
 class NoRecipeError(StudioError):
