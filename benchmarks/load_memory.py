@@ -31,11 +31,11 @@ def _reset_peak() -> None:
 def measure(path: Path, dtype: str, models_dir: Path | None = None) -> dict[str, Any]:
     """Load the single-file checkpoint or diffusers folder at `path` with the studio's loader."""
     import diffusers  # noqa: F401  (the pipeline classes import lazily; pay that before measuring)
-    import torch  # imported before the baseline: library code is not the model
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline  # noqa: F401
     from transformers import CLIPTextModel, CLIPTextModelWithProjection  # noqa: F401
 
-    from studio.checkpoints.manager import ModelEntry, load_pipeline
+    from studio.checkpoints.catalog import ModelEntry
+    from studio.checkpoints.loading import load_pipeline
     from studio.settings import Settings
 
     kind = "single_file" if path.is_file() else "diffusers"

@@ -117,7 +117,8 @@ def default_model_groups(plan: Plan, root: Path) -> dict[str, Any]:
     """Studio Engine.run vs bare diffusers on the same default-model weights, per sampler."""
     from diffusers import DiffusionPipeline
 
-    from studio.checkpoints.manager import DEFAULT_MODEL_DIR, ModelManager
+    from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
+    from studio.checkpoints.manager import ModelManager
     from studio.generation.engine import Engine
     from studio.generation.samplers import make_scheduler
     from studio.request import GenerationRequest

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import pickle
 import re
+from typing import Any
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _UNSUPPORTED_GLOBAL = re.compile(r"unsupported GLOBAL [\w.]+")
+
+
+class RequestError(ValueError):
+    """A request field is invalid; the message names the field and says what is allowed."""
 
 
 class StudioError(RuntimeError):
@@ -37,3 +42,34 @@ def describe_load_error(error: BaseException) -> str:
             return f"a pickle file holds more than weights{detail}, so it was not loaded; convert it to .safetensors"
         cause = cause.__cause__ or cause.__context__
     return first_line(error)
+
+
+# Field checks: each raises a RequestError that names the field and what is allowed.
+
+def check_text(name: str, value: Any, limit: int) -> None:
+    check_type(name, value, str)
+    if len(value) > limit:
+        raise RequestError(f"{name} is {len(value)} characters long; at most {limit} are accepted")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise RequestError(f"{name} contains text that is not valid Unicode (at character {error.start})") from error
+
+
+def check_type(name: str, value: Any, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise RequestError(f"{name} must be a {kind.__name__} (got {type(value).__name__})")
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{name} must be a whole number (got {value!r})")
+    if not low <= value <= high:
+        raise RequestError(f"{name} must be between {low} and {high} (got {value})")
+
+
+def check_number(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise RequestError(f"{name} must be a number (got {value!r})")
+    if not low <= value <= high:
+        raise RequestError(f"{name} must be between {low:g} and {high:g} (got {value:g})")

@@ -5,17 +5,15 @@ same JSON serves the UI, the HTTP API, the CLI, extensions and the PNG's `studio
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
-import io
 import json
 from dataclasses import dataclass, fields
 from typing import Any, Collection, Mapping
 
-import numpy as np
 from PIL import Image
 
-from studio.generation.imageops import to_mask
+from studio.errors import RequestError, check_int, check_number, check_text, check_type
+from studio.images import decode_image, encode_image, to_mask
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150
@@ -31,18 +29,12 @@ MAX_PROMPT_CHARS = 20_000
 # What one job may produce: keeps a response (and its base64) within memory.
 MAX_TOTAL_IMAGES = 100
 MAX_TOTAL_PIXELS = 2**26  # e.g. 64 images of 1024x1024, or 16 of 2048x2048
-# Inputs are refused before decoding beyond this (a small PNG can expand to gigabytes).
-MAX_INPUT_PIXELS = 4 * MAX_SIZE * MAX_SIZE
 INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
 OUTPAINT_FILLS = ("stretch", "noise")  # how the new canvas area starts: edge pixels stretched, or noise
 MAX_HR_SCALE = 4.0
 MAX_OUTPAINT = 512
 IMAGE_FIELDS = ("init_image", "mask")
-
-
-class RequestError(ValueError):
-    """A request field is invalid; the message names the field and says what is allowed."""
-
+RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
 
 CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
 CONTROL_RESIZE_MODES = ("Just Resize", "Crop and Resize", "Resize and Fill")
@@ -74,16 +66,16 @@ class ControlUnit:
             raise RequestError(f"{where}: give a control image (or use img2img/inpaint to use the source image)")
         if self.image is not None and not isinstance(self.image, Image.Image):
             raise RequestError(f"{where}: image must be an image")
-        _check_number(f"{where} weight", self.weight, 0.0, 2.0)
+        check_number(f"{where} weight", self.weight, 0.0, 2.0)
         for name in ("threshold_a", "threshold_b"):
-            _check_number(f"{where} {name}", getattr(self, name), -MAX_THRESHOLD, MAX_THRESHOLD)
-        _check_number(f"{where} guidance_start", self.guidance_start, 0.0, 1.0)
-        _check_number(f"{where} guidance_end", self.guidance_end, 0.0, 1.0)
+            check_number(f"{where} {name}", getattr(self, name), -MAX_THRESHOLD, MAX_THRESHOLD)
+        check_number(f"{where} guidance_start", self.guidance_start, 0.0, 1.0)
+        check_number(f"{where} guidance_end", self.guidance_end, 0.0, 1.0)
         if self.guidance_start >= self.guidance_end:
             raise RequestError(f"{where}: guidance_start must be below guidance_end")
-        _check_type(f"{where} pixel_perfect", self.pixel_perfect, bool)
-        _check_int(f"{where} control_mode", self.control_mode, 0, len(CONTROL_MODES) - 1)
-        _check_int(f"{where} resize_mode", self.resize_mode, 0, len(CONTROL_RESIZE_MODES) - 1)
+        check_type(f"{where} pixel_perfect", self.pixel_perfect, bool)
+        check_int(f"{where} control_mode", self.control_mode, 0, len(CONTROL_MODES) - 1)
+        check_int(f"{where} resize_mode", self.resize_mode, 0, len(CONTROL_RESIZE_MODES) - 1)
 
     def to_dict(self, images: bool = True) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -203,52 +195,52 @@ class GenerationRequest:
         models: Collection[str] | None = None,
     ) -> "GenerationRequest":
         """Raise RequestError for the first invalid field; return self when all are valid."""
-        _check_text("prompt", self.prompt, MAX_PROMPT_CHARS)
-        _check_text("negative_prompt", self.negative_prompt, MAX_PROMPT_CHARS)
-        _check_text("sampler_name", self.sampler_name, 200)
+        check_text("prompt", self.prompt, MAX_PROMPT_CHARS)
+        check_text("negative_prompt", self.negative_prompt, MAX_PROMPT_CHARS)
+        check_text("sampler_name", self.sampler_name, 200)
         if samplers is not None and self.sampler_name not in samplers:
             raise RequestError(
                 f"unknown sampler {self.sampler_name!r}; choose one of: {', '.join(samplers)}"
             )
-        _check_type("scheduler", self.scheduler, str)
-        _check_int("steps", self.steps, 1, MAX_STEPS)
-        _check_number("cfg_scale", self.cfg_scale, 0.0, MAX_CFG)
+        check_type("scheduler", self.scheduler, str)
+        check_int("steps", self.steps, 1, MAX_STEPS)
+        check_number("cfg_scale", self.cfg_scale, 0.0, MAX_CFG)
         for name in ("width", "height"):
             value = getattr(self, name)
             if value is None:
                 continue
-            _check_int(name, value, MIN_SIZE, MAX_SIZE)
+            check_int(name, value, MIN_SIZE, MAX_SIZE)
             if value % 8:
                 raise RequestError(
                     f"{name} must be a multiple of 8 (got {value}; nearest: {_nearest8(value)})"
                 )
-        _check_int("seed", self.seed, -1, MAX_SEED)
+        check_int("seed", self.seed, -1, MAX_SEED)
         self._validate_variation()
-        _check_int("clip_skip", self.clip_skip, 1, MAX_CLIP_SKIP)
+        check_int("clip_skip", self.clip_skip, 1, MAX_CLIP_SKIP)
         if not isinstance(self.styles, tuple) or not all(isinstance(name, str) for name in self.styles):
             raise RequestError("styles must be a list of style names")
         self._validate_images()
         if self.vae is not None:
-            _check_type("vae", self.vae, str)
+            check_type("vae", self.vae, str)
         self._validate_hires(samplers)
         self._validate_outpaint()
         self._validate_refiner()
-        _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
-        _check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
-        _check_int("cache_interval", self.cache_interval, 1, MAX_CACHE_INTERVAL)
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
+        check_int("cache_interval", self.cache_interval, 1, MAX_CACHE_INTERVAL)
         self._validate_totals()
         if self.model is not None:
-            _check_text("model", self.model, 500)
+            check_text("model", self.model, 500)
             if models is not None and self.model not in models:
                 raise RequestError(f"unknown model {self.model!r}; see `python -m studio models`")
         return self
 
     def _validate_variation(self) -> None:
-        _check_int("subseed", self.subseed, -1, MAX_SEED)
-        _check_number("subseed_strength", self.subseed_strength, 0.0, 1.0)
+        check_int("subseed", self.subseed, -1, MAX_SEED)
+        check_number("subseed_strength", self.subseed_strength, 0.0, 1.0)
         for name in ("seed_resize_from_w", "seed_resize_from_h"):
             value = getattr(self, name)
-            _check_int(name, value, -1, MAX_SIZE)
+            check_int(name, value, -1, MAX_SIZE)
             if 0 < value < 8:  # at least one latent pixel
                 raise RequestError(f"{name} must be 0 (off) or at least 8 (got {value})")
 
@@ -267,13 +259,13 @@ class GenerationRequest:
                 raise RequestError(f"{name} must be an image")
         if self.mask is not None and self.init_image is None:
             raise RequestError("a mask needs an init image to inpaint")
-        _check_number("denoising_strength", self.denoising_strength, 0.0, 1.0)
-        _check_int("resize_mode", self.resize_mode, 0, 3)
-        _check_int("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR)
-        _check_int("inpainting_fill", self.inpainting_fill, 0, len(INPAINTING_FILLS) - 1)
-        _check_int("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, MAX_PADDING)
+        check_number("denoising_strength", self.denoising_strength, 0.0, 1.0)
+        check_int("resize_mode", self.resize_mode, 0, 3)
+        check_int("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR)
+        check_int("inpainting_fill", self.inpainting_fill, 0, len(INPAINTING_FILLS) - 1)
+        check_int("inpaint_full_res_padding", self.inpaint_full_res_padding, 0, MAX_PADDING)
         for name in ("inpaint_full_res", "inpainting_mask_invert"):
-            _check_type(name, getattr(self, name), bool)
+            check_type(name, getattr(self, name), bool)
         if self.mask is not None and not self.outpainting \
                 and to_mask(self.mask, self.inpainting_mask_invert).getbbox() is None:
             raise RequestError("the mask is empty after thresholding at 50% grey (white = repaint): paint where "
@@ -283,18 +275,18 @@ class GenerationRequest:
         for index, unit in enumerate(self.controlnet_units):
             if not isinstance(unit, ControlUnit):
                 raise RequestError(f"ControlNet unit {index} is not a ControlNet unit")
-            _check_type(f"ControlNet unit {index} enabled", unit.enabled, bool)
+            check_type(f"ControlNet unit {index} enabled", unit.enabled, bool)
             if unit.enabled:
                 unit.validate(index, has_source=self.init_image is not None)
 
     def _validate_hires(self, samplers: Collection[str] | None) -> None:
-        _check_type("enable_hr", self.enable_hr, bool)
+        check_type("enable_hr", self.enable_hr, bool)
         for name in ("hr_upscaler", "hr_prompt", "hr_negative_prompt", "hr_sampler_name"):
-            _check_type(name, getattr(self, name), str)
-        _check_number("hr_scale", self.hr_scale, 1.0, MAX_HR_SCALE)
-        _check_int("hr_second_pass_steps", self.hr_second_pass_steps, 0, MAX_STEPS)
+            check_type(name, getattr(self, name), str)
+        check_number("hr_scale", self.hr_scale, 1.0, MAX_HR_SCALE)
+        check_int("hr_second_pass_steps", self.hr_second_pass_steps, 0, MAX_STEPS)
         for name in ("hr_resize_x", "hr_resize_y"):
-            _check_int(name, getattr(self, name), 0, MAX_SIZE)
+            check_int(name, getattr(self, name), 0, MAX_SIZE)
             if getattr(self, name) % 8:
                 raise RequestError(f"{name} must be a multiple of 8 (got {getattr(self, name)}; "
                                    f"nearest: {_nearest8(getattr(self, name))})")
@@ -314,8 +306,8 @@ class GenerationRequest:
 
     def _validate_outpaint(self) -> None:
         for name in ("outpaint_left", "outpaint_right", "outpaint_up", "outpaint_down"):
-            _check_int(name, getattr(self, name), 0, MAX_OUTPAINT)
-        _check_int("outpaint_fill", self.outpaint_fill, 0, len(OUTPAINT_FILLS) - 1)
+            check_int(name, getattr(self, name), 0, MAX_OUTPAINT)
+        check_int("outpaint_fill", self.outpaint_fill, 0, len(OUTPAINT_FILLS) - 1)
         if self.outpainting and self.init_image is None:
             raise RequestError("outpainting needs an init image to extend")
 
@@ -325,8 +317,8 @@ class GenerationRequest:
 
     def _validate_refiner(self) -> None:
         if self.refiner_checkpoint is not None:
-            _check_text("refiner_checkpoint", self.refiner_checkpoint, 500)
-        _check_number("refiner_switch_at", self.refiner_switch_at, 0.0, 1.0)
+            check_text("refiner_checkpoint", self.refiner_checkpoint, 500)
+        check_number("refiner_switch_at", self.refiner_switch_at, 0.0, 1.0)
         if not self.uses_refiner:
             return
         if not 0.0 < self.refiner_switch_at < 1.0:
@@ -372,87 +364,9 @@ class GenerationRequest:
         return cls.from_dict(json.loads(text))
 
 
-def encode_image(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def decode_image(text: str, name: str = "image") -> Image.Image:
-    """A base64 image, with or without a data: prefix (A1111 clients send both). Its size is checked
-    from the header before any pixel is decoded, and odd modes (CMYK, 16-bit, float) become RGB/L."""
-    if not isinstance(text, str):
-        raise RequestError(f"{name} must be a base64 image")
-    if text.startswith("data:"):
-        if "," not in text:
-            raise RequestError(f"{name} is a data: URL without a comma before its base64 data")
-        text = text.split(",", 1)[1]
-    try:
-        image = Image.open(io.BytesIO(base64.b64decode(text, validate=False)))
-    except Exception as error:  # PIL raises several types for undecodable data
-        raise RequestError(f"{name} is not a decodable base64 image") from error
-    check_input_size(image, name)
-    try:
-        image.load()
-    except Exception as error:
-        raise RequestError(f"{name} is not a decodable base64 image (truncated or damaged)") from error
-    return normalise_mode(image).copy()  # a plain Image (not a PngImageFile), so decoded requests compare equal
-
-
-def check_input_size(image: Image.Image, name: str) -> None:
-    width, height = image.size
-    if width * height > MAX_INPUT_PIXELS:
-        raise RequestError(f"{name} is {width}x{height} pixels; at most {MAX_INPUT_PIXELS / 1e6:.1f} million pixels "
-                           f"(e.g. {2 * MAX_SIZE}x{2 * MAX_SIZE}) are accepted")
-
-
-def normalise_mode(image: Image.Image) -> Image.Image:
-    """RGB, RGBA, L or LA: what every mode and the saved recipe can hold."""
-    if image.mode in ("RGB", "RGBA", "L", "LA"):
-        return image
-    if image.mode in ("P", "PA"):
-        return image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
-    if image.mode in ("1",):
-        return image.convert("L")
-    if image.mode.startswith(("I", "F")):
-        array = np.asarray(image, dtype=np.float64)
-        top = 1.0 if array.size and array.max() <= 1.0 else (255.0 if array.max() <= 255 else 65535.0)
-        return Image.fromarray(np.clip(array / top * 255.0, 0, 255).round().astype(np.uint8), "L")
-    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
-
-
 def request_fields() -> tuple[dataclasses.Field, ...]:
     return fields(GenerationRequest)
 
 
 def _nearest8(value: int) -> int:
     return max(MIN_SIZE, min(MAX_SIZE, int(round(value / 8)) * 8))
-
-
-def _check_text(name: str, value: Any, limit: int) -> None:
-    _check_type(name, value, str)
-    if len(value) > limit:
-        raise RequestError(f"{name} is {len(value)} characters long; at most {limit} are accepted")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise RequestError(f"{name} contains text that is not valid Unicode (at character {error.start})") from error
-
-
-def _check_type(name: str, value: Any, kind: type) -> None:
-    if not isinstance(value, kind):
-        raise RequestError(f"{name} must be a {kind.__name__} (got {type(value).__name__})")
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(f"{name} must be a whole number (got {value!r})")
-    if not low <= value <= high:
-        raise RequestError(f"{name} must be between {low} and {high} (got {value})")
-
-
-def _check_number(name: str, value: Any, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise RequestError(f"{name} must be a number (got {value!r})")
-    if not low <= value <= high:
-        raise RequestError(f"{name} must be between {low:g} and {high:g} (got {value:g})")

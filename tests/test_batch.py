@@ -129,7 +129,8 @@ def test_the_local_operator_may_name_any_folder(layout):
 
 
 def test_batch_root_flags_become_settings(tmp_path, monkeypatch):
-    from studio.cli.main import build_parser, settings_from_args
+    from studio.cli.main import build_parser
+    from studio.cli.settings_flags import settings_from_args
 
     monkeypatch.chdir(tmp_path)
     args = build_parser().parse_args(["serve", "--listen", "--batch-root", "photos", "--batch-root", "/srv/in"])

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from studio.cli.main import build_parser, settings_from_args
+from studio.cli.main import build_parser
+from studio.cli.settings_flags import settings_from_args
 
 
 def settings_for(*argv: str):

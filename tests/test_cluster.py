@@ -28,7 +28,7 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.checkpoints.manager import DEFAULT_MODEL_TITLE
+from studio.checkpoints.catalog import DEFAULT_MODEL_TITLE
 from studio.request import GenerationRequest
 from studio.service.studio import Studio
 from studio.settings import Settings

@@ -16,8 +16,15 @@ import torch
 from PIL import Image
 
 from studio.control.edges import canny, scribble_from_image
-from studio.control.pose import KEYPOINT_NAMES, LIMBS, PRESETS, pose_from_openpose_json, pose_to_openpose_json, \
-    preset, render_pose
+from studio.control.pose import (
+    KEYPOINT_NAMES,
+    LIMBS,
+    PRESETS,
+    pose_from_openpose_json,
+    pose_to_openpose_json,
+    preset,
+    render_pose,
+)
 from studio.default_model import CONTROLNET_DIRS, WEIGHTS_DIR
 from studio.default_model.components import MAX_LENGTH, check_tokenizer
 from studio.default_model.dataset import CAPTION_WORDS, make_sample
@@ -83,6 +90,7 @@ def test_quick_prompt_following(pipe):
 
 def test_canny_controlnet_follows_edges(pipe):
     from diffusers import ControlNetModel
+
     from studio.default_model.evaluate import controlnet_adherence
     controlnet = ControlNetModel.from_pretrained(CONTROLNET_DIRS["canny"], torch_dtype=torch.float32)
     result = controlnet_adherence(pipe, {"canny": controlnet}, n=8)["canny"]
@@ -119,24 +127,25 @@ def test_canny_is_binary_and_same_size():
 def test_training_continues_from_the_shipped_weights(tmp_path):
     """`--stage import` seeds a run from the committed folder; a stage then resumes from it."""
     from diffusers import ControlNetModel, UNet2DConditionModel
-    from studio.default_model import train
 
-    record = json.loads((WEIGHTS_DIR / train.TRAINING_RECORD).read_text())
+    from studio.default_model import loop, train, weights_io
+
+    record = json.loads((WEIGHTS_DIR / weights_io.TRAINING_RECORD).read_text())
     # As a user runs it; --threads keeps the suite's thread count (results depend on it).
     train.main(["--out", str(tmp_path), "--stage", "import", "--threads", str(torch.get_num_threads())])
-    _vae, _text, _tokenizer, unet = train.load_base(tmp_path)
+    _vae, _text, _tokenizer, unet = weights_io.load_base(tmp_path)
     shipped = UNet2DConditionModel.from_pretrained(WEIGHTS_DIR / "unet").state_dict()
     assert all(torch.equal(unet.state_dict()[k], v.float()) for k, v in shipped.items())
-    state = train.Stage(tmp_path, "unet").load()
+    state = loop.Stage(tmp_path, "unet").load()
     assert (state["step"], state["minutes"]) == (record["steps"]["unet"], record["minutes"]["unet"])
     # AdamW starts fresh after an import, so its warmup restarts instead of jumping to the full rate.
-    hyper = train.HYPER["unet"]
-    assert train.lr_at(state["step"], hyper, warmup_from=state["warmup_from"]) == hyper.lr / hyper.warmup
+    hyper = loop.HYPER["unet"]
+    assert loop.lr_at(state["step"], hyper, warmup_from=state["warmup_from"]) == hyper.lr / hyper.warmup
 
     before = record["steps"]["controlnet-canny"]
     shipped_cn = ControlNetModel.from_pretrained(CONTROLNET_DIRS["canny"]).state_dict()
     train.train_controlnet(tmp_path, "canny", minutes=0.05)
-    resumed = train.Stage(tmp_path, "controlnet-canny").load()
+    resumed = loop.Stage(tmp_path, "controlnet-canny").load()
     assert resumed["step"] > before and resumed["minutes"] > record["minutes"]["controlnet-canny"]
     assert "opt" in resumed
     changed = [k for k, v in shipped_cn.items() if not torch.equal(resumed["model"][k], v.float())]

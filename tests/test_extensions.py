@@ -15,11 +15,13 @@ import pytest
 from PIL import Image
 
 from studio.api import API_VERSION, RegistrationError
-from studio.cli.main import build_parser, settings_from_args
+from studio.cli.main import build_parser
+from studio.cli.settings_flags import settings_from_args
 from studio.generation.samplers import CORE_SAMPLERS, SAMPLERS
 from studio.records.pnginfo import read_generation_info
 from studio.request import GenerationRequest
-from studio.service.extensions import ExtensionAccessError, ExtensionManager, compatibility_problem
+from studio.service.extensions.loading import ExtensionAccessError, compatibility_problem
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 from studio.settings import PROJECT_DIR, Settings
 
@@ -434,7 +436,7 @@ def test_a_stuck_extension_thread_does_not_block_exit(tmp_path):
     import sys
 
     extensions = copy_extensions(tmp_path / "extensions", HANGING)
-    code = ("from pathlib import Path; from studio.service.extensions import ExtensionManager; from studio.settings import Settings;"
+    code = ("from pathlib import Path; from studio.service.extensions.manager import ExtensionManager; from studio.settings import Settings;"
             f"m = ExtensionManager(Settings(extensions_dir=Path({str(extensions)!r}), cache_dir=Path({str(tmp_path)!r})),"
             " load_timeout=1.0).load_all(); print(m.records['sleeps_in_register'].status)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,

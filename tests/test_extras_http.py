@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import httpx
 import numpy as np

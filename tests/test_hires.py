@@ -8,7 +8,7 @@ from PIL import Image
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.records.reproduce import reproduce_request
 from studio.request import ControlUnit, GenerationRequest, RequestError
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 from tests.support.esrgan import write_esrgan
 

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from studio.checkpoints.manager import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE
 from studio.cli import main as cli
 from studio.cli.serve import serve
 from studio.generation.samplers import SAMPLERS

@@ -91,7 +91,7 @@ def test_samplers_the_model_cannot_use_carry_the_reason(client):
 
 def test_a_controlnet_that_does_not_fit_the_model_is_a_422_naming_the_mismatch(client):
     """Issue 18 item 11: an SD 2.x-sized ControlNet on the 64-px SD 1.x-style default model."""
-    from studio.checkpoints.manager import DEFAULT_MODEL_DIR
+    from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
 
     models = Path(client.app.state.models_dir) / "ControlNet" / "sd2-canny"
     models.mkdir(parents=True, exist_ok=True)

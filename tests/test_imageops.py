@@ -3,6 +3,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from studio.generation import imageops
+from studio.images import to_mask
 
 
 def gradient(width, height):
@@ -42,9 +43,9 @@ def test_mask_blur_is_soft_but_never_reaches_beyond_its_radius():
 def test_to_mask_binarises_inverts_and_reads_alpha():
     rgba = Image.new("RGBA", (8, 8), (255, 255, 255, 0))
     rgba.putpixel((1, 1), (255, 255, 255, 255))
-    mask = np.asarray(imageops.to_mask(rgba))
+    mask = np.asarray(to_mask(rgba))
     assert mask[1, 1] == 255 and mask.sum() == 255
-    assert np.asarray(imageops.to_mask(rgba, invert=True))[1, 1] == 0
+    assert np.asarray(to_mask(rgba, invert=True))[1, 1] == 0
 
 
 def test_crop_region_covers_mask_plus_padding_at_target_aspect():

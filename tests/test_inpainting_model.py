@@ -5,7 +5,8 @@ import torch
 from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
 from PIL import Image, ImageDraw
 
-from studio.checkpoints.manager import DEFAULT_MODEL_DIR, ModelManager
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
+from studio.checkpoints.manager import ModelManager
 from studio.generation import imageops
 from studio.generation.engine import Engine
 from studio.request import GenerationRequest, RequestError

@@ -20,7 +20,8 @@ import torch
 
 from benchmarks.workloads import random_single_file
 from studio.checkpoints import single_file
-from studio.checkpoints.manager import DEFAULT_MODEL_DIR, ModelEntry, estimated_parameter_count
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, ModelEntry
+from studio.checkpoints.loading import estimated_parameter_count
 from studio.settings import PROJECT_DIR
 
 REDUCED = {

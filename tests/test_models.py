@@ -3,7 +3,8 @@ import shutil
 import numpy as np
 import pytest
 
-from studio.checkpoints.manager import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE, ModelManager, discover_models, find_model
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE, discover_models, find_model
+from studio.checkpoints.manager import ModelManager
 from studio.errors import ModelError
 from studio.generation.engine import Engine
 from studio.request import GenerationRequest
@@ -105,7 +106,8 @@ def test_repo_ids_need_allow_hub_and_a_trusted_caller(settings, no_network):
 
 
 def test_allow_hub_flag_reaches_settings():
-    from studio.cli.main import build_parser, settings_from_args
+    from studio.cli.main import build_parser
+    from studio.cli.settings_flags import settings_from_args
 
     args = build_parser().parse_args(["models", "--allow-hub"])
     assert settings_from_args(args).allow_hub is True
@@ -234,7 +236,7 @@ def test_release_memory_trims_the_c_heap(monkeypatch):
 def test_diffusers_folders_differing_only_in_scheduler_config_hash_differently(settings):
     import json
 
-    from studio.checkpoints.manager import model_hash
+    from studio.checkpoints.catalog import model_hash
 
     root = settings.models_dir / "Stable-diffusion"
     first, second = _copy_default(root / "first"), _copy_default(root / "second")
@@ -255,7 +257,7 @@ def test_diffusers_folders_differing_only_in_scheduler_config_hash_differently(s
 def test_single_file_hash_is_a1111s_sha256_of_the_file(settings):
     import hashlib
 
-    from studio.checkpoints.manager import model_hash
+    from studio.checkpoints.catalog import model_hash
 
     root = settings.models_dir / "Stable-diffusion"
     root.mkdir(parents=True)
@@ -264,7 +266,7 @@ def test_single_file_hash_is_a1111s_sha256_of_the_file(settings):
 
 
 def test_hub_model_not_in_the_cache_hashes_as_unknown(settings, no_network, monkeypatch, tmp_path):
-    from studio.checkpoints.manager import ModelEntry, model_hash
+    from studio.checkpoints.catalog import ModelEntry, model_hash
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

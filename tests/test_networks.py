@@ -21,7 +21,7 @@ from studio.networks.tags import NetworkTag, extract_network_tags
 from studio.records import infotext
 from studio.records.reproduce import read_recipe, recipe_warnings
 from studio.request import GenerationRequest, RequestError
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 from studio.settings import Settings
 from tests.support import network_files as nf

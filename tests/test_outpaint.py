@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from studio.generation.outpaint import extend
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.request import GenerationRequest, RequestError
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 
 

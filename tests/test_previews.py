@@ -11,7 +11,7 @@ from diffusers import AutoencoderTiny
 from studio.generation.engine import Progress
 from studio.generation.previews import Previewer, PreviewError, model_family, preview_image
 from studio.request import GenerationRequest
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 
 REQUEST = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=8,

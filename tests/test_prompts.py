@@ -181,7 +181,7 @@ def test_infotext_round_trip_and_reproduce_are_bit_identical(engine, shared_sett
     from PIL import Image
 
     from studio.records.infotext import params_to_request_fields, parse_infotext
-    from studio.service.extensions import ExtensionManager
+    from studio.service.extensions.manager import ExtensionManager
     from studio.service.studio import Studio
 
     studio = Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))

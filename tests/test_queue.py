@@ -11,7 +11,6 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from studio.request import GenerationRequest
 from studio.service.queue import JobCancelled, JobQueue, QueueFullError
@@ -217,7 +216,8 @@ def test_a_scripts_jobs_are_queued_for_whoever_started_the_script(studio):
 
 
 def test_queue_size_and_admin_interrupt_flags_and_user_names_that_cannot_be_folders(tmp_path):
-    from studio.cli.main import build_parser, settings_from_args
+    from studio.cli.main import build_parser
+    from studio.cli.settings_flags import settings_from_args
     from studio.service.users import UserNameError, check_user_names, outputs_for
 
     parse = lambda *argv: settings_from_args(build_parser().parse_args(["serve", *argv]))  # noqa: E731

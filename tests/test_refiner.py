@@ -16,7 +16,7 @@ from studio.checkpoints.manager import ModelManager
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.records.reproduce import read_recipe
 from studio.request import GenerationRequest, RequestError
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 from studio.settings import Settings
 from studio.web.auth import access_policy

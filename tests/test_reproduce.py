@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, PngImagePlugin
 from studio.records import storage
 from studio.records.reproduce import NoRecipeError, read_recipe, recipe_warnings, reproduce_request
 from studio.request import ControlUnit, GenerationRequest
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green",

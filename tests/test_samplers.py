@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from studio.checkpoints.manager import DEFAULT_MODEL_DIR
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
 from studio.checkpoints.single_file import SHIPPED_CONFIGS
 from studio.generation.samplers import (
     SAMPLERS,

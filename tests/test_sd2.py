@@ -16,7 +16,8 @@ from PIL import Image
 from safetensors import safe_open
 
 from studio.checkpoints import single_file
-from studio.checkpoints.manager import ModelManager, stable_diffusion_dir
+from studio.checkpoints.catalog import stable_diffusion_dir
+from studio.checkpoints.manager import ModelManager
 from studio.errors import ModelError
 from studio.generation.engine import Engine
 from studio.request import GenerationRequest

@@ -7,6 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import httpx
+
 from tests.browser.conftest import Server
 
 

@@ -23,7 +23,8 @@ from safetensors.torch import save_file
 from transformers import CLIPTokenizer
 
 from studio.checkpoints import clip_vocab, single_file
-from studio.checkpoints.manager import discover_models, find_model, load_pipeline, stable_diffusion_dir
+from studio.checkpoints.catalog import discover_models, find_model, stable_diffusion_dir
+from studio.checkpoints.loading import load_pipeline
 from studio.errors import ModelError
 from studio.settings import Settings
 from tests.support.ldm_convert import TEXT_PREFIX, pipeline_to_ldm, save_single_file

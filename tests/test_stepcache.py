@@ -11,7 +11,7 @@ from PIL import Image
 from studio.records.infotext import params_to_request_fields, parse_infotext, request_params
 from studio.records.reproduce import reproduce_request
 from studio.request import GenerationRequest, RequestError
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=6,

@@ -21,7 +21,7 @@ from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.records.pnginfo import read_generation_info
 from studio.records.reproduce import read_recipe
 from studio.request import GenerationRequest, RequestError
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 
 A1111_CSV = '''name,prompt,negative_prompt
@@ -96,7 +96,8 @@ def test_styles_are_taken_out_of_a_prompt_only_when_exact():
 
 
 def test_styles_field_validation_and_cli_flag():
-    from studio.cli.main import build_parser, request_from_args
+    from studio.cli.main import build_parser
+    from studio.cli.request_flags import request_from_args
 
     with pytest.raises(RequestError, match="styles"):
         GenerationRequest(styles="Sharp").validate()

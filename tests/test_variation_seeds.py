@@ -10,7 +10,7 @@ from PIL import Image
 from studio.generation.variation import Variation, image_noise, slerp
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.request import GenerationRequest, RequestError
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.studio import Studio
 from tests.test_reproduce import scene, square_mask  # the same source image and mask
 

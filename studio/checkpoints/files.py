@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from studio.errors import ModelError, describe_load_error
-from studio.errors import first_line as _first_line
 
 CHUNK_BYTES = 16 << 20
 _SAFETENSORS_DTYPES = {

@@ -45,7 +45,7 @@ def _absolute(path: Path | None) -> Path | None:
 
 
 def run_img2img_batch(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.cli.main import request_from_args
+    from studio.cli.request_flags import request_from_args
 
     def job(studio):  # type: ignore[no-untyped-def]
         request = request_from_args(args)

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 from PIL import Image
 
 from studio.api import ExtensionContext
-from studio.checkpoints.manager import DEFAULT_MODEL_TITLE, ModelManager, find_model
+from studio.checkpoints.catalog import DEFAULT_MODEL_TITLE, find_model
+from studio.checkpoints.manager import ModelManager
 from studio.cluster.client import ClusterClient, as_progress, new_job_id
 from studio.cluster.messages import JobOrder, ModelFacts, ShippedImage
 from studio.control.models import controlnet_mismatch
@@ -32,7 +33,7 @@ from studio.records import storage
 from studio.records.reproduce import read_recipe
 from studio.request import MAX_SEED, GenerationRequest
 from studio.service import jobs
-from studio.service.extensions import ExtensionManager
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.facade import LoadedInfo, Reproduction
 from studio.service.studio import Studio, merged_preprocessors
 from studio.settings import Settings

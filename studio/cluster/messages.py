@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from PIL import Image
 
-from studio.checkpoints.manager import ModelEntry
+from studio.checkpoints.catalog import ModelEntry
 from studio.request import GenerationRequest
 
 

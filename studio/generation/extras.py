@@ -11,7 +11,8 @@ from typing import Any, Mapping
 from PIL import Image, ImageOps
 
 from studio.checkpoints.upscalers import Upscalers
-from studio.request import MAX_SIZE, RequestError, _check_int, _check_number, _check_type
+from studio.errors import check_int, check_number, check_type
+from studio.request import MAX_SIZE, RequestError
 
 RESIZE_MODES = ("Scale by", "Scale to")
 MAX_EXTRAS_SCALE = 8.0
@@ -53,19 +54,19 @@ class ExtrasRequest:
         return cls(**{k: v for k, v in data.items() if k in known and v is not None})
 
     def validate(self, upscaler_names: list[str]) -> "ExtrasRequest":
-        _check_int("resize_mode", self.resize_mode, 0, 1)
-        _check_number("upscaling_resize", self.upscaling_resize, 1.0, MAX_EXTRAS_SCALE)
-        _check_int("upscaling_resize_w", self.upscaling_resize_w, 1, MAX_EXTRAS_SIZE)
-        _check_int("upscaling_resize_h", self.upscaling_resize_h, 1, MAX_EXTRAS_SIZE)
-        _check_type("upscaling_crop", self.upscaling_crop, bool)
+        check_int("resize_mode", self.resize_mode, 0, 1)
+        check_number("upscaling_resize", self.upscaling_resize, 1.0, MAX_EXTRAS_SCALE)
+        check_int("upscaling_resize_w", self.upscaling_resize_w, 1, MAX_EXTRAS_SIZE)
+        check_int("upscaling_resize_h", self.upscaling_resize_h, 1, MAX_EXTRAS_SIZE)
+        check_type("upscaling_crop", self.upscaling_crop, bool)
         for name in ("upscaler_1", "upscaler_2"):
             value = getattr(self, name)
-            _check_type(name, value, str)
+            check_type(name, value, str)
             if value not in upscaler_names:
                 raise RequestError(f"unknown {name} {value!r}; choose one of: {', '.join(upscaler_names)}")
-        _check_number("extras_upscaler_2_visibility", self.extras_upscaler_2_visibility, 0.0, 1.0)
+        check_number("extras_upscaler_2_visibility", self.extras_upscaler_2_visibility, 0.0, 1.0)
         for name in ("gfpgan_visibility", "codeformer_visibility", "codeformer_weight"):
-            _check_number(name, getattr(self, name), 0.0, 1.0)
+            check_number(name, getattr(self, name), 0.0, 1.0)
         for name in ("gfpgan_visibility", "codeformer_visibility"):
             if getattr(self, name) > 0 and face_restoration_unavailable():
                 refuse_face_restoration(name)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
+from studio.request import RESIZE_MODES
+
 JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL, LATENT_UPSCALE = range(4)
 
 
@@ -46,18 +47,6 @@ def _resize_and_fill(image: Image.Image, width: int, height: int) -> Image.Image
             column = inner.crop((inner.width - 1, 0, inner.width, inner.height))
             canvas.paste(column.resize((right, inner.height)), (left + inner.width, top))
     return canvas
-
-
-def to_mask(image: Image.Image, invert: bool = False) -> Image.Image:
-    """A mask as mode "L": white (255) = repaint. Transparent pixels of an RGBA mask count as black."""
-    if image.mode in ("RGBA", "LA"):
-        alpha = image.getchannel("A")
-        gray = image.convert("L")
-        mask = Image.fromarray(np.minimum(np.asarray(gray), np.asarray(alpha)))
-    else:
-        mask = image.convert("L")
-    mask = mask.point(lambda v: 255 if v >= 128 else 0)
-    return ImageOps.invert(mask) if invert else mask
 
 
 def dilate(mask: Image.Image, radius: int) -> Image.Image:

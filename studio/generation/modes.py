@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from studio.generation import imageops, outpaint
+from studio.images import to_mask
 from studio.request import GenerationRequest, RequestError
 
 
@@ -51,7 +52,7 @@ def prepare(request: GenerationRequest) -> ModeInputs:
 
 def _prepare_inpaint(request: GenerationRequest, width: int, height: int) -> ModeInputs:
     init = request.init_image.convert("RGB")
-    mask = imageops.to_mask(request.mask.resize(init.size, Image.Resampling.NEAREST), request.inpainting_mask_invert)
+    mask = to_mask(request.mask.resize(init.size, Image.Resampling.NEAREST), request.inpainting_mask_invert)
     if mask.getbbox() is None:
         raise RequestError("the mask is empty at the image's size: paint where to repaint (white), or upload a mask")
     if request.inpaint_full_res:
@@ -61,7 +62,7 @@ def _prepare_inpaint(request: GenerationRequest, width: int, height: int) -> Mod
         crop_mask = alpha.crop(box.as_tuple()).resize((width, height), Image.Resampling.LANCZOS)
         return ModeInputs("inpaint", width, height, _fill(request, image, crop_mask), crop_mask, init, alpha, box, image)
     image = imageops.resize_image(init, width, height, request.resize_mode)
-    mask = imageops.to_mask(imageops.resize_image(mask.convert("RGB"), width, height, request.resize_mode))
+    mask = to_mask(imageops.resize_image(mask.convert("RGB"), width, height, request.resize_mode))
     alpha = imageops.blur_mask(mask, request.mask_blur)
     return ModeInputs("inpaint", width, height, _fill(request, image, alpha), alpha, image, alpha, None, image)
 

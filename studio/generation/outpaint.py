@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from studio.generation import imageops
+from studio.images import to_mask
 from studio.request import OUTPAINT_FILLS, GenerationRequest
 
 
@@ -28,7 +28,7 @@ def extend(request: GenerationRequest) -> tuple[Image.Image, Image.Image]:
         canvas = np.where(new_area[..., None], noise, canvas)
     mask = new_area
     if request.mask is not None:
-        user = imageops.to_mask(request.mask.resize(request.init_image.size, Image.Resampling.NEAREST),
+        user = to_mask(request.mask.resize(request.init_image.size, Image.Resampling.NEAREST),
                                 request.inpainting_mask_invert)
         mask = mask | np.pad(np.asarray(user) > 0, pad, mode="constant", constant_values=False)
     return Image.fromarray(canvas, mode="RGB"), Image.fromarray((mask * 255).astype(np.uint8), mode="L")

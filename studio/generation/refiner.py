@@ -19,7 +19,9 @@ import torch
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline, StableDiffusionXLImg2ImgPipeline
 
 from studio.checkpoints import single_file
-from studio.checkpoints.manager import ModelEntry, find_model, load_pipeline, model_hash, release_memory
+from studio.checkpoints.catalog import ModelEntry, find_model, model_hash
+from studio.checkpoints.loading import load_pipeline
+from studio.checkpoints.manager import release_memory
 from studio.errors import ModelError
 from studio.prompting.conditioning import PromptInputs
 from studio.request import GenerationRequest, RequestError

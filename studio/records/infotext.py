@@ -17,12 +17,12 @@ import json
 import re
 from typing import Any, Mapping
 
-from studio.generation.imageops import RESIZE_MODES
 from studio.request import (
     CONTROL_MODES,
     CONTROL_RESIZE_MODES,
     INPAINTING_FILLS,
     OUTPAINT_FILLS,
+    RESIZE_MODES,
     ControlUnit,
     GenerationRequest,
 )

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from studio.errors import StudioError
+from studio.images import decode_image
 from studio.records import infotext, storage
-from studio.request import IMAGE_FIELDS, ControlUnit, GenerationRequest, decode_image
+from studio.request import IMAGE_FIELDS, ControlUnit, GenerationRequest
 
 
 def read_generation_info(path: Path) -> dict[str, Any]:

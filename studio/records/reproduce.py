@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from studio.checkpoints.manager import ModelManager, find_model, model_hash
+from studio.checkpoints.catalog import find_model, model_hash
+from studio.checkpoints.manager import ModelManager
 from studio.errors import ModelError, StudioError
 from studio.networks.recipe import network_warnings
 from studio.records import storage

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from PIL import Image
 
+from studio.images import MAX_INPUT_PIXELS
 from studio.records import storage
-from studio.request import MAX_INPUT_PIXELS, GenerationRequest
+from studio.request import GenerationRequest
 from studio.service.folders import FolderError, FolderPolicy
 from studio.service.users import outputs_for
 

@@ -15,7 +15,7 @@ from studio.request import GenerationRequest
 from studio.settings import Settings
 
 if TYPE_CHECKING:
-    from studio.checkpoints.manager import ModelEntry
+    from studio.checkpoints.catalog import ModelEntry
     from studio.checkpoints.upscalers import UpscalerEntry
     from studio.control.models import ControlNetEntry
     from studio.control.preprocessors import PreprocessorSpec

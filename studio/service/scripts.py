@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from PIL import Image
 
 from studio.request import GenerationRequest, RequestError
-from studio.service.extensions import ExtensionError
+from studio.service.extensions.loading import ExtensionError
 from studio.service.jobs import SavedImage
 
 if TYPE_CHECKING:

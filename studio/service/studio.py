@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Se
 from PIL import Image
 
 from studio.api import ExtensionContext
-from studio.checkpoints.manager import DEFAULT_MODEL_TITLE, ModelEntry, ModelManager, find_model
+from studio.checkpoints.catalog import DEFAULT_MODEL_TITLE, ModelEntry, find_model
+from studio.checkpoints.manager import ModelManager
 from studio.checkpoints.upscalers import image_upscaler_names
 from studio.control import pose
 from studio.control.models import ControlNetEntry, controlnet_mismatch, discover_controlnets
@@ -47,7 +48,9 @@ from studio.records.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, ControlUnit, GenerationRequest
 from studio.service import jobs
 from studio.service.batch import BatchResult, run_extras_folder, run_img2img_batch
-from studio.service.extensions import ExtensionManager, save_output, settings_view
+from studio.service.extensions.hooks import save_output
+from studio.service.extensions.loading import settings_view
+from studio.service.extensions.manager import ExtensionManager
 from studio.service.facade import LoadedInfo, Reproduction
 from studio.service.queue import LOCAL, Job, JobCancelled, JobQueue, QueuedRuns
 from studio.service.scripts import ScriptJob, run_script

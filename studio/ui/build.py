@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from studio.images import decode_image
 from studio.records.infotext import params_to_request_fields, parse_infotext
-from studio.request import decode_image
 from studio.ui import sharing
 from studio.ui.batch import build_img2img_batch
 from studio.ui.context import JobLike, UiContext

@@ -16,14 +16,8 @@ from PIL import Image
 
 from studio.control.preprocessors import DEFAULT_MODULE
 from studio.generation import modes
-from studio.request import (
-    CONTROL_MODES,
-    CONTROL_RESIZE_MODES,
-    MAX_CONTROL_UNITS,
-    ControlUnit,
-    RequestError,
-    decode_image,
-)
+from studio.images import decode_image
+from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, MAX_CONTROL_UNITS, ControlUnit, RequestError
 from studio.ui import pose_editor
 from studio.ui.context import PoseToolsLike, UiContext
 from studio.ui.errors import user_errors

@@ -7,8 +7,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from studio.generation.imageops import RESIZE_MODES
-from studio.request import INPAINTING_FILLS, MAX_OUTPAINT, OUTPAINT_FILLS, GenerationRequest
+from studio.request import INPAINTING_FILLS, MAX_OUTPAINT, OUTPAINT_FILLS, RESIZE_MODES, GenerationRequest
 from studio.ui.generation import ModeSource
 from studio.ui.images import image_editor_input, image_input
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from studio.checkpoints.manager import ModelEntry
+from studio.checkpoints.catalog import ModelEntry
 from studio.request import RequestError
 from studio.service.facade import StudioFacade
 

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from studio.control.models import ControlNetEntry
 from studio.control.preprocessors import PreprocessorSpec
-from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, RequestError, decode_image
+from studio.images import decode_image
+from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, RequestError
 from studio.service.facade import StudioFacade
 from studio.web.checkpoints import split_title
 from studio.web.errors import error_message

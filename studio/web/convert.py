@@ -8,7 +8,8 @@ from typing import Any
 
 from studio.generation.extras import refuse_face_restoration
 from studio.generation.samplers import resolve_sampler_name
-from studio.request import GenerationRequest, RequestError, decode_image
+from studio.images import decode_image
+from studio.request import GenerationRequest, RequestError
 from studio.service.facade import StudioFacade
 from studio.web.checkpoints import resolve_checkpoint
 from studio.web.controlnet_units import controlnet_units

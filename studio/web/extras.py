@@ -13,7 +13,8 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from studio.generation.extras import ExtrasRequest
-from studio.request import MAX_TOTAL_IMAGES, RequestError, decode_image
+from studio.images import decode_image
+from studio.request import MAX_TOTAL_IMAGES, RequestError
 
 if TYPE_CHECKING:
     from studio.service.facade import StudioFacade

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from studio.checkpoints.manager import ModelEntry
+from studio.checkpoints.catalog import ModelEntry
 from studio.generation.samplers import SCHEDULE_TYPES
 from studio.records import storage
 from studio.request import RequestError

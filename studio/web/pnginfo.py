@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from studio.images import decode_image
 from studio.records import infotext, storage
-from studio.request import decode_image
 from studio.service import jobs
 from studio.service.facade import StudioFacade
 from studio.web.responses import encode_saved, generation_info

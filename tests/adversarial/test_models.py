@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from studio.checkpoints.manager import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE
 from tests.adversarial.conftest import Tally, assert_handled
 
 API = "/sdapi/v1"

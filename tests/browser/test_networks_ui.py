@@ -4,12 +4,12 @@ the header and find `VAE` in the next image's parameters."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from studio.checkpoints.manager import find_model, load_pipeline
+from studio.checkpoints.catalog import find_model
+from studio.checkpoints.loading import load_pipeline
 from studio.records.pnginfo import read_generation_info
 from studio.settings import Settings
 from tests.browser.conftest import Server, screenshot, started_server, studio_page

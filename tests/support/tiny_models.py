@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline, UNet2DConditionModel
 
-from studio.checkpoints.manager import DEFAULT_MODEL_DIR
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
 from studio.checkpoints.single_file import SHIPPED_CONFIGS
 
 SD15_SCHEDULER = SHIPPED_CONFIGS / "sd15" / "scheduler" / "scheduler_config.json"

@@ -19,7 +19,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from studio.checkpoints.manager import DEFAULT_MODEL_DIR
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
 
 TIME_EMBED = 8
 TEXT_DIM = 32
