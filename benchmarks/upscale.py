@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from studio.checkpoints.devices import configure_threads  # noqa: E402
 from studio.checkpoints.manager import ModelManager  # noqa: E402
 from studio.generation.engine import Engine  # noqa: E402
-from studio.generation.extras import ExtrasRequest  # noqa: E402
+from studio.generation.extras_request import ExtrasRequest
 from studio.request import GenerationRequest  # noqa: E402
 from studio.settings import Settings  # noqa: E402
 from tests.support.esrgan import write_esrgan  # noqa: E402

@@ -13,6 +13,13 @@ class RequestError(ValueError):
     """A request field is invalid; the message names the field and says what is allowed."""
 
 
+class UnknownSamplerError(KeyError):
+    """A sampler name that is not in the registry; the message lists the ones there are."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 class StudioError(RuntimeError):
     """Base for errors whose message is meant for the user."""
 

@@ -135,7 +135,7 @@ class GenerationRequest:
     # A1111's "Clip skip" (CLIP_stop_at_last_layers): 1 = the text encoder's last layer, 2 = the one
     # before it (diffusers' clip_skip=1), ...
     clip_skip: int = 1
-    # Style names from styles.csv. Studio.submit expands them into the two prompts and keeps the
+    # Style names from styles.csv. The generation service expands them into the two prompts and keeps the
     # names here as a record (the engine never expands them: a saved recipe has them expanded).
     styles: tuple[str, ...] = ()
     # VAE from models/VAE by name; "Automatic" is the model's own; None: the studio's selected VAE

@@ -7,16 +7,15 @@ import pytest
 from PIL import Image
 
 from studio.request import GenerationRequest
-from studio.service.batch import run_extras_folder, run_img2img_batch
+from studio.service.container import Services, build_services
 from studio.service.folders import FolderError, FolderPolicy
-from studio.service.studio import Studio
 from studio.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Services:
     root = tmp_path_factory.mktemp("batch")
-    return Studio.create(Settings(models_dir=root / "models", outputs_dir=root / "outputs",
+    return build_services(Settings(models_dir=root / "models", outputs_dir=root / "outputs",
                                   extensions_dir=root / "extensions", cache_dir=root / "cache",
                                   styles_file=root / "styles.csv"))
 
@@ -34,7 +33,7 @@ def test_img2img_batch_runs_every_image_of_the_folder(studio, tmp_path):
     pictures(tmp_path / "in", {"a.png": "red", "b.jpg": "blue"})
     (tmp_path / "in" / "notes.txt").write_text("not an image")
     request = GenerationRequest(prompt="a circle", steps=2, seed=5, denoising_strength=0.5, sampler_name="Euler")
-    result = run_img2img_batch(studio, request, tmp_path / "in", tmp_path / "out")
+    result = studio.generation.img2img_batch(request, tmp_path / "in", tmp_path / "out")
     assert len(result.paths) == 2 and all(path.parent == tmp_path / "out" for path in result.paths)
     for path in result.paths:
         with Image.open(path) as image:
@@ -50,7 +49,7 @@ def test_img2img_batch_with_a_mask_folder_inpaints_and_skips_images_without_a_ma
     mask.save(tmp_path / "masks" / "a.png")
     Image.new("L", (64, 64), 255).save(tmp_path / "masks" / "other.png")
     request = GenerationRequest(prompt="a circle", steps=2, seed=5, sampler_name="Euler")
-    result = run_img2img_batch(studio, request, tmp_path / "in", tmp_path / "out", tmp_path / "masks")
+    result = studio.generation.img2img_batch(request, tmp_path / "in", tmp_path / "out", tmp_path / "masks")
     assert len(result.paths) == 1 and "b.png: no mask" in result.notes[0]
     assert (result.paths[0].with_name(result.paths[0].stem + "-mask.png")).exists()  # inpaint keeps its mask
     with Image.open(result.paths[0]) as image:
@@ -60,7 +59,7 @@ def test_img2img_batch_with_a_mask_folder_inpaints_and_skips_images_without_a_ma
 def test_extras_folder_upscales_every_image_into_the_output_folder(studio, tmp_path):
     pictures(tmp_path / "in", {"a.png": "red", "b.png": "green"}, size=32)
     (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
-    result = run_extras_folder(studio, {"upscaler_1": "Lanczos", "upscaling_resize": 2}, tmp_path / "in",
+    result = studio.extras.folder({"upscaler_1": "Lanczos", "upscaling_resize": 2}, tmp_path / "in",
                                tmp_path / "out")
     assert [Image.open(path).size for path in result.paths] == [(64, 64), (64, 64)]
     assert all(path.parent == tmp_path / "out" for path in result.paths)
@@ -71,12 +70,12 @@ def test_extras_folder_upscales_every_image_into_the_output_folder(studio, tmp_p
 def test_a_missing_or_empty_input_folder_is_a_clear_error(studio, tmp_path):
     request = GenerationRequest(prompt="x", steps=1)
     with pytest.raises(FolderError, match="input_dir: .* does not exist"):
-        run_img2img_batch(studio, request, tmp_path / "nowhere", tmp_path / "out")
+        studio.generation.img2img_batch(request, tmp_path / "nowhere", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FolderError, match="input_dir: no images"):
-        run_img2img_batch(studio, request, tmp_path / "empty", tmp_path / "out")
+        studio.generation.img2img_batch(request, tmp_path / "empty", tmp_path / "out")
     with pytest.raises(FolderError, match="input_dir: give a folder"):
-        run_extras_folder(studio, {}, "  ")
+        studio.extras.folder({}, "  ")
 
 
 @pytest.fixture

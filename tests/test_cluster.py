@@ -30,7 +30,7 @@ from PIL import Image
 
 from studio.checkpoints.catalog import DEFAULT_MODEL_TITLE
 from studio.request import GenerationRequest
-from studio.service.studio import Studio
+from studio.service.container import Services, build_services
 from studio.settings import Settings
 from studio.web.convert import to_request
 from studio.web.schemas import Txt2ImgBody
@@ -102,12 +102,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterServer]
 
 
 @pytest.fixture(scope="module")
-def single_process(cluster: ClusterServer) -> Iterator[Studio]:
+def single_process(cluster: ClusterServer) -> Iterator[Services]:
     """The same models in this process with one torch thread, as each replica runs."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = cluster.root
-    yield Studio.create(Settings(models_dir=root / "models", outputs_dir=root / "local-outputs",
+    yield build_services(Settings(models_dir=root / "models", outputs_dir=root / "local-outputs",
                                  extensions_dir=root / "extensions", cache_dir=root / "local-cache",
                                  styles_file=root / "styles.csv"))
     torch.set_num_threads(threads)
@@ -121,11 +121,11 @@ def body_for(seed: int, model: str | None = None, **fields: Any) -> dict[str, An
     return body
 
 
-def reference(studio: Studio, seed: int, model: str | None = None, **fields: Any) -> list[np.ndarray]:
+def reference(studio: Services, seed: int, model: str | None = None, **fields: Any) -> list[np.ndarray]:
     """The same API body run in this process (converted as the API converts it). A body that names no
     model runs on the cluster's start-up model, whatever this process ran last."""
     request = to_request(Txt2ImgBody(**body_for(seed, model or DEFAULT_MODEL_TITLE, **fields)), studio)
-    return [np.asarray(saved.image) for saved in studio.submit(request, save=False).images]
+    return [np.asarray(saved.image) for saved in studio.generation.submit(request, save=False).images]
 
 
 def txt2img(cluster: ClusterServer, seed: int, model: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -203,7 +203,7 @@ def test_the_ui_runs_its_job_on_a_replica_and_saves_it_at_the_ingress(cluster, s
             field.press("Tab")
         page.fill("#txt2img_seed input", "4343")
         page.click("#txt2img_generate")
-        page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 4343')",
+        page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: 4343')",
                                timeout=120_000)
         page.wait_for_selector("#txt2img_gallery img", timeout=60_000)
         screenshot(page, "cluster-txt2img")
@@ -213,7 +213,7 @@ def test_the_ui_runs_its_job_on_a_replica_and_saves_it_at_the_ingress(cluster, s
         pixels = np.asarray(image.convert("RGB"))
     request = GenerationRequest.from_dict(recipe["request"])
     assert request.model == DEFAULT_MODEL_TITLE and request.steps == STEPS
-    expected = single_process.submit(request, save=False).images[0].image
+    expected = single_process.generation.submit(request, save=False).images[0].image
     assert np.array_equal(pixels, np.asarray(expected))  # the UI's request, the same pixels in one process
     assert sum(item["jobs"] for item in cluster.status()["served"].values()) == jobs_before + 1
 

@@ -38,7 +38,7 @@ def test_wrong_cluster_flags_are_refused_before_anything_starts(flags, message, 
 
 
 def test_the_single_machine_studio_never_imports_ray():
-    code = ("import sys, studio.cli.main, studio.cli.serve, studio.service.studio, studio.web.mount, studio.cluster.options; "
+    code = ("import sys, studio.cli.main, studio.cli.serve, studio.service.container, studio.service.generation, studio.web.mount, studio.cluster.options; "
             "sys.exit('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=300).returncode == 0
 

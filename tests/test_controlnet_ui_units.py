@@ -17,7 +17,6 @@ from studio.control.preprocessors import PREPROCESSORS
 from studio.request import ControlUnit, RequestError
 from studio.ui import controlnet as cn
 from studio.ui import pose_editor as pe
-from studio.ui.context import UiContext
 
 REGISTRY = {name: (spec, "needs weights" if spec.weights else None) for name, spec in PREPROCESSORS.items()}
 
@@ -150,20 +149,23 @@ def test_openpose_json_files_and_skeleton_images_load_into_the_editor(tmp_path):
         pe.skeleton_text(pose_tools, Image.new("RGB", (64, 64)), 64, 64)
 
 
-def build_panel():
-    """A txt2img-style ControlNet panel over a context with one canny ControlNet."""
-    ctx = UiContext(submit=None, interrupt=None, sampler_names=lambda: [], model_titles=lambda: [],
-                    current_model=lambda: "", load_model=None, native_size=lambda: 64, read_png=None,
-                    settings_summary=lambda: {}, controlnet_models=lambda: [("controlnet-canny", "canny")],
-                    control_preprocessors=lambda: REGISTRY, pose_tools=lambda: pose_tools)
+def build_panel(settings):
+    """A txt2img-style ControlNet panel over the real control service (the default model's three
+    ControlNets; nothing is loaded)."""
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
+    from studio.service.control import ControlService
+    from studio.service.models import ModelService
+
+    control = ControlService(settings, ModelService(settings, Engine(ModelManager(settings))), dict(PREPROCESSORS))
     with gr.Blocks():
         width, height = gr.Slider(64, 128, value=64), gr.Slider(64, 128, value=64)
-        panel = cn.build_controlnet_panel(ctx, "t", width, height)
+        panel = cn.build_controlnet_panel(control, 64, "t", width, height)
     return width, height, panel
 
 
-def test_the_panel_feeds_enabled_units_into_the_request():
-    width, height, panel = build_panel()
+def test_the_panel_feeds_enabled_units_into_the_request(settings):
+    width, height, panel = build_panel(settings)
     assert len(panel.units) == 3
     event = {width: 64, height: 64}
     for unit in panel.units:
@@ -183,8 +185,8 @@ def test_the_ui_layer_does_not_import_torch():
     assert result.stdout.split() == ["False", "False"], result.stderr[-2000:]
 
 
-def test_fill_restores_saved_units_by_name_and_disables_the_rest():
-    width, height, panel = build_panel()
+def test_fill_restores_saved_units_by_name_and_disables_the_rest(settings):
+    width, height, panel = build_panel(settings)
     image = Image.new("RGB", (32, 32), "red")
     saved = ControlUnit(control_type="canny", image=image, module="canny", threshold_a=60.0, threshold_b=170.0,
                         model="controlnet-canny", weight=0.65, guidance_start=0.2, guidance_end=0.8, control_mode=2,

@@ -20,9 +20,9 @@ from studio.cli.settings_flags import settings_from_args
 from studio.generation.samplers import CORE_SAMPLERS, SAMPLERS
 from studio.records.pnginfo import read_generation_info
 from studio.request import GenerationRequest
+from studio.service.container import Services, build_services
 from studio.service.extensions.loading import ExtensionAccessError, compatibility_problem
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 from studio.settings import PROJECT_DIR, Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extensions"
@@ -60,17 +60,17 @@ def _one_thread(one_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
-    return Studio.create(make_settings(tmp_path_factory.mktemp("extensions")))
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Services:
+    return build_services(make_settings(tmp_path_factory.mktemp("extensions")))
 
 
 @pytest.fixture
-def fresh_studio(tmp_path: Path) -> Studio:
-    return Studio.create(make_settings(tmp_path))
+def fresh_studio(tmp_path: Path) -> Services:
+    return build_services(make_settings(tmp_path))
 
 
 def test_every_extension_gets_a_status_and_a_reason(studio):
-    found = statuses(studio.extensions)
+    found = statuses(studio.extensions.manager)
     assert "_private" not in found and "skipped.disabled" not in found
     assert found["broken_import"] == "failed: RuntimeError: this extension is broken at import"
     assert found["broken_register"] == "failed: ValueError: register failed on purpose"
@@ -80,23 +80,23 @@ def test_every_extension_gets_a_status_and_a_reason(studio):
     assert found["no_manifest"] == "failed: no extension.toml"
     for name in ("xyz_plot", "extra_sampler", "dynamic_prompts", "prompt_comments", "flaky_hook", "broken_tab"):
         assert found[name].startswith("loaded"), (name, found[name])
-    assert studio.extensions.records["xyz_plot"].module.__name__ == "studio_ext_xyz_plot"
+    assert studio.extensions.manager.records["xyz_plot"].module.__name__ == "studio_ext_xyz_plot"
 
 
 def test_staging_is_merged_only_on_success_and_core_samplers_stay_untouched(studio):
-    samplers = studio.engine.samplers
-    assert samplers is studio.extensions.samplers and samplers is not SAMPLERS
+    samplers = studio.generation.engine.samplers
+    assert samplers is studio.extensions.manager.samplers and samplers is not SAMPLERS
     assert set(SAMPLERS) == CORE_SAMPLERS  # the core registry is never mutated
     assert list(samplers) == [*SAMPLERS, EXTRA_SAMPLER]  # nothing from failed registrations
     assert samplers["Euler"] is SAMPLERS["Euler"]
-    assert [hook.extension for hook in studio.extensions.before_hooks] == ["flaky_hook", "prompt_comments"]
-    assert [hook.extension for hook in studio.extensions.image_hooks] == ["dynamic_prompts"]
-    assert studio.ui_context().sampler_names() == list(samplers)  # the UI's choices are the registry
+    assert [hook.extension for hook in studio.extensions.manager.before_hooks] == ["flaky_hook", "prompt_comments"]
+    assert [hook.extension for hook in studio.extensions.manager.image_hooks] == ["dynamic_prompts"]
+    assert studio.models.sampler_names() == list(samplers)  # the UI's choices are the registry
 
 
 def test_the_app_generates_correctly_with_every_broken_extension_present(studio):
-    job = studio.submit(BASE)
-    direct = studio.engine.run(BASE)  # no hooks at all
+    job = studio.generation.submit(BASE)
+    direct = studio.generation.engine.run(BASE)  # no hooks at all
     assert job.request.prompt == BASE.prompt
     assert np.array_equal(pixels(job.images[0].image), pixels(direct.images[0].image))
     saved = read_generation_info(job.images[0].path)["params"]
@@ -104,27 +104,27 @@ def test_the_app_generates_correctly_with_every_broken_extension_present(studio)
 
 
 def test_a_hook_that_keeps_failing_is_disabled_after_three_failures(fresh_studio):
-    notices = [fresh_studio.submit(BASE.replace(steps=1)).notices for _ in range(4)]
+    notices = [fresh_studio.generation.submit(BASE.replace(steps=1)).notices for _ in range(4)]
     assert [len(n) for n in notices] == [1, 1, 1, 0]
     assert notices[0][0] == "Extension 'Flaky hook' failed in before_generate (1/3): RuntimeError: flaky hook failed again"
     assert notices[2][0].endswith("'Flaky hook' is disabled for this session.")
-    status = statuses(fresh_studio.extensions)["flaky_hook"]
+    status = statuses(fresh_studio.extensions.manager)["flaky_hook"]
     assert status.startswith("disabled for this session: failed 3 time(s), last in before_generate")
-    assert statuses(fresh_studio.extensions)["dynamic_prompts"] == "loaded"  # others are not affected
+    assert statuses(fresh_studio.extensions.manager)["dynamic_prompts"] == "loaded"  # others are not affected
 
 
 def test_a_tab_that_fails_to_build_reports_its_error(fresh_studio):
-    tabs = {tab.title: tab for tab in fresh_studio.extensions.guarded_tabs(fresh_studio.extension_context())}
+    tabs = {tab.title: tab for tab in fresh_studio.extensions.manager.guarded_tabs(fresh_studio.extensions.context())}
     error = tabs["Broken tab"].build()
     assert error == "Extension 'Broken tab' failed in tab 'Broken tab' (1/3): RuntimeError: tab build failed on purpose"
 
 
 def test_safe_mode_loads_no_extension(tmp_path):
-    safe = Studio.create(make_settings(tmp_path, safe_mode=True))
-    assert set(statuses(safe.extensions).values()) == {"not loaded (safe mode)"}
-    assert list(safe.engine.samplers) == list(SAMPLERS)
-    assert not safe.extensions.before_hooks and not safe.extensions.scripts and not safe.extensions.tabs
-    job = safe.submit(BASE.replace(prompt="a {red|blue} circle", steps=1))
+    safe = build_services(make_settings(tmp_path, safe_mode=True))
+    assert set(statuses(safe.extensions.manager).values()) == {"not loaded (safe mode)"}
+    assert list(safe.generation.engine.samplers) == list(SAMPLERS)
+    assert not safe.extensions.manager.before_hooks and not safe.extensions.manager.scripts and not safe.extensions.manager.tabs
+    job = safe.generation.submit(BASE.replace(prompt="a {red|blue} circle", steps=1))
     assert job.request.prompt == "a {red|blue} circle" and not job.notices
 
 
@@ -182,17 +182,17 @@ def test_after_image_hooks_change_the_saved_image_and_add_infotext_keys(tmp_path
     write_extension(root, "bad_after", "def register(api):\n    api.on_after_image(lambda image, request: 42)\n")
     settings = Settings(models_dir=tmp_path / "models", outputs_dir=tmp_path / "out", cache_dir=tmp_path / "cache",
                         extensions_dir=root, auth=("user", "secret"))
-    studio = Studio.create(settings)
-    assert statuses(studio.extensions) == {"bad_after": "loaded", "invert": "loaded"}
-    job = studio.submit(BASE.replace(steps=1))
-    plain = studio.engine.run(BASE.replace(steps=1)).images[0].image
+    studio = build_services(settings)
+    assert statuses(studio.extensions.manager) == {"bad_after": "loaded", "invert": "loaded"}
+    job = studio.generation.submit(BASE.replace(steps=1))
+    plain = studio.generation.engine.run(BASE.replace(steps=1)).images[0].image
     saved = Image.open(job.images[0].path)
     assert np.array_equal(pixels(saved), 255 - pixels(plain))
     params = read_generation_info(job.images[0].path)["params"]
     assert params["Inverted"] == "yes" and params["Seed"] == "21"  # extensions never replace core keys
     assert job.notices == ("Extension 'bad_after' failed in after_image (1/3): TypeError: after_image returned int; "
                            "expected a PIL image, (image or None, {infotext key: value}) or None",)
-    flipped = studio.extensions.run_preprocessor("hello_invert", plain)
+    flipped = studio.extensions.manager.run_preprocessor("hello_invert", plain)
     assert np.array_equal(pixels(flipped), 255 - pixels(plain))
 
 
@@ -219,18 +219,18 @@ def test_extension_names_cannot_be_taken_twice(tmp_path):
 
 
 def test_the_extra_sampler_generates(studio):
-    job = studio.submit(BASE.replace(sampler_name=EXTRA_SAMPLER))
+    job = studio.generation.submit(BASE.replace(sampler_name=EXTRA_SAMPLER))
     assert read_generation_info(job.images[0].path)["params"]["Sampler"] == EXTRA_SAMPLER
     assert pixels(job.images[0].image).std() > 0
-    alias = studio.submit(BASE.replace(sampler_name="k_dpmpp_3m_sde_ka"), save=False)
+    alias = studio.generation.submit(BASE.replace(sampler_name="k_dpmpp_3m_sde_ka"), save=False)
     assert np.array_equal(pixels(alias.images[0].image), pixels(job.images[0].image))
-    scheduler = studio.engine.models.current().mode_pipelines["txt2img"].scheduler
+    scheduler = studio.generation.engine.models.current().mode_pipelines["txt2img"].scheduler
     assert (scheduler.config.solver_order, scheduler.config.algorithm_type) == (3, "sde-dpmsolver++")
 
 
 def test_dynamic_prompts_expand_from_the_seed_and_record_the_template(studio):
     template = BASE.replace(prompt="a {red|green|blue} __shape__", negative_prompt="{yellow|purple}")
-    first, again = studio.submit(template), studio.submit(template, save=False)
+    first, again = studio.generation.submit(template), studio.generation.submit(template, save=False)
     prompt = first.request.prompt
     assert re.fullmatch(r"a (red|green|blue) (circle|square|triangle)", prompt)
     assert again.request.prompt == prompt and first.request.negative_prompt in ("yellow", "purple")
@@ -238,16 +238,16 @@ def test_dynamic_prompts_expand_from_the_seed_and_record_the_template(studio):
     assert params["Prompt"] == prompt
     assert params["Template"] == "a {red|green|blue} __shape__" and params["Negative Template"] == "{yellow|purple}"
     # The saved prompt alone regenerates the image (no extension needed).
-    plain = studio.engine.run(first.request)
+    plain = studio.generation.engine.run(first.request)
     assert np.array_equal(pixels(plain.images[0].image), pixels(first.images[0].image))
-    seeds = {studio.submit(template.replace(seed=seed), save=False).request.prompt for seed in range(8)}
+    seeds = {studio.generation.submit(template.replace(seed=seed), save=False).request.prompt for seed in range(8)}
     assert len(seeds) > 1
 
 
-def dynamic_prompts(studio: Studio):
+def dynamic_prompts(studio: Services):
     """The extension's module and the options object its hook reads."""
-    [hook] = [h for h in studio.extensions.image_hooks if h.extension == "dynamic_prompts"]
-    return studio.extensions.records["dynamic_prompts"].module, hook.fn.args[1]
+    [hook] = [h for h in studio.extensions.manager.image_hooks if h.extension == "dynamic_prompts"]
+    return studio.extensions.manager.records["dynamic_prompts"].module, hook.fn.args[1]
 
 
 def test_dynamic_prompts_expand_per_image_and_reproduce_exactly(studio):
@@ -256,7 +256,7 @@ def test_dynamic_prompts_expand_per_image_and_reproduce_exactly(studio):
     module, _ = dynamic_prompts(studio)
     template = BASE.replace(prompt="a {red|green|blue|yellow|purple} {circle|square|triangle}", seed=40, steps=2,
                             n_iter=2, batch_size=2)
-    job = studio.submit(template)
+    job = studio.generation.submit(template)
     cards = module.load_wildcards(SHIPPED / "dynamic_prompts" / "wildcards")
     expected = [module.expand(template.prompt, __import__("random").Random(40 + i), cards) for i in range(4)]
     assert len(set(expected)) > 1  # these seeds give different expansions
@@ -266,7 +266,7 @@ def test_dynamic_prompts_expand_per_image_and_reproduce_exactly(studio):
         assert item.recipe["request"]["prompt"] == prompt
     assert job.request.prompt == template.prompt  # the images differ: the job keeps the template
     for index in (1, 2):
-        again = studio.reproduce_image(job.images[index].path)
+        again = studio.generation.reproduce_image(job.images[index].path)
         assert np.array_equal(pixels(again.image.image), pixels(job.images[index].image))
         assert again.image.infotext.split("\n")[0] == expected[index]
 
@@ -278,7 +278,7 @@ def test_dynamic_prompts_combinatorial_mode_gives_image_i_the_ith_combination(st
     assert module.combinations("__shape__ {x|x}", {"shape": ["o", "[]"]}) == ["o x", "[] x"]
     options.set_mode("combinatorial")
     try:
-        job = studio.submit(BASE.replace(prompt="a {red|blue} {circle|square}", steps=1, n_iter=5), save=False)
+        job = studio.generation.submit(BASE.replace(prompt="a {red|blue} {circle|square}", steps=1, n_iter=5), save=False)
     finally:
         options.set_mode("random")
     prompts = [read_generation_info_text(item.infotext) for item in job.images]
@@ -295,12 +295,12 @@ def test_the_documented_example_is_the_shipped_one_and_works(studio):
         block = re.search(rf"extensions/prompt_comments/{re.escape(name)}:\n\n```\w+\n(.*?)```", text, re.S)
         assert block, name
         assert block.group(1) == (SHIPPED / "prompt_comments" / name).read_text()
-    job = studio.submit(BASE.replace(prompt="a red circle\n# try blue next", steps=1), save=False)
+    job = studio.generation.submit(BASE.replace(prompt="a red circle\n# try blue next", steps=1), save=False)
     assert job.request.prompt == "a red circle"
 
 
-def xyz_script(studio: Studio):
-    return next(s for s in studio.extensions.guarded_scripts(studio.extension_context) if s.title == "X/Y/Z plot")
+def xyz_script(studio: Services):
+    return next(s for s in studio.extensions.scripts() if s.title == "X/Y/Z plot")
 
 
 def test_xyz_plot_2x2_seed_by_cfg(studio):
@@ -323,14 +323,14 @@ def test_xyz_plot_2x2_seed_by_cfg(studio):
     assert (grid_info["Y Type"], grid_info["Y Values"]) == ("CFG Scale", "3, 9")
 
     # Each grid cell equals generating that cell on its own.
-    one_by_one = [studio.submit(BASE.replace(seed=s, cfg_scale=float(c)), save=False).images[0].image
+    one_by_one = [studio.generation.submit(BASE.replace(seed=s, cfg_scale=float(c)), save=False).images[0].image
                   for s, c in expected]
     for i, image in enumerate(one_by_one):
         x, y = left + (i % 2) * 64, top + (i // 2) * 64
         assert np.array_equal(pixels(grid.crop((x, y, x + 64, y + 64))), pixels(image)), f"cell {i}"
 
     # The label strips hold exactly the expected labels (and some ink in each).
-    module = studio.extensions.records["xyz_plot"].module
+    module = studio.extensions.manager.records["xyz_plot"].module
     redrawn = module.draw_grid([one_by_one[:2], one_by_one[2:]], ["Seed: 11", "Seed: 12"], ["CFG Scale: 3", "CFG Scale: 9"])
     assert np.array_equal(pixels(redrawn), pixels(grid))
     ink = pixels(grid).min(axis=2) < 128
@@ -339,7 +339,7 @@ def test_xyz_plot_2x2_seed_by_cfg(studio):
 
 
 def test_xyz_plot_values_and_errors(studio):
-    module = studio.extensions.records["xyz_plot"].module
+    module = studio.extensions.manager.records["xyz_plot"].module
     axes = __import__(module.__name__ + ".axes", fromlist=["numbers"])
     assert axes.numbers(["1-5 (+2)", "8"], int, "Steps") == [1, 3, 5, 8]
     assert axes.numbers(["5-9 [3]"], float, "CFG") == [5.0, 7.0, 9.0]
@@ -352,7 +352,7 @@ def test_xyz_plot_values_and_errors(studio):
         script.run(BASE, {**bad, "x_type": "Sampler", "x_values": "Euler, Nope"})
     with pytest.raises(ValueError, match="Denoising needs a source image"):
         script.run(BASE, {**bad, "x_type": "Denoising", "x_values": "0.5"})
-    assert studio.extensions.records["xyz_plot"].failures == 0  # bad input is not the extension's fault
+    assert studio.extensions.manager.records["xyz_plot"].failures == 0  # bad input is not the extension's fault
     sr = script.run(BASE.replace(steps=1), {**bad, "x_type": "Prompt S/R", "x_values": "red, green"})
     assert [caption for _, caption in sr.images[1:]] == ["red", "green"]
     assert read_generation_info(sr.images[2][0])["params"]["Prompt"] == "a green circle on a blue background"
@@ -360,10 +360,10 @@ def test_xyz_plot_values_and_errors(studio):
 
 def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
     """Issue 18 item 8 (API side): script_name / script_args run the X/Y/Z plot, grid first."""
-    from studio.service.scripts import ScriptRequestError, run_script
+    from studio.service.scripts import ScriptRequestError
 
     args = [1, "11, 12", [], 6, "3, 9", [], 0, "", [], True, False, False, False, False, False, False, 0, False]
-    job = run_script(studio, BASE, "x/y/z plot", args)
+    job = studio.extensions.run_script(BASE, "x/y/z plot", args)
     grid, *cells = job.images
     assert not job.interrupted and len(cells) == 4
     assert grid.path.parent.parent.name == "txt2img-grids" and grid.image.size[0] > 128
@@ -374,25 +374,25 @@ def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
     assert all(c.recipe["request"]["seed"] == c.seed for c in cells)
 
     # Labels instead of indices, the older layout without dropdowns, a dropdown list as the values.
-    steps = run_script(studio, BASE, "X/Y/Z plot", ["Steps", "1, 2", "Nothing", "", "Nothing", "", False])
+    steps = studio.extensions.run_script(BASE, "X/Y/Z plot", ["Steps", "1, 2", "Nothing", "", "Nothing", "", False])
     assert [read_generation_info(c.path)["params"]["Steps"] for c in steps.images[1:]] == ["1", "2"]
-    sampler = run_script(studio, BASE.replace(steps=1), "X/Y/Z plot", [9, "", ["Euler", "DDIM"], 0, "", None,
+    sampler = studio.extensions.run_script(BASE.replace(steps=1), "X/Y/Z plot", [9, "", ["Euler", "DDIM"], 0, "", None,
                                                                        0, "", None, True])
     assert [read_generation_info(c.path)["params"]["Sampler"] for c in sampler.images[1:]] == ["Euler", "DDIM"]
 
     with pytest.raises(ScriptRequestError, match="script_name: no script named 'Loopback'"):
-        run_script(studio, BASE, "Loopback", [])
+        studio.extensions.run_script(BASE, "Loopback", [])
     with pytest.raises(ScriptRequestError, match="script_args: X type index 8 is not supported"):
-        run_script(studio, BASE, "X/Y/Z plot", [8, "1, 2"])
+        studio.extensions.run_script(BASE, "X/Y/Z plot", [8, "1, 2"])
     with pytest.raises(ScriptRequestError, match="script_args: Steps: 'many' is not a number"):
-        run_script(studio, BASE, "X/Y/Z plot", ["Steps", "many"])
+        studio.extensions.run_script(BASE, "X/Y/Z plot", ["Steps", "many"])
 
 
 def test_xyz_plot_var_strength_axis_varies_one_fixed_variation_seed(studio):
     # A1111's index 3 is "Var. strength"; with the tab's variation seed -1 one is drawn for the whole plot.
-    from studio.service.scripts import ScriptRequestError, run_script
+    from studio.service.scripts import ScriptRequestError
 
-    plot = run_script(studio, BASE.replace(steps=2, subseed=-1), "X/Y/Z plot", [3, "0, 0.5, 1", None, 0, "", None,
+    plot = studio.extensions.run_script(BASE.replace(steps=2, subseed=-1), "X/Y/Z plot", [3, "0, 0.5, 1", None, 0, "", None,
                                                                                 0, "", None, True])
     cells = plot.images[1:]
     params = [read_generation_info(c.path)["params"] for c in cells]
@@ -401,11 +401,11 @@ def test_xyz_plot_var_strength_axis_varies_one_fixed_variation_seed(studio):
     grid = read_generation_info(plot.images[0].path)["params"]
     assert (grid["X Type"], grid["X Values"]) == ("Var. strength", "0, 0.5, 1")
     # The pixels, with a fixed variation seed (a random one may by chance look much like the seed).
-    fixed = run_script(studio, BASE.replace(steps=2, subseed=4321), "X/Y/Z plot", ["Var. strength", "0, 0.5, 1"])
+    fixed = studio.extensions.run_script(BASE.replace(steps=2, subseed=4321), "X/Y/Z plot", ["Var. strength", "0, 0.5, 1"])
     images = [np.asarray(c.image, dtype=np.int16) for c in fixed.images[1:]]
     assert np.abs(images[0] - images[1]).mean() > 0.5 and np.abs(images[1] - images[2]).mean() > 0.5
     with pytest.raises(ScriptRequestError, match="Var. strength: 2 is outside 0..1"):
-        run_script(studio, BASE, "X/Y/Z plot", ["Var. strength", "0, 2"])
+        studio.extensions.run_script(BASE, "X/Y/Z plot", ["Var. strength", "0, 2"])
 
 
 HANGING = Path(__file__).parent / "fixtures" / "hanging_extensions"

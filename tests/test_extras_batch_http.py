@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from studio.service.studio import Studio
+from studio.service.container import build_services
 from studio.settings import Settings
 from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api
@@ -24,7 +24,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
                         cache_dir=root / "cache", styles_file=root / "styles.csv")
     app = FastAPI()
-    app.include_router(build_api(Studio.create(settings), AccessPolicy()))
+    app.include_router(build_api(build_services(settings), AccessPolicy()))
     app.state.outputs = settings.outputs_dir
     with TestClient(app) as test_client:
         yield test_client

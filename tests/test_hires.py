@@ -8,8 +8,8 @@ from PIL import Image
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.records.reproduce import reproduce_request
 from studio.request import ControlUnit, GenerationRequest, RequestError
+from studio.service.container import Services, build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 from tests.support.esrgan import write_esrgan
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=3, cfg_scale=6,
@@ -18,9 +18,9 @@ BASE = GenerationRequest(prompt="a red circle on a blue background", sampler_nam
 
 
 @pytest.fixture(scope="module")
-def studio(engine, shared_settings) -> Studio:
+def studio(engine, shared_settings) -> Services:
     write_esrgan(shared_settings.models_dir / "ESRGAN", "tiny-esrgan-4x")
-    return Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
+    return build_services(shared_settings, engine=engine, extensions=ExtensionManager(shared_settings))
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -30,7 +30,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 @pytest.mark.parametrize("upscaler", ["Latent (nearest-exact)", "Lanczos", "tiny-esrgan-4x"])
 def test_hires_doubles_the_size_and_runs_both_passes(studio, upscaler):
     seen: list[tuple[int, int, str]] = []
-    job = studio.submit(BASE.replace(hr_upscaler=upscaler), lambda p: seen.append((p.step, p.steps, p.phase)))
+    job = studio.generation.submit(BASE.replace(hr_upscaler=upscaler), lambda p: seen.append((p.step, p.steps, p.phase)))
     image = Image.open(job.images[0].path)
     assert image.size == (128, 128)
     # 3 first-pass steps, then floor(0.5 * 4) = 2 hires steps, counted on from 3 of 5.
@@ -40,14 +40,14 @@ def test_hires_doubles_the_size_and_runs_both_passes(studio, upscaler):
 
 
 def test_hires_differs_from_a_plain_upscale(studio):
-    hires = pixels(Image.open(studio.submit(BASE).images[0].path))
-    plain = pixels(Image.open(studio.submit(BASE.replace(enable_hr=False)).images[0].path).resize((128, 128)))
+    hires = pixels(Image.open(studio.generation.submit(BASE).images[0].path))
+    plain = pixels(Image.open(studio.generation.submit(BASE.replace(enable_hr=False)).images[0].path).resize((128, 128)))
     assert np.abs(hires.astype(int) - plain).mean() > 1
 
 
 def test_infotext_has_a1111_keys_and_parses_back(studio):
     request = BASE.replace(hr_resize_x=128, hr_resize_y=96, hr_prompt="a blue square", hr_sampler_name="DDIM")
-    job = studio.submit(request)
+    job = studio.generation.submit(request)
     text = job.images[0].infotext
     for part in ("Denoising strength: 0.5", "Hires resize: 128x96", "Hires steps: 4", "Hires upscaler: Latent",
                  "Hires sampler: DDIM", "Hires prompt: a blue square"):
@@ -59,7 +59,7 @@ def test_infotext_has_a1111_keys_and_parses_back(studio):
         "enable_hr": True, "hr_resize_x": 128, "hr_resize_y": 96, "hr_second_pass_steps": 4, "hr_upscaler": "Latent",
         "hr_sampler_name": "DDIM", "hr_prompt": "a blue square", "denoising_strength": 0.5}
     # floor(0.1 * 4) = 0 hires steps: the upscaled first pass as it is, still recorded as hires fix.
-    plain = studio.submit(BASE.replace(hr_scale=1.5, denoising_strength=0.1))
+    plain = studio.generation.submit(BASE.replace(hr_scale=1.5, denoising_strength=0.1))
     assert Image.open(plain.images[0].path).size == (96, 96)
     scale = params_to_request_fields(parse_infotext(plain.images[0].infotext))
     assert scale["hr_scale"] == 1.5 and scale["enable_hr"] and "hr_resize_x" not in scale
@@ -67,11 +67,11 @@ def test_infotext_has_a1111_keys_and_parses_back(studio):
 
 @pytest.mark.parametrize(("upscaler", "batch_size"), [("Latent", 2), ("tiny-esrgan-4x", 1)])
 def test_reproduce_is_bit_identical(studio, upscaler, batch_size):
-    job = studio.submit(BASE.replace(hr_upscaler=upscaler, batch_size=batch_size))
+    job = studio.generation.submit(BASE.replace(hr_upscaler=upscaler, batch_size=batch_size))
     saved = job.images[-1]
-    request, warnings = reproduce_request(saved.path, studio.models)
+    request, warnings = reproduce_request(saved.path, studio.generation.engine.models)
     assert warnings == [] and request.enable_hr and request.hr_upscaler == upscaler
-    done = studio.reproduce_image(saved.path)
+    done = studio.generation.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
 
 
@@ -86,4 +86,4 @@ def test_reproduce_is_bit_identical(studio, upscaler, batch_size):
 ])
 def test_bad_hires_fields_are_refused(studio, changes, message):
     with pytest.raises(RequestError, match=message):
-        studio.submit(BASE.replace(**changes))
+        studio.generation.submit(BASE.replace(**changes))

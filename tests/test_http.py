@@ -31,7 +31,7 @@ from studio.cli.serve import serve
 from studio.generation.samplers import SAMPLERS
 from studio.records.infotext import parse_infotext
 from studio.request import GenerationRequest
-from studio.service.studio import Studio
+from studio.service.container import Services
 from studio.settings import Settings
 from studio.web.auth import AccessPolicy, ApiExposureError, access_policy, check_exposure
 from studio.web.mount import build_api
@@ -65,7 +65,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(root: Path) -> Iterator[tuple[Studio, httpx.Client]]:
+def served(root: Path) -> Iterator[tuple[Services, httpx.Client]]:
     # serve() sets torch's threads to the physical cores, as `python -m studio generate` does:
     # the same thread count is what makes the API and the CLI agree bit for bit.
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
@@ -80,7 +80,7 @@ def served(root: Path) -> Iterator[tuple[Studio, httpx.Client]]:
 
 
 @pytest.fixture(scope="module")
-def client(served: tuple[Studio, httpx.Client]) -> httpx.Client:
+def client(served: tuple[Services, httpx.Client]) -> httpx.Client:
     return served[1]
 
 

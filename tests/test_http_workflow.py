@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from studio.service.studio import Studio
+from studio.service.container import build_services
 from studio.settings import PROJECT_DIR, Settings
 from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api
@@ -31,7 +31,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     shutil.copy(PROJECT_DIR / "presets" / "styles.csv", root / "styles.csv")
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=PROJECT_DIR / "extensions",
                         cache_dir=root / "cache", styles_file=root / "styles.csv")
-    studio = Studio.create(settings)
+    studio = build_services(settings)
     app = FastAPI()
     app.include_router(build_api(studio, AccessPolicy()))
     app.state.models_dir = str(settings.models_dir)

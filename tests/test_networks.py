@@ -21,8 +21,8 @@ from studio.networks.tags import NetworkTag, extract_network_tags
 from studio.records import infotext
 from studio.records.reproduce import read_recipe, recipe_warnings
 from studio.request import GenerationRequest, RequestError
+from studio.service.container import Services, build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 from studio.settings import Settings
 from tests.support import network_files as nf
 
@@ -35,7 +35,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Studio, np.ndarray]:
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Services, np.ndarray]:
     """A studio with its own models/ folder of network files, and the image of BASE made before
     any network was ever loaded (the 'fresh start' every later run without networks must equal)."""
     root = tmp_path_factory.mktemp("networks")
@@ -57,13 +57,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Studio, np.ndarray]
     nf.vae_folder(pipe, vae_dir / "folder-vae")
     nf.vae_single_file(pipe, vae_dir / "single-vae.safetensors")
     engine = Engine(models)
-    studio = Studio(settings, models, engine, ExtensionManager(settings))
-    fresh = pixels(studio.submit(BASE, save=False).images[0].image)
+    studio = build_services(settings, engine=engine, extensions=ExtensionManager(settings))
+    fresh = pixels(studio.generation.submit(BASE, save=False).images[0].image)
     return studio, fresh
 
 
-def run(studio: Studio, **changes) -> np.ndarray:
-    return pixels(studio.submit(BASE.replace(**changes), save=False).images[0].image)
+def run(studio: Services, **changes) -> np.ndarray:
+    return pixels(studio.generation.submit(BASE.replace(**changes), save=False).images[0].image)
 
 
 def addnet_hash(path: Path) -> str:
@@ -116,7 +116,7 @@ def test_clicking_a_card_toggles_its_tag_or_name_in_the_prompt():
 
 def test_a_kohya_lora_changes_the_image_and_is_recorded_with_a1111s_hash(setup):
     studio, fresh = setup
-    job = studio.submit(BASE.replace(prompt=BASE.prompt + " <lora:kohya:1>"), save=False)
+    job = studio.generation.submit(BASE.replace(prompt=BASE.prompt + " <lora:kohya:1>"), save=False)
     assert not np.array_equal(pixels(job.images[0].image), fresh)
     path = studio.settings.models_dir / "Lora" / "kohya.safetensors"
     text = job.images[0].infotext
@@ -157,7 +157,7 @@ def test_lora_formats_weights_and_several_at_once(setup):
 def test_loras_that_cannot_be_used_are_clear_errors(setup, tag, message):
     studio, fresh = setup
     with pytest.raises(RequestError, match=message):
-        studio.submit(BASE.replace(prompt=f"{BASE.prompt} {tag}"), save=False)
+        studio.generation.submit(BASE.replace(prompt=f"{BASE.prompt} {tag}"), save=False)
     assert np.array_equal(run(studio), fresh)  # and nothing is left behind
 
 
@@ -183,7 +183,7 @@ def test_a_lora_of_another_shape_is_a_clear_error(setup, layers, message):
     save_file(state, str(path))
     try:
         with pytest.raises(RequestError, match=message):
-            studio.submit(BASE.replace(prompt=f"{BASE.prompt} <lora:wide:1>"), save=False)
+            studio.generation.submit(BASE.replace(prompt=f"{BASE.prompt} <lora:wide:1>"), save=False)
     finally:
         path.unlink()
     assert pipe is studio.models.current().pipe and np.array_equal(run(studio), fresh)
@@ -191,11 +191,11 @@ def test_a_lora_of_another_shape_is_a_clear_error(setup, layers, message):
 
 def test_a_lora_image_reproduces_bit_identically_and_warns_when_the_file_changed(setup):
     studio, _ = setup
-    job = studio.submit(BASE.replace(prompt=BASE.prompt + " <lora:kohya:0.8> <lora:locon:0.5:1>"))
+    job = studio.generation.submit(BASE.replace(prompt=BASE.prompt + " <lora:kohya:0.8> <lora:locon:0.5:1>"))
     saved = job.images[0]
-    assert recipe_warnings(read_recipe(saved.path), studio.models) == []
-    studio.submit(BASE)  # a run in between without them
-    done = studio.reproduce_image(saved.path)
+    assert recipe_warnings(read_recipe(saved.path), studio.generation.engine.models) == []
+    studio.generation.submit(BASE)  # a run in between without them
+    done = studio.generation.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
     assert done.image.infotext == saved.infotext
     parsed = infotext.parse_infotext(saved.infotext)
@@ -204,7 +204,7 @@ def test_a_lora_image_reproduces_bit_identically_and_warns_when_the_file_changed
     original = path.read_bytes()
     try:
         nf.kohya_lora(studio.models.current().pipe, path, seed=99, conv=False)
-        warnings = recipe_warnings(read_recipe(saved.path), studio.models)
+        warnings = recipe_warnings(read_recipe(saved.path), studio.generation.engine.models)
         assert len(warnings) == 1 and warnings[0].startswith("LoRA locon has hash ")
     finally:
         path.write_bytes(original)
@@ -214,7 +214,7 @@ def test_a_lora_image_reproduces_bit_identically_and_warns_when_the_file_changed
 
 def test_an_embedding_named_in_the_prompt_is_used_and_recorded(setup):
     studio, fresh = setup
-    job = studio.submit(BASE.replace(prompt="shinystyle, " + BASE.prompt))
+    job = studio.generation.submit(BASE.replace(prompt="shinystyle, " + BASE.prompt))
     saved = job.images[0]
     plain = run(studio, prompt="shinystyle, " + BASE.prompt)  # cached: the same again
     assert np.array_equal(pixels(saved.image), plain)
@@ -222,9 +222,9 @@ def test_an_embedding_named_in_the_prompt_is_used_and_recorded(setup):
     path = studio.settings.models_dir / "embeddings" / "shinystyle.safetensors"
     assert f'TI hashes: "shinystyle: {hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"' in saved.infotext
     assert np.array_equal(run(studio), fresh)  # loaded, but a prompt without it is as before
-    done = studio.reproduce_image(saved.path)
+    done = studio.generation.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path))) and done.warnings == []
-    negative = studio.submit(BASE.replace(negative_prompt="shinystyle"), save=False).images[0]
+    negative = studio.generation.submit(BASE.replace(negative_prompt="shinystyle"), save=False).images[0]
     assert "TI hashes" in negative.infotext  # embeddings work in the negative prompt too (A1111)
 
 
@@ -232,11 +232,11 @@ def test_a_pickled_embedding_needs_allow_pickle_then_loads_weights_only(setup):
     studio, fresh = setup
     request = BASE.replace(prompt="oldstyle " + BASE.prompt)
     with pytest.raises(RequestError, match=r"oldstyle\.pt is a pickle file"):
-        studio.submit(request, save=False)
-    networks = studio.engine.networks
+        studio.generation.submit(request, save=False)
+    networks = studio.generation.engine.networks
     networks.settings = networks.settings.replace(allow_pickle=True)
     try:
-        job = studio.submit(request, save=False)
+        job = studio.generation.submit(request, save=False)
     finally:
         networks.settings = networks.settings.replace(allow_pickle=False)
     assert "TI hashes: \"oldstyle: " in job.images[0].infotext
@@ -248,7 +248,7 @@ def test_a_pickled_embedding_needs_allow_pickle_then_loads_weights_only(setup):
 @pytest.mark.parametrize("name", ["folder-vae", "single-vae.safetensors"])
 def test_a_vae_from_models_vae_decodes_and_automatic_restores_the_models_own(setup, name):
     studio, fresh = setup
-    job = studio.submit(BASE.replace(vae=name))
+    job = studio.generation.submit(BASE.replace(vae=name))
     saved = job.images[0]
     assert job.request.vae == name
     assert not np.array_equal(pixels(saved.image), fresh)
@@ -259,22 +259,22 @@ def test_a_vae_from_models_vae_decodes_and_automatic_restores_the_models_own(set
     assert all(p.vae is model.pipe.vae for p in model.mode_pipelines.values())  # every mode pipeline
     assert np.array_equal(run(studio, vae="Automatic"), fresh)
     assert all(p.vae is model.networks.original_vae for p in [model.pipe, *model.mode_pipelines.values()])
-    done = studio.reproduce_image(saved.path)
+    done = studio.generation.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path))) and done.warnings == []
     assert np.array_equal(run(studio), fresh)  # a request without vae: the selected one (Automatic)
 
 
 def test_the_selected_vae_applies_to_requests_without_one_and_bad_names_are_errors(setup):
     studio, fresh = setup
-    networks = studio.engine.networks
+    networks = studio.generation.engine.networks
     assert networks.vae_names() == ["Automatic", "folder-vae", "single-vae.safetensors"]
     with pytest.raises(RequestError, match="VAE 'nope' not found"):
         networks.select_vae("nope")
     networks.select_vae("folder-vae")
     try:
-        job = studio.submit(BASE, save=False)
+        job = studio.generation.submit(BASE, save=False)
         assert job.request.vae == "folder-vae" and "VAE: folder-vae" in job.images[0].infotext
-        img2img = studio.submit(BASE.replace(init_image=Image.fromarray(fresh), denoising_strength=0.5), save=False)
+        img2img = studio.generation.submit(BASE.replace(init_image=Image.fromarray(fresh), denoising_strength=0.5), save=False)
         assert img2img.request.vae == "folder-vae"
     finally:
         networks.select_vae("Automatic")

@@ -8,8 +8,8 @@ from PIL import Image, ImageDraw
 from studio.generation.outpaint import extend
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.request import GenerationRequest, RequestError
+from studio.service.container import Services, build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 
 
 def scene() -> Image.Image:
@@ -25,8 +25,8 @@ BASE = GenerationRequest(prompt="a red circle on a blue background", sampler_nam
 
 
 @pytest.fixture(scope="module")
-def studio(engine, shared_settings) -> Studio:
-    return Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
+def studio(engine, shared_settings) -> Services:
+    return build_services(shared_settings, engine=engine, extensions=ExtensionManager(shared_settings))
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -46,7 +46,7 @@ def test_canvas_and_mask():
 
 @pytest.mark.parametrize("fill", [0, 1])
 def test_outpaint_keeps_the_original_bytes_beyond_the_seam(studio, fill):
-    job = studio.submit(BASE.replace(outpaint_fill=fill))
+    job = studio.generation.submit(BASE.replace(outpaint_fill=fill))
     assert job.request.mode == "inpaint"
     out = pixels(Image.open(job.images[0].path))
     assert out.shape == (80, 96, 3)
@@ -64,12 +64,12 @@ def test_outpaint_keeps_the_original_bytes_beyond_the_seam(studio, fill):
 def test_outpaint_with_an_inpaint_mask_repaints_both_and_reproduces(studio):
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (8, 8, 20, 20))
-    job = studio.submit(BASE.replace(mask=mask))
+    job = studio.generation.submit(BASE.replace(mask=mask))
     out = pixels(Image.open(job.images[0].path))
     original = pixels(scene())
     assert np.abs(out[8:20, 8:20].astype(int) - original[8:20, 8:20]).mean() > 2
     assert np.array_equal(out[30:56, 30:56], original[30:56, 30:56])
-    done = studio.reproduce_image(job.images[0].path)
+    done = studio.generation.reproduce_image(job.images[0].path)
     assert np.array_equal(pixels(done.image.image), out)
 
 

@@ -11,8 +11,8 @@ from diffusers import AutoencoderTiny
 from studio.generation.engine import Progress
 from studio.generation.previews import Previewer, PreviewError, model_family, preview_image
 from studio.request import GenerationRequest
+from studio.service.container import build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 
 REQUEST = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=8,
                             cfg_scale=7, width=64, height=64, seed=12)
@@ -64,10 +64,10 @@ def test_an_unknown_method_is_refused(final_run):
 
 
 def test_the_studio_makes_a_preview_every_n_steps_only(engine, shared_settings, final_run):
-    studio = Studio(shared_settings.replace(live_preview_every=3), engine.models, engine,
-                    ExtensionManager(shared_settings))
+    studio = build_services(shared_settings.replace(live_preview_every=3), engine=engine,
+                            extensions=ExtensionManager(shared_settings))
     latents = final_run[1]
-    due = [step for step in range(1, 9) if studio.live_preview(Progress(step=step, steps=8, latents=latents))]
+    due = [step for step in range(1, 9) if studio.generation.live_preview(Progress(step=step, steps=8, latents=latents))]
     assert due == [3, 6]  # not the last step: the final image comes right after
-    off = Studio(shared_settings.replace(live_preview_every=0), engine.models, engine, ExtensionManager(shared_settings))
-    assert off.live_preview(Progress(step=3, steps=8, latents=latents)) is None
+    off = build_services(shared_settings.replace(live_preview_every=0), engine=engine, extensions=ExtensionManager(shared_settings))
+    assert off.generation.live_preview(Progress(step=3, steps=8, latents=latents)) is None

@@ -181,20 +181,20 @@ def test_infotext_round_trip_and_reproduce_are_bit_identical(engine, shared_sett
     from PIL import Image
 
     from studio.records.infotext import params_to_request_fields, parse_infotext
+    from studio.service.container import build_services
     from studio.service.extensions.manager import ExtensionManager
-    from studio.service.studio import Studio
 
-    studio = Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
+    studio = build_services(shared_settings, engine=engine, extensions=ExtensionManager(shared_settings))
     request = BASE.replace(prompt="a ((red)) [circle:square:0.5] on a [blue|green] background BREAK sky",
                            negative_prompt="(green:1.3)", clip_skip=2, steps=3)
-    saved = studio.submit(request).images[0]
+    saved = studio.generation.submit(request).images[0]
     assert "Clip skip: 2" in saved.infotext and saved.infotext.startswith(request.prompt + "\n")
     fields = params_to_request_fields(parse_infotext(saved.infotext))
     assert (fields["prompt"], fields["negative_prompt"], fields["clip_skip"]) == (
         request.prompt, request.negative_prompt, 2)
     again = engine.run(GenerationRequest(**{**fields, "sampler_name": "Euler"}))  # from the text alone
     assert np.array_equal(np.asarray(again.images[0].image), np.asarray(Image.open(saved.path).convert("RGB")))
-    done = studio.reproduce_image(saved.path)
+    done = studio.generation.reproduce_image(saved.path)
     assert np.array_equal(np.asarray(done.image.image), np.asarray(Image.open(saved.path).convert("RGB")))
     assert done.image.infotext == saved.infotext
-    assert "Clip skip" not in studio.submit(BASE.replace(steps=1), save=False).images[0].infotext
+    assert "Clip skip" not in studio.generation.submit(BASE.replace(steps=1), save=False).images[0].infotext

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from studio.request import GenerationRequest
+from studio.service.container import Services, build_services
 from studio.service.queue import JobCancelled, JobQueue, QueueFullError
-from studio.service.studio import Studio
 from studio.settings import Settings
 
 TIMEOUT = 120
@@ -123,9 +123,9 @@ def test_place_and_eta_come_from_measured_step_times():
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Services:
     root = tmp_path_factory.mktemp("queue")
-    return Studio.create(Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
+    return build_services(Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
                                   cache_dir=root / "cache", styles_file=root / "styles.csv"))
 
 
@@ -146,13 +146,13 @@ def test_a_batch_count_job_on_the_real_engine_lets_another_users_job_run_between
         return step
 
     alice = threading.Thread(target=lambda: results.update(
-        alice=studio.submit(REQUEST.replace(n_iter=3), on_step("alice"), owner="alice")))
+        alice=studio.generation.submit(REQUEST.replace(n_iter=3), on_step("alice"), owner="alice")))
     alice.start()
-    wait_until(lambda: studio.queue.active is not None)
+    wait_until(lambda: studio.generation.queue.active is not None)
     bob = threading.Thread(target=lambda: results.update(
-        bob=studio.submit(REQUEST.replace(seed=5), on_step("bob"), owner="bob")))
+        bob=studio.generation.submit(REQUEST.replace(seed=5), on_step("bob"), owner="bob")))
     bob.start()
-    wait_until(lambda: len(studio.queue._waiting) == 1)
+    wait_until(lambda: len(studio.generation.queue._waiting) == 1)
     bob_waiting.set()
     alice.join(TIMEOUT)
     bob.join(TIMEOUT)
@@ -160,10 +160,10 @@ def test_a_batch_count_job_on_the_real_engine_lets_another_users_job_run_between
     job = results["alice"]
     assert [image.seed for image in job.images] == [77, 78, 79] and not job.interrupted
     # Taking turns does not change an image: alice's second equals a run of its seed alone.
-    alone = studio.submit(REQUEST.replace(seed=78), save=False)
+    alone = studio.generation.submit(REQUEST.replace(seed=78), save=False)
     assert np.array_equal(np.asarray(job.images[1].image), np.asarray(alone.images[0].image))
     assert all(Path(image.path).is_file() for image in job.images)
-    assert studio.queue.jobs() == []
+    assert studio.generation.queue.jobs() == []
 
 
 def test_interrupting_one_owner_stops_only_its_job(studio):
@@ -174,44 +174,44 @@ def test_interrupting_one_owner_stops_only_its_job(studio):
         started.set()
 
     alice = threading.Thread(target=lambda: results.update(
-        alice=studio.submit(REQUEST.replace(steps=40, n_iter=2), on_step, owner="alice", save=False)))
+        alice=studio.generation.submit(REQUEST.replace(steps=40, n_iter=2), on_step, owner="alice", save=False)))
     alice.start()
     started.wait(TIMEOUT)
-    bob = threading.Thread(target=lambda: results.update(bob=studio.submit(REQUEST, owner="bob", save=False)))
+    bob = threading.Thread(target=lambda: results.update(bob=studio.generation.submit(REQUEST, owner="bob", save=False)))
     bob.start()
-    wait_until(lambda: len(studio.queue._waiting) == 1)
-    studio.interrupt(owner="bob")  # bob leaves the queue; alice is untouched
+    wait_until(lambda: len(studio.generation.queue._waiting) == 1)
+    studio.generation.interrupt(owner="bob")  # bob leaves the queue; alice is untouched
     bob.join(TIMEOUT)
     assert results["bob"].interrupted and results["bob"].images == []
-    assert alice.is_alive() and not studio.queue.jobs(owner="alice")[0].interrupt.is_set()
-    studio.interrupt(owner="alice")
+    assert alice.is_alive() and not studio.generation.queue.jobs(owner="alice")[0].interrupt.is_set()
+    studio.generation.interrupt(owner="alice")
     alice.join(TIMEOUT)
     assert results["alice"].interrupted
-    assert studio.queue.jobs() == []
+    assert studio.generation.queue.jobs() == []
 
 
 def test_admin_interrupt_makes_a_tabs_interrupt_stop_whoever_runs_but_closing_a_tab_never_does(studio):
-    admin = Studio(studio.settings.replace(admin_interrupt=True), studio.models, studio.engine, studio.extensions)
+    admin = build_services(studio.settings.replace(admin_interrupt=True), engine=studio.generation.engine, extensions=studio.extensions.manager)
     results: dict[str, object] = {}
     started = threading.Event()
-    alice = threading.Thread(target=lambda: results.update(alice=admin.submit(
+    alice = threading.Thread(target=lambda: results.update(alice=admin.generation.submit(
         REQUEST.replace(steps=60), lambda progress: started.set(), owner="alice", save=False)))
     alice.start()
     started.wait(TIMEOUT)
-    ui = admin.ui_context()
+    ui = admin.generation
     ui.close_session("someone-else")  # a closed tab only ever cancels its own jobs
-    assert alice.is_alive() and not admin.queue.jobs(owner="alice")[0].interrupt.is_set()
-    ui.interrupt_session("someone-else")  # --admin-interrupt: any tab's Interrupt stops the running job
+    assert alice.is_alive() and not admin.generation.queue.jobs(owner="alice")[0].interrupt.is_set()
+    ui.interrupt(session="someone-else")  # --admin-interrupt: any tab's Interrupt stops the running job
     alice.join(TIMEOUT)
     assert results["alice"].interrupted
 
 
 def test_a_scripts_jobs_are_queued_for_whoever_started_the_script(studio):
     owners: list[str] = []
-    with studio.acting_for("user:alice", "tab-1"):  # what the UI does around a script run
-        studio.submit(REQUEST, lambda progress: owners.append(studio.queue.active.owner + "/" + studio.queue.active.session),
+    with studio.generation.acting_for("user:alice", "tab-1"):  # what the UI does around a script run
+        studio.generation.submit(REQUEST, lambda progress: owners.append(studio.generation.queue.active.owner + "/" + studio.generation.queue.active.session),
                       save=False)
-    studio.submit(REQUEST, lambda progress: owners.append(studio.queue.active.owner), save=False)
+    studio.generation.submit(REQUEST, lambda progress: owners.append(studio.generation.queue.active.owner), save=False)
     assert owners[0] == "user:alice/tab-1" and owners[-1] == "local"
 
 

@@ -16,8 +16,8 @@ from studio.checkpoints.manager import ModelManager
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.records.reproduce import read_recipe
 from studio.request import GenerationRequest, RequestError
+from studio.service.container import Services, build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 from studio.settings import Settings
 from studio.web.auth import access_policy
 from studio.web.mount import build_api
@@ -29,7 +29,7 @@ REFINED = BASE.replace(refiner_checkpoint="xl-refiner", refiner_switch_at=0.5)
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory, one_torch_thread) -> Studio:
+def studio(tmp_path_factory: pytest.TempPathFactory, one_torch_thread) -> Services:
     root = tmp_path_factory.mktemp("refiner")
     models = root / "models" / "Stable-diffusion"
     write_tiny_sdxl_base(models / "xl-base")
@@ -39,11 +39,11 @@ def studio(tmp_path_factory: pytest.TempPathFactory, one_torch_thread) -> Studio
     return _studio(settings)
 
 
-def _studio(settings: Settings) -> Studio:
+def _studio(settings: Settings) -> Services:
     from studio.generation.engine import Engine
 
     manager = ModelManager(settings)
-    return Studio(settings, manager, Engine(manager), ExtensionManager(settings))
+    return build_services(settings, engine=Engine(manager), extensions=ExtensionManager(settings))
 
 
 def pixels(image) -> np.ndarray:
@@ -51,12 +51,12 @@ def pixels(image) -> np.ndarray:
 
 
 def test_refiner_at_half_differs_from_none_and_reproduces_bit_exactly(studio):
-    plain = studio.submit(BASE).images[0]
-    job = studio.submit(REFINED)
+    plain = studio.generation.submit(BASE).images[0]
+    job = studio.generation.submit(REFINED)
     refined = job.images[0]
     assert refined.image.size == (64, 64)
     assert not np.array_equal(pixels(plain.image), pixels(refined.image))
-    loaded = studio.engine.refiners.loaded
+    loaded = studio.generation.engine.refiners.loaded
     assert loaded is not None and loaded.title == "xl-refiner"
 
     params = parse_infotext(refined.infotext)
@@ -67,20 +67,20 @@ def test_refiner_at_half_differs_from_none_and_reproduces_bit_exactly(studio):
 
     recipe = read_recipe(refined.path)
     assert recipe.refiner_hash == loaded.hash and recipe.request.refiner_checkpoint == "xl-refiner"
-    again = studio.reproduce_image(refined.path)
+    again = studio.generation.reproduce_image(refined.path)
     assert again.warnings == []
     assert np.array_equal(pixels(again.image.image), pixels(refined.image))
-    assert studio.engine.refiners.loaded is loaded  # kept loaded: no reload between runs
+    assert studio.generation.engine.refiners.loaded is loaded  # kept loaded: no reload between runs
 
-    later = studio.submit(REFINED.replace(refiner_switch_at=0.75)).images[0]
+    later = studio.generation.submit(REFINED.replace(refiner_switch_at=0.75)).images[0]
     assert not np.array_equal(pixels(later.image), pixels(refined.image))
 
 
 def test_the_base_as_its_own_refiner_shares_its_weights(studio):
-    kept = studio.engine.refiners.loaded
-    job = studio.submit(BASE.replace(refiner_checkpoint="xl-base", refiner_switch_at=0.5))
+    kept = studio.generation.engine.refiners.loaded
+    job = studio.generation.submit(BASE.replace(refiner_checkpoint="xl-base", refiner_switch_at=0.5))
     assert "Refiner: xl-base [" in job.images[0].infotext
-    assert studio.engine.refiners.loaded is kept  # no second copy of the base was loaded
+    assert studio.generation.engine.refiners.loaded is kept  # no second copy of the base was loaded
 
 
 def test_refiner_follows_img2img(studio):
@@ -88,8 +88,8 @@ def test_refiner_follows_img2img(studio):
 
     source = Image.new("RGB", (64, 64), (200, 40, 40))
     request = REFINED.replace(init_image=source, denoising_strength=0.75)
-    first = studio.submit(request).images[0]
-    plain = studio.submit(request.replace(refiner_checkpoint=None)).images[0]
+    first = studio.generation.submit(request).images[0]
+    plain = studio.generation.submit(request.replace(refiner_checkpoint=None)).images[0]
     assert not np.array_equal(pixels(first.image), pixels(plain.image))
     assert "Refiner: xl-refiner" in first.infotext
 
@@ -103,11 +103,11 @@ def test_a_refiner_of_the_wrong_family_is_refused_clearly(studio, monkeypatch):
     with monkeypatch.context() as patched:
         patched.setattr(refiner, "load_pipeline", no_load)
         with pytest.raises(RequestError, match="studio-default-64px is not an SDXL model"):
-            studio.submit(BASE.replace(refiner_checkpoint="studio-default-64px"))
+            studio.generation.submit(BASE.replace(refiner_checkpoint="studio-default-64px"))
     with pytest.raises(RequestError, match="needs an SDXL base model"):
-        studio.submit(REFINED.replace(model="studio-default-64px"))
+        studio.generation.submit(REFINED.replace(model="studio-default-64px"))
     with pytest.raises(RequestError, match="refiner_checkpoint: model 'nope' not found"):
-        studio.submit(BASE.replace(refiner_checkpoint="nope"))
+        studio.generation.submit(BASE.replace(refiner_checkpoint="nope"))
     with pytest.raises(RequestError, match="refiner_switch_at must be above 0 and below 1"):
         REFINED.replace(refiner_switch_at=1.0).validate()
     with pytest.raises(RequestError, match="enable_hr"):
@@ -125,8 +125,8 @@ def test_api_takes_a1111_refiner_fields_and_refuses_a_wrong_family_with_422(stud
         assert "refiner_checkpoint" in wrong.text and "not an SDXL model" in wrong.text
         missing = client.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": "nope [0123456789]"})
         assert missing.status_code == 422 and "refiner_checkpoint" in missing.text
-        studio.engine.refiners.get("xl-refiner")
-        loaded = studio.engine.refiners.loaded
+        studio.generation.engine.refiners.get("xl-refiner")
+        loaded = studio.generation.engine.refiners.loaded
         ok = client.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": f"xl-refiner [{loaded.hash}]",
                                                     "refiner_switch_at": 0.5})
         assert ok.status_code == 200, ok.text
@@ -164,8 +164,8 @@ def test_a_refiner_single_file_loads_through_the_bundled_refiner_config(studio, 
     path = write_tiny_refiner_single_file(studio.settings.models_dir / "Stable-diffusion" / "refiner-file.safetensors",
                                           configs)
     try:
-        job = studio.submit(BASE.replace(refiner_checkpoint="refiner-file.safetensors", refiner_switch_at=0.5))
-        loaded = studio.engine.refiners.loaded
+        job = studio.generation.submit(BASE.replace(refiner_checkpoint="refiner-file.safetensors", refiner_switch_at=0.5))
+        loaded = studio.generation.engine.refiners.loaded
         assert type(loaded.pipe).__name__ == "StableDiffusionXLImg2ImgPipeline" and loaded.pipe.text_encoder is None
         with safe_open(str(path), framework="pt") as handle:
             projection = handle.get_tensor("conditioner.embedders.0.model.text_projection")
@@ -173,8 +173,8 @@ def test_a_refiner_single_file_loads_through_the_bundled_refiner_config(studio, 
         assert torch.equal(loaded.pipe.text_encoder_2.text_projection.weight, projection.T)
         assert torch.equal(loaded.pipe.unet.add_embedding.linear_1.weight, label)
         assert "Refiner: refiner-file.safetensors [" in job.images[0].infotext
-        plain = studio.submit(BASE).images[0]
+        plain = studio.generation.submit(BASE).images[0]
         assert not np.array_equal(pixels(plain.image), pixels(job.images[0].image))
     finally:
-        studio.engine.refiners.unload()
+        studio.generation.engine.refiners.unload()
         path.unlink()

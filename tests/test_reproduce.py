@@ -13,8 +13,8 @@ from PIL import Image, ImageDraw, PngImagePlugin
 from studio.records import storage
 from studio.records.reproduce import NoRecipeError, read_recipe, recipe_warnings, reproduce_request
 from studio.request import ControlUnit, GenerationRequest
+from studio.service.container import Services, build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green",
                          sampler_name="Euler a", steps=3, cfg_scale=6, width=64, height=64, seed=2024)
@@ -33,8 +33,8 @@ def square_mask() -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def studio(engine, shared_settings) -> Studio:
-    return Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
+def studio(engine, shared_settings) -> Services:
+    return build_services(shared_settings, engine=engine, extensions=ExtensionManager(shared_settings))
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -52,13 +52,13 @@ CASES = {
 
 @pytest.mark.parametrize("mode", list(CASES))
 def test_a_saved_png_regenerates_identical_pixels(studio, mode):
-    job = studio.submit(CASES[mode])
+    job = studio.generation.submit(CASES[mode])
     saved = job.images[0]
     assert saved.path is not None and job.request.mode == ("txt2img" if mode == "controlnet" else mode)
-    request, warnings = reproduce_request(saved.path, studio.models)
+    request, warnings = reproduce_request(saved.path, studio.generation.engine.models)
     assert warnings == []
     assert request.to_dict() == job.request.to_dict()  # images and ControlNet units included
-    done = studio.reproduce_image(saved.path)
+    done = studio.generation.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
     assert done.image.infotext == saved.infotext and done.warnings == []
     if mode == "controlnet":
@@ -67,23 +67,23 @@ def test_a_saved_png_regenerates_identical_pixels(studio, mode):
 
 @pytest.mark.parametrize(("batch_size", "n_iter", "index"), [(2, 1, 1), (1, 2, 1)])
 def test_an_image_of_a_batch_is_reproduced_exactly(studio, batch_size, n_iter, index):
-    job = studio.submit(BASE.replace(steps=2, batch_size=batch_size, n_iter=n_iter))
+    job = studio.generation.submit(BASE.replace(steps=2, batch_size=batch_size, n_iter=n_iter))
     saved = job.images[index]
     recipe = read_recipe(saved.path)
     assert recipe.request.seed == job.request.seed + index - recipe.position  # its own batch only
     assert (recipe.request.batch_size, recipe.request.n_iter, recipe.position) == (batch_size, 1, index % batch_size)
-    done = studio.reproduce_image(saved.path)
+    done = studio.generation.reproduce_image(saved.path)
     assert done.image.seed == saved.seed == job.request.seed + index
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
 
 
 def test_a_different_model_hash_versions_or_threads_are_warned_about(studio, tmp_path):
-    saved = studio.submit(BASE.replace(steps=1), save=False).images[0]
+    saved = studio.generation.submit(BASE.replace(steps=1), save=False).images[0]
     recipe = {**saved.recipe, "model_hash": "0123456789", "torch_threads": torch.get_num_threads() + 1,
               "versions": {**saved.recipe["versions"], "diffusers": "0.1.0"}}
     path = tmp_path / "changed.png"
     saved.image.save(path, pnginfo=storage.png_info(saved.infotext, recipe))
-    _, warnings = reproduce_request(path, studio.models)
+    _, warnings = reproduce_request(path, studio.generation.engine.models)
     text = "\n".join(warnings)
     assert len(warnings) == 3
     assert "0123456789" in text and "diffusers 0.1.0" in text and "torch threads" in text

@@ -8,15 +8,10 @@ import torch
 
 from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
 from studio.checkpoints.single_file import SHIPPED_CONFIGS
-from studio.generation.samplers import (
-    SAMPLERS,
-    SamplerUnavailableError,
-    UnknownSamplerError,
-    make_scheduler,
-    resolve_sampler_name,
-)
+from studio.errors import UnknownSamplerError
+from studio.generation.samplers import SAMPLERS, SamplerUnavailableError, make_scheduler, resolve_sampler_name
 from studio.request import GenerationRequest, RequestError
-from studio.service.studio import Studio
+from studio.service.container import build_services
 from studio.ui.build import build_ui
 
 SD15_CONFIG = json.loads((SHIPPED_CONFIGS / "sd15" / "scheduler" / "scheduler_config.json").read_text())
@@ -48,7 +43,7 @@ def test_aliases_resolve_and_unknown_names_say_what_exists():
 
 
 def test_ui_sampler_dropdowns_offer_exactly_the_registry(shared_settings):
-    demo = build_ui(Studio.create(shared_settings).ui_context())
+    demo = build_ui(build_services(shared_settings))
     dropdowns = [block for block in demo.blocks.values()
                  if isinstance(block, gr.Dropdown) and (block.elem_id or "").endswith("_sampling")]
     assert {d.elem_id for d in dropdowns} >= {"txt2img_sampling", "img2img_sampling", "inpaint_sampling"}
@@ -192,7 +187,7 @@ def test_infotext_of_a_run_records_the_schedule_type(sampler_engine):
 def test_ui_schedule_type_dropdowns_offer_the_schedule_types(shared_settings):
     from studio.generation.samplers import SCHEDULE_TYPES
 
-    demo = build_ui(Studio.create(shared_settings).ui_context())
+    demo = build_ui(build_services(shared_settings))
     dropdowns = [block for block in demo.blocks.values()
                  if isinstance(block, gr.Dropdown) and (block.elem_id or "").endswith("_scheduler")]
     assert {d.elem_id for d in dropdowns} >= {"txt2img_scheduler", "img2img_scheduler", "inpaint_scheduler"}

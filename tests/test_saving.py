@@ -119,17 +119,17 @@ def test_sigterm_during_a_cli_run_keeps_the_finished_images(tmp_path):
 SERVER_LIKE = """
 import sys, threading
 from pathlib import Path
-from studio.service.studio import Studio
+from studio.service.container import build_services
 from studio.request import GenerationRequest
 from studio.settings import Settings
-from studio.service.shutdown import install_shutdown_handler
+from studio.service.shutdown import ServiceJobs, install_shutdown_handler
 
 root = Path(sys.argv[1])
-studio = Studio.create(Settings(models_dir=root / "models", outputs_dir=root / "outputs", safe_mode=True,
+studio = build_services(Settings(models_dir=root / "models", outputs_dir=root / "outputs", safe_mode=True,
                                 cache_dir=root / "cache", extensions_dir=root / "extensions"))
-install_shutdown_handler(studio.engine)
+install_shutdown_handler(ServiceJobs(studio.generation))
 request = GenerationRequest(prompt="a red circle", steps=20, n_iter=10, width=64, height=64, seed=3)
-threading.Thread(target=studio.submit, args=(request,), kwargs={"directory": root / "out"}, daemon=True).start()
+threading.Thread(target=studio.generation.submit, args=(request,), kwargs={"directory": root / "out"}, daemon=True).start()
 threading.Event().wait()  # the main thread idles, as the server's does
 """
 

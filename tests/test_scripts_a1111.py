@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from studio.service.studio import Studio
+from studio.service.container import build_services
 from studio.settings import PROJECT_DIR, Settings
 from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api
@@ -31,7 +31,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
                         extensions_dir=PROJECT_DIR / "extensions", cache_dir=root / "cache",
                         styles_file=root / "styles.csv")
     app = FastAPI()
-    app.include_router(build_api(Studio.create(settings), AccessPolicy()))
+    app.include_router(build_api(build_services(settings), AccessPolicy()))
     with TestClient(app) as test_client:
         yield test_client
 

@@ -76,9 +76,9 @@ def test_each_user_saves_to_their_own_folder_and_gets_only_their_own_files(serve
     assert len(alice_files) == 1 and len(bob_files) == 1
     assert not list((outputs / "bob").rglob("*-11.png")) and not list(outputs.glob("*-images"))
     # History (what the UI's History tab lists) holds only the caller's own outputs.
-    assert [path for path, _ in studio.history_for("bob").files()] == bob_files
+    assert [path for path, _ in studio.outputs.history("bob").files()] == bob_files
     with pytest.raises(ValueError):  # bob cannot delete alice's image through his history
-        studio.history_for("bob").delete(alice_files[0])
+        studio.outputs.history("bob").delete(alice_files[0])
     assert alice_files[0].is_file()
     # Gradio's file route: each logged-in user gets their own outputs, never the other's.
     with closing(logged_in(url, "bob")) as bob_ui, httpx.Client(base_url=url, timeout=TIMEOUT) as nobody:
@@ -123,4 +123,4 @@ def test_progress_interrupt_and_the_queue_are_each_callers_own(served):
         assert alice.post(f"{API}/interrupt").status_code == 200
         alice_job.join(TIMEOUT)
         assert json.loads(alice_done["response"].json()["info"])["interrupted"] is True
-    assert studio.queue.jobs() == []
+    assert studio.generation.queue.jobs() == []

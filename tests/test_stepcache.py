@@ -11,8 +11,8 @@ from PIL import Image
 from studio.records.infotext import params_to_request_fields, parse_infotext, request_params
 from studio.records.reproduce import reproduce_request
 from studio.request import GenerationRequest, RequestError
+from studio.service.container import Services, build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", sampler_name="Euler", steps=6,
                          cfg_scale=6, width=64, height=64, seed=77)
@@ -23,8 +23,8 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def studio(engine, shared_settings) -> Studio:
-    return Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
+def studio(engine, shared_settings) -> Services:
+    return build_services(shared_settings, engine=engine, extensions=ExtensionManager(shared_settings))
 
 
 def test_cached_steps_change_the_image_a_little_and_leave_uncached_runs_untouched(engine):
@@ -56,7 +56,7 @@ def test_cache_interval_is_written_to_infotext_and_parsed_back():
     params = request_params(request, "m", "h")
     assert params["Cache interval"] == 3
     assert "Cache interval" not in request_params(BASE, "m", "h")  # off: A1111's text as before
-    text = f"p\nSteps: 6, Sampler: Euler, CFG scale: 6, Seed: 77, Size: 64x64, Cache interval: 3"
+    text = "p\nSteps: 6, Sampler: Euler, CFG scale: 6, Seed: 77, Size: 64x64, Cache interval: 3"
     assert params_to_request_fields(parse_infotext(text))["cache_interval"] == 3
 
 
@@ -67,12 +67,12 @@ def test_a_bad_cache_interval_names_the_field(value):
 
 
 def test_reproduce_regenerates_a_cached_image_bit_identically(studio):
-    job = studio.submit(BASE.replace(cache_interval=3))
+    job = studio.generation.submit(BASE.replace(cache_interval=3))
     saved = job.images[0]
     assert "Cache interval: 3" in saved.image.info.get("parameters", "") or saved.path is not None
-    request, warnings = reproduce_request(saved.path, studio.models)
+    request, warnings = reproduce_request(saved.path, studio.generation.engine.models)
     assert warnings == [] and request.cache_interval == 3
-    again = studio.submit(request)
+    again = studio.generation.submit(request)
     assert np.array_equal(pixels(Image.open(saved.path)), pixels(Image.open(again.images[0].path)))
     # The infotext alone (what A1111 tools read) carries it too.
     assert parse_infotext(Image.open(saved.path).info["parameters"])["Cache interval"] == "3"

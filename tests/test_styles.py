@@ -21,8 +21,8 @@ from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.records.pnginfo import read_generation_info
 from studio.records.reproduce import read_recipe
 from studio.request import GenerationRequest, RequestError
+from studio.service.container import build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 
 A1111_CSV = '''name,prompt,negative_prompt
 "Oil, thick","oil painting of {prompt}, impasto","photo"
@@ -62,25 +62,25 @@ def test_the_shipped_example_is_used_until_the_user_saves_a_style(settings):
 
 
 def test_a_styled_request_saves_the_expanded_prompt_and_reproduces(engine, shared_settings):
-    studio = Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
+    studio = build_services(shared_settings, engine=engine, extensions=ExtensionManager(shared_settings))
     save_style(shared_settings, Style("Blue ground", "{prompt} on a blue background", "green"))
     request = GenerationRequest(prompt="a red circle", styles=("Blue ground",), steps=2, width=64, height=64, seed=5)
-    saved = studio.submit(request).images[0]
+    saved = studio.generation.submit(request).images[0]
     assert saved.infotext.startswith("a red circle on a blue background\nNegative prompt: green\n")
     assert 'Styles: "[\\"Blue ground\\"]"' in saved.infotext  # a JSON list, quoted as infotext quotes values
     fields = params_to_request_fields(parse_infotext(saved.infotext))
     assert fields["prompt"] == "a red circle on a blue background" and "styles" not in fields  # not applied twice
     recipe = read_recipe(saved.path)
     assert recipe.request.prompt == "a red circle on a blue background" and recipe.request.styles == ("Blue ground",)
-    done = studio.reproduce_image(saved.path)  # the recipe is not styled a second time
+    done = studio.generation.reproduce_image(saved.path)  # the recipe is not styled a second time
     assert np.array_equal(np.asarray(done.image.image), np.asarray(Image.open(saved.path).convert("RGB")))
     assert done.image.infotext == saved.infotext
-    plain = studio.submit(request.replace(prompt="a red circle on a blue background", negative_prompt="green",
+    plain = studio.generation.submit(request.replace(prompt="a red circle on a blue background", negative_prompt="green",
                                           styles=()), save=False).images[0]
     assert np.array_equal(np.asarray(plain.image), np.asarray(Image.open(saved.path).convert("RGB")))
     with pytest.raises(RequestError, match="unknown style"):
-        studio.submit(request.replace(styles=("Missing",)))
-    pasted = studio.read_png(saved.path)["fields"]  # PNG Info -> tab: bare prompt, style selected again
+        studio.generation.submit(request.replace(styles=("Missing",)))
+    pasted = studio.outputs.read_png(saved.path)["fields"]  # PNG Info -> tab: bare prompt, style selected again
     assert (pasted["prompt"], pasted["negative_prompt"], pasted["styles"]) == ("a red circle", "", ["Blue ground"])
     assert "styles" not in read_generation_info(saved.path)["fields"]  # without the styles: the styled prompt
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.checkpoints.upscalers import LATENT_UPSCALERS, Upscalers, load_model_file, run_tiled, upscale_latents
+from studio.checkpoints.upscaler_files import LATENT_UPSCALERS
+from studio.checkpoints.upscalers import Upscalers, load_model_file, run_tiled, upscale_latents
 from studio.errors import ModelError
 from studio.request import RequestError
 from tests.support.esrgan import write_esrgan

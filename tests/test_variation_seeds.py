@@ -10,8 +10,8 @@ from PIL import Image
 from studio.generation.variation import Variation, image_noise, slerp
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.request import GenerationRequest, RequestError
+from studio.service.container import Services, build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 from tests.test_reproduce import scene, square_mask  # the same source image and mask
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green", sampler_name="Euler",
@@ -19,8 +19,8 @@ BASE = GenerationRequest(prompt="a red circle on a blue background", negative_pr
 
 
 @pytest.fixture(scope="module")
-def studio(engine, shared_settings) -> Studio:
-    return Studio(shared_settings, engine.models, engine, ExtensionManager(shared_settings))
+def studio(engine, shared_settings) -> Services:
+    return build_services(shared_settings, engine=engine, extensions=ExtensionManager(shared_settings))
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -67,30 +67,30 @@ def test_resize_seed_from_pastes_the_smaller_noise_centred():
 # --- images ----------------------------------------------------------------------------------
 
 def test_strength_zero_is_the_plain_seed_and_strength_one_is_the_variation_seed(studio):
-    plain = studio.submit(BASE, save=False).images[0]
-    zero = studio.submit(BASE.replace(subseed=123, subseed_strength=0.0), save=False).images[0]
+    plain = studio.generation.submit(BASE, save=False).images[0]
+    zero = studio.generation.submit(BASE.replace(subseed=123, subseed_strength=0.0), save=False).images[0]
     assert np.array_equal(pixels(plain.image), pixels(zero.image))
     assert "Variation seed" not in zero.infotext
-    half = studio.submit(BASE.replace(subseed=123, subseed_strength=0.5), save=False).images[0]
-    other = studio.submit(BASE.replace(seed=123), save=False).images[0]
+    half = studio.generation.submit(BASE.replace(subseed=123, subseed_strength=0.5), save=False).images[0]
+    other = studio.generation.submit(BASE.replace(seed=123), save=False).images[0]
     assert np.abs(pixels(half.image) - pixels(plain.image)).mean() > 2
     assert np.abs(pixels(half.image) - pixels(other.image)).mean() > 2
     # Strength 1: the variation seed's noise (up to float rounding in the slerp).
-    full = studio.submit(BASE.replace(subseed=123, subseed_strength=1.0), save=False).images[0]
+    full = studio.generation.submit(BASE.replace(subseed=123, subseed_strength=1.0), save=False).images[0]
     assert np.abs(pixels(full.image) - pixels(other.image)).mean() < 2
 
 
 def test_image_i_of_a_batch_has_variation_seed_subseed_plus_i(studio):
     request = BASE.replace(steps=2, subseed=500, subseed_strength=0.4, n_iter=2)
-    job = studio.submit(request, save=False)
-    second = studio.submit(request.replace(seed=BASE.seed + 1, subseed=501, n_iter=1), save=False).images[0]
+    job = studio.generation.submit(request, save=False)
+    second = studio.generation.submit(request.replace(seed=BASE.seed + 1, subseed=501, n_iter=1), save=False).images[0]
     assert np.array_equal(pixels(job.images[1].image), pixels(second.image))
     params = parse_infotext(job.images[1].infotext)
     assert (params["Seed"], params["Variation seed"], params["Variation seed strength"]) == ("78", "501", "0.4")
 
 
 def test_a_random_variation_seed_is_drawn_and_recorded(studio):
-    job = studio.submit(BASE.replace(steps=2, subseed=-1, subseed_strength=0.25), save=False)
+    job = studio.generation.submit(BASE.replace(steps=2, subseed=-1, subseed_strength=0.25), save=False)
     assert 0 <= job.request.subseed and f"Variation seed: {job.request.subseed}," in job.images[0].infotext
 
 
@@ -106,16 +106,16 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_mode_uses_the_variation_and_reproduces_it_exactly(studio, case):
     request = CASES[case]
-    plain = studio.submit(request.replace(subseed_strength=0.0, seed_resize_from_w=-1, seed_resize_from_h=-1),
+    plain = studio.generation.submit(request.replace(subseed_strength=0.0, seed_resize_from_w=-1, seed_resize_from_h=-1),
                           save=False).images[0]
-    saved = studio.submit(request).images[0]
+    saved = studio.generation.submit(request).images[0]
     assert np.abs(pixels(saved.image) - pixels(plain.image)).max() > 0, "the variation changed nothing"
     fields = params_to_request_fields(parse_infotext(saved.infotext))
     assert (fields["subseed"], fields["subseed_strength"]) == (9, 0.6)
     if case == "txt2img":
         assert "Seed resize from: 48x64" in saved.infotext
         assert (fields["seed_resize_from_w"], fields["seed_resize_from_h"]) == (48, 64)
-    done = studio.reproduce_image(saved.path)
+    done = studio.generation.reproduce_image(saved.path)
     assert np.array_equal(pixels(done.image.image), pixels(Image.open(saved.path)))
     assert done.image.infotext == saved.infotext
 

@@ -1,19 +1,8 @@
-"""Upscalers by the names A1111 users know: latent modes, plain resamplers, and model files.
-
-- Latent upscalers resize the UNet's latents (hires fix only; they have no meaning on pixels).
-- "None", "Lanczos" and "Nearest" resample pixels with PIL.
-- Every file in models/ESRGAN, models/RealESRGAN, models/DAT and models/SwinIR is an upscaler
-  named by its file stem, loaded through spandrel (which detects the architecture from the
-  weights). `.safetensors` are read directly; `.pth`/`.pt` only with torch's weights-only
-  unpickler, so a file that would run code is refused (re-save it as .safetensors).
-  Inference is tiled with overlap (feathered blending), so large images fit in memory.
-
-Paths come only from scanning those folders inside models/: a name never becomes a path.
-"""
+"""Running upscalers: latent resizes for hires fix, and model files through spandrel, tiled with
+overlap (feathered blending) so large images fit in memory. Names and files: upscaler_files.py."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,65 +11,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from studio.checkpoints.upscaler_files import LATENT_UPSCALERS, PIXEL_UPSCALERS, UpscalerEntry, discover
 from studio.errors import ModelError
 from studio.request import RequestError
 
-# A1111's latent upscale modes: name -> (torch interpolation mode, antialias).
-LATENT_UPSCALERS: dict[str, tuple[str, bool]] = {
-    "Latent": ("bilinear", False),
-    "Latent (antialiased)": ("bilinear", True),
-    "Latent (bicubic)": ("bicubic", False),
-    "Latent (bicubic antialiased)": ("bicubic", True),
-    "Latent (nearest)": ("nearest", False),
-    "Latent (nearest-exact)": ("nearest-exact", False),
-}
-PIXEL_UPSCALERS: dict[str, Image.Resampling] = {
-    "None": Image.Resampling.LANCZOS,  # no model: a plain resize where a size must be reached
-    "Lanczos": Image.Resampling.LANCZOS,
-    "Nearest": Image.Resampling.NEAREST,
-}
-MODEL_FOLDERS = ("ESRGAN", "RealESRGAN", "DAT", "SwinIR")
-MODEL_SUFFIXES = (".safetensors", ".pth", ".pt")
 TILE, OVERLAP = 192, 16  # input pixels per tile and overlap between tiles (A1111's ESRGAN defaults: 192, 8)
 MAX_LOADED = 2
-
-
-@dataclass(frozen=True)
-class UpscalerEntry:
-    name: str
-    kind: str  # "latent" | "pixel" | "model"
-    path: Path | None = None
-    folder: str = ""  # models/<folder> for model files
-    scale: int | None = None  # a model's native factor, known once loaded
-
-    def to_api(self) -> dict[str, Any]:
-        """A1111's /sdapi/v1/upscalers item."""
-        return {"name": self.name, "model_name": self.folder or None,
-                "model_path": str(self.path) if self.path else None, "model_url": None,
-                "scale": self.scale or (4 if self.kind == "model" else None)}
-
-
-def discover(models_dir: Path) -> dict[str, UpscalerEntry]:
-    """Plain resamplers, latent modes, then one entry per model file (first file wins a name)."""
-    entries = {name: UpscalerEntry(name, "pixel") for name in PIXEL_UPSCALERS}
-    entries.update({name: UpscalerEntry(name, "latent") for name in LATENT_UPSCALERS})
-    root = models_dir.resolve()
-    for folder in MODEL_FOLDERS:
-        directory = root / folder
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.rglob("*")):
-            resolved = path.resolve()
-            if path.suffix.lower() not in MODEL_SUFFIXES or not resolved.is_file() or not resolved.is_relative_to(root):
-                continue
-            name = path.stem if path.stem not in entries else f"{path.stem} ({folder})"
-            entries.setdefault(name, UpscalerEntry(name, "model", resolved, folder))
-    return entries
-
-
-def image_upscaler_names(entries: dict[str, UpscalerEntry]) -> list[str]:
-    """What upscales pixels (Extras): everything but the latent modes."""
-    return [name for name, entry in entries.items() if entry.kind != "latent"]
 
 
 def upscale_latents(latents: torch.Tensor, width: int, height: int, name: str, scale_factor: int = 8) -> torch.Tensor:

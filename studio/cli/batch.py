@@ -27,7 +27,7 @@ def add_folder_flags(parser: argparse.ArgumentParser, mask: bool = False) -> Non
 
 
 def add_extras_flags(parser: argparse.ArgumentParser) -> None:
-    from studio.generation.extras import ExtrasRequest
+    from studio.generation.extras_request import ExtrasRequest
 
     for item in fields(ExtrasRequest):
         if item.name in EXTRAS_SKIP:
@@ -47,33 +47,33 @@ def _absolute(path: Path | None) -> Path | None:
 def run_img2img_batch(args: argparse.Namespace, settings: Settings) -> int:
     from studio.cli.request_flags import request_from_args
 
-    def job(studio):  # type: ignore[no-untyped-def]
+    def job(services):  # type: ignore[no-untyped-def]
         request = request_from_args(args)
-        return studio.img2img_batch(request, _absolute(args.input_dir), _absolute(args.output_dir),
-                                    _absolute(args.mask_dir))
+        return services.generation.img2img_batch(request, _absolute(args.input_dir), _absolute(args.output_dir),
+                                                 _absolute(args.mask_dir))
 
     return _run(settings, job)
 
 
 def run_extras_batch(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.generation.extras import ExtrasRequest
+    from studio.generation.extras_request import ExtrasRequest
 
     values = {item.name: getattr(args, item.name) for item in fields(ExtrasRequest) if hasattr(args, item.name)}
-    return _run(settings, lambda studio: studio.extras_folder(values, _absolute(args.input_dir),
-                                                              _absolute(args.output_dir)))
+    return _run(settings, lambda services: services.extras.folder(values, _absolute(args.input_dir),
+                                                                  _absolute(args.output_dir)))
 
 
 def _run(settings: Settings, job) -> int:  # type: ignore[no-untyped-def]
     from studio.checkpoints.devices import configure_threads
     from studio.errors import StudioError
-    from studio.service.shutdown import install_shutdown_handler
-    from studio.service.studio import Studio
+    from studio.service.container import build_services
+    from studio.service.shutdown import ServiceJobs, install_shutdown_handler
 
     configure_threads(settings.threads)
-    studio = Studio.create(settings)
-    install_shutdown_handler(studio.engine)
+    services = build_services(settings)
+    install_shutdown_handler(ServiceJobs(services.generation))
     try:
-        result = job(studio)
+        result = job(services)
     except (ValueError, StudioError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -93,7 +93,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 def serve_on_ray(settings: Settings, cluster: Any) -> int:
     """`serve --replicas N`: the engine on Ray Serve replicas (the optional `cluster` extra)."""
     try:
-        from studio.cluster.launch import serve_cluster
+        from studio.cli.serve_cluster import serve_cluster
     except ModuleNotFoundError as error:
         if error.name and error.name.split(".")[0] == "ray":
             print('error: --replicas needs Ray Serve: pip install -e ".[cluster]"', file=sys.stderr)
@@ -116,20 +116,20 @@ def start_failure(error: BaseException) -> str:
 def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     from studio.checkpoints.devices import configure_threads
     from studio.errors import StudioError
-    from studio.service.shutdown import install_shutdown_handler
-    from studio.service.studio import Studio
+    from studio.service.container import build_services
+    from studio.service.shutdown import ServiceJobs, install_shutdown_handler
 
     configure_threads(settings.threads)
-    studio = Studio.create(settings)  # extensions' samplers and hooks apply here too
-    install_shutdown_handler(studio.engine)  # SIGTERM mid-run: the images finished so far are kept
+    services = build_services(settings)  # extensions' samplers and hooks apply here too
+    install_shutdown_handler(ServiceJobs(services.generation))  # SIGTERM mid-run: the images finished so far are kept
     try:
         request = request_from_args(args)
         if settings.allow_hub and request.model:  # the command line is trusted to name a Hub id
-            studio.engine.load_model(request.model, allow_hub=True)
+            services.models.load(request.model, allow_hub=True)
         if args.script_name:  # as the API's script_name / script_args; images go where the script saves them
-            result = studio.run_script(request, args.script_name, _script_args(args.script_args))
+            result = services.extensions.run_script(request, args.script_name, _script_args(args.script_args))
         else:
-            result = studio.submit(request, directory=args.out)
+            result = services.generation.submit(request, directory=args.out)
     except (ValueError, StudioError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

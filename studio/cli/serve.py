@@ -6,18 +6,18 @@ from typing import Any
 
 from studio.checkpoints.devices import configure_threads
 from studio.records.storage import remove_stale_temps
-from studio.service.shutdown import install_shutdown_handler
-from studio.service.studio import Studio
+from studio.service.container import Services, build_services
+from studio.service.shutdown import ServiceJobs, install_shutdown_handler
 from studio.service.users import check_user_names, user_names
 from studio.settings import Settings
 
 MAX_UPLOAD = "64mb"  # Gradio uploads; the HTTP API has the same limit on bodies
 
 
-def serve(settings: Settings, block: bool = True, studio: Studio | None = None) -> Any:
+def serve(settings: Settings, block: bool = True, services: Services | None = None) -> Any:
     """Load the model, build the UI, launch Gradio with the HTTP API mounted before the server
-    accepts connections (unless settings.api is off). Returns (studio, demo, app) when block=False.
-    `studio`: one made elsewhere and ready (studio.cluster's, whose engine runs on Ray replicas)."""
+    accepts connections (unless settings.api is off). Returns (services, demo, app) when block=False.
+    `services`: a container made elsewhere and ready (studio.cluster's, whose jobs run on Ray replicas)."""
     from studio.ui.build import CSS, HEAD, build_ui
     from studio.web.auth import access_policy
     from studio.web.mount import mounting_lifespan
@@ -25,18 +25,18 @@ def serve(settings: Settings, block: bool = True, studio: Studio | None = None) 
 
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
     check_user_names(user_names(settings))  # several users: each name becomes an outputs folder
-    if studio is None:
+    if services is None:
         configure_threads(settings.threads)
-        studio = Studio.create(settings)
+        services = build_services(settings)
         if block:  # the process is ours: SIGTERM stops after the step, keeps finished images, exits
-            install_shutdown_handler(studio.engine)
-        studio.models.current()  # load before serving: the first click should not wait for it
+            install_shutdown_handler(ServiceJobs(services.generation))
+        services.models.current()  # load before serving: the first click should not wait for it
     remove_stale_temps(settings.outputs_dir)  # `.saving-*` files a crash left (over a minute old)
-    demo = build_ui(studio.ui_context())
+    demo = build_ui(services)
     hide_gradio_endpoints(demo)
-    demo.queue(default_concurrency_limit=studio.parallel_jobs)
+    demo.queue(default_concurrency_limit=services.generation.parallel_jobs)
     app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None,
-                                  "lifespan": mounting_lifespan(studio, policy, api=settings.api)}
+                                  "lifespan": mounting_lifespan(services, policy, api=settings.api)}
     with patient_launch_check():  # a busy machine answers slowly; Gradio's own check gives up after 3 s
         app, local_url, share_url = demo.launch(
             server_name=settings.host,
@@ -55,7 +55,7 @@ def serve(settings: Settings, block: bool = True, studio: Studio | None = None) 
     print(f"Diffusion Studio running on {local_url}" + (f" (share: {share_url})" if share_url else ""), flush=True)
     if block:
         demo.block_thread()
-    return studio, demo, app
+    return services, demo, app
 
 
 def hide_gradio_endpoints(demo: Any) -> None:

@@ -2,7 +2,8 @@
 
 The engine runs as a Ray Serve deployment (studio.cluster.replica), one model per replica; the
 Gradio UI and the A1111 API stay in this process and reach the replicas through
-`studio.cluster.facade.ClusterStudio`, an implementation of `studio.service.facade.StudioFacade`.
+the services container of `studio.cluster.services` (its generation, model and Extras services run
+remotely; the others are the single machine's).
 Outputs are written here, by the ingress, once a job has come back: a replica that dies mid-job
 leaves nothing behind, and the job is run again on another replica.
 

@@ -16,9 +16,10 @@ from ray import serve
 
 from studio.cluster.board import JobBoard
 from studio.cluster.client import ClusterClient
-from studio.cluster.facade import ClusterStudio
 from studio.cluster.options import ClusterOptions
 from studio.cluster.replica import StudioReplica
+from studio.cluster.services import connect_services
+from studio.service.container import Services
 from studio.settings import Settings
 
 APP_NAME = "diffusion-studio"
@@ -27,17 +28,17 @@ OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "PYTHONPATH"
 log = logging.getLogger(__name__)
 
 
-def start_cluster(settings: Settings, options: ClusterOptions) -> ClusterStudio:
-    """Ray up, replicas deployed and ready (each with the start-up model loaded), a ClusterStudio over them."""
+def start_cluster(settings: Settings, options: ClusterOptions) -> Services:
+    """Ray up, replicas deployed and ready (each with the start-up model loaded), the services over them."""
     connect_ray(options)
     serve.start(proxy_location="Disabled")  # the studio's own server is the ingress: no Serve HTTP proxy
     board = ray.remote(num_cpus=0)(JobBoard).remote()
     deployment = serve.deployment(StudioReplica).options(**deployment_options(options))
     handle = serve.run(deployment.bind(replica_settings(settings), replica_threads(settings, options), board),
                        name=APP_NAME, route_prefix=None)
-    studio = ClusterStudio.connect(settings, ClusterClient(handle, board, APP_NAME), capacity=options.most_replicas)
-    studio.facts()  # the start-up model's facts now: the first page and /options answer at once
-    return studio
+    services = connect_services(settings, ClusterClient(handle, board, APP_NAME), capacity=options.most_replicas)
+    services.models.facts()  # the start-up model's facts now: the first page and /options answer at once
+    return services
 
 
 def connect_ray(options: ClusterOptions) -> None:
@@ -96,37 +97,3 @@ def stop_cluster(options: ClusterOptions) -> None:
     except Exception as error:  # the cluster may already be gone; exiting must not fail on it
         log.warning("stopping the replicas: %s", error)
     ray.shutdown()
-
-
-class ClusterJobs:
-    """The jobs in flight from this ingress, as studio.service.shutdown's Interruptible (SIGTERM waits for them)."""
-
-    def __init__(self, studio: ClusterStudio) -> None:
-        self.studio = studio
-
-    @property
-    def busy(self) -> bool:
-        return self.studio.busy()
-
-    @property
-    def running_here(self) -> bool:
-        return False
-
-    def interrupt(self) -> None:
-        self.studio.interrupt()
-
-
-def serve_cluster(settings: Settings, options: ClusterOptions) -> None:
-    """The replicas, then the UI and API in front of them, until SIGTERM or Ctrl+C."""
-    from studio.cli.serve import serve as serve_studio
-    from studio.service.shutdown import install_shutdown_handler
-    from studio.web.auth import access_policy
-
-    access_policy(settings)  # an open studio on a public address is refused before Ray starts
-    studio = start_cluster(settings, options)
-    try:
-        _, demo, _ = serve_studio(settings, block=False, studio=studio)
-        install_shutdown_handler(ClusterJobs(studio), on_exit=lambda: stop_cluster(options))
-        demo.block_thread()
-    finally:
-        stop_cluster(options)

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from PIL import Image
 
-from studio.checkpoints.catalog import ModelEntry
 from studio.request import GenerationRequest
 
 
@@ -18,21 +17,6 @@ class Replica:
     pid: int
     node: str
     torch_threads: int
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the ingress needs to know about a model without loading it: listings and infotext."""
-
-    entry: ModelEntry
-    hash: str
-    vae_scale_factor: int
-    native_size: int
-    scheduler_config: Mapping[str, Any]
-    unet_config: Mapping[str, Any]
-    text_width: int | None
-    dtype: str
-    device: str
 
 
 @dataclass(frozen=True)

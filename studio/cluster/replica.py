@@ -1,4 +1,4 @@
-"""The engine as a Ray Serve deployment: one Studio per replica, holding one model.
+"""The engine as a Ray Serve deployment: one studio (services container) per replica, holding one model.
 
 Every call names its model as Serve's multiplexed model id, so Serve routes a job to a replica
 that already holds that checkpoint (per-model routing) and a replica switches only when none
@@ -23,12 +23,11 @@ from ray import serve
 
 from studio.checkpoints.devices import configure_threads
 from studio.cluster.board import INTERRUPT, SKIP
-from studio.cluster.messages import JobOrder, ModelFacts, Replica, ReplicaResult, ShippedImage
+from studio.cluster.messages import JobOrder, Replica, ReplicaResult, ShippedImage
 from studio.generation.engine import Progress
-from studio.networks.embeddings import text_width
-from studio.service.facade import Reproduction
-from studio.service.jobs import SavedImage
-from studio.service.studio import Studio
+from studio.service.container import build_services
+from studio.service.models import model_facts
+from studio.service.results import ModelFacts, Reproduction, SavedImage
 from studio.settings import Settings
 
 REPORT_EVERY = 0.2  # seconds between progress reports to the board (each also fetches a stop request)
@@ -37,8 +36,8 @@ REPORT_EVERY = 0.2  # seconds between progress reports to the board (each also f
 class StudioReplica:
     def __init__(self, settings: Settings, threads: int, board: Any) -> None:
         configure_threads(threads)
-        self.studio = Studio.create(settings)
-        self.studio.models.current()  # the start-up model, before the first job
+        self.services = build_services(settings)
+        self.services.models.current()  # the start-up model, before the first job
         self.board = board
         context = serve.get_replica_context()
         self.replica = Replica(context.replica_id.unique_id, os.getpid(), ray.util.get_node_ip_address(),
@@ -47,7 +46,7 @@ class StudioReplica:
     @serve.multiplexed(max_num_models_per_replica=1)
     async def model(self, title: str) -> str:
         """Serve's per-model routing: this replica now holds `title` (loaded between jobs)."""
-        await asyncio.to_thread(self.studio.load_model, title)
+        await asyncio.to_thread(self.services.models.load, title)
         return title
 
     async def _hold_model(self) -> None:
@@ -68,14 +67,14 @@ class StudioReplica:
         return await asyncio.to_thread(self._reproduce, png)
 
     async def extras(self, images: list[Image.Image], values: dict[str, Any]) -> tuple[list[Image.Image], str]:
-        return await asyncio.to_thread(self.studio.run_extras, images, values, False)
+        return await asyncio.to_thread(self.services.extras.run, images, values, False)
 
     def _generate(self, order: JobOrder) -> ReplicaResult:
         if self._tell(self.board.start.remote(order.job_id, self.replica)) == INTERRUPT:
             return ReplicaResult(order.request, [], True, (), 0, self.replica)  # stopped while it waited
         with tempfile.TemporaryDirectory(prefix="studio-job-") as scratch:
             on_step = self._reporter(order.job_id) if order.on_step else None
-            result = self.studio.submit(order.request, on_step, save=order.save,
+            result = self.services.generation.submit(order.request, on_step, save=order.save,
                                         directory=Path(scratch) if order.save else None)
             images = [ship(saved) for saved in result.images]
         return ReplicaResult(result.request, images, result.interrupted, result.notices, result.skipped, self.replica)
@@ -92,9 +91,9 @@ class StudioReplica:
                       "images": progress.images, "elapsed": now - progress.started, "phase": progress.phase}
             command = self._tell(self.board.report.remote(job_id, report))
             if command == INTERRUPT:
-                self.studio.interrupt()
+                self.services.generation.interrupt()
             elif command == SKIP:
-                self.studio.skip()
+                self.services.generation.skip()
 
         return on_step
 
@@ -107,18 +106,14 @@ class StudioReplica:
             return None
 
     def _facts(self) -> ModelFacts:
-        loaded = self.studio.models.current()
-        pipe = loaded.pipe
-        return ModelFacts(loaded.entry, loaded.hash, int(pipe.vae_scale_factor), loaded.native_size,
-                          dict(pipe.scheduler.config), dict(pipe.unet.config), text_width(pipe),
-                          str(pipe.unet.dtype), str(pipe.device))
+        return model_facts(self.services.models.current())
 
     def _reproduce(self, png: bytes) -> Reproduction:
         import io
 
         with Image.open(io.BytesIO(png)) as image:
             image.load()
-            return self.studio.reproduce_image(image, save=False)
+            return self.services.generation.reproduce_image(image, save=False)
 
 
 def ship(saved: SavedImage) -> ShippedImage:

@@ -25,14 +25,16 @@ from PIL import Image
 
 from studio.checkpoints.devices import pick_device
 from studio.checkpoints.manager import LoadedModel, ModelManager
-from studio.checkpoints.upscalers import Upscalers, image_upscaler_names
-from studio.control.models import controlnet_mismatch, discover_controlnets, load_controlnet
+from studio.checkpoints.upscaler_files import image_upscaler_names
+from studio.checkpoints.upscalers import Upscalers
+from studio.control.catalog import controlnet_mismatch, discover_controlnets
+from studio.control.loading import load_controlnet
 from studio.control.preprocessors import PREPROCESSORS
 from studio.control.units import control_image, control_mode_hooks
 from studio.errors import ModelError
 from studio.generation import extras, hires, imageops, modes
 from studio.generation import refiner as refiners
-from studio.generation.extras import ExtrasRequest
+from studio.generation.extras_request import ExtrasRequest
 from studio.generation.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.generation.previews import Previewer
 from studio.generation.samplers import (

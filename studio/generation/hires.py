@@ -15,7 +15,8 @@ import torch
 from diffusers import DiffusionPipeline
 from PIL import Image
 
-from studio.checkpoints.upscalers import LATENT_UPSCALERS, Upscalers, upscale_latents
+from studio.checkpoints.upscaler_files import LATENT_UPSCALERS
+from studio.checkpoints.upscalers import Upscalers, upscale_latents
 from studio.generation.latents import decode
 from studio.request import GenerationRequest
 

@@ -39,10 +39,7 @@ from diffusers import (
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import is_torchsde_available
 
-
-class UnknownSamplerError(KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
+from studio.errors import UnknownSamplerError
 
 
 class SamplerUnavailableError(ValueError):

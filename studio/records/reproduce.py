@@ -22,8 +22,8 @@ from studio.checkpoints.manager import ModelManager
 from studio.errors import ModelError, StudioError
 from studio.networks.recipe import network_warnings
 from studio.records import storage
+from studio.records.recipes import library_versions
 from studio.request import GenerationRequest, RequestError
-from studio.service import jobs
 
 
 class NoRecipeError(StudioError):
@@ -122,7 +122,7 @@ def recipe_warnings(recipe: Recipe, models: ModelManager | None = None) -> list[
         warnings += _model_warnings(recipe, models)
         warnings += _refiner_warnings(recipe, models)
         warnings += network_warnings(recipe.networks, models.settings)
-    current = jobs.library_versions()
+    current = library_versions()
     for name, made_with in sorted(recipe.versions.items()):
         now = current.get(name)
         if now is not None and now != made_with:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from PIL import Image
 
@@ -17,12 +17,12 @@ from studio.images import MAX_INPUT_PIXELS
 from studio.records import storage
 from studio.request import GenerationRequest
 from studio.service.folders import FolderError, FolderPolicy
-from studio.service.users import outputs_for
-
-if TYPE_CHECKING:
-    from studio.service.studio import Studio
+from studio.service.results import JobResult
+from studio.settings import Settings
 
 Progress = Callable[[float, str], None]
+Submit = Callable[..., JobResult]  # the generation service's submit(request, directory=, user=)
+RunExtras = Callable[..., "tuple[list[Any], str]"]  # the extras service's run(images, values, save=False)
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,11 @@ class BatchResult:
         return "\n".join([head, *(f"⚠️ {note}" for note in self.notes)])
 
 
-def run_img2img_batch(studio: "Studio", request: GenerationRequest, input_dir: str | Path,
+def run_img2img_batch(submit: Submit, policy: FolderPolicy, request: GenerationRequest, input_dir: str | Path,
                       output_dir: str | Path | None = None, mask_dir: str | Path | None = None,
                       progress: Progress = lambda fraction, text: None, user: str | None = None) -> BatchResult:
     """img2img (inpaint with a mask folder) over every image of `input_dir`. Masks match an image
     by file stem; a mask folder with a single mask uses it for every image (as A1111 does)."""
-    policy = _policy(studio, user)
     files = _inputs(policy, input_dir)
     masks = _masks(policy, mask_dir)
     target = policy.output_folder(output_dir, "output_dir") if _given(output_dir) else None
@@ -61,7 +60,7 @@ def run_img2img_batch(studio: "Studio", request: GenerationRequest, input_dir: s
         except FolderError as error:
             notes.append(str(error))
             continue
-        job = studio.submit(request.replace(init_image=image, mask=mask), directory=target, user=user)
+        job = submit(request.replace(init_image=image, mask=mask), directory=target, user=user)
         paths += [item.path for item in job.images if item.path is not None]
         texts += [item.infotext for item in job.images if item.path is not None]
         if job.interrupted:
@@ -69,12 +68,11 @@ def run_img2img_batch(studio: "Studio", request: GenerationRequest, input_dir: s
     return BatchResult(paths, texts, notes)
 
 
-def run_extras_folder(studio: "Studio", values: Mapping[str, Any], input_dir: str | Path,
+def run_extras_folder(run_extras: RunExtras, policy: FolderPolicy, values: Mapping[str, Any], input_dir: str | Path,
                       output_dir: str | Path | None = None,
-                      progress: Progress = lambda fraction, text: None, user: str | None = None) -> BatchResult:
+                      progress: Progress = lambda fraction, text: None) -> BatchResult:
     """Extras (upscale) over every image of `input_dir`, saved to `output_dir`
     (outputs/extras-images/<date> when none is given)."""
-    policy = _policy(studio, user)
     files = _inputs(policy, input_dir)
     target = (policy.output_folder(output_dir, "output_dir") if _given(output_dir)
               else storage.output_dir(policy.outputs, "extras"))
@@ -86,7 +84,7 @@ def run_extras_folder(studio: "Studio", values: Mapping[str, Any], input_dir: st
         except FolderError as error:
             notes.append(str(error))
             continue
-        results, info = studio.run_extras([image], values, save=False)
+        results, info = run_extras([image], values, save=False)
         paths.append(storage.save_png(results[0], target, 0, info))
         texts.append(info)
     return BatchResult(paths, texts, notes)
@@ -104,11 +102,10 @@ def open_image(path: Path) -> Image.Image:
         raise FolderError(f"{path.name}: not a readable image ({type(error).__name__}); skipped") from None
 
 
-def _policy(studio: "Studio", user: str | None) -> FolderPolicy:
-    """Who may name which folder; a user of a shared studio has outputs/<user>/ as outputs/."""
-    policy = FolderPolicy.from_settings(studio.settings)
-    own = outputs_for(studio.settings.outputs_dir, tuple(getattr(studio, "users", ()) or ()), user)
-    return FolderPolicy(own, policy.read_roots, policy.restricted)
+def folder_policy(settings: Settings, outputs: Path) -> FolderPolicy:
+    """Who may name which folder; a user of a shared studio has outputs/<user>/ (`outputs`) as outputs/."""
+    policy = FolderPolicy.from_settings(settings)
+    return FolderPolicy(outputs, policy.read_roots, policy.restricted)
 
 
 def _given(value: str | Path | None) -> bool:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
 from PIL import Image
 
+from studio.api import ExtensionContext
+from studio.records.pnginfo import read_generation_info
 from studio.request import GenerationRequest, RequestError
 from studio.service.extensions.loading import ExtensionError
-from studio.service.jobs import SavedImage
-
-if TYPE_CHECKING:
-    from studio.service.studio import Studio
+from studio.service.extensions.manager import ExtensionManager
+from studio.service.results import SavedImage
 
 _SEED = re.compile(r"(?:^|,\s*)Seed:\s*(-?\d+)", re.M)
 
@@ -40,17 +40,19 @@ class ScriptJob:
     skipped: int = 0
 
 
-def run_script(studio: "Studio", request: GenerationRequest, script_name: str,
-               script_args: Sequence[Any] = ()) -> ScriptJob:
+def run_script(extensions: ExtensionManager, context_for: Callable[..., ExtensionContext], request: GenerationRequest,
+               script_name: str, script_args: Sequence[Any] = (),
+               interrupted: Callable[[], bool] = lambda: False) -> ScriptJob:
     """Run the script titled `script_name` on `request` with A1111's positional `script_args`.
-    ScriptRequestError (a 4xx at the edge) for an unknown script or bad arguments."""
+    ScriptRequestError (a 4xx at the edge) for an unknown script or bad arguments. `context_for(progress,
+    notify)` makes the script's context; `interrupted()`: whether its last job was interrupted."""
     notices: list[str] = []
 
     def context(progress: Any = lambda fraction, desc: None, notify: Any = None) -> Any:
-        return studio.extension_context(progress, notices.append)  # hook notices come back with the job
+        return context_for(progress, notices.append)  # hook notices come back with the job
 
     try:
-        script, spec = studio.extensions.script_for_api(script_name, context)
+        script, spec = extensions.script_for_api(script_name, context)
         assert spec.api_args is not None
         values = spec.api_args(list(script_args or ()), request)
     except (ExtensionError, ValueError, TypeError, IndexError) as error:
@@ -63,14 +65,12 @@ def run_script(studio: "Studio", request: GenerationRequest, script_name: str,
     except ValueError as error:  # the script's own check of its values (axis values, ...)
         raise ScriptRequestError(f"script_args: {error}") from error
     images = [_saved(item, text) for (item, _caption), text in zip(result.images, result.infotexts)]
-    return ScriptJob(request, images, studio.engine.interrupted, tuple(notices), result.note)
+    return ScriptJob(request, images, interrupted(), tuple(notices), result.note)
 
 
 def _saved(item: Image.Image | Path | str, text: str) -> SavedImage:
     """A script's output image (a saved path or an image) as a SavedImage; the recipe of a saved
     PNG comes from its `studio` chunk."""
-    from studio.records.pnginfo import read_generation_info
-
     path = Path(item) if isinstance(item, (str, Path)) else None
     recipe: dict[str, Any] = {}
     if path is not None:

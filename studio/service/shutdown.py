@@ -13,7 +13,10 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
+
+if TYPE_CHECKING:
+    from studio.service.generation_base import GenerationService
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,25 @@ class Interruptible(Protocol):
     @property
     def running_here(self) -> bool: ...
     def interrupt(self) -> None: ...
+
+
+class ServiceJobs:
+    """A generation service's jobs as an Interruptible: busy while any job runs or waits; a SIGTERM
+    on a thread inside a job (the CLI's) only interrupts it."""
+
+    def __init__(self, generation: "GenerationService") -> None:
+        self.generation = generation
+
+    @property
+    def busy(self) -> bool:
+        return self.generation.has_jobs()
+
+    @property
+    def running_here(self) -> bool:
+        return self.generation.runs_on_this_thread()
+
+    def interrupt(self) -> None:
+        self.generation.stop_all()
 
 
 def install_shutdown_handler(engine: Interruptible, grace: float = GRACE_SECONDS,

@@ -1,2 +1,2 @@
 """Gradio front end. Imports gradio and the pure core (request, infotext) only, never diffusers:
-tabs receive what they need (submit, interrupt, model list ...) through a UiContext."""
+each tab receives the services it uses from the container (studio.service.container), never the engine."""

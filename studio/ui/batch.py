@@ -4,15 +4,17 @@ core (studio/service/folders.py): any folder for the local operator, only output
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from PIL import Image
 
-from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
 from studio.ui.generation import GenerationTab
 from studio.ui.sharing import user_of
+
+if TYPE_CHECKING:
+    from studio.service.generation_base import GenerationService
 
 MAX_SHOWN = 48  # a batch may hold thousands: the gallery shows the first ones
 FOLDER_HELP = ("Folders on the server. Relative paths start in outputs/. When the studio is reachable from other "
@@ -46,7 +48,7 @@ def shown(paths: list[Path], outputs_dir: str | Path) -> tuple[list[tuple[Any, s
     return items, ([str(path) for path in paths[:MAX_SHOWN]] if inside else [])
 
 
-def build_img2img_batch(ctx: UiContext, tab: GenerationTab) -> None:
+def build_img2img_batch(generation: "GenerationService", tab: GenerationTab) -> None:
     with gr.Accordion("Batch: a folder of images in, a folder out", open=False, elem_id="img2img_batch"):
         boxes = folder_boxes("img2img", mask=True)
         run = gr.Button("Run batch", variant="primary", elem_id="img2img_batch_run")
@@ -54,14 +56,12 @@ def build_img2img_batch(ctx: UiContext, tab: GenerationTab) -> None:
     control = tab.control
 
     def run_batch(values: dict[Any, Any], http: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple:
-        if ctx.img2img_batch is None:
-            raise gr.Error("Batch runs are not available here.", print_exception=False)
-        with user_errors(ctx.error_types):
+        with user_errors():
             request = tab.form.to_request(values, **(control.derive(values) if control else {}))
-            result = ctx.img2img_batch(request, values[boxes["input_dir"]], values[boxes["output_dir"]],
-                                       values[boxes["mask_dir"]], lambda f, d: progress(f, desc=d),
-                                       user=user_of(http))
-        images, paths = shown(result.paths, ctx.settings_summary()["outputs_dir"])
+            result = generation.img2img_batch(request, values[boxes["input_dir"]], values[boxes["output_dir"]],
+                                              values[boxes["mask_dir"]], lambda f, d: progress(f, desc=d),
+                                              user=user_of(http))
+        images, paths = shown(result.paths, generation.settings.outputs_dir)
         return (gr.Gallery(value=images, selected_index=0 if images else None), result.summary(),
                 list(result.infotexts[:MAX_SHOWN]), paths, 0, result.infotexts[0] if result.infotexts else "")
 

@@ -1,9 +1,8 @@
 """Assemble the Blocks: model picker on top, one tab per mode, PNG Info and Settings."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -11,8 +10,7 @@ from studio.images import decode_image
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.ui import sharing
 from studio.ui.batch import build_img2img_batch
-from studio.ui.context import JobLike, UiContext
-from studio.ui.errors import user_errors
+from studio.ui.errors import USER_ERRORS, user_errors
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.extras_tab import build_extras_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
@@ -24,6 +22,10 @@ from studio.ui.pose_editor import read_asset
 from studio.ui.refiner import refiner_choices
 from studio.ui.settings_tab import build_settings_tab
 from studio.ui.sizes import follow_model
+
+if TYPE_CHECKING:
+    from studio.service.container import Services
+    from studio.service.models import ModelService
 
 # Ctrl+Enter (Cmd+Enter) clicks the Generate button of the visible tab, as in A1111.
 HEAD = """
@@ -41,68 +43,56 @@ button.generate { min-height: 5em; }
 """
 
 
-def build_ui(ctx: UiContext) -> gr.Blocks:
-    # Generation tabs run jobs on a worker thread and show the notices themselves (Gradio's warnings
-    # only reach the page from the event's own thread); everything else gets them from the wrapper.
-    ctx = dataclasses.replace(ctx, submit=_warn_notices(ctx.submit), submit_quietly=ctx.submit)
+def build_ui(services: "Services") -> gr.Blocks:
+    """Every tab receives the services it uses from the container, nothing else."""
+    models, generation, outputs = services.models, services.generation, services.outputs
     with gr.Blocks(title="Diffusion Studio") as demo:
         # Output galleries show the whole image, small ones scaled by a whole factor with crisp pixels.
         gr.HTML("", head=f"<style>{read_asset('output_images.css')}</style>"
                          f"<script>{read_asset('output_images.js')}</script>", visible="hidden")
         with gr.Row(equal_height=True):
             gr.Markdown("## Diffusion Studio", elem_classes="studio-title")
-            model = gr.Dropdown(ctx.model_titles(), value=ctx.current_model(), label="Stable Diffusion checkpoint",
+            model = gr.Dropdown(models.titles(), value=models.current_title(), label="Stable Diffusion checkpoint",
                                 elem_id="model_checkpoint", scale=3)
             refresh = gr.Button("🔄", elem_id="refresh_models", scale=0, min_width=50)
-            vae = build_vae_picker(ctx)
+            vae = build_vae_picker(services.networks)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img = build_generation_tab(ctx, model, "txt2img", scripts=True, vae=vae, hires=True, refiner=True)
+                txt2img = build_generation_tab(services, model, "txt2img", scripts=True, vae=vae, hires=True, refiner=True)
                 to_img2img_t, to_inpaint_t = _send_buttons("txt2img")
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
-                img2img = build_generation_tab(ctx, model, "img2img", img2img_source, strength=True, scripts=True, vae=vae,
-                                               refiner=True)
+                img2img = build_generation_tab(services, model, "img2img", img2img_source, strength=True, scripts=True,
+                                               vae=vae, refiner=True)
                 to_img2img_i, to_inpaint_i = _send_buttons("img2img")
-                build_img2img_batch(ctx, img2img)
+                build_img2img_batch(generation, img2img)
             with gr.Tab("Inpaint", id="inpaint", elem_id="tab_inpaint"):
-                inpaint = build_generation_tab(ctx, model, "inpaint", inpaint_source, strength=True, vae=vae)
+                inpaint = build_generation_tab(services, model, "inpaint", inpaint_source, strength=True, vae=vae)
             with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
-                build_extras_tab(ctx)
+                build_extras_tab(services.extras)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
-                png = build_pnginfo_tab(ctx)
+                png = build_pnginfo_tab(outputs, generation)
             with gr.Tab("History", id="history", elem_id="tab_history") as history_tab:
-                history = build_history_tab(ctx)
-            for extension_tab in ctx.extension_tabs():
+                history = build_history_tab(outputs, generation)
+            for extension_tab in services.extensions.tabs():
                 with gr.Tab(extension_tab.title, elem_classes="extension-tab"):
                     build_extension_tab(extension_tab)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
-                build_extensions_tab(ctx)
+                build_extensions_tab(services.extensions)
             with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
-                build_settings_tab(ctx)
+                build_settings_tab(services.settings)
 
-        _wire_model_picker(ctx, model, refresh, [txt2img, img2img, inpaint])
-        refresh.click(lambda: gr.Dropdown(choices=ctx.vae_names()), outputs=vae, queue=False)
+        _wire_model_picker(models, model, refresh, [txt2img, img2img, inpaint])
+        refresh.click(lambda: gr.Dropdown(choices=services.networks.vae_names()), outputs=vae, queue=False)
         for source, button, target in ((txt2img, to_img2img_t, img2img), (txt2img, to_inpaint_t, inpaint),
                                        (img2img, to_img2img_i, img2img), (img2img, to_inpaint_i, inpaint)):
             _wire_send_result(button, source, target, tabs)
         for tab in (txt2img, img2img, inpaint):
-            _wire_send_png(ctx, png.buttons[tab.name], png.path, png.fields, tab, tabs)
-            _wire_send_png(ctx, history.buttons[tab.name], history.path, history.fields, tab, tabs)
-        show, inputs, outputs = history.load
-        history_tab.select(show, inputs=inputs, outputs=outputs, queue=False)
-        demo.unload(sharing.close_handler(ctx))  # a closed tab's jobs leave the queue / stop at the next step
+            _wire_send_png(png.buttons[tab.name], png.path, png.fields, tab, tabs)
+            _wire_send_png(history.buttons[tab.name], history.path, history.fields, tab, tabs)
+        show, shown_from, shown_in = history.load
+        history_tab.select(show, inputs=shown_from, outputs=shown_in, queue=False)
+        demo.unload(sharing.close_handler(generation))  # a closed tab's jobs leave the queue / stop at the next step
     return demo
-
-
-def _warn_notices(submit: Callable[..., JobLike]) -> Callable[..., JobLike]:
-    """Show what went wrong in extension hooks during a job (the job itself still ran)."""
-    def wrapped(*args: Any, **kwargs: Any) -> JobLike:
-        job = submit(*args, **kwargs)
-        for notice in getattr(job, "notices", ()):
-            gr.Warning(notice)
-        return job
-
-    return wrapped
 
 
 def _send_buttons(name: str) -> tuple[gr.Button, gr.Button]:
@@ -111,7 +101,8 @@ def _send_buttons(name: str) -> tuple[gr.Button, gr.Button]:
                 gr.Button("Send to inpaint", elem_id=f"{name}_send_inpaint", size="sm"))
 
 
-def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, tabs: list[GenerationTab]) -> None:
+def _wire_model_picker(models: "ModelService", model: gr.Dropdown, refresh: gr.Button,
+                       tabs: list[GenerationTab]) -> None:
     """Switching models; each tab's size follows the model's default size unless the user chose one."""
     sizes = [w for tab in tabs for w in (tab.form.widgets["width"], tab.form.widgets["height"])]
     ratios = [tab.size_ratio for tab in tabs]
@@ -120,14 +111,14 @@ def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, t
     def switch_model(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> list[Any]:
         title = values[model]
         progress(0, desc=f"Loading {title}…")
-        before = ctx.native_size()
+        before = models.native_size()
         try:
-            loaded = ctx.load_model(title)
-        except ctx.error_types as error:
+            loaded = models.load(title)
+        except USER_ERRORS as error:
             # The previous model keeps working: put the dropdown back on it and say why.
             gr.Warning(f"Could not switch model: {error}")
-            loaded = ctx.current_model()
-        after = ctx.native_size()
+            loaded = models.current_title()
+        after = models.native_size()
         updates: list[Any] = []
         for index, ratio in enumerate(ratios):
             updates += follow_model(before, after, values[sizes[2 * index]], values[sizes[2 * index + 1]], values[ratio])
@@ -135,7 +126,7 @@ def _wire_model_picker(ctx: UiContext, model: gr.Dropdown, refresh: gr.Button, t
 
     model.input(switch_model, inputs={model, *sizes, *ratios}, outputs=[model, *sizes], concurrency_id="generation",
                 concurrency_limit=1)
-    refresh.click(lambda: [gr.Dropdown(choices=ctx.model_titles()), *[gr.Dropdown(choices=refiner_choices(ctx))] * len(refiners)],
+    refresh.click(lambda: [gr.Dropdown(choices=models.titles()), *[gr.Dropdown(choices=refiner_choices(models))] * len(refiners)],
                   outputs=[model, *refiners], queue=False)
 
 
@@ -165,8 +156,7 @@ def _wire_send_result(button: gr.Button, source: GenerationTab, target: Generati
                  queue=False)
 
 
-def _wire_send_png(ctx: UiContext, button: gr.Button, path: gr.State, fields: gr.State, tab: GenerationTab,
-                   tabs: gr.Tabs) -> None:
+def _wire_send_png(button: gr.Button, path: gr.State, fields: gr.State, tab: GenerationTab, tabs: gr.Tabs) -> None:
     """PNG Info's "Send to <tab>": every parameter; the image (or its saved init image) and mask too."""
     extra = [w for key, w in tab.sources.items()]
     control = tab.control.fill_outputs if tab.control is not None else []
@@ -178,7 +168,7 @@ def _wire_send_png(ctx: UiContext, button: gr.Button, path: gr.State, fields: gr
         images = {k: values.get(k) for k in ("init_image", "mask")}
         units = values.get("controlnet_units") or []
         values = {k: v for k, v in values.items() if k not in ("model", "init_image", "mask", "controlnet_units")}
-        with user_errors(ctx.error_types):  # a damaged embedded image is a message, not a traceback
+        with user_errors():  # a damaged embedded image is a message, not a traceback
             updates = tab.form.fill(values)
             updates.update(_source_updates(Path(png_path), images, values, tab))
             if tab.control is not None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import gradio as gr
 from PIL import Image
@@ -19,7 +20,6 @@ from studio.generation import modes
 from studio.images import decode_image
 from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, MAX_CONTROL_UNITS, ControlUnit, RequestError
 from studio.ui import pose_editor
-from studio.ui.context import PoseToolsLike, UiContext
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm, widget_value
 from studio.ui.images import image_input
@@ -32,6 +32,9 @@ from studio.ui.pose_editor import (
     read_asset,
     wire_pose_editor,
 )
+
+if TYPE_CHECKING:
+    from studio.service.control import ControlService
 
 DEFAULTS = ControlUnit(enabled=False)
 CORE_TYPES = ("canny", "scribble", "pose")
@@ -107,7 +110,7 @@ def sketch_image(editor: Mapping[str, Any] | None, canvas: str) -> Image.Image |
     return flat
 
 
-def unit_image(values: Mapping[str, Any], width: int, height: int, tools: PoseToolsLike | None) -> Image.Image | None:
+def unit_image(values: Mapping[str, Any], width: int, height: int, tools: ModuleType | None) -> Image.Image | None:
     """The unit's own image; None means the tab's source image (img2img/inpaint)."""
     source = values.get("input") or UPLOAD
     if source == DRAW:
@@ -125,7 +128,7 @@ def unit_image(values: Mapping[str, Any], width: int, height: int, tools: PoseTo
 
 
 def unit_from_values(values: Mapping[str, Any], width: int, height: int,
-                     tools: PoseToolsLike | None = None) -> ControlUnit:
+                     tools: ModuleType | None = None) -> ControlUnit:
     """One unit's widget values, by name, to a ControlUnit."""
     fields = {name: convert(values[name]) for name, convert in FIELD_TYPES.items() if values.get(name) is not None}
     model = values.get("model")
@@ -160,7 +163,7 @@ class UnitWidgets:
 @dataclass
 class ControlNetPanel:
     units: list[UnitWidgets]
-    tools: PoseToolsLike | None
+    tools: ModuleType | None
     width: gr.components.Component
     height: gr.components.Component
     preprocessors: Mapping[str, tuple[Any, str | None]] = field(default_factory=dict)
@@ -234,28 +237,27 @@ class ControlNetPanel:
         return updates
 
 
-def build_controlnet_panel(ctx: UiContext, tab: str, width: gr.components.Component, height: gr.components.Component,
-                           source: Any = None) -> ControlNetPanel:
+def build_controlnet_panel(control: "ControlService", size: int, tab: str, width: gr.components.Component,
+                           height: gr.components.Component, source: Any = None) -> ControlNetPanel:
     """The "ControlNet" accordion. `source` is the tab's ModeSource (img2img/inpaint) or None (txt2img):
-    with one, a unit may use the source image."""
-    tools = ctx.pose_tools()
-    preprocessors = ctx.control_preprocessors()
-    size = int(ctx.native_size())
+    with one, a unit may use the source image; `size`: the model's default size."""
+    tools = control.pose_tools()
+    preprocessors = control.preprocessor_choices()
     with gr.Accordion("ControlNet", open=False, elem_id=f"{tab}_controlnet", elem_classes="controlnet"):
         gr.HTML("", head=f"<style>{read_asset('controlnet.css')}</style>", js_on_load=None, visible="hidden")
         with gr.Tabs(elem_id=f"{tab}_controlnet_units"):
             units = []
             for index in range(MAX_CONTROL_UNITS):
                 with gr.Tab(f"Unit {index}", elem_id=f"{tab}_cn{index}_tab"):
-                    units.append(_build_unit(ctx, f"{tab}_cn{index}", preprocessors, tools, source is not None, size))
-    panel = ControlNetPanel(units, tools, width, height, preprocessors, ctx.controlnet_models, source is not None)
+                    units.append(_build_unit(control, f"{tab}_cn{index}", preprocessors, tools, source is not None, size))
+    panel = ControlNetPanel(units, tools, width, height, preprocessors, control.models_and_types, source is not None)
     for unit in units:
-        _wire_unit(ctx, unit, preprocessors, tools, width, height, source)
+        _wire_unit(control, unit, preprocessors, tools, width, height, source)
     return panel
 
 
-def _build_unit(ctx: UiContext, prefix: str, preprocessors: Mapping[str, tuple[Any, str | None]],
-                tools: PoseToolsLike | None, has_source: bool, size: int) -> UnitWidgets:
+def _build_unit(control: "ControlService", prefix: str, preprocessors: Mapping[str, tuple[Any, str | None]],
+                tools: ModuleType | None, has_source: bool, size: int) -> UnitWidgets:
     control_type = DEFAULTS.control_type
     source = default_input(control_type, tools is not None)
     preprocess, module = default_module(preprocessors, control_type, source, WHITE_ON_BLACK)
@@ -296,7 +298,7 @@ def _build_unit(ctx: UiContext, prefix: str, preprocessors: Mapping[str, tuple[A
                                  min_width=130)
         module_dropdown = gr.Dropdown(module_choices(preprocessors, control_type), value=module,
                                       label="Preprocessor module", elem_id=f"{prefix}_module", scale=2)
-        model = gr.Dropdown(model_choices(ctx.controlnet_models(), control_type), value=AUTO_MODEL, label="Model",
+        model = gr.Dropdown(model_choices(control.models_and_types(), control_type), value=AUTO_MODEL, label="Model",
                             elem_id=f"{prefix}_model", scale=2)
     with gr.Row():
         threshold_a = gr.Slider(*THRESHOLD_RANGE, value=DEFAULTS.threshold_a, step=1, elem_id=f"{prefix}_threshold_a",
@@ -324,8 +326,8 @@ def _build_unit(ctx: UiContext, prefix: str, preprocessors: Mapping[str, tuple[A
                        {UPLOAD: [upload_group], DRAW: [draw_group], POSE: [pose_group, pose_details]})
 
 
-def _wire_unit(ctx: UiContext, unit: UnitWidgets, preprocessors: Mapping[str, tuple[Any, str | None]],
-               tools: PoseToolsLike | None, width: Any, height: Any, mode_source: Any) -> None:
+def _wire_unit(control: "ControlService", unit: UnitWidgets, preprocessors: Mapping[str, tuple[Any, str | None]],
+               tools: ModuleType | None, width: Any, height: Any, mode_source: Any) -> None:
     f, s = unit.fields, unit.sources
     columns = [(key, column) for key, group in unit.groups.items() for column in group]
     layout_outputs = [s["input"], *(column for _, column in columns), s["preprocess"], s["module"], s["model"],
@@ -337,7 +339,7 @@ def _wire_unit(ctx: UiContext, unit: UnitWidgets, preprocessors: Mapping[str, tu
         spec = preprocessors[module][0] if module in preprocessors else None
         return [source, *(gr.Column(visible=key == source) for key, _ in columns), preprocess,
                 gr.Dropdown(choices=module_choices(preprocessors, control_type), value=module),
-                gr.Dropdown(choices=model_choices(ctx.controlnet_models(), control_type), value=AUTO_MODEL),
+                gr.Dropdown(choices=model_choices(control.models_and_types(), control_type), value=AUTO_MODEL),
                 gr.Slider(**_threshold(spec, "threshold_a")), gr.Slider(**_threshold(spec, "threshold_b"))]
 
     f["control_type"].input(lambda t, c: layout(t, default_input(t, tools is not None), c),
@@ -356,19 +358,19 @@ def _wire_unit(ctx: UiContext, unit: UnitWidgets, preprocessors: Mapping[str, tu
         return [gr.Slider(**_threshold(spec, "threshold_a")), gr.Slider(**_threshold(spec, "threshold_b"))]
 
     s["module"].input(module_changed, inputs=s["module"], outputs=[f["threshold_a"], f["threshold_b"]], queue=False)
-    s["model"].focus(lambda t: gr.Dropdown(choices=model_choices(ctx.controlnet_models(), t)),
+    s["model"].focus(lambda t: gr.Dropdown(choices=model_choices(control.models_and_types(), t)),
                      inputs=f["control_type"], outputs=s["model"], queue=False)
 
     source_inputs = [*mode_source.widgets.values(), *mode_source.extra_inputs] if mode_source else []
 
     def preview(values: dict[Any, Any]) -> Image.Image:
-        with user_errors(ctx.error_types):
+        with user_errors():
             w, h = int(values[width]), int(values[height])
-            control = dataclasses.replace(unit_from_values(unit.values(values), w, h, tools), enabled=True)
-            source = _mode_source(mode_source, values, w, h) if control.image is None else None
-            if control.image is None and source is None:
+            chosen = dataclasses.replace(unit_from_values(unit.values(values), w, h, tools), enabled=True)
+            source = _mode_source(mode_source, values, w, h) if chosen.image is None else None
+            if chosen.image is None and source is None:
                 raise RequestError("upload a control image first" + (" (or the source image)" if mode_source else ""))
-            return ctx.preview_control(control, source, w, h)
+            return control.preview(chosen, source, w, h)
 
     unit.preview_button.click(preview, inputs={*unit.inputs, width, height, *source_inputs}, outputs=unit.preview,
                               concurrency_id="controlnet_preview", concurrency_limit=2)

@@ -6,9 +6,14 @@ from typing import Iterator
 
 import gradio as gr
 
+from studio.errors import StudioError
+
+# What the core raises for the user to read (RequestError is a ValueError); anything else is a bug.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, StudioError)
+
 
 @contextmanager
-def user_errors(error_types: tuple[type[BaseException], ...]) -> Iterator[None]:
+def user_errors(error_types: tuple[type[BaseException], ...] = USER_ERRORS) -> Iterator[None]:
     """Known errors become a gr.Error toast with their message; nothing else is swallowed."""
     try:
         yield

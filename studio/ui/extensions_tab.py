@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from studio.ui.context import ExtensionTabLike, UiContext
+from studio.ui.errors import USER_ERRORS
+
+if TYPE_CHECKING:
+    from studio.service.extensions.hooks import GuardedTab
+    from studio.service.extensions.service import ExtensionService
 
 TRUST_NOTE = (
     "**Extensions are trusted code.** An extension is a Python package that runs inside the studio with "
@@ -19,16 +24,16 @@ COLUMNS = (("name", "Extension"), ("folder", "Folder"), ("version", "Version"), 
            ("description", "Description"))
 
 
-def build_extensions_tab(ctx: UiContext) -> None:
+def build_extensions_tab(extensions: "ExtensionService") -> None:
     gr.Markdown(TRUST_NOTE, elem_id="extensions_trust")
-    if ctx.safe_mode:
+    if extensions.safe_mode:
         gr.Markdown("**Safe mode** (`--safe-mode`): no extension is loaded in this session.", elem_id="extensions_safe_mode")
-    refusal = ctx.extension_refusal()
+    refusal = extensions.change_refusal()
     if refusal:
         gr.Markdown(f"⚠️ {refusal}", elem_id="extensions_refusal")
-    table = gr.HTML(lambda: status_table(ctx), elem_id="extensions_table")
+    table = gr.HTML(lambda: status_table(extensions), elem_id="extensions_table")
     with gr.Row(equal_height=True):
-        folders = [row["folder"] for row in ctx.extension_rows()]
+        folders = [row["folder"] for row in extensions.rows()]
         folder = gr.Dropdown(folders, value=folders[0] if folders else None, label="Extension folder",
                              elem_id="extensions_folder", scale=3)
         enable = gr.Button("Enable", elem_id="extensions_enable", scale=1)
@@ -38,20 +43,20 @@ def build_extensions_tab(ctx: UiContext) -> None:
 
     def change(name: str | None, enabled: bool) -> tuple[str, str]:
         if not name:
-            return "Pick an extension first.", status_table(ctx)
+            return "Pick an extension first.", status_table(extensions)
         try:
-            text = ctx.set_extension_enabled(name, enabled)
-        except ctx.error_types as error:
+            text = extensions.set_enabled(name, enabled)
+        except USER_ERRORS as error:
             text = f"⛔ {error}"
-        return text, status_table(ctx)
+        return text, status_table(extensions)
 
     enable.click(lambda name: change(name, True), inputs=folder, outputs=[message, table], queue=False)
     disable.click(lambda name: change(name, False), inputs=folder, outputs=[message, table], queue=False)
-    refresh.click(lambda: status_table(ctx), outputs=table, queue=False)
+    refresh.click(lambda: status_table(extensions), outputs=table, queue=False)
 
 
-def status_table(ctx: UiContext) -> str:
-    rows = ctx.extension_rows()
+def status_table(extensions: "ExtensionService") -> str:
+    rows = extensions.rows()
     if not rows:
         return "<p>No extensions found in the extensions folder.</p>"
     head = "".join(f"<th>{title}</th>" for _, title in COLUMNS)
@@ -62,7 +67,7 @@ def status_table(ctx: UiContext) -> str:
     return f"<table class=\"extensions-table\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def build_extension_tab(tab: ExtensionTabLike) -> None:
+def build_extension_tab(tab: "GuardedTab") -> None:
     """Build an extension's tab; if it raises, hide what it built and show the error in its place."""
     with gr.Column() as column:
         error = tab.build()

@@ -2,21 +2,23 @@
 directory") with one upscaler or two blended."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from PIL import Image
 
 from studio.ui.batch import folder_boxes, shown
-from studio.ui.sharing import user_of
-from studio.ui.context import UiContext
 from studio.ui.errors import user_errors
+from studio.ui.sharing import user_of
+
+if TYPE_CHECKING:
+    from studio.service.extras import ExtrasService
 
 RESIZE_MODES = ("Scale by", "Scale to")
 
 
-def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
-    names = ctx.image_upscaler_names()
+def build_extras_tab(extras: "ExtrasService") -> dict[str, gr.components.Component]:
+    names = extras.image_upscaler_names()
     with gr.Row():
         with gr.Column():
             with gr.Tabs(elem_id="extras_source"):
@@ -41,7 +43,7 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
                 upscaler_2 = gr.Dropdown(names, value="None", label="Upscaler 2", elem_id="extras_upscaler_2")
                 visibility = gr.Slider(0, 1, value=0, step=0.01, label="Upscaler 2 visibility",
                                        elem_id="extras_upscaler_2_visibility")
-            reason = ctx.face_restoration_unavailable()
+            reason = extras.face_restoration_unavailable()
             with gr.Accordion("Face restoration (GFPGAN / CodeFormer)", open=False, elem_id="extras_face_restoration"):
                 gr.Slider(0, 1, value=0, step=0.01, label="GFPGAN visibility", interactive=reason is None,
                           elem_id="extras_gfpgan_visibility")
@@ -63,19 +65,17 @@ def build_extras_tab(ctx: UiContext) -> dict[str, gr.components.Component]:
                 resize_mode: int, by: float, to_w: float, to_h: float, crop_fit: bool, first: str, second: str,
                 blend: float, http: gr.Request,
                 progress: gr.Progress = gr.Progress()) -> tuple:
-        with user_errors(ctx.error_types):
+        with user_errors():
             values = {"resize_mode": int(resize_mode), "upscaling_resize": float(by),
                       "upscaling_resize_w": int(to_w or 0), "upscaling_resize_h": int(to_h or 0),
                       "upscaling_crop": bool(crop_fit), "upscaler_1": first, "upscaler_2": second,
                       "extras_upscaler_2_visibility": float(blend)}
             if kind == "folder":
-                if ctx.extras_folder is None:
-                    raise ValueError("Batch from directory is not available here.")
-                result = ctx.extras_folder(values, input_dir, output_dir, lambda f, d: progress(f, desc=d), user=user_of(http))
-                items, _ = shown(result.paths, ctx.settings_summary()["outputs_dir"])
+                result = extras.folder(values, input_dir, output_dir, lambda f, d: progress(f, desc=d), user=user_of(http))
+                items, _ = shown(result.paths, extras.settings.outputs_dir)
                 return items, result.summary() + "\n" + (result.infotexts[0] if result.infotexts else "")
             else:
-                paths, text = ctx.run_extras(_images(kind, single, batch), values, user=user_of(http))
+                paths, text = extras.run(_images(kind, single, batch), values, user=user_of(http))
         return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text
 
     run.click(upscale, inputs=[source, image, files, folders["input_dir"], folders["output_dir"], mode, scale, width,

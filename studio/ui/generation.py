@@ -7,7 +7,7 @@ import contextvars
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import gradio as gr
 
@@ -24,7 +24,6 @@ from studio.request import (
     RequestError,
 )
 from studio.ui import sharing
-from studio.ui.context import UiContext
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
@@ -35,6 +34,10 @@ from studio.ui.refiner import build_refiner_widgets
 from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 from studio.ui.sizes import build_aspect_buttons
 from studio.ui.variation import build_variation_controls, build_variation_group
+
+if TYPE_CHECKING:
+    from studio.service.container import Services
+    from studio.service.styles import StyleService
 
 DEFAULTS = GenerationRequest()
 
@@ -71,7 +74,7 @@ class GenerationTab:
 
 
 def build_generation_tab(
-    ctx: UiContext,
+    services: "Services",
     model: gr.Dropdown,
     name: str,
     source: Callable[[], ModeSource] | None = None,
@@ -81,14 +84,15 @@ def build_generation_tab(
     hires: bool = False,
     refiner: bool = False,
 ) -> GenerationTab:
-    native = ctx.native_size()
+    generation, models = services.generation, services.models
+    native = models.native_size()
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id=f"{name}_prompt",
                                 placeholder="a red circle on a blue background  (Ctrl+Enter to generate)")
             negative = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{name}_neg_prompt")
-            styles = build_styles_row(ctx, name, prompt, negative)
-            build_networks_panel(ctx, name, prompt)
+            styles = build_styles_row(services.styles, name, prompt, negative)
+            build_networks_panel(services.networks, name, prompt)
         with gr.Column(scale=1, min_width=200):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{name}_generate", elem_classes="generate")
             with gr.Row():
@@ -99,16 +103,16 @@ def build_generation_tab(
         with gr.Column():
             mode = source() if source else ModeSource()
             with gr.Row():
-                sampler = gr.Dropdown(ctx.sampler_names(), value=DEFAULTS.sampler_name, label="Sampling method",
+                sampler = gr.Dropdown(models.sampler_names(), value=DEFAULTS.sampler_name, label="Sampling method",
                                       elem_id=f"{name}_sampling")
-                scheduler = gr.Dropdown(ctx.schedule_types(), value=DEFAULTS.scheduler, label="Schedule type",
+                scheduler = gr.Dropdown(models.schedule_types(), value=DEFAULTS.scheduler, label="Schedule type",
                                         elem_id=f"{name}_scheduler")
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULTS.steps, step=1, label="Sampling steps",
                                   elem_id=f"{name}_steps")
             with gr.Row():
                 width = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Width", elem_id=f"{name}_width")
                 height = gr.Slider(MIN_SIZE, MAX_SIZE, value=native, step=8, label="Height", elem_id=f"{name}_height")
-            size_ratio = build_aspect_buttons(name, width, height, ctx.native_size)
+            size_ratio = build_aspect_buttons(name, width, height, models.native_size)
             size_note = gr.Markdown(elem_id=f"{name}_size_hint")
             with gr.Row():
                 n_iter = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count", elem_id=f"{name}_batch_count")
@@ -128,17 +132,17 @@ def build_generation_tab(
                 steps_note = gr.Markdown(_steps_note(DEFAULTS.denoising_strength, DEFAULTS.steps),
                                          elem_id=f"{name}_steps_note")
             if hires:
-                widgets.update(build_hires_widgets(ctx, name))
+                widgets.update(build_hires_widgets(services, name))
             if refiner:
-                widgets.update(build_refiner_widgets(ctx, name))
+                widgets.update(build_refiner_widgets(models, name))
             with gr.Row(equal_height=True):
                 seed = gr.Number(value=-1, precision=0, label="Seed", elem_id=f"{name}_seed", scale=4)
                 dice = gr.Button("🎲", elem_id=f"{name}_random_seed", scale=0, min_width=50)
                 recycle = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=50)
                 variation = build_variation_controls(name)
             build_variation_group(name, variation)
-            control = build_controlnet_panel(ctx, name, width, height, mode if source else None)
-            script = build_script_panel(ctx, name) if scripts else None
+            control = build_controlnet_panel(services.control, native, name, width, height, mode if source else None)
+            script = build_script_panel(services.extensions, name) if scripts else None
         with gr.Column():
             preview = gr.Image(label="Live preview", visible=False, interactive=False, height=256,
                                elem_id=f"{name}_live_preview", format="png")
@@ -172,36 +176,35 @@ def build_generation_tab(
 
     def run(values: dict[Any, Any], http: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:
         session, user = sharing.session_of(http), sharing.user_of(http)
-        with user_errors(ctx.error_types):
+        with user_errors():
             request = to_request(values)
             progress(0, desc="Starting…")
             chosen = script.selected(values) if script else None
             if script is not None and chosen is not None:  # A1111: Generate runs the selected script
-                with ctx.acting_for(sharing.owner_of(http), session, user):  # the tab's Interrupt stops its jobs
+                with generation.acting_for(sharing.owner_of(http), session, user):  # the tab's Interrupt stops its jobs
                     output = script.run(chosen, values, request, lambda f, d: progress(f, desc=d), gr.Warning)
                 images, texts, used, paths = script_outputs(output)
                 yield {gallery: gr.Gallery(value=images, selected_index=0 if images else None),
                        infotext: (texts[0] if texts else ""), infotexts: texts, seeds: used, selected: 0,
                        status: output.note, last_images: paths}
                 return
-            place = ctx.enqueue(request, sharing.owner_of(http), session) if ctx.enqueue else None  # full: gr.Error
+            place = generation.enqueue(request, sharing.owner_of(http), session)  # full: gr.Error; None: no queue
         previews: queue.Queue[Any] = queue.Queue()
         steps: queue.Queue[tuple[tuple[int, int], str]] = queue.Queue()
 
         def on_step(state: Any) -> None:  # on the job's thread: hand over, Gradio is told from this one
             steps.put(((state.image * state.steps + state.step, max(1, state.steps * state.images)),
                        progress_label(state)))
-            image = ctx.live_preview(state)
+            image = generation.live_preview(state)
             if image is not None:
                 previews.put(image)
 
-        submit = ctx.submit_quietly or ctx.submit
         extra = {"job": place, "user": user} if place is not None else {}
-        running = _Background(lambda: submit(request, on_step, **extra))
+        running = _Background(lambda: generation.submit(request, on_step, **extra))
         waiting = ""
         try:
             while not running.done.wait(0.1):
-                text = ctx.queue_text(place) if place is not None else ""
+                text = generation.queue_text(place)
                 if text or waiting:  # while queued: where it stands (and a way out)
                     if text != waiting:
                         progress(0, desc=text or "Starting…")
@@ -216,8 +219,8 @@ def build_generation_tab(
                     yield {preview: gr.Image(value=latest, visible=True)}
         finally:
             if not running.done.is_set() and place is not None:  # the page went away: drop the job
-                ctx.cancel_job(place)
-        with user_errors(ctx.error_types):
+                generation.cancel(place)
+        with user_errors():
             job = running.result()
         for notice in getattr(job, "notices", ()):  # extension hooks that failed (the job still ran)
             gr.Warning(notice)
@@ -238,10 +241,11 @@ def build_generation_tab(
     # Many jobs may wait at once: the studio's own queue (studio/service/queue.py) orders them and shows each
     # tab its place; Gradio's queue only holds them until their handler starts.
     generate.click(run, inputs=run_inputs, outputs=[*outputs, preview, cancel],
-                   concurrency_id="generate", concurrency_limit=sharing.concurrency(ctx), show_progress_on=[gallery])
-    interrupt.click(sharing.session_action(ctx.interrupt_session, ctx.interrupt), queue=False)
-    skip.click(sharing.session_action(ctx.skip_session, ctx.skip), queue=False)
-    cancel.click(sharing.session_action(ctx.interrupt_session, ctx.interrupt, hide=True), outputs=cancel, queue=False)
+                   concurrency_id="generate", concurrency_limit=sharing.concurrency(generation), show_progress_on=[gallery])
+    interrupt.click(sharing.session_action(lambda session: generation.interrupt(session=session)), queue=False)
+    skip.click(sharing.session_action(lambda session: generation.skip(session=session)), queue=False)
+    cancel.click(sharing.session_action(lambda session: generation.interrupt(session=session), hide=True),
+                 outputs=cancel, queue=False)
     dice.click(lambda: -1, outputs=seed, queue=False)
     recycle.click(lambda used, index: used[index] if used else -1, inputs=[seeds, selected], outputs=seed, queue=False)
 
@@ -250,7 +254,7 @@ def build_generation_tab(
         return (texts[index] if index < len(texts) else ""), index
 
     gallery.select(on_select, inputs=infotexts, outputs=[infotext, selected], queue=False)
-    gr.on([width.change, height.change], lambda w, h: size_hint(w, h, ctx.native_size()), inputs=[width, height],
+    gr.on([width.change, height.change], lambda w, h: size_hint(w, h, models.native_size()), inputs=[width, height],
           outputs=size_note, queue=False, show_progress="hidden")
     if strength:
         for trigger in (widgets["denoising_strength"], steps):
@@ -320,11 +324,11 @@ def _drain(items: "queue.Queue[Any]") -> Any:
             return latest
 
 
-def build_styles_row(ctx: UiContext, name: str, prompt: gr.Textbox, negative: gr.Textbox) -> gr.Dropdown:
+def build_styles_row(styles_service: "StyleService", name: str, prompt: gr.Textbox, negative: gr.Textbox) -> gr.Dropdown:
     """Styles from styles.csv: pick several (applied when generating), or apply them into the prompt
     boxes now, or save the current prompts as a new style."""
     with gr.Row(equal_height=True):
-        styles = gr.Dropdown(ctx.style_names(), value=[], multiselect=True, label="Styles", scale=5,
+        styles = gr.Dropdown(styles_service.names(), value=[], multiselect=True, label="Styles", scale=5,
                              elem_id=f"{name}_styles")
         apply = gr.Button("Apply styles", size="sm", elem_id=f"{name}_style_apply", scale=0, min_width=110)
     with gr.Accordion("Save the prompts as a style", open=False, elem_id=f"{name}_style_save_panel"):
@@ -333,13 +337,13 @@ def build_styles_row(ctx: UiContext, name: str, prompt: gr.Textbox, negative: gr
             save = gr.Button("Save style", size="sm", elem_id=f"{name}_style_save", scale=0, min_width=110)
 
     def apply_selected(text: str, negative_text: str, names: list[str]) -> tuple:
-        with user_errors(ctx.error_types):
-            expanded, expanded_negative = ctx.apply_styles(text, negative_text, list(names or []))
+        with user_errors():
+            expanded, expanded_negative = styles_service.apply(text, negative_text, list(names or []))
         return expanded, expanded_negative, []  # applied: unselect, or Generate would apply them twice
 
     def save_current(style: str, text: str, negative_text: str, selected: list[str]) -> tuple:
-        with user_errors(ctx.error_types):
-            names = ctx.save_style(style, text, negative_text)
+        with user_errors():
+            names = styles_service.save(style, text, negative_text)
         return gr.update(choices=names, value=selected), ""
 
     apply.click(apply_selected, inputs=[prompt, negative, styles], outputs=[prompt, negative, styles], queue=False)

@@ -1,21 +1,25 @@
 """The txt2img "Hires. fix" accordion: widgets bound to the request's hr_* fields by name."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gradio as gr
 
 from studio.request import MAX_HR_SCALE, MAX_SIZE, MAX_STEPS, GenerationRequest
-from studio.ui.context import UiContext
+
+if TYPE_CHECKING:
+    from studio.service.container import Services
 
 DEFAULTS = GenerationRequest()
 SAME_SAMPLER = "Use same sampler"
 
 
-def build_hires_widgets(ctx: UiContext, name: str) -> dict[str, gr.components.Component]:
+def build_hires_widgets(services: "Services", name: str) -> dict[str, gr.components.Component]:
     """Checkbox, upscaler, upscale by / resize to, hires steps, denoising, optional prompts/sampler."""
     with gr.Accordion("Hires. fix", open=False, elem_id=f"{name}_hires_fix"):
         enable = gr.Checkbox(label="Enable hires. fix", value=False, elem_id=f"{name}_enable_hr")
         with gr.Row():
-            upscaler = gr.Dropdown(ctx.upscaler_names(), value=DEFAULTS.hr_upscaler, label="Upscaler",
+            upscaler = gr.Dropdown(services.extras.upscaler_names(), value=DEFAULTS.hr_upscaler, label="Upscaler",
                                    elem_id=f"{name}_hr_upscaler")
             steps = gr.Slider(0, MAX_STEPS, value=0, step=1, label="Hires steps", info="0: the sampling steps",
                               elem_id=f"{name}_hires_steps")
@@ -28,7 +32,7 @@ def build_hires_widgets(ctx: UiContext, name: str) -> dict[str, gr.components.Co
                                  elem_id=f"{name}_hr_resize_x")
             resize_y = gr.Slider(0, MAX_SIZE, value=0, step=8, label="Resize height to", info="0: upscale by",
                                  elem_id=f"{name}_hr_resize_y")
-        sampler = gr.Dropdown([(SAME_SAMPLER, ""), *[(s, s) for s in ctx.sampler_names()]], value="",
+        sampler = gr.Dropdown([(SAME_SAMPLER, ""), *[(s, s) for s in services.models.sampler_names()]], value="",
                               label="Hires sampling method", elem_id=f"{name}_hr_sampler")
         with gr.Row():
             prompt = gr.Textbox(label="Hires prompt (empty: the prompt)", lines=2, elem_id=f"{name}_hr_prompt")

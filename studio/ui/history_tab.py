@@ -6,18 +6,22 @@ outputs/ and its companions."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from studio.ui.context import UiContext
-from studio.ui.errors import user_errors
+from studio.ui.errors import USER_ERRORS, user_errors
 from studio.ui.pnginfo import PngInfoTab
 from studio.ui.sharing import user_of
+
+if TYPE_CHECKING:
+    from studio.service.generation_base import GenerationService
+    from studio.service.outputs import OutputService
 
 PER_PAGE = 24
 
 
-def build_history_tab(ctx: UiContext) -> PngInfoTab:
+def build_history_tab(records: "OutputService", generation: "GenerationService") -> PngInfoTab:
     with gr.Row():
         query = gr.Textbox(label="Search the parameters (every word must occur)", elem_id="history_search", scale=4)
         refresh = gr.Button("🔄 Refresh", elem_id="history_refresh", scale=0, min_width=100)
@@ -49,7 +53,7 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
     selected, fields, pending = gr.State(None), gr.State({}), gr.State(None)
 
     def show(number: int, words: str, http: gr.Request) -> tuple:
-        result = ctx.history_page(int(number), PER_PAGE, words or "", user=user_of(http))  # only the caller's outputs
+        result = records.history_page(int(number), PER_PAGE, words or "", user=user_of(http))  # only the caller's outputs
         items = [(str(item.path), f"{item.mode} · {item.path.name}") for item in result.items]
         label = f"Page {result.page} of {result.pages} · {result.total} image(s)"
         return (items, result.page, [str(i.path) for i in result.items], [i.infotext for i in result.items], label,
@@ -74,8 +78,8 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
         index = event.index if isinstance(event.index, int) else 0
         if index >= len(files):
             return None, "", {}
-        with user_errors(ctx.error_types):
-            info = ctx.read_png(Path(files[index]))
+        with user_errors():
+            info = records.read_png(Path(files[index]))
         return files[index], info["infotext"], info["fields"]
 
     gallery.select(pick, inputs=[paths, texts], outputs=[selected, parameters, fields], queue=False)
@@ -94,8 +98,8 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
         if not path:
             return (*show(number, words, http), gr.Group(visible=False), None, "Nothing to delete.")
         try:
-            removed = ctx.delete_output(path, user=user_of(http))  # only inside the caller's outputs
-        except ctx.error_types as error:
+            removed = records.delete(path, user=user_of(http))  # only inside the caller's outputs
+        except USER_ERRORS as error:
             return (*show(number, words, http), gr.Group(visible=False), None, f"⚠️ Not deleted: {error}")
         note = f"Deleted `{Path(path).name}`" + (f" and {len(removed) - 1} companion file(s)." if len(removed) > 1
                                                   else ".")
@@ -109,8 +113,8 @@ def build_history_tab(ctx: UiContext) -> PngInfoTab:
     def run_reproduce(path: str | None, http: gr.Request) -> tuple[str | None, str]:
         if not path:
             raise gr.Error("Select an image first.", print_exception=False)
-        with user_errors(ctx.error_types):
-            output, _, notes = ctx.reproduce(Path(path), user_of(http))
+        with user_errors():
+            output, _, notes = generation.reproduce(Path(path), user_of(http))
         return output, "\n".join(f"⚠️ {note}" for note in notes) or "Reproduced."
 
     reproduce.click(run_reproduce, inputs=selected, outputs=[reproduced, status],

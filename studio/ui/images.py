@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 import gradio as gr
 from PIL import Image
 
-
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 

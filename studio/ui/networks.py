@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from studio.ui.context import UiContext
+from studio.ui.errors import USER_ERRORS
+
+if TYPE_CHECKING:
+    from studio.service.networks import NetworkService
 
 CARDS_PER_PAGE = 48
 
@@ -45,7 +48,7 @@ def _samples(names: list[str], query: str) -> list[list[str]]:
     return [[name] for name in names if query in name.lower()]
 
 
-def build_networks_panel(ctx: UiContext, name: str, prompt: gr.Textbox) -> NetworksPanel:
+def build_networks_panel(networks: "NetworkService", name: str, prompt: gr.Textbox) -> NetworksPanel:
     with gr.Accordion("Networks", open=False, elem_id=f"{name}_networks"):
         with gr.Row(equal_height=True):
             search = gr.Textbox(show_label=False, placeholder="Search LoRAs and embeddings", scale=4,
@@ -53,12 +56,12 @@ def build_networks_panel(ctx: UiContext, name: str, prompt: gr.Textbox) -> Netwo
             refresh = gr.Button("🔄 Refresh", elem_id=f"{name}_networks_refresh", scale=0, min_width=110)
         with gr.Tabs():
             with gr.Tab("Lora", elem_id=f"{name}_networks_lora"):
-                loras = gr.Dataset(components=[gr.Textbox(visible=False)], samples=_samples(ctx.lora_names(), ""),
+                loras = gr.Dataset(components=[gr.Textbox(visible=False)], samples=_samples(networks.lora_names(), ""),
                                    layout="gallery", samples_per_page=CARDS_PER_PAGE, label="LoRA (models/Lora)",
                                    elem_id=f"{name}_lora_cards", elem_classes="network-cards")
             with gr.Tab("Textual Inversion", elem_id=f"{name}_networks_ti"):
                 embeddings = gr.Dataset(components=[gr.Textbox(visible=False)],
-                                        samples=_samples(ctx.embedding_names(), ""), layout="gallery",
+                                        samples=_samples(networks.embedding_names(), ""), layout="gallery",
                                         samples_per_page=CARDS_PER_PAGE, label="Embeddings (models/embeddings)",
                                         elem_id=f"{name}_embedding_cards", elem_classes="network-cards")
 
@@ -69,8 +72,8 @@ def build_networks_panel(ctx: UiContext, name: str, prompt: gr.Textbox) -> Netwo
         return toggle(text, str(sample[0])) if sample else text
 
     def listing(query: str) -> tuple[gr.Dataset, gr.Dataset]:
-        return (gr.Dataset(samples=_samples(ctx.lora_names(), query)),
-                gr.Dataset(samples=_samples(ctx.embedding_names(), query)))
+        return (gr.Dataset(samples=_samples(networks.lora_names(), query)),
+                gr.Dataset(samples=_samples(networks.embedding_names(), query)))
 
     loras.click(insert_lora, inputs=[prompt, loras], outputs=prompt, queue=False)
     embeddings.click(insert_embedding, inputs=[prompt, embeddings], outputs=prompt, queue=False)
@@ -79,19 +82,19 @@ def build_networks_panel(ctx: UiContext, name: str, prompt: gr.Textbox) -> Netwo
     return NetworksPanel(search, refresh, loras, embeddings)
 
 
-def build_vae_picker(ctx: UiContext) -> gr.Dropdown:
+def build_vae_picker(networks: "NetworkService") -> gr.Dropdown:
     """A1111's "SD VAE" quick setting: Automatic (the model's own) or a models/VAE entry. Every tab
     sends its value with the request; choosing one also sets it for API requests that name none."""
     # A VAE named by a pasted infotext may not exist here: the generation then says so by name.
-    vae = gr.Dropdown(ctx.vae_names(), value=ctx.selected_vae(), label="SD VAE", elem_id="sd_vae", scale=2,
+    vae = gr.Dropdown(networks.vae_names(), value=networks.selected_vae(), label="SD VAE", elem_id="sd_vae", scale=2,
                       allow_custom_value=True)
 
     def choose(name: str) -> gr.Dropdown:
         try:
-            return gr.Dropdown(value=ctx.select_vae(name))
-        except ctx.error_types as error:
+            return gr.Dropdown(value=networks.select_vae(name))
+        except USER_ERRORS as error:
             gr.Warning(f"Could not select VAE: {error}")
-            return gr.Dropdown(choices=ctx.vae_names(), value=ctx.selected_vae())
+            return gr.Dropdown(choices=networks.vae_names(), value=networks.selected_vae())
 
     vae.input(choose, inputs=vae, outputs=vae, queue=False)
     return vae

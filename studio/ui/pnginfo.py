@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from gradio import processing_utils
 
-from studio.ui.context import UiContext
-from studio.ui.errors import user_errors
-from studio.ui.sharing import user_of
+from studio.ui.errors import USER_ERRORS, user_errors
 from studio.ui.images import image_input, unreadable_image
+from studio.ui.sharing import user_of
+
+if TYPE_CHECKING:
+    from studio.service.generation_base import GenerationService
+    from studio.service.outputs import OutputService
 
 
 @dataclass
@@ -22,7 +25,7 @@ class PngInfoTab:
     load: Any = None  # (fn, inputs, outputs) to run when the page loads, if any
 
 
-def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
+def build_pnginfo_tab(outputs: "OutputService", generation: "GenerationService") -> PngInfoTab:
     with gr.Row():
         with gr.Column():
             image = image_input(label="Source", type="filepath", image_mode=None, sources=["upload", "clipboard"],
@@ -50,9 +53,9 @@ def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
         problem = unreadable_image(path, upload.get("orig_name") or Path(path).name)
         if problem is None:
             try:
-                info = ctx.read_png(Path(path))
-                warnings = _warning_text(ctx.reproduce_warnings(Path(path)))
-            except ctx.error_types as error:
+                info = outputs.read_png(Path(path))
+                warnings = _warning_text(generation.reproduce_warnings(Path(path)))
+            except USER_ERRORS as error:
                 problem = str(error)
         if problem is not None:
             return "", {}, {}, None, f"⚠️ {problem}"
@@ -72,8 +75,8 @@ def build_pnginfo_tab(ctx: UiContext) -> PngInfoTab:
     def run_reproduce(path: str | None, http: gr.Request) -> tuple[str | None, str]:
         if not path:
             raise gr.Error("Drop a PNG made by this studio first.", print_exception=False)
-        with user_errors(ctx.error_types):
-            output, _, notes = ctx.reproduce(Path(path), user_of(http))
+        with user_errors():
+            output, _, notes = generation.reproduce(Path(path), user_of(http))
         return output, _warning_text(notes) or "Reproduced: compare it with the source image."
 
     reproduce.click(run_reproduce, inputs=state_path, outputs=[reproduced, warnings],

@@ -3,13 +3,14 @@
 JSON or skeleton image uploads. The pose lives in one textbox as standard OpenPose JSON at the generation size; the
 unit's image is the core's `render_pose` of it — the renderer the pose ControlNet was trained on.
 
-The OpenPose tools come through the UiContext (`ctx.pose_tools()`), so this module never imports
-torch (studio.control.pose imports controlnet_aux)."""
+The OpenPose tools (`studio.control.pose`) come from the control service (`pose_tools()`), so this
+module never imports them itself (they import controlnet_aux)."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple, Sequence
 
 import gradio as gr
@@ -17,7 +18,6 @@ import numpy as np
 from PIL import Image
 
 from studio.request import RequestError
-from studio.ui.context import PoseToolsLike
 
 ASSETS = Path(__file__).with_name("assets")
 DEFAULT_PRESET = "standing"
@@ -30,12 +30,12 @@ Point = tuple[float, float] | None
 
 # -- the pose as text, table and image (pure: tested in tests/test_controlnet_ui_units.py) -----------
 
-def pose_text(tools: PoseToolsLike, keypoints: Sequence[Point], width: int, height: int) -> str:
+def pose_text(tools: ModuleType, keypoints: Sequence[Point], width: int, height: int) -> str:
     rounded = [None if p is None else (round(float(p[0]), 1), round(float(p[1]), 1)) for p in keypoints]
     return json.dumps(tools.pose_to_openpose_json(rounded, int(width), int(height)))
 
 
-def read_pose(tools: PoseToolsLike, text: str | None) -> tuple[list[Point], int, int]:
+def read_pose(tools: ModuleType, text: str | None) -> tuple[list[Point], int, int]:
     """(keypoints, canvas width, canvas height) from OpenPose JSON text; RequestError when it is not."""
     try:
         return tools.pose_from_openpose_json(json.loads(text or ""))
@@ -48,13 +48,13 @@ def scale_pose(keypoints: Sequence[Point], size: tuple[int, int], target: tuple[
     return [None if p is None else (p[0] * sx, p[1] * sy) for p in keypoints]
 
 
-def preset_text(tools: PoseToolsLike, name: str, width: int, height: int) -> str:
+def preset_text(tools: ModuleType, name: str, width: int, height: int) -> str:
     if name not in tools.PRESETS:
         raise RequestError(f"unknown pose preset {name!r}; choose one of: {', '.join(tools.PRESETS)}")
     return pose_text(tools, [(x * width, y * height) for x, y in tools.PRESETS[name]], width, height)
 
 
-def resized_text(tools: PoseToolsLike, text: str, width: int, height: int) -> str:
+def resized_text(tools: ModuleType, text: str, width: int, height: int) -> str:
     """The pose rescaled to a new canvas (the generation size changed)."""
     keypoints, w, h = read_pose(tools, text)
     if (w, h) == (width, height):
@@ -62,19 +62,19 @@ def resized_text(tools: PoseToolsLike, text: str, width: int, height: int) -> st
     return pose_text(tools, scale_pose(keypoints, (w, h), (width, height)), width, height)
 
 
-def render(tools: PoseToolsLike, text: str, width: int, height: int) -> Image.Image:
+def render(tools: ModuleType, text: str, width: int, height: int) -> Image.Image:
     """The unit's control image: the pose drawn by the core renderer at the generation size."""
     keypoints, w, h = read_pose(tools, text)
     return tools.render_pose(scale_pose(keypoints, (w, h), (width, height)), int(width), int(height))
 
 
-def pose_table(tools: PoseToolsLike, text: str) -> list[list[Any]]:
+def pose_table(tools: ModuleType, text: str) -> list[list[Any]]:
     keypoints, _, _ = read_pose(tools, text)
     return [[name, None, None] if p is None else [name, round(p[0], 1), round(p[1], 1)]
             for name, p in zip(tools.KEYPOINT_NAMES, keypoints)]
 
 
-def text_from_table(tools: PoseToolsLike, rows: Any, text: str) -> str:
+def text_from_table(tools: ModuleType, rows: Any, text: str) -> str:
     """The table's x/y back into the pose (an empty x or y = the keypoint is missing)."""
     _, width, height = read_pose(tools, text)
     rows = rows.values.tolist() if hasattr(rows, "values") else list(rows or [])
@@ -99,7 +99,7 @@ def _number(value: Any) -> float | None:
     return None if np.isnan(number) else number
 
 
-def keypoints_from_skeleton(tools: PoseToolsLike, image: Image.Image) -> list[Point]:
+def keypoints_from_skeleton(tools: ModuleType, image: Image.Image) -> list[Point]:
     """Read the keypoints back from an OpenPose skeleton image: each keypoint is a dot in its own
     full-strength colour (limbs are drawn at 60 %), so the centre of that colour's pixels is the point."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.int32)
@@ -111,14 +111,14 @@ def keypoints_from_skeleton(tools: PoseToolsLike, image: Image.Image) -> list[Po
     return keypoints
 
 
-def skeleton_text(tools: PoseToolsLike, image: Image.Image, width: int, height: int) -> str:
+def skeleton_text(tools: ModuleType, image: Image.Image, width: int, height: int) -> str:
     keypoints = keypoints_from_skeleton(tools, image)
     if sum(p is not None for p in keypoints) < 2:
         raise RequestError("no OpenPose keypoints found in this image (expected a skeleton in OpenPose colours)")
     return pose_text(tools, scale_pose(keypoints, image.size, (width, height)), width, height)
 
 
-def json_file_text(tools: PoseToolsLike, path: str, width: int, height: int) -> str:
+def json_file_text(tools: ModuleType, path: str, width: int, height: int) -> str:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
@@ -146,12 +146,12 @@ class PoseEditor:
     json_file: gr.UploadButton
     skeleton: gr.UploadButton
 
-    def views(self, tools: PoseToolsLike, text: str) -> tuple[str, str, list[list[Any]]]:
+    def views(self, tools: ModuleType, text: str) -> tuple[str, str, list[list[Any]]]:
         """New values for (pose, canvas, table)."""
         return text, text, pose_table(tools, text)
 
 
-def build_pose_canvas(tools: PoseToolsLike, prefix: str, text: str) -> PoseControls:
+def build_pose_canvas(tools: ModuleType, prefix: str, text: str) -> PoseControls:
     """The draggable skeleton, the presets and the uploads."""
     canvas = gr.HTML(
         text, html_template=read_asset("pose_editor.html"), css_template=read_asset("pose_editor.css"),
@@ -170,7 +170,7 @@ def build_pose_canvas(tools: PoseToolsLike, prefix: str, text: str) -> PoseContr
     return PoseControls(canvas, preset, json_file, skeleton)
 
 
-def build_pose_keypoints(tools: PoseToolsLike, prefix: str, controls: PoseControls, text: str) -> PoseEditor:
+def build_pose_keypoints(tools: ModuleType, prefix: str, controls: PoseControls, text: str) -> PoseEditor:
     """The numeric side of the editor (built where there is room for a table); completes the editor."""
     with gr.Accordion("Keypoints", open=False, elem_id=f"{prefix}_pose_keypoints"):
         table = gr.Dataframe(pose_table(tools, text), headers=TABLE_HEADERS, datatype=["str", "number", "number"],
@@ -181,7 +181,7 @@ def build_pose_keypoints(tools: PoseToolsLike, prefix: str, controls: PoseContro
     return PoseEditor(pose, table, *controls)
 
 
-def wire_pose_editor(editor: PoseEditor, tools: PoseToolsLike, width: gr.Slider, height: gr.Slider) -> None:
+def wire_pose_editor(editor: PoseEditor, tools: ModuleType, width: gr.Slider, height: gr.Slider) -> None:
     """Every way of changing the pose writes all three views; the canvas reports drags itself."""
     views = [editor.pose, editor.canvas, editor.table]
 

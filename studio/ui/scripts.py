@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
-from studio.ui.context import ScriptLike, ScriptOutputLike, UiContext
+if TYPE_CHECKING:
+    from studio.api import ScriptResult
+    from studio.service.extensions.hooks import GuardedScript
+    from studio.service.extensions.service import ExtensionService
 
 NONE = "None"
 _SEED = re.compile(r"(?:^|,\s*)Seed:\s*(-?\d+)")
@@ -19,24 +22,24 @@ _SEED = re.compile(r"(?:^|,\s*)Seed:\s*(-?\d+)")
 @dataclass
 class ScriptPanel:
     choice: gr.Dropdown
-    scripts: dict[str, ScriptLike]
+    scripts: dict[str, GuardedScript]
     widgets: dict[str, dict[str, gr.components.Component]]  # script title -> its widgets by name
 
     @property
     def inputs(self) -> set[gr.components.Component]:
         return {self.choice, *(w for own in self.widgets.values() for w in own.values())}
 
-    def selected(self, values: dict[Any, Any]) -> ScriptLike | None:
+    def selected(self, values: dict[Any, Any]) -> GuardedScript | None:
         return self.scripts.get(values.get(self.choice) or NONE)
 
-    def run(self, script: ScriptLike, values: dict[Any, Any], request: Any,
-            progress: Callable[[float, str], None], notify: Callable[[str], None]) -> ScriptOutputLike:
+    def run(self, script: "GuardedScript", values: dict[Any, Any], request: Any,
+            progress: Callable[[float, str], None], notify: Callable[[str], None]) -> "ScriptResult":
         own = {name: values.get(widget) for name, widget in self.widgets[script.title].items()}
         return script.run(request, own, progress, notify)
 
 
-def build_script_panel(ctx: UiContext, name: str) -> ScriptPanel | None:
-    scripts = {script.title: script for script in ctx.scripts()}
+def build_script_panel(extensions: "ExtensionService", name: str) -> ScriptPanel | None:
+    scripts = {script.title: script for script in extensions.scripts()}
     if not scripts:
         return None
     with gr.Accordion("Script", open=True, elem_id=f"{name}_script_panel"):
@@ -54,7 +57,7 @@ def build_script_panel(ctx: UiContext, name: str) -> ScriptPanel | None:
     return ScriptPanel(choice, scripts, widgets)
 
 
-def script_outputs(result: ScriptOutputLike) -> tuple[list[tuple[Any, str]], list[str], list[int], list[str]]:
+def script_outputs(result: "ScriptResult") -> tuple[list[tuple[Any, str]], list[str], list[int], list[str]]:
     """(gallery items, infotexts, seeds, saved paths) of a script's output."""
     images = [(str(image) if isinstance(image, Path) else image, caption) for image, caption in result.images]
     texts = list(result.infotexts)
@@ -63,7 +66,7 @@ def script_outputs(result: ScriptOutputLike) -> tuple[list[tuple[Any, str]], lis
     return images, texts, seeds, paths
 
 
-def _build_options(script: ScriptLike) -> dict[str, gr.components.Component]:
+def _build_options(script: "GuardedScript") -> dict[str, gr.components.Component]:
     """The script's widgets by name; an error text in their place when its ui() failed."""
     built = script.build()
     if isinstance(built, str):

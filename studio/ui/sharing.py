@@ -2,11 +2,12 @@
 closing the tab act on) and its login (whose outputs folder and whose turn in the round-robin)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
-from studio.ui.context import UiContext
+if TYPE_CHECKING:
+    from studio.service.generation_base import GenerationService
 
 WAITING_HANDLERS = 64  # Gradio handlers that may wait in the studio's queue at once (it refuses beyond its size)
 
@@ -25,28 +26,24 @@ def owner_of(http: gr.Request | None) -> str:
     return f"user:{user}" if user else f"session:{session_of(http)}"
 
 
-def concurrency(ctx: UiContext) -> int:
+def concurrency(generation: "GenerationService") -> int:
     """With the studio's queue every Generate handler starts at once and waits there, showing its
-    place; without it (a bare UiContext), one at a time as before."""
-    return WAITING_HANDLERS if ctx.enqueue is not None else 1
+    place; without it (a cluster's jobs run on the replicas), one at a time as before."""
+    return WAITING_HANDLERS if generation.queued else 1
 
 
-def session_action(action: Callable[[str], None] | None, fallback: Callable[[], None],
-                   hide: bool = False) -> Callable[..., Any]:
-    """A button handler that stops the calling tab's own jobs (`fallback`: the old global call)."""
+def session_action(action: Callable[[str], None], hide: bool = False) -> Callable[..., Any]:
+    """A button handler that acts on the calling tab's session (its own jobs: Interrupt, Skip, Cancel)."""
     def handler(http: gr.Request) -> Any:
-        if action is not None:
-            action(session_of(http))
-        else:
-            fallback()
+        action(session_of(http))
         return gr.Button(visible=False) if hide else None
 
     return handler
 
 
-def close_handler(ctx: UiContext) -> Callable[..., None]:
+def close_handler(generation: "GenerationService") -> Callable[..., None]:
     """demo.unload: the tab closed (or reloaded), so its queued jobs leave and its running job stops."""
     def closed(http: gr.Request) -> None:
-        ctx.close_session(session_of(http))
+        generation.close_session(session_of(http))
 
     return closed

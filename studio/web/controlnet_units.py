@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from PIL import Image
 from pydantic import ValidationError
 
-from studio.control.models import ControlNetEntry
+from studio.control.catalog import ControlNetEntry
 from studio.control.preprocessors import PreprocessorSpec
 from studio.images import decode_image
 from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, RequestError
-from studio.service.facade import StudioFacade
 from studio.web.checkpoints import split_title
 from studio.web.errors import error_message
 from studio.web.schemas import ControlNetUnitArgs
+
+if TYPE_CHECKING:
+    from studio.service.control import ControlService
 
 _RESIZE_ALIASES = {  # older sd-webui-controlnet names
     "Inner Fit (Scale to Fit)": "Crop and Resize", "Scale to Fit (Inner Fit)": "Crop and Resize",
@@ -24,14 +26,14 @@ _RESIZE_ALIASES = {  # older sd-webui-controlnet names
 }
 
 
-def controlnet_units(scripts: dict[str, Any] | None, studio: StudioFacade, model_title: str | None,
+def controlnet_units(scripts: dict[str, Any] | None, control: "ControlService", model_title: str | None,
                      has_source: bool) -> tuple[ControlUnit, ...]:
     """The enabled units of `alwayson_scripts.controlnet.args`; disabled ones are dropped."""
     args = _controlnet_args(scripts or {})
     if not args:
         return ()
-    entries = studio.controlnet_entries(model_title)
-    preprocessors = studio.preprocessors()
+    entries = control.entries(model_title)
+    preprocessors = control.preprocessors()
     units = []
     for index, arg in enumerate(args):
         unit = to_control_unit(arg, index, entries, preprocessors)

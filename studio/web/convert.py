@@ -4,24 +4,25 @@ Fields that would change the image if honoured but are not built yet are refused
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from studio.generation.extras import refuse_face_restoration
-from studio.generation.samplers import resolve_sampler_name
+from studio.generation.extras_request import refuse_face_restoration
 from studio.images import decode_image
 from studio.request import GenerationRequest, RequestError
-from studio.service.facade import StudioFacade
 from studio.web.checkpoints import resolve_checkpoint
 from studio.web.controlnet_units import controlnet_units
 from studio.web.schemas import Img2ImgBody, Txt2ImgBody
 
+if TYPE_CHECKING:
+    from studio.service.container import Services
 
-def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
+
+def to_request(body: Txt2ImgBody, services: "Services") -> GenerationRequest:
     refuse_unsupported(body)
     values: dict[str, Any] = {
         "prompt": body.prompt,
         "negative_prompt": body.negative_prompt,
-        "sampler_name": sampler(body, studio),
+        "sampler_name": sampler(body, services),
         "scheduler": body.scheduler or "Automatic",  # A1111's "Schedule type" (label or API name)
         "steps": body.steps,
         "cfg_scale": body.cfg_scale,
@@ -34,19 +35,19 @@ def to_request(body: Txt2ImgBody, studio: StudioFacade) -> GenerationRequest:
         "seed_resize_from_h": body.seed_resize_from_h,
         "batch_size": body.batch_size,
         "n_iter": body.n_iter,
-        "model": checkpoint(body.override_settings, studio),
+        "model": checkpoint(body.override_settings, services),
         "cache_interval": cache_interval(body.override_settings),
         "vae": vae_override(body.override_settings),
         "clip_skip": clip_skip(body.override_settings),
-        "styles": tuple(body.styles or ()),  # expanded (and unknown names refused) by Studio.submit
-        "refiner_checkpoint": refiner_checkpoint(body.refiner_checkpoint, studio),
+        "styles": tuple(body.styles or ()),  # expanded (and unknown names refused) by the generation service
+        "refiner_checkpoint": refiner_checkpoint(body.refiner_checkpoint, services),
         "refiner_switch_at": body.refiner_switch_at,
     }
     if isinstance(body, Img2ImgBody):
         values.update(img2img_values(body))
     else:
         values.update(hires_values(body))
-    values["controlnet_units"] = controlnet_units(body.alwayson_scripts, studio, values["model"],
+    values["controlnet_units"] = controlnet_units(body.alwayson_scripts, services.control, values["model"],
                                                  has_source=isinstance(body, Img2ImgBody))
     return GenerationRequest(**values).validate()
 
@@ -110,10 +111,9 @@ def refuse_unsupported(body: Txt2ImgBody) -> None:
         refuse_face_restoration("restore_faces")
 
 
-def sampler(body: Txt2ImgBody, studio: StudioFacade) -> str:
+def sampler(body: Txt2ImgBody, services: "Services") -> str:
     """A1111: sampler_name, else sampler_index (the schedule type is its own field, `scheduler`)."""
-    name = body.sampler_name or body.sampler_index
-    return resolve_sampler_name(name, studio.samplers())
+    return services.models.resolve_sampler(body.sampler_name or body.sampler_index)
 
 
 def vae_override(overrides: dict[str, Any] | None) -> str | None:
@@ -124,18 +124,18 @@ def vae_override(overrides: dict[str, Any] | None) -> str | None:
     return name
 
 
-def refiner_checkpoint(title: str | None, studio: StudioFacade) -> str | None:
+def refiner_checkpoint(title: str | None, services: "Services") -> str | None:
     """A1111's refiner_checkpoint: a sd-models title ("name [hash]") or name; null/""/"None": none."""
     if title is None or not title.strip() or title.strip() == "None":
         return None
     try:
-        return resolve_checkpoint(title, studio).title
+        return resolve_checkpoint(title, services).title
     except RequestError as error:
         raise RequestError(f"refiner_checkpoint: {error}".replace("sd_model_checkpoint must", "it must")) from None
 
 
-def checkpoint(overrides: dict[str, Any] | None, studio: StudioFacade) -> str | None:
+def checkpoint(overrides: dict[str, Any] | None, services: "Services") -> str | None:
     title = (overrides or {}).get("sd_model_checkpoint")
     if title is None:
         return None
-    return resolve_checkpoint(title, studio).title
+    return resolve_checkpoint(title, services).title

@@ -13,8 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from studio.errors import StudioError
-from studio.generation.samplers import UnknownSamplerError
+from studio.errors import StudioError, UnknownSamplerError
 from studio.request import RequestError
 from studio.service.queue import QueueFullError
 

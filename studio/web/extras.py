@@ -1,6 +1,6 @@
 """Extras routes (A1111's paths and shapes): /sdapi/v1/extra-single-image, /extra-batch-images, /upscalers.
 
-Registered in studio/web/mount.py; reaches the studio only through the StudioFacade.
+Registered in studio/web/mount.py; reaches the studio only through its Extras service.
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from fastapi import APIRouter
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from studio.generation.extras import ExtrasRequest
+from studio.generation.extras_request import ExtrasRequest
 from studio.images import decode_image
 from studio.request import MAX_TOTAL_IMAGES, RequestError
 
 if TYPE_CHECKING:
-    from studio.service.facade import StudioFacade
+    from studio.service.container import Services
 
 PREFIX = "/sdapi/v1"
 MAX_BATCH_OUTPUT_PIXELS = 2**28  # what one /extra-batch-images answer may hold (about 800 MB of RGB)
@@ -80,11 +80,13 @@ def _fields(body: ExtrasBaseBody) -> dict[str, Any]:
     return body.model_dump(exclude={"image", "imageList", "show_extras_results", "upscale_first"})
 
 
-def routes(router: APIRouter, studio: "StudioFacade") -> None:
+def routes(router: APIRouter, services: "Services") -> None:
+    extras = services.extras
+
     @router.post(f"{PREFIX}/extra-single-image", response_model=ExtrasSingleResponse)
     def extra_single_image(body: ExtrasSingleBody) -> dict[str, Any]:
         image = decode_image(body.image.strip(), "image")
-        results, info = studio.run_extras([image], _fields(body), save=False)
+        results, info = extras.run([image], _fields(body), save=False)
         return {"html_info": f"<p>{info}</p>", "image": _png(results[0])}
 
     @router.post(f"{PREFIX}/extra-batch-images", response_model=ExtrasBatchResponse)
@@ -99,13 +101,13 @@ def routes(router: APIRouter, studio: "StudioFacade") -> None:
         if sum(w * h for w, h in sizes) > MAX_BATCH_OUTPUT_PIXELS:
             raise RequestError(f"imageList: the upscaled images would hold {sum(w * h for w, h in sizes):,} pixels, "
                                f"more than {MAX_BATCH_OUTPUT_PIXELS:,} in one answer; send fewer images")
-        results, info = studio.run_extras(images, _fields(body), save=False)
+        results, info = extras.run(images, _fields(body), save=False)
         return {"html_info": f"<p>{info}</p>", "images": [_png(image) for image in results]}
 
     @router.get(f"{PREFIX}/upscalers", response_model=list[UpscalerItem])
     def upscalers() -> list[dict[str, Any]]:
-        return [entry.to_api() for entry in studio.upscalers().values() if entry.kind != "latent"]
+        return [entry.to_api() for entry in extras.upscalers().values() if entry.kind != "latent"]
 
     @router.get(f"{PREFIX}/latent-upscale-modes")
     def latent_upscale_modes() -> list[dict[str, str]]:
-        return [{"name": name} for name, entry in studio.upscalers().items() if entry.kind == "latent"]
+        return [{"name": name} for name, entry in extras.upscalers().items() if entry.kind == "latent"]

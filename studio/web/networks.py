@@ -3,36 +3,39 @@ in AUTOMATIC1111's shapes. Discovery reads the folders afresh on every call, so 
 routes only exist for clients that call them."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from studio.service.facade import StudioFacade
+if TYPE_CHECKING:
+    from studio.service.container import Services
 
 PREFIX = "/sdapi/v1"
 
 
-def routes(router: APIRouter, studio: StudioFacade) -> None:
+def routes(router: APIRouter, services: "Services") -> None:
+    networks = services.networks
+
     @router.get(f"{PREFIX}/loras")
     def loras() -> list[dict[str, Any]]:
-        return studio.lora_items()
+        return networks.lora_items()
 
     @router.post(f"{PREFIX}/refresh-loras")
     def refresh_loras() -> None:
-        studio.lora_items()
+        networks.lora_items()
 
     @router.get(f"{PREFIX}/embeddings")
     def embeddings() -> dict[str, dict[str, Any]]:
-        return studio.embedding_items()
+        return networks.embedding_items()
 
     @router.post(f"{PREFIX}/refresh-embeddings")
     def refresh_embeddings() -> None:
-        studio.embedding_items()
+        networks.embedding_items()
 
     @router.get(f"{PREFIX}/sd-vae")
     def sd_vae() -> list[dict[str, str]]:
-        return studio.vae_items()
+        return networks.vae_items()
 
     @router.post(f"{PREFIX}/refresh-vae")
     def refresh_vae() -> None:
-        studio.vae_items()
+        networks.vae_items()

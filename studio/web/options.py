@@ -2,48 +2,51 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
 from studio.checkpoints.catalog import ModelEntry
-from studio.generation.samplers import SCHEDULE_TYPES
 from studio.records import storage
 from studio.request import RequestError
-from studio.service.facade import StudioFacade
 from studio.web.checkpoints import current_title, resolve_checkpoint
 from studio.web.schemas import SamplerItem, SDModelItem
+
+if TYPE_CHECKING:
+    from studio.service.container import Services
 
 PREFIX = "/sdapi/v1"
 
 
-def routes(router: APIRouter, studio: StudioFacade) -> None:
+def routes(router: APIRouter, services: "Services") -> None:
+    models = services.models
+
     @router.get(f"{PREFIX}/samplers", response_model=list[SamplerItem])
     def samplers() -> list[dict[str, Any]]:
         """The registry; a sampler the loaded model cannot use carries options.unavailable (the reason)."""
-        reasons = studio.sampler_reasons()
+        reasons = models.sampler_reasons()
         return [{"name": name, "aliases": list(spec.aliases),
                  "options": {**dict(spec.kwargs), **({"unavailable": reasons[name]} if reasons.get(name) else {})}}
-                for name, spec in studio.samplers().items()]
+                for name, spec in models.samplers().items()]
 
     @router.get(f"{PREFIX}/schedulers")
     def schedulers() -> list[dict[str, Any]]:
         """A1111's schedule types: `name` (API) and `label` (UI, infotext); either is accepted."""
-        return [{"name": schedule.name, "label": label, "aliases": None}
-                for label, schedule in SCHEDULE_TYPES.items()]
+        return [{"name": name, "label": label, "aliases": None} for label, name in models.schedule_items()]
 
     @router.get(f"{PREFIX}/sd-models", response_model=list[SDModelItem])
     def sd_models() -> list[dict[str, Any]]:
-        return [model_item(entry, studio) for entry in studio.model_entries()]
+        return [model_item(entry, services) for entry in models.entries()]
 
     @router.post(f"{PREFIX}/refresh-checkpoints")
     def refresh_checkpoints() -> None:
-        studio.model_entries()  # discovery reads models/ afresh on every call
+        models.entries()  # discovery reads models/ afresh on every call
 
     @router.get(f"{PREFIX}/options")
     def get_options() -> dict[str, Any]:
-        return {"sd_model_checkpoint": current_title(studio), "sd_vae": studio.selected_vae(), "samples_format": "png",
-                "outdir_txt2img_samples": str(storage.output_dir(studio.settings.outputs_dir, "txt2img").parent)}
+        return {"sd_model_checkpoint": current_title(services), "sd_vae": services.networks.selected_vae(),
+                "samples_format": "png",
+                "outdir_txt2img_samples": str(storage.output_dir(services.settings.outputs_dir, "txt2img").parent)}
 
     @router.post(f"{PREFIX}/options")
     def set_options(options: dict[str, Any]) -> None:
@@ -51,14 +54,14 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
         if "sd_vae" in options:
             if not isinstance(options["sd_vae"], str):
                 raise RequestError("sd_vae must be a VAE name (see /sdapi/v1/sd-vae) or \"Automatic\"")
-            studio.select_vae(options["sd_vae"])
+            services.networks.select_vae(options["sd_vae"])
         if "sd_model_checkpoint" in options:
-            switch_model(studio, options["sd_model_checkpoint"])
+            switch_model(services, options["sd_model_checkpoint"])
 
 
-def model_item(entry: ModelEntry, studio: StudioFacade) -> dict[str, Any]:
+def model_item(entry: ModelEntry, services: "Services") -> dict[str, Any]:
     """A1111's shape; the hash is known for the loaded model (A1111 also hashes lazily)."""
-    loaded = studio.loaded_info()
+    loaded = services.models.facts()
     short = loaded.hash if loaded is not None and loaded.entry == entry else None
     config = entry.path.with_suffix(".yaml") if entry.kind in ("single_file", "pickle") else None
     return {
@@ -71,16 +74,16 @@ def model_item(entry: ModelEntry, studio: StudioFacade) -> dict[str, Any]:
     }
 
 
-def switch_model(studio: StudioFacade, title: Any) -> None:
+def switch_model(services: "Services", title: Any) -> None:
     """Load the model between generations; a failure raises and keeps the previous model."""
-    entry = resolve_checkpoint(title, studio)
-    studio.load_model(entry.title)  # takes the engine lock: never during a generation
+    entry = resolve_checkpoint(title, services)
+    services.models.load(entry.title)  # takes the engine's turn: never during a generation
 
 
-def flag_routes(router: APIRouter, studio: StudioFacade) -> None:
+def flag_routes(router: APIRouter, services: "Services") -> None:
     @router.get(f"{PREFIX}/cmd-flags")
     def cmd_flags() -> dict[str, Any]:
-        return command_flags(studio.settings)
+        return command_flags(services.settings)
 
 
 def command_flags(settings: Any) -> dict[str, Any]:

@@ -5,30 +5,34 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends
 
-from studio.service.facade import StudioFacade
 from studio.web.callers import Caller, caller
 from studio.web.responses import encode_png
 from studio.web.schemas import ProgressResponse
+
+if TYPE_CHECKING:
+    from studio.service.container import Services
+    from studio.service.generation_base import GenerationService
 
 PREFIX = "/sdapi/v1"
 
 
 class Interrupts:
-    """When /interrupt was last called, to report state.interrupted for the running job (a facade
-    without per-caller jobs: a cluster's jobs run on replicas, interrupted all at once)."""
+    """When /interrupt was last called, to report state.interrupted for the running job (a generation
+    service without per-caller jobs: a cluster's jobs run on replicas, interrupted all at once)."""
 
     def __init__(self) -> None:
         self.at = float("-inf")
         self.skipped_at = float("-inf")
 
 
-def routes(router: APIRouter, studio: StudioFacade) -> None:
-    per_caller = getattr(studio, "queued_jobs", False)
-    admin = studio.settings.admin_interrupt or not per_caller
+def routes(router: APIRouter, services: "Services") -> None:
+    generation = services.generation
+    per_caller = generation.queued
+    admin = services.settings.admin_interrupt or not per_caller
     interrupts = Interrupts()
 
     @router.get(f"{PREFIX}/progress", response_model=ProgressResponse)
@@ -37,28 +41,28 @@ def routes(router: APIRouter, studio: StudioFacade) -> None:
         """The caller's job: its steps, preview and ETA; while queued, its place (`queue`).
         `preview=vae` decodes the preview with the model's VAE (slower, exact colours)."""
         if not per_caller:
-            return global_report(studio, interrupts, skip_current_image, preview)
-        return progress_report(studio, who.owner, skip_current_image, preview)
+            return global_report(generation, interrupts, skip_current_image, preview)
+        return progress_report(generation, who.owner, skip_current_image, preview)
 
     @router.post(f"{PREFIX}/skip")
     def skip(who: Caller = Depends(caller)) -> dict[str, Any]:
         """A1111's Skip: drop the caller's running job's current iteration and go on with the next."""
-        if studio.busy():
+        if generation.busy():
             interrupts.skipped_at = time.monotonic()
-        studio.skip(None if admin else who.owner)
+        generation.skip(None if admin else who.owner)
         return {}
 
     @router.post(f"{PREFIX}/interrupt")
     def interrupt(who: Caller = Depends(caller)) -> dict[str, Any]:
         """Stop the caller's jobs: the running one within a step (finished images kept), queued ones cancelled."""
-        if studio.busy():
+        if generation.busy():
             interrupts.at = time.monotonic()
-        studio.interrupt(None if admin else who.owner)
+        generation.interrupt(None if admin else who.owner)
         return {}
 
 
-def progress_report(studio: StudioFacade, owner: str, skip_image: bool, preview: str) -> dict[str, Any]:
-    job = studio.caller_job(owner)
+def progress_report(generation: "GenerationService", owner: str, skip_image: bool, preview: str) -> dict[str, Any]:
+    job = generation.caller_job(owner)
     current = job.progress if job is not None else None
     running = job is not None and job.state == "running" and current is not None
     started = current.started if current is not None else time.monotonic()
@@ -74,15 +78,15 @@ def progress_report(studio: StudioFacade, owner: str, skip_image: bool, preview:
         "sampling_step": current.step if current is not None else 0,
         "sampling_steps": current.steps if current is not None else 0,
     }
-    place = studio.queue.place(job) if job is not None else None
+    place = generation.queue.place(job) if job is not None else None
     queue = None
     if place is not None:
         queue = {"position": place.position, "ahead": place.ahead, "wait": place.wait, "eta": place.eta,
-                 "queued": job.queued, "size": studio.queue.size, "text": place.text() if job.queued else ""}
+                 "queued": job.queued, "size": generation.queue.size, "text": place.text() if job.queued else ""}
     if job is None:
         return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None,
                 "queue": None}
-    image = None if skip_image or not running else studio.preview(preview, job)
+    image = None if skip_image or not running else generation.preview(preview, job)
     fraction = current.fraction if current is not None else 0.0
     eta = place.eta if place is not None and place.eta is not None else (current.eta if current is not None else 0.0)
     return {"progress": fraction, "eta_relative": eta, "state": state,
@@ -90,9 +94,9 @@ def progress_report(studio: StudioFacade, owner: str, skip_image: bool, preview:
             "textinfo": place.text() if job.queued and place is not None else None, "queue": queue}
 
 
-def global_report(studio: StudioFacade, interrupts: Interrupts, skip_image: bool, preview: str) -> dict[str, Any]:
-    """A1111's one current job (a cluster facade: the job of this ingress that has run longest)."""
-    busy, current = studio.busy(), studio.progress()
+def global_report(generation: "GenerationService", interrupts: Interrupts, skip_image: bool, preview: str) -> dict[str, Any]:
+    """A1111's one current job (a cluster: the job of this ingress that has run longest)."""
+    busy, current = generation.busy(), generation.progress()
     started_wall = time.time() - (time.monotonic() - current.started) if current.started else time.time()
     state = {
         "skipped": busy and interrupts.skipped_at >= current.started,
@@ -107,6 +111,6 @@ def global_report(studio: StudioFacade, interrupts: Interrupts, skip_image: bool
     }
     if not busy:
         return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None}
-    image = None if skip_image else studio.preview(preview)
+    image = None if skip_image else generation.preview(preview)
     return {"progress": current.fraction, "eta_relative": current.eta, "state": state,
             "current_image": encode_png(image) if image is not None else None, "textinfo": None}

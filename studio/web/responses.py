@@ -5,15 +5,17 @@ import base64
 import io
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from studio import __version__
 from studio.records import storage
-from studio.service import jobs
-from studio.service.facade import StudioFacade
+from studio.service.results import JobResult, SavedImage
 from studio.web.schemas import Img2ImgBody, Txt2ImgBody
+
+if TYPE_CHECKING:
+    from studio.service.container import Services
 
 
 def encode_png(image: Image.Image, text: str | None = None) -> str:
@@ -22,19 +24,19 @@ def encode_png(image: Image.Image, text: str | None = None) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def encode_saved(saved: jobs.SavedImage) -> str:
+def encode_saved(saved: SavedImage) -> str:
     """A saved file is returned byte for byte (it also holds the `studio` recipe chunk)."""
     if saved.path is not None:
         return base64.b64encode(Path(saved.path).read_bytes()).decode()
     return base64.b64encode(saved.png_bytes()).decode()
 
 
-def generation_info(result: jobs.JobResult, studio: StudioFacade, started: datetime,
+def generation_info(result: JobResult, services: "Services", started: datetime,
                     styles: list[str] | None = None) -> dict[str, Any]:
     """Processed.js() of A1111, for the fields that exist here."""
     request = result.request
     count = request.batch_size * request.n_iter
-    loaded = studio.loaded_info()
+    loaded = services.models.facts()
     model_hash = loaded.hash if loaded is not None and loaded.entry.title == request.model else None
     own = [saved.recipe.get("request", {}) for saved in result.images]  # each image's prompt (dynamic prompts)
     whole = len(own) == count and all("prompt" in r for r in own)

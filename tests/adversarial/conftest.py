@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from studio.service.studio import Studio
+from studio.service.container import Services, build_services
 from studio.settings import Settings
 from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api
@@ -104,16 +104,16 @@ def adversary_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def adversary_studio(adversary_root: Path) -> Studio:
+def adversary_studio(adversary_root: Path) -> Services:
     settings = Settings(models_dir=adversary_root / "models", outputs_dir=adversary_root / "outputs",
                         extensions_dir=adversary_root / "extensions", cache_dir=adversary_root / "cache")
-    studio = Studio.create(settings)
+    studio = build_services(settings)
     studio.models.current()
     return studio
 
 
 @pytest.fixture(scope="session")
-def api(adversary_studio: Studio) -> Iterator[TestClient]:
+def api(adversary_studio: Services) -> Iterator[TestClient]:
     app = FastAPI()
     app.include_router(build_api(adversary_studio, AccessPolicy()))
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from studio.records import storage
+from studio.service.container import build_services
 from studio.service.extensions.manager import ExtensionManager
-from studio.service.studio import Studio
 from studio.settings import Settings
 from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api
@@ -50,7 +50,7 @@ def test_an_outputs_folder_below_a_file_is_a_clear_refusal(tmp_path):
     settings = Settings(models_dir=tmp_path / "models", outputs_dir=tmp_path / "not-a-folder" / "outputs",
                         extensions_dir=tmp_path / "extensions", cache_dir=tmp_path / "cache")
     app = FastAPI()
-    app.include_router(build_api(Studio.create(settings), AccessPolicy()))
+    app.include_router(build_api(build_services(settings), AccessPolicy()))
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.post(f"{API}/txt2img", json=FAST)
         assert_handled(response, Tally("faults"))
@@ -70,9 +70,9 @@ def test_extensions_that_hang_or_exit_while_loading_leave_the_studio_working(tmp
         skipped = statuses[name].startswith("failed")
         tally.tried(skipped)
         assert skipped
-    plain = Studio.create(settings.replace(extensions_dir=tmp_path / "none"))
-    studio = Studio(settings, plain.models, plain.engine, manager)  # the good extensions' hooks still run
-    job = studio.submit(studio_request())
+    plain = build_services(settings.replace(extensions_dir=tmp_path / "none"))
+    studio = build_services(settings, engine=plain.generation.engine, extensions=manager)  # the good extensions' hooks still run
+    job = studio.generation.submit(studio_request())
     tally.tried(len(job.images) == 1)
     assert len(job.images) == 1
 

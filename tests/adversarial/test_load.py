@@ -36,14 +36,14 @@ def test_interrupt_stops_within_one_step(api, adversary_studio):
     worker = threading.Thread(target=run)
     worker.start()
     deadline = time.monotonic() + 600
-    while not (adversary_studio.progress().steps == 150 and adversary_studio.progress().step >= 3):
+    while not (adversary_studio.generation.progress().steps == 150 and adversary_studio.generation.progress().step >= 3):
         assert time.monotonic() < deadline and worker.is_alive(), "the job never reached step 3"
         time.sleep(0.01)
-    at_interrupt = adversary_studio.progress().step
+    at_interrupt = adversary_studio.generation.progress().step
     assert api.post(f"{API}/interrupt").status_code == 200
     worker.join(timeout=600)
     response = finished["response"]
-    last_step = adversary_studio.progress().step
+    last_step = adversary_studio.generation.progress().step
     Tally("load").tried(response.status_code == 200)
     assert response.status_code == 200
     assert last_step <= at_interrupt + 1, f"interrupted at step {at_interrupt}, stopped at {last_step}"

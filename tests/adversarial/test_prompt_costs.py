@@ -81,5 +81,5 @@ def test_reproducing_a_png_with_a_bomb_prompt_is_refused_before_work(adversary_s
     Image.new("RGB", (64, 64)).save(path, pnginfo=storage.png_info("bomb", {"request": request.to_dict()}))
     started = time.process_time()
     with pytest.raises(RequestError, match="prompt edits"):
-        adversary_studio.reproduce_image(path)
+        adversary_studio.generation.reproduce_image(path)
     assert time.process_time() - started < 1.0

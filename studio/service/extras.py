@@ -1,0 +1,59 @@
+"""Extras: upscale finished images (one, a batch, or a server folder) with the upscalers by A1111's
+names, one job at a time like generation."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from PIL import Image
+
+from studio.checkpoints.upscaler_files import UpscalerEntry, image_upscaler_names
+from studio.generation.engine import Engine
+from studio.generation.extras_request import ExtrasRequest, face_restoration_unavailable
+from studio.records import storage
+from studio.service.batch import BatchResult, folder_policy, run_extras_folder
+from studio.service.outputs import OutputService
+from studio.settings import Settings
+
+
+class ExtrasService:
+    def __init__(self, settings: Settings, engine: Engine, outputs: OutputService) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.outputs = outputs
+
+    def upscalers(self) -> Mapping[str, UpscalerEntry]:
+        return self.engine.upscalers.entries()
+
+    def upscaler_names(self) -> list[str]:
+        """Every upscaler (hires fix takes latent modes too)."""
+        return self.engine.upscalers.names()
+
+    def image_upscaler_names(self) -> list[str]:
+        """The ones that upscale pixels (Extras)."""
+        return image_upscaler_names(self.upscalers())
+
+    @staticmethod
+    def face_restoration_unavailable() -> str | None:
+        return face_restoration_unavailable()
+
+    def run(self, images: list[Image.Image], values: Mapping[str, Any], save: bool = True,
+            user: str | None = None) -> tuple[list[Any], str]:
+        """Upscale images with the Extras fields (A1111 names); saved to outputs/extras-images when `save`.
+        Returns (saved paths, or the images when not saved; the info text)."""
+        request = ExtrasRequest.from_dict(values)
+        results = self.upscale(list(images), request)
+        info = request.info()
+        if not save:
+            return results, info
+        directory = storage.output_dir(self.outputs.folder(user), "extras")
+        return [storage.save_png(image, directory, 0, info) for image in results], info
+
+    def upscale(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
+        return self.engine.run_extras(images, request)
+
+    def folder(self, values: Mapping[str, Any], input_dir: str | Path, output_dir: str | Path | None = None,
+               progress: Callable[[float, str], None] = lambda f, d: None, user: str | None = None) -> BatchResult:
+        """Extras' "Batch from directory": upscale every image of a server folder."""
+        policy = folder_policy(self.settings, self.outputs.folder(user))
+        return run_extras_folder(self.run, policy, values, input_dir, output_dir, progress)

@@ -1,0 +1,82 @@
+"""Models: what can run (discovered checkpoints, the sampler registry), what is loaded, and switching
+between jobs (never during one: the switch takes the engine's turn)."""
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping
+
+from studio.checkpoints.catalog import ModelEntry, discover_models
+from studio.checkpoints.manager import LoadedModel
+from studio.generation.engine import Engine
+from studio.generation.samplers import SCHEDULE_TYPES, SamplerSpec, available_samplers, resolve_sampler_name
+from studio.networks.embeddings import text_width
+from studio.service.results import ModelFacts
+from studio.settings import Settings
+
+
+class ModelService:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+
+    # -- what can run ----------------------------------------------------------------------------
+    def entries(self) -> list[ModelEntry]:
+        """Discovered afresh on every call (a refresh is a call)."""
+        return discover_models(self.settings)
+
+    def titles(self) -> list[str]:
+        return [entry.title for entry in self.entries()]
+
+    def samplers(self) -> Mapping[str, SamplerSpec]:
+        """The sampler registry: the core's and the extensions'."""
+        return MappingProxyType(self.engine.samplers)
+
+    def sampler_names(self) -> list[str]:
+        return list(self.engine.samplers)
+
+    def resolve_sampler(self, name: str) -> str:
+        """A registry name or one of its aliases (A1111 clients send either); UnknownSamplerError."""
+        return resolve_sampler_name(name, self.engine.samplers)
+
+    def schedule_types(self) -> list[str]:
+        """A1111's "Schedule type" labels (Automatic, Uniform, Karras, ...)."""
+        return list(SCHEDULE_TYPES)
+
+    def schedule_items(self) -> list[tuple[str, str]]:
+        """(label, API name) of every schedule type."""
+        return [(label, schedule.name) for label, schedule in SCHEDULE_TYPES.items()]
+
+    def sampler_reasons(self) -> Mapping[str, str | None]:
+        """Why each sampler cannot run on the loaded model (None: it can); nothing is loaded here."""
+        facts = self.facts()
+        return available_samplers(facts.scheduler_config, self.engine.samplers) if facts is not None else {}
+
+    # -- what is loaded --------------------------------------------------------------------------
+    def facts(self) -> ModelFacts | None:
+        """The loaded model's facts (hash, configs, sizes); None while nothing is loaded (a listing
+        never loads a model)."""
+        loaded = self.engine.models.loaded
+        return model_facts(loaded) if loaded is not None else None
+
+    def current(self) -> LoadedModel:
+        """The resident model, loaded on first use (this process only: a cluster has none here)."""
+        return self.engine.models.current()
+
+    def current_title(self) -> str:
+        return self.current().entry.title
+
+    def native_size(self) -> int:
+        """The loaded model's default size (512 for SD 1.x, 768 for SD 2.x v, 1024 for SDXL)."""
+        return self.current().native_size
+
+    def load(self, title: str, *, allow_hub: bool = False) -> str:
+        """Switch models between jobs; returns the loaded title. A failure keeps the previous model.
+        `allow_hub`: the caller (the command line) is trusted to name a Hub repo id."""
+        return self.engine.load_model(title, allow_hub=allow_hub).entry.title
+
+
+def model_facts(loaded: LoadedModel) -> ModelFacts:
+    pipe = loaded.pipe
+    return ModelFacts(loaded.entry, loaded.hash, int(pipe.vae_scale_factor), loaded.native_size,
+                      dict(pipe.scheduler.config), dict(pipe.unet.config), text_width(pipe), str(pipe.unet.dtype),
+                      str(pipe.device))
