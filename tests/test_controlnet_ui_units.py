@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 from studio.control import pose as pose_tools
 from studio.control.preprocessors import PREPROCESSORS
 from studio.request import ControlUnit, RequestError
+from studio.ui import control_values as cv
 from studio.ui import controlnet as cn
 from studio.ui import pose_editor as pe
 
@@ -31,83 +32,83 @@ class FakeSpec:
 def values(**changes):
     base = {"enabled": True, "control_type": "canny", "threshold_a": 50.0, "threshold_b": 150.0, "weight": 0.8,
             "guidance_start": 0.1, "guidance_end": 0.9, "control_mode": 2, "resize_mode": 0, "pixel_perfect": True,
-            "input": cn.UPLOAD, "upload": Image.new("RGB", (32, 32), "red"), "use_source": False,
-            "canvas": cn.WHITE_ON_BLACK, "sketch": None, "pose": None, "preprocess": True, "module": "canny",
-            "model": cn.AUTO_MODEL}
+            "input": cv.UPLOAD, "upload": Image.new("RGB", (32, 32), "red"), "use_source": False,
+            "canvas": cv.WHITE_ON_BLACK, "sketch": None, "pose": None, "preprocess": True, "module": "canny",
+            "model": cv.AUTO_MODEL}
     return {**base, **changes}
 
 
 def test_widget_values_map_to_unit_fields_by_name():
-    unit = cn.unit_from_values(values(model="controlnet-canny"), 64, 64)
+    unit = cv.unit_from_values(values(model="controlnet-canny"), 64, 64)
     assert unit == ControlUnit(enabled=True, control_type="canny", image=unit.image, module="canny", threshold_a=50.0,
                                threshold_b=150.0, model="controlnet-canny", weight=0.8, guidance_start=0.1,
                                guidance_end=0.9, control_mode=2, resize_mode=0, pixel_perfect=True)
     assert unit.image.size == (32, 32)
-    assert cn.unit_from_values(values(), 64, 64).model is None  # "Automatic"
-    assert cn.unit_from_values(values(preprocess=False), 64, 64).module == "none"
-    assert cn.unit_from_values(values(use_source=True), 64, 64).image is None  # the engine uses the source
+    assert cv.unit_from_values(values(), 64, 64).model is None  # "Automatic"
+    assert cv.unit_from_values(values(preprocess=False), 64, 64).module == "none"
+    assert cv.unit_from_values(values(use_source=True), 64, 64).image is None  # the engine uses the source
 
 
 def test_every_unit_field_has_a_widget_or_a_derived_value():
-    covered = set(cn.FIELD_TYPES) | {"image", "module", "model"}
+    covered = set(cv.FIELD_TYPES) | {"image", "module", "model"}
     assert covered == {f for f in ControlUnit.__dataclass_fields__}
 
 
 def test_control_types_and_modules_come_from_the_registry():
     registry = {**REGISTRY, "depth_fake": (FakeSpec("depth"), None)}
-    assert cn.control_types(registry) == ["canny", "scribble", "pose", "depth"]
+    assert cv.control_types(registry) == ["canny", "scribble", "pose", "depth"]
     for control_type in ("canny", "scribble", "pose"):
-        names = [name for _, name in cn.module_choices(REGISTRY, control_type)]
+        names = [name for _, name in cv.module_choices(REGISTRY, control_type)]
         assert names == [n for n, spec in PREPROCESSORS.items() if spec.control_type == control_type]
-    labels = dict((name, label) for label, name in cn.module_choices(REGISTRY, "pose"))
+    labels = dict((name, label) for label, name in cv.module_choices(REGISTRY, "pose"))
     assert labels["openpose"] == "openpose (unavailable: needs weights)"
 
 
 def test_defaults_follow_the_type_and_the_image_source():
-    assert cn.default_input("canny", True) == cn.UPLOAD
-    assert cn.default_input("scribble", True) == cn.DRAW
-    assert (cn.default_input("pose", True), cn.default_input("pose", False)) == (cn.POSE, cn.UPLOAD)
-    assert cn.default_module(REGISTRY, "canny", cn.UPLOAD, cn.WHITE_ON_BLACK) == (True, "canny")
-    assert cn.default_module(REGISTRY, "scribble", cn.UPLOAD, cn.WHITE_ON_BLACK) == (True, "scribble_xdog")
-    assert cn.default_module(REGISTRY, "scribble", cn.DRAW, cn.WHITE_ON_BLACK) == (False, "scribble_xdog")
-    assert cn.default_module(REGISTRY, "scribble", cn.DRAW, cn.BLACK_ON_WHITE) == (True, "invert")
-    assert cn.default_module(REGISTRY, "pose", cn.POSE, cn.WHITE_ON_BLACK) == (False, "openpose")
-    assert cn.default_module(REGISTRY, "pose", cn.UPLOAD, cn.WHITE_ON_BLACK)[0] is False  # a skeleton image
+    assert cv.default_input("canny", True) == cv.UPLOAD
+    assert cv.default_input("scribble", True) == cv.DRAW
+    assert (cv.default_input("pose", True), cv.default_input("pose", False)) == (cv.POSE, cv.UPLOAD)
+    assert cv.default_module(REGISTRY, "canny", cv.UPLOAD, cv.WHITE_ON_BLACK) == (True, "canny")
+    assert cv.default_module(REGISTRY, "scribble", cv.UPLOAD, cv.WHITE_ON_BLACK) == (True, "scribble_xdog")
+    assert cv.default_module(REGISTRY, "scribble", cv.DRAW, cv.WHITE_ON_BLACK) == (False, "scribble_xdog")
+    assert cv.default_module(REGISTRY, "scribble", cv.DRAW, cv.BLACK_ON_WHITE) == (True, "invert")
+    assert cv.default_module(REGISTRY, "pose", cv.POSE, cv.WHITE_ON_BLACK) == (False, "openpose")
+    assert cv.default_module(REGISTRY, "pose", cv.UPLOAD, cv.WHITE_ON_BLACK)[0] is False  # a skeleton image
 
 
 def test_model_choices_filter_by_type():
     models = [("controlnet-canny", "canny"), ("controlnet-pose", "pose"), ("my_canny_v2", "canny")]
-    assert cn.model_choices(models, "canny") == [cn.AUTO_MODEL, "controlnet-canny", "my_canny_v2"]
-    assert cn.model_choices(models, "scribble") == [cn.AUTO_MODEL]
+    assert cv.model_choices(models, "canny") == [cv.AUTO_MODEL, "controlnet-canny", "my_canny_v2"]
+    assert cv.model_choices(models, "scribble") == [cv.AUTO_MODEL]
 
 
 def drawn(canvas: str, color: str) -> dict:
-    layer = Image.new("RGBA", (cn.SKETCH_SIZE, cn.SKETCH_SIZE), (0, 0, 0, 0))
+    layer = Image.new("RGBA", (cv.SKETCH_SIZE, cv.SKETCH_SIZE), (0, 0, 0, 0))
     ImageDraw.Draw(layer).line((40, 128, 200, 128), fill=color, width=8)
-    composite = cn.sketch_background(canvas).convert("RGBA")
+    composite = cv.sketch_background(canvas).convert("RGBA")
     composite.alpha_composite(layer)
-    return {"background": cn.sketch_background(canvas), "layers": [layer], "composite": composite}
+    return {"background": cv.sketch_background(canvas), "layers": [layer], "composite": composite}
 
 
 def test_a_drawn_scribble_is_the_unit_image():
-    unit = cn.unit_from_values(values(control_type="scribble", input=cn.DRAW, preprocess=False,
-                                      sketch=drawn(cn.WHITE_ON_BLACK, "white")), 64, 64)
+    unit = cv.unit_from_values(values(control_type="scribble", input=cv.DRAW, preprocess=False,
+                                      sketch=drawn(cv.WHITE_ON_BLACK, "white")), 64, 64)
     pixels = np.asarray(unit.image.convert("L"))
     assert unit.module == "none" and pixels[128, 100] == 255 and pixels[20, 20] == 0
-    inverted = cn.unit_from_values(values(control_type="scribble", input=cn.DRAW, canvas=cn.BLACK_ON_WHITE,
-                                          module="invert", sketch=drawn(cn.BLACK_ON_WHITE, "black")), 64, 64)
+    inverted = cv.unit_from_values(values(control_type="scribble", input=cv.DRAW, canvas=cv.BLACK_ON_WHITE,
+                                          module="invert", sketch=drawn(cv.BLACK_ON_WHITE, "black")), 64, 64)
     assert inverted.module == "invert" and np.asarray(inverted.image.convert("L"))[20, 20] == 255
     with pytest.raises(RequestError, match="draw a scribble"):
-        cn.unit_from_values(values(input=cn.DRAW, sketch=None), 64, 64)
+        cv.unit_from_values(values(input=cv.DRAW, sketch=None), 64, 64)
 
 
 def test_the_pose_unit_image_is_the_core_renderer_at_the_generation_size():
     text = pe.preset_text(pose_tools, "arms up", 64, 64)
-    unit = cn.unit_from_values(values(control_type="pose", input=cn.POSE, preprocess=False, pose=text), 64, 64,
+    unit = cv.unit_from_values(values(control_type="pose", input=cv.POSE, preprocess=False, pose=text), 64, 64,
                                pose_tools)
     keypoints, _, _ = pose_tools.pose_from_openpose_json(json.loads(text))
     assert np.array_equal(np.asarray(unit.image), np.asarray(pose_tools.render_pose(keypoints, 64, 64)))
-    wide = cn.unit_from_values(values(input=cn.POSE, pose=text), 128, 64, pose_tools)  # a pose from another size
+    wide = cv.unit_from_values(values(input=cv.POSE, pose=text), 128, 64, pose_tools)  # a pose from another size
     assert wide.image.size == (128, 64)
 
 
@@ -202,19 +203,19 @@ def test_fill_restores_saved_units_by_name_and_disables_the_rest(settings):
     assert updates[f["control_mode"]] == "ControlNet is more important"  # index -> the radio's label
     assert updates[f["resize_mode"]] == "Just Resize"
     assert updates[f["threshold_a"]].value == 60.0 and updates[f["threshold_b"]].value == 170.0
-    assert updates[s["input"]] == cn.UPLOAD and updates[s["use_source"]] is False
+    assert updates[s["input"]] == cv.UPLOAD and updates[s["use_source"]] is False
     assert np.array_equal(np.asarray(updates[s["upload"]]), np.asarray(image))
     assert updates[s["preprocess"]] is True and updates[s["module"]].value == "canny"
     assert updates[s["model"]].value == "controlnet-canny"
-    assert [updates[c].visible for c in first.groups[cn.UPLOAD]] == [True]
-    assert all(updates[c].visible is False for c in first.groups[cn.DRAW])
+    assert [updates[c].visible for c in first.groups[cv.UPLOAD]] == [True]
+    assert all(updates[c].visible is False for c in first.groups[cv.DRAW])
 
     f2, s2 = second.fields, second.sources
     assert updates[f2["enabled"]] is True and updates[f2["control_type"]] == "scribble"
     assert updates[f2["weight"]] == 1.5 and updates[f2["control_mode"]] == "My prompt is more important"
     assert updates[f2["guidance_end"]] == 1.0  # not in the infotext: the default
-    assert updates[s2["preprocess"]] is False and updates[s2["model"]].value == cn.AUTO_MODEL
-    assert updates[s2["input"]] == cn.DRAW and s2["upload"] not in updates  # no image to restore
+    assert updates[s2["preprocess"]] is False and updates[s2["model"]].value == cv.AUTO_MODEL
+    assert updates[s2["input"]] == cv.DRAW and s2["upload"] not in updates  # no image to restore
     assert updates[third.fields["enabled"]] is False and third.fields["weight"] not in updates
 
     # The restored values map back to the same unit.
@@ -226,7 +227,7 @@ def test_fill_restores_saved_units_by_name_and_disables_the_rest(settings):
             event[widget] = value if isinstance(value, Image.Image) else getattr(value, "value", value)
             if getattr(widget, "type", None) == "index":  # what an index radio hands back
                 event[widget] = [label for label, _ in widget.choices].index(event[widget])
-    (unit, _) = panel.derive({**event, second.fields["enabled"]: True, s2["input"]: cn.UPLOAD,
+    (unit, _) = panel.derive({**event, second.fields["enabled"]: True, s2["input"]: cv.UPLOAD,
                               s2["upload"]: image})["controlnet_units"]
     assert unit == ControlUnit.from_dict(saved)
     assert panel.fill([])[f["enabled"]] is False

@@ -360,7 +360,7 @@ def test_xyz_plot_values_and_errors(studio):
 
 def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
     """Issue 18 item 8 (API side): script_name / script_args run the X/Y/Z plot, grid first."""
-    from studio.service.scripts import ScriptRequestError
+    from studio.service.extensions.scripts import ScriptRequestError
 
     args = [1, "11, 12", [], 6, "3, 9", [], 0, "", [], True, False, False, False, False, False, False, 0, False]
     job = studio.extensions.run_script(BASE, "x/y/z plot", args)
@@ -390,7 +390,7 @@ def test_run_script_takes_a1111_script_args_for_the_xyz_plot(studio):
 
 def test_xyz_plot_var_strength_axis_varies_one_fixed_variation_seed(studio):
     # A1111's index 3 is "Var. strength"; with the tab's variation seed -1 one is drawn for the whole plot.
-    from studio.service.scripts import ScriptRequestError
+    from studio.service.extensions.scripts import ScriptRequestError
 
     plot = studio.extensions.run_script(BASE.replace(steps=2, subseed=-1), "X/Y/Z plot", [3, "0, 0.5, 1", None, 0, "", None,
                                                                                 0, "", None, True])

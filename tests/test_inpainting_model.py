@@ -9,6 +9,7 @@ from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
 from studio.checkpoints.manager import ModelManager
 from studio.generation import imageops
 from studio.generation.engine import Engine
+from studio.generation.pipelines import pipeline_for
 from studio.request import GenerationRequest, RequestError
 
 
@@ -34,7 +35,7 @@ def test_nine_channel_unet_inpaints_and_keeps_outside_pixels(settings, inpaintin
                                           model=inpainting_model, mask_blur=2))
     model = engine.models.current()
     assert model.pipe.unet.config.in_channels == 9
-    assert type(engine.pipeline_for(model, "inpaint")).__name__ == "StableDiffusionInpaintPipeline"
+    assert type(pipeline_for(model, "inpaint")).__name__ == "StableDiffusionInpaintPipeline"
     out = np.asarray(result.images[0].image)
     outside = np.asarray(imageops.dilate(mask, 2)) == 0
     assert np.array_equal(out[outside], np.asarray(image)[outside])

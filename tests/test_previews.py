@@ -8,8 +8,8 @@ import pytest
 import torch
 from diffusers import AutoencoderTiny
 
-from studio.generation.engine import Progress
 from studio.generation.previews import Previewer, PreviewError, model_family, preview_image
+from studio.generation.results import Progress
 from studio.request import GenerationRequest
 from studio.service.container import build_services
 from studio.service.extensions.manager import ExtensionManager

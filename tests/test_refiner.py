@@ -95,7 +95,7 @@ def test_refiner_follows_img2img(studio):
 
 
 def test_a_refiner_of_the_wrong_family_is_refused_clearly(studio, monkeypatch):
-    from studio.generation import refiner
+    from studio.checkpoints import refiners as refiner
 
     def no_load(*args):
         raise AssertionError("a model that declares another family is refused without loading it")

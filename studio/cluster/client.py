@@ -20,7 +20,7 @@ from ray.serve.exceptions import ReplicaUnavailableError
 from studio.cluster.board import INTERRUPT, SKIP, JobState
 from studio.cluster.messages import JobOrder, ReplicaResult
 from studio.errors import StudioError
-from studio.generation.engine import Progress
+from studio.generation.results import Progress
 
 ATTEMPTS = 4  # a job is tried on up to this many replicas
 RETRY_PAUSE = 0.5  # seconds before trying again (the router learns the replica is gone)

@@ -24,7 +24,7 @@ from ray import serve
 from studio.checkpoints.devices import configure_threads
 from studio.cluster.board import INTERRUPT, SKIP
 from studio.cluster.messages import JobOrder, Replica, ReplicaResult, ShippedImage
-from studio.generation.engine import Progress
+from studio.generation.results import Progress
 from studio.service.container import build_services
 from studio.service.models import model_facts
 from studio.service.results import ModelFacts, Reproduction, SavedImage

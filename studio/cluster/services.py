@@ -24,8 +24,9 @@ from studio.checkpoints.catalog import DEFAULT_MODEL_TITLE, find_model
 from studio.checkpoints.manager import ModelManager
 from studio.cluster.client import ClusterClient, as_progress, new_job_id
 from studio.cluster.messages import JobOrder, ShippedImage
-from studio.generation.engine import Engine, Progress
+from studio.generation.engine import Engine
 from studio.generation.extras_request import ExtrasRequest
+from studio.generation.results import Progress
 from studio.records import storage
 from studio.records.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, GenerationRequest

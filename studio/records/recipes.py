@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from studio import __version__
-from studio.generation import refiner
-from studio.generation.engine import GeneratedImage, RunResult
+from studio.generation.passes import refiner
+from studio.generation.results import GeneratedImage, RunResult
 from studio.records import infotext
 from studio.request import GenerationRequest
 

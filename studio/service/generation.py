@@ -13,8 +13,9 @@ from typing import Any, Iterator
 from PIL import Image
 
 from studio.errors import ModelError, StudioError
-from studio.generation.engine import Engine, Progress
+from studio.generation.engine import Engine
 from studio.generation.previews import latent_preview
+from studio.generation.results import Progress
 from studio.records.reproduce import NoRecipeError, read_recipe, recipe_warnings
 from studio.request import MAX_SEED, GenerationRequest
 from studio.service import jobs

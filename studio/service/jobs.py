@@ -10,7 +10,8 @@ from typing import Any, Callable, Mapping
 
 from PIL import Image
 
-from studio.generation.engine import Engine, GeneratedImage, RunResult, StepCallback
+from studio.generation.engine import Engine
+from studio.generation.results import GeneratedImage, RunResult, StepCallback
 from studio.records import recipes, storage
 from studio.request import GenerationRequest
 from studio.service.results import JobResult, SavedImage

@@ -79,7 +79,7 @@ class GpuEngine:
 
     def run(self, request: GenerationRequest, on_step: Any = None, prompts_for: Any = None, on_image: Any = None,
             control: Any = None, iterations: range | None = None) -> Any:
-        from studio.generation.engine import RunResult
+        from studio.generation.results import RunResult
 
         iterations = iterations if iterations is not None else range(request.n_iter)
         size = request.batch_size

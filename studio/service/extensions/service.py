@@ -10,11 +10,11 @@ from studio.request import GenerationRequest
 from studio.service.extensions.hooks import GuardedScript, GuardedTab, save_output
 from studio.service.extensions.loading import settings_view
 from studio.service.extensions.manager import ExtensionManager
+from studio.service.extensions.scripts import ScriptJob, run_script
 from studio.service.generation_base import GenerationService
 from studio.service.models import ModelService
 from studio.service.queue import LOCAL
 from studio.service.results import JobResult
-from studio.service.scripts import ScriptJob, run_script
 from studio.settings import Settings
 
 Progress = Callable[[float, str], None]

@@ -1,21 +1,12 @@
-"""The SDXL refiner (A1111 >= 1.6's "Refiner" and "Switch at").
-
-The base model denoises the first `refiner_switch_at` of the schedule and hands its latents over
-(diffusers' `denoising_end`, output_type="latent"); the refiner's img2img pipeline
-(StableDiffusionXLImg2ImgPipeline) finishes from there (`denoising_start`, no noise added) and
-decodes with its own VAE, as A1111 does after it swaps models. The refiner is a second model from
-models/Stable-diffusion, loaded once and kept beside the resident base (no reload between runs).
-Each image gets a fresh generator from its own seed for the refiner's steps, so a seed reproduces
-the whole run.
-"""
+"""The SDXL refiner model (A1111 >= 1.6's "Refiner"): a second model from models/Stable-diffusion,
+loaded once and kept beside the resident base (no reload between runs), refused without loading
+it when it declares a pipeline that is not SDXL. Its pass is studio/generation/passes/refiner.py."""
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
-import torch
 from diffusers import AutoPipelineForImage2Image, DiffusionPipeline, StableDiffusionXLImg2ImgPipeline
 
 from studio.checkpoints import single_file
@@ -23,8 +14,7 @@ from studio.checkpoints.catalog import ModelEntry, find_model, model_hash
 from studio.checkpoints.loading import load_pipeline
 from studio.checkpoints.manager import release_memory
 from studio.errors import ModelError
-from studio.prompting.conditioning import PromptInputs
-from studio.request import GenerationRequest, RequestError
+from studio.request import RequestError
 from studio.settings import Settings
 
 _HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{8,64}\]$")
@@ -33,7 +23,7 @@ _HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{8,64}\]$")
 @dataclass
 class LoadedRefiner:
     entry: ModelEntry
-    pipe: StableDiffusionXLImg2ImgPipeline  # what engine.scheduler_for reads (.pipe.scheduler)
+    pipe: StableDiffusionXLImg2ImgPipeline  # its scheduler config is what a run's scheduler is made from
     hash: str
 
     @property
@@ -113,41 +103,3 @@ def declared_pipeline(entry: ModelEntry) -> str | None:
         return None  # the load says what is wrong
     name = index.get("_class_name") if isinstance(index, dict) else None
     return name if isinstance(name, str) else None
-
-
-def check_base(pipe: DiffusionPipeline, title: str) -> None:
-    """The base hands over with `denoising_end`, which only SDXL pipelines take."""
-    if not is_sdxl(pipe):
-        raise RequestError(f"refiner_checkpoint: the SDXL refiner needs an SDXL base model; {title} is not one")
-
-
-def base_kwargs(request: GenerationRequest) -> dict[str, Any]:
-    """What the base pass adds: stop at the switch point, hand over latents."""
-    return {"denoising_end": float(request.refiner_switch_at), "output_type": "latent"}
-
-
-def pass_kwargs(request: GenerationRequest, prompts: PromptInputs, latents: torch.Tensor,
-                seeds: list[int]) -> dict[str, Any]:
-    """img2img arguments of the refiner's pass (scheduler, callback and output type are the engine's).
-    Prompt schedules ([a:b:0.5]) continue with the embeddings of the switch step."""
-    count = len(seeds)
-    if prompts.conditioning is None:
-        text: dict[str, Any] = prompts.pipeline_kwargs(count)
-    else:
-        switch_step = int(request.refiner_switch_at * request.steps)
-        text = prompts.conditioning.pipeline_kwargs(switch_step, count)
-    return dict(
-        **text,
-        image=latents,
-        num_inference_steps=request.steps,
-        denoising_start=float(request.refiner_switch_at),
-        guidance_scale=request.cfg_scale,
-        generator=[torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
-    )
-
-
-def infotext(request: GenerationRequest, refiner: LoadedRefiner | None) -> dict[str, Any]:
-    """A1111's keys: `Refiner: <title> [hash]`, `Refiner switch at: 0.8`."""
-    if refiner is None or not request.uses_refiner:
-        return {}
-    return {"Refiner": f"{refiner.title} [{refiner.hash}]", "Refiner switch at": f"{request.refiner_switch_at:g}"}

@@ -1,4 +1,4 @@
-"""Hires fix: the second pass of a txt2img run, as A1111 does it.
+"""The hires fix pass: the second pass of a txt2img run, as A1111 does it.
 
 The first pass samples at width x height. Its result is upscaled to `request.hires_size()` —
 latents resized directly for the "Latent ..." upscalers (so the first pass returns latents),
@@ -18,6 +18,11 @@ from PIL import Image
 from studio.checkpoints.upscaler_files import LATENT_UPSCALERS
 from studio.checkpoints.upscalers import Upscalers, upscale_latents
 from studio.generation.latents import decode
+from studio.generation.pipelines import pipeline_for, scheduler_for
+from studio.generation.plan import RunPlan
+from studio.generation.steps import Steps
+from studio.generation.vae_guard import nan_safe_decode
+from studio.generation.variation import variation_noise, with_noise
 from studio.request import GenerationRequest
 
 
@@ -66,3 +71,25 @@ def pass_kwargs(request: GenerationRequest, source: Any, seeds: list[int]) -> di
         strength=request.denoising_strength,
         generator=[torch.Generator(device="cpu").manual_seed(seed) for seed in seeds],
     )
+
+
+def sample(plan: RunPlan, first: Any, seeds: list[int], steps: Steps) -> list[Image.Image]:
+    """Upscale the base pass's output and denoise it again with img2img."""
+    if steps.interrupt.is_set():
+        return []
+    model, request = plan.model, plan.sampling
+    source = upscale(model.pipe, first, request, plan.upscalers)
+    if steps_to_run(request) == 0:
+        return without_denoising(model.pipe, source)
+    pipe = pipeline_for(model, "img2img")
+    pipe.scheduler = scheduler_for(plan.samplers, request.replace(sampler_name=sampler(request)), model.pipe, seeds)
+    width, height = request.hires_size()
+    noise = variation_noise(pipe, request, seeds, width, height)
+    if noise is not None:
+        pipe.scheduler = with_noise(pipe.scheduler, noise)
+    steps.progress.phase = "hires"
+    offset = steps.progress.step
+    with torch.inference_mode(), nan_safe_decode(pipe.vae):
+        output = pipe(**pass_kwargs(request, source, seeds), callback_on_step_end=steps.callback(offset=offset),
+                      callback_on_step_end_tensor_inputs=["latents"], output_type="pil")
+    return list(output.images)

@@ -1,0 +1,51 @@
+"""The pipeline and scheduler a pass runs with: each mode's pipeline built once over the loaded
+components (from_pipe: no copy, no load), and a fresh scheduler for every pass (schedulers keep
+state between steps, so two runs never share one)."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from diffusers import (
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    AutoPipelineForText2Image,
+    DiffusionPipeline,
+)
+from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+
+from studio.checkpoints.manager import LoadedModel
+from studio.generation.samplers import SamplerSpec, SamplerUnavailableError, make_scheduler
+from studio.request import GenerationRequest, RequestError
+
+PIPELINE_BUILDERS = {
+    "txt2img": AutoPipelineForText2Image,
+    "img2img": AutoPipelineForImage2Image,
+    "inpaint": AutoPipelineForInpainting,
+}
+
+
+def pipeline_for(model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:
+    """The mode's pipeline over the already-loaded components, with the named ControlNets attached
+    when there are any (cached on the model, dropped with it)."""
+    key = "|".join((mode, *controlnets))
+    if key not in model.mode_pipelines:
+        extra: dict[str, Any] = {}
+        if controlnets:
+            nets = [model.controlnets[title] for title in controlnets]
+            extra["controlnet"] = nets[0] if len(nets) == 1 else MultiControlNetModel(nets)
+        model.mode_pipelines[key] = PIPELINE_BUILDERS[mode].from_pipe(model.pipe, **extra)
+        model.mode_pipelines[key].set_progress_bar_config(disable=True)
+    return model.mode_pipelines[key]
+
+
+def scheduler_for(samplers: Mapping[str, SamplerSpec], request: GenerationRequest, pipe: DiffusionPipeline,
+                  seeds: list[int] | None = None) -> Any:
+    """A fresh scheduler for the request's sampler and schedule type on this pipeline's model;
+    RequestError when the sampler cannot follow the model's schedule or take the schedule type."""
+    try:
+        scheduler = make_scheduler(request.sampler_name, pipe.scheduler.config, samplers, request.scheduler)
+    except SamplerUnavailableError as error:
+        raise RequestError(str(error)) from error
+    if seeds is not None and hasattr(scheduler, "noise_sampler_seed"):
+        scheduler.noise_sampler_seed = list(seeds)  # DPM++ SDE: Brownian noise from each image's seed
+    return scheduler
