@@ -61,7 +61,7 @@ def test_img2img_batch_runs_a_folder_into_a_folder(browser, batch_server, tmp_pa
         page.fill("#img2img_batch_output_dir textarea, #img2img_batch_output_dir input", str(tmp_path / "out"))
         page.fill("#img2img_batch_mask_dir textarea, #img2img_batch_mask_dir input", str(tmp_path / "masks"))
         page.click("#img2img_batch_run")
-        page.wait_for_function("document.querySelector('#img2img_batch_status').innerText.includes('Saved 2 image(s)')",
+        page.wait_for_function("document.querySelector('#img2img_batch_status')?.innerText.includes('Saved 2 image(s)')",
                                timeout=180_000)
         sources = page.evaluate("[...new Set([...document.querySelectorAll('#img2img_gallery img')].map(i => i.src))]")
         assert len(sources) == 2  # both results in the tab's gallery
@@ -83,7 +83,7 @@ def test_extras_batch_from_directory(browser, batch_server, tmp_path):
         page.fill("#extras_batch_output_dir textarea, #extras_batch_output_dir input", str(tmp_path / "out"))
         set_number(page, "extras_upscaling_resize", "2")
         page.click("#extras_generate")
-        page.wait_for_function("document.querySelector('#extras_info textarea').value.includes('Saved 2 image(s)')",
+        page.wait_for_function("document.querySelector('#extras_info textarea')?.value.includes('Saved 2 image(s)')",
                                timeout=120_000)
         screenshot(page, "extras_folder")
     assert sorted(Image.open(path).size for path in (tmp_path / "out").glob("*.png")) == [(64, 64), (64, 64)]
@@ -98,7 +98,7 @@ def test_prompt_matrix_and_prompts_from_textbox_from_the_script_dropdown(browser
         page.fill("#txt2img_seed input", "5")
         pick(page, "#txt2img_script", "Prompt matrix")
         page.click("#txt2img_generate")
-        page.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('Saved the grid')",
+        page.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('Saved the grid')",
                                timeout=120_000)
         page.wait_for_function("document.querySelectorAll('#txt2img_gallery img').length >= 3")  # grid + 2
         screenshot(page, "prompt_matrix")
@@ -114,7 +114,7 @@ def test_prompt_matrix_and_prompts_from_textbox_from_the_script_dropdown(browser
         toast(page, "line 2")  # the bad line is named; nothing ran
         box.fill('a red circle\n--prompt "a blue square" --seed 77')
         page.click("#txt2img_generate")
-        page.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('2 line(s), 2 image(s)')",
+        page.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('2 line(s), 2 image(s)')",
                                timeout=120_000)
         page.locator("#txt2img_gallery img").first.wait_for()
         screenshot(page, "prompts_from_textbox")

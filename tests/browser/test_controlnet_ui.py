@@ -47,7 +47,7 @@ def generate(page, server, seed: int) -> tuple[Path, Image.Image]:
     page.fill("#txt2img_seed input", str(seed))
     page.click("#txt2img_generate")
     page.wait_for_function(
-        f"document.querySelector('#txt2img_infotext textarea').value.includes('Seed: {seed}')", timeout=60_000)
+        f"document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: {seed}')", timeout=60_000)
     created = set(server.outputs.rglob("*.png")) - before
     outputs = [p for p in created if p.stem.count("-") == 1]
     assert len(outputs) == 1, created
@@ -133,7 +133,7 @@ def test_dragging_a_pose_keypoint_moves_the_limb_in_the_control_image(page, serv
     page.mouse.down()
     page.mouse.move(x - 8 * per_pixel, y - 18 * per_pixel, steps=10)  # raise the hand
     page.mouse.up()
-    page.wait_for_function(f"document.querySelector('#{prefix}_pose_json textarea').value !== {json.dumps(text)}")
+    page.wait_for_function(f"document.querySelector('#{prefix}_pose_json textarea')?.value !== {json.dumps(text)}")
     after = pose_points(page, prefix)
     moved = [i for i in range(18) if after["points"][i] != before["points"][i]]
     assert moved == [RIGHT_WRIST]
@@ -174,9 +174,9 @@ def test_png_info_sends_the_controlnet_unit_back_to_txt2img(page, server, shapes
     page.wait_for_selector("#txt2img_generate", timeout=60_000)
     page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
     page.locator("#pnginfo_image input[type=file]").set_input_files(str(output))
-    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 404')")
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea')?.value.includes('Seed: 404')")
     page.click("#pnginfo_send_txt2img")
-    page.wait_for_function("document.querySelector('#txt2img_seed input').value === '404'")
+    page.wait_for_function("document.querySelector('#txt2img_seed input')?.value === '404'")
     page.click("#txt2img_controlnet .label-wrap")
     page.wait_for_selector(f"#{prefix}_image img")
     assert page.is_checked(f"#{prefix}_enabled input")
@@ -228,5 +228,5 @@ def test_pose_drag_after_opening_and_escaping_the_preset_dropdown_is_kept(page, 
     dragged = page.input_value(f"#{prefix}_pose_json textarea")
     page.locator(f"#{prefix}_pose_preset input").first.click()
     page.get_by_role("option", name="arms up", exact=True).click()
-    page.wait_for_function(f"document.querySelector('#{prefix}_pose_json textarea').value !== {json.dumps(dragged)}")
+    page.wait_for_function(f"document.querySelector('#{prefix}_pose_json textarea')?.value !== {json.dumps(dragged)}")
     assert pose_points(page, prefix) not in (before, after)

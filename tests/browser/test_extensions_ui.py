@@ -86,7 +86,7 @@ def test_the_extra_sampler_is_offered_and_generates(ext_page, ext_server):
     ext_page.fill("#txt2img_seed input", "5")
     ext_page.click("#txt2img_generate")
     ext_page.wait_for_function(
-        "document.querySelector('#txt2img_infotext textarea').value.includes('Sampler: DPM++ 3M SDE Karras')",
+        "document.querySelector('#txt2img_infotext textarea')?.value.includes('Sampler: DPM++ 3M SDE Karras')",
         timeout=90_000)
     # The failing fixture hook is reported beside the result; the image was made anyway.
     ext_page.get_by_text("Extension 'Flaky hook' failed in before_generate").first.wait_for()
@@ -109,7 +109,7 @@ def test_generate_runs_the_selected_xyz_plot_into_the_main_gallery(ext_page, ext
     panel.get_by_label("Y values").fill("4, 8")
     ext_page.click("#txt2img_generate")
     ext_page.wait_for_function(
-        "document.querySelector('#txt2img_infotext textarea').value.includes('Script: X/Y/Z plot')",
+        "document.querySelector('#txt2img_infotext textarea')?.value.includes('Script: X/Y/Z plot')",
         timeout=120_000)
     ext_page.wait_for_function("document.querySelectorAll('#txt2img_gallery img').length >= 5")  # grid + 4
     screenshot(ext_page, "extensions-xyz-plot")

@@ -37,12 +37,12 @@ def test_a_size_far_from_the_models_native_size_gets_a_hint(page):
     hint = "#txt2img_size_hint"
     set_number(page, "txt2img_width", "512")
     set_number(page, "txt2img_height", "512")
-    page.wait_for_function(f"document.querySelector('{hint}').innerText.includes('trained at 64×64')", timeout=30_000)
+    page.wait_for_function(f"document.querySelector('{hint}')?.innerText.includes('trained at 64×64')", timeout=30_000)
     screenshot(page, "size-hint")
     assert "512×512" in page.inner_text(hint)
     set_number(page, "txt2img_width", "64")
     set_number(page, "txt2img_height", "64")
-    page.wait_for_function(f"!document.querySelector('{hint}').innerText.includes('trained at')", timeout=30_000)
+    page.wait_for_function(f"!document.querySelector('{hint}')?.innerText.includes('trained at')", timeout=30_000)
 
 
 def test_size_hint_rule():

@@ -24,19 +24,19 @@ def history_server(tmp_path_factory: pytest.TempPathFactory):
 def test_browse_search_and_send(browser, history_server):
     with studio_page(browser, history_server.url) as page:
         page.click("button[role=tab]:has-text('History')")
-        page.wait_for_function("document.querySelector('#history_page').innerText.includes('3 image(s)')",
+        page.wait_for_function("document.querySelector('#history_page')?.innerText.includes('3 image(s)')",
                                timeout=60_000)
         page.fill("#history_search textarea, #history_search input", "blue")
         page.press("#history_search textarea, #history_search input", "Enter")
-        page.wait_for_function("document.querySelector('#history_page').innerText.includes('1 image(s)')",
+        page.wait_for_function("document.querySelector('#history_page')?.innerText.includes('1 image(s)')",
                                timeout=60_000)
         page.locator("#history_gallery .thumbnail-item").first.click()
-        page.wait_for_function("document.querySelector('#history_parameters textarea').value.includes('Seed: 12')",
+        page.wait_for_function("document.querySelector('#history_parameters textarea')?.value.includes('Seed: 12')",
                                timeout=60_000)
         screenshot(page, "history")
 
         page.click("#history_send_txt2img")
-        page.wait_for_function("document.querySelector('#txt2img_prompt textarea').value === 'a blue circle'",
+        page.wait_for_function("document.querySelector('#txt2img_prompt textarea')?.value === 'a blue circle'",
                                timeout=60_000)
         assert page.locator("#txt2img_seed input").input_value() == "12"
 
@@ -49,14 +49,14 @@ def test_delete_asks_first_cancel_keeps_and_yes_deletes(browser, history_server)
     mask = target.with_name(f"{target.stem}-mask.png")
     with studio_page(browser, history_server.url) as page:
         page.click("button[role=tab]:has-text('History')")
-        page.wait_for_function("document.querySelector('#history_page').innerText.includes('image(s)')",
+        page.wait_for_function("document.querySelector('#history_page')?.innerText.includes('image(s)')",
                                timeout=60_000)  # the tab's own listing first, so it cannot land after the search
         page.fill("#history_search textarea, #history_search input", "purple")
         page.press("#history_search textarea, #history_search input", "Enter")
-        page.wait_for_function("document.querySelector('#history_page').innerText.includes('1 image(s)')",
+        page.wait_for_function("document.querySelector('#history_page')?.innerText.includes('1 image(s)')",
                                timeout=60_000)
         page.locator("#history_gallery .thumbnail-item").first.click()
-        page.wait_for_function("document.querySelector('#history_parameters textarea').value.includes('Seed: 14')",
+        page.wait_for_function("document.querySelector('#history_parameters textarea')?.value.includes('Seed: 14')",
                                timeout=60_000)
 
         page.click("#history_delete")
@@ -66,14 +66,14 @@ def test_delete_asks_first_cancel_keeps_and_yes_deletes(browser, history_server)
         screenshot(page, "history_delete_confirm")
         page.click("#history_delete_cancel")
         question.wait_for(state="hidden", timeout=30_000)
-        page.wait_for_function("document.querySelector('#history_status').innerText.includes('Kept')",
+        page.wait_for_function("document.querySelector('#history_status')?.innerText.includes('Kept')",
                                timeout=30_000)
         assert target.exists() and mask.exists()
 
         page.click("#history_delete")
         question.wait_for(state="visible", timeout=30_000)
         page.click("#history_delete_yes")
-        page.wait_for_function("document.querySelector('#history_page').innerText.includes('0 image(s)')",
+        page.wait_for_function("document.querySelector('#history_page')?.innerText.includes('0 image(s)')",
                                timeout=60_000)
         assert "Deleted" in page.locator("#history_status").inner_text()
         assert not target.exists() and not mask.exists()

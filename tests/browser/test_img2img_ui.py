@@ -35,7 +35,7 @@ def test_img2img_upload_strength_generate(page, server, source_png):
     page.wait_for_selector("#img2img_image img")
     set_number(page, "img2img_steps", "10")
     set_number(page, "img2img_denoising_strength", "0.3")
-    page.wait_for_function("document.querySelector('#img2img_steps_note').innerText.includes('3 of 10')")
+    page.wait_for_function("document.querySelector('#img2img_steps_note')?.innerText.includes('3 of 10')")
     before = set(server.outputs.rglob("*.png"))
     generate(page, "img2img", "a red circle on a blue background", 321)
     screenshot(page, "img2img")

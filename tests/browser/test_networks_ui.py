@@ -39,7 +39,7 @@ def generate(page, seed: int) -> str:
     page.fill("#txt2img_seed input", str(seed))
     page.click("#txt2img_generate")
     page.wait_for_function(
-        f"document.querySelector('#txt2img_infotext textarea').value.includes('Seed: {seed}')", timeout=120_000)
+        f"document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: {seed}')", timeout=120_000)
     return page.input_value("#txt2img_infotext textarea")
 
 
@@ -50,14 +50,14 @@ def test_pick_a_lora_card_generate_and_see_its_tag_and_hash(browser, networks_se
         cards = page.locator("#txt2img_lora_cards")
         cards.get_by_text("other", exact=True).wait_for()
         page.fill("#txt2img_networks_search input, #txt2img_networks_search textarea", "koh")
-        page.wait_for_function("!document.querySelector('#txt2img_lora_cards').innerText.includes('other')")
+        page.wait_for_function("!document.querySelector('#txt2img_lora_cards')?.innerText.includes('other')")
         cards.get_by_text("kohya", exact=True).click()
         page.wait_for_function(
-            "document.querySelector('#txt2img_prompt textarea').value === 'a red circle <lora:kohya:1>'")
+            "document.querySelector('#txt2img_prompt textarea')?.value === 'a red circle <lora:kohya:1>'")
         page.click("#txt2img_networks_ti-button")
         page.fill("#txt2img_networks_search input, #txt2img_networks_search textarea", "")
         page.locator("#txt2img_embedding_cards").get_by_text("shinystyle", exact=True).click()
-        page.wait_for_function("document.querySelector('#txt2img_prompt textarea').value"
+        page.wait_for_function("document.querySelector('#txt2img_prompt textarea')?.value"
                                " === 'a red circle <lora:kohya:1> shinystyle'")
         screenshot(page, "networks-panel")
         text = generate(page, 3131)

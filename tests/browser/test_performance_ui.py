@@ -21,7 +21,7 @@ def test_a_live_preview_image_shows_while_sampling_then_the_result_replaces_it(p
     assert preview.get_attribute("src")
     screenshot(page, "live_preview_running")
     page.wait_for_function(
-        "document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 31')", timeout=300_000)
+        "document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: 31')", timeout=300_000)
     page.locator("#txt2img_live_preview").wait_for(state="hidden", timeout=10_000)
     set_number(page, "txt2img_steps", "20")
 

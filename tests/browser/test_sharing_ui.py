@@ -46,7 +46,7 @@ def wait_running(page) -> None:
 
 def wait_seed(page, seed: int) -> None:
     page.wait_for_function(
-        f"document.querySelector('#txt2img_infotext textarea').value.includes('Seed: {seed}')", timeout=120_000)
+        f"document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: {seed}')", timeout=120_000)
 
 
 def saved_with_seed(outputs: Path, seed: int) -> list[Path]:
@@ -59,7 +59,7 @@ def test_two_browsers_see_their_own_queue_progress_and_results_and_interrupt_onl
         start(alice, 101, LONG)
         wait_running(alice)
         start(bob, 202, 3)
-        bob.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('In queue: position 2')",
+        bob.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('In queue: position 2')",
                               timeout=60_000)
         assert "1 job(s) ahead" in status(bob) and bob.locator("#txt2img_cancel").is_visible()
         assert not re.search(rf"Step \d+/{LONG}", bob.locator("body").inner_text())  # not alice's progress
@@ -67,7 +67,7 @@ def test_two_browsers_see_their_own_queue_progress_and_results_and_interrupt_onl
         screenshot(bob, "sharing_queued")
 
         bob.click("#txt2img_interrupt")  # bob's Interrupt: his queued job leaves; alice's goes on
-        bob.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('Cancelled')",
+        bob.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('Cancelled')",
                               timeout=60_000)
         before = alice.evaluate(f"(() => {{ const m = document.body.innerText.match(/Step (\\d+)\\/{LONG}/); "
                                 f"return m ? +m[1] : 0; }})()")
@@ -76,10 +76,10 @@ def test_two_browsers_see_their_own_queue_progress_and_results_and_interrupt_onl
             timeout=60_000)
 
         start(bob, 202, 3)  # queued again, then alice stops her own job: bob's runs and is his alone
-        bob.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('position 2')",
+        bob.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('position 2')",
                               timeout=60_000)
         alice.click("#txt2img_interrupt")
-        alice.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('Interrupted')",
+        alice.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('Interrupted')",
                                 timeout=60_000)
         wait_seed(bob, 202)
         screenshot(bob, "sharing_result")
@@ -102,7 +102,7 @@ def test_a_full_queue_says_so_and_a_closed_tab_leaves_the_queue(browser, shared_
         start(alice, 301, LONG)
         wait_running(alice)
         start(bob, 302, LONG)
-        bob.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('In queue')",
+        bob.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('In queue')",
                               timeout=60_000)
         start(carol, 303, 3)  # --queue-size 2: alice runs, bob waits, carol is told to come back
         carol.wait_for_selector("text=queue is full", timeout=60_000)
@@ -110,7 +110,7 @@ def test_a_full_queue_says_so_and_a_closed_tab_leaves_the_queue(browser, shared_
 
         bob_context.close()  # bob closes his tab: his queued job leaves the queue
         start(carol, 303, 3)
-        carol.wait_for_function("document.querySelector('#txt2img_status').innerText.includes('position 2')",
+        carol.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('position 2')",
                                 timeout=60_000)
 
         alice.close()  # alice closes hers while her job runs: it stops at the next step, carol's runs

@@ -85,7 +85,7 @@ def test_the_refiner_accordion_refines_and_a_wrong_family_is_a_message(xl_page):
     set_number(page, "txt2img_refiner_switch_at", "0.5")
     page.fill("#txt2img_seed input", "4242")
     page.click("#txt2img_generate")
-    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 4242')",
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: 4242')",
                            timeout=120_000)
     text = page.locator("#txt2img_infotext textarea").input_value()
     assert "Refiner: xl-refiner [" in text and "Refiner switch at: 0.5" in text

@@ -65,7 +65,7 @@ def test_a_text_file_named_png_is_one_clear_sentence_in_img2img_and_png_info(pag
 
     page.click("button[role=tab]:has-text('PNG Info')")
     page.locator("#pnginfo_image input[type=file]").set_input_files(str(fake))
-    page.wait_for_function("document.querySelector('#pnginfo_warnings').innerText.includes('not an image: notes.png')",
+    page.wait_for_function("document.querySelector('#pnginfo_warnings')?.innerText.includes('not an image: notes.png')",
                            timeout=30_000)
     screenshot(page, "pnginfo-not-an-image")
     assert page.locator("#pnginfo_parameters .error, #pnginfo_chunks .error").count() == 0  # no bare "Error" badges
@@ -84,7 +84,7 @@ def test_send_to_img2img_and_inpaint_carries_every_parameter_and_the_seed_used(p
     page.get_by_role("option", name="DDIM", exact=True).click()
     page.fill("#txt2img_seed input", "-1")  # a random seed: the one it was made with must be carried
     page.click("#txt2img_generate")
-    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: ')",
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: ')",
                            timeout=60_000)
     infotext = page.input_value("#txt2img_infotext textarea")
     used_seed = infotext.split("Seed: ", 1)[1].split(",", 1)[0]
@@ -93,7 +93,7 @@ def test_send_to_img2img_and_inpaint_carries_every_parameter_and_the_seed_used(p
     for target, editor in (("img2img", "#img2img_image img"), ("inpaint", "#inpaint_editor canvas")):
         page.click("button[role=tab]:has-text('txt2img')")
         page.click(f"#txt2img_send_{target}")
-        page.wait_for_function(f"document.querySelector('#{target}_seed input').value === '{used_seed}'",
+        page.wait_for_function(f"document.querySelector('#{target}_seed input')?.value === '{used_seed}'",
                                timeout=30_000)
         page.wait_for_selector(editor, timeout=30_000)
         assert page.input_value(f"#{target}_prompt textarea") == "a yellow circle on a purple background"

@@ -28,7 +28,7 @@ def generate(page, tab: str, prompt: str, seed: int, negative: str | None = None
     page.fill(f"#{tab}_seed input", str(seed))
     page.click(f"#{tab}_generate")
     page.wait_for_function(
-        f"document.querySelector('#{tab}_infotext textarea').value.includes('Seed: {seed}')", timeout=60_000)
+        f"document.querySelector('#{tab}_infotext textarea')?.value.includes('Seed: {seed}')", timeout=60_000)
 
 
 def newest_png(outputs: Path, before: set[Path]) -> Path:
@@ -56,11 +56,11 @@ def test_generate_saves_png_with_infotext_then_png_info_sends_it_back(page, serv
     page.fill("#txt2img_seed input", "-1")
     page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
     page.locator("#pnginfo_image input[type=file]").set_input_files(str(saved))
-    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 4242')")
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea')?.value.includes('Seed: 4242')")
     screenshot(page, "pnginfo")
     page.click("#pnginfo_send_txt2img")
     page.wait_for_function(
-        "document.querySelector('#txt2img_prompt textarea').value === 'a yellow circle on a purple background'")
+        "document.querySelector('#txt2img_prompt textarea')?.value === 'a yellow circle on a purple background'")
     assert page.input_value("#txt2img_neg_prompt textarea") == "green"
     assert page.input_value("#txt2img_seed input") == "4242"
     assert page.locator("#txt2img_steps input[type=number]").first.input_value() == "6"
@@ -74,7 +74,7 @@ def test_ctrl_enter_generates(page, server):
     page.fill("#txt2img_seed input", "99")
     page.focus("#txt2img_prompt textarea")
     page.keyboard.press("Control+Enter")
-    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 99')",
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: 99')",
                            timeout=60_000)
     assert read_generation_info(newest_png(server.outputs, before))["params"]["Prompt"] == "a blue square"
 
@@ -89,7 +89,7 @@ def test_invalid_size_shows_a_message_and_the_server_keeps_serving(page, server)
     set_number(page, "txt2img_width", "64")
     page.fill("#txt2img_seed input", "7")
     page.click("#txt2img_generate")
-    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 7')",
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: 7')",
                            timeout=60_000)
 
 
@@ -126,7 +126,7 @@ def test_ui_image_equals_api_image_and_png_info_reproduce_is_bit_identical(page,
 
     page.click("button[role=tab]:has-text('PNG Info')")
     page.locator("#pnginfo_image input[type=file]").set_input_files(str(saved))
-    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 8080')")
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea')?.value.includes('Seed: 8080')")
     before = set(server.outputs.rglob("*.png"))
     page.click("#pnginfo_reproduce")
     page.wait_for_selector("#pnginfo_reproduced img", timeout=60_000)
@@ -153,9 +153,9 @@ def test_schedule_type_is_chosen_beside_the_sampler_recorded_and_sent_back(page,
     pick(page, "#txt2img_scheduler", "Automatic")
     page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
     page.locator("#pnginfo_image input[type=file]").set_input_files(str(newest_png(server.outputs, before)))
-    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 5150')")
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea')?.value.includes('Seed: 5150')")
     page.click("#pnginfo_send_txt2img")
-    page.wait_for_function("document.querySelector('#txt2img_scheduler input').value === 'Karras'")
+    page.wait_for_function("document.querySelector('#txt2img_scheduler input')?.value === 'Karras'")
     assert page.input_value("#txt2img_sampling input") == "DPM++ 2M"
 
 
@@ -177,7 +177,7 @@ def test_progress_shows_eta_skip_drops_one_image_and_interrupt_keeps_the_finishe
     screenshot(page, "txt2img-progress-eta")
     with page.expect_response(lambda r: "/run/" in r.url and r.request.method == "POST", timeout=60_000):
         page.click("#txt2img_skip")  # answered: the engine has the skip before batch 2 ends (150 steps)
-    page.wait_for_function("document.querySelector('#txt2img_gallery').innerText.includes('batch 3/3')",
+    page.wait_for_function("document.querySelector('#txt2img_gallery')?.innerText.includes('batch 3/3')",
                            timeout=60_000)
     page.click("#txt2img_interrupt")
     page.get_by_text("Interrupted").first.wait_for(timeout=60_000)
@@ -201,7 +201,7 @@ def test_extra_seed_options_make_a_variation_and_png_info_brings_them_back(page,
     before = set(server.outputs.rglob("*.png"))
     generate(page, "txt2img", "a yellow circle on a purple background", 555, steps="3")
     page.wait_for_function(
-        "document.querySelector('#txt2img_infotext textarea').value.includes('Variation seed: 321')", timeout=60_000)
+        "document.querySelector('#txt2img_infotext textarea')?.value.includes('Variation seed: 321')", timeout=60_000)
     screenshot(page, "txt2img_variation")
     varied = newest_png(server.outputs, before)
     params = read_generation_info(varied)["params"]
@@ -216,9 +216,9 @@ def test_extra_seed_options_make_a_variation_and_png_info_brings_them_back(page,
     # PNG Info -> txt2img brings the variation back and ticks Extra.
     page.click("#tab_pnginfo-button, button[role=tab]:has-text('PNG Info')")
     page.locator("#pnginfo_image input[type=file]").set_input_files(str(varied))
-    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea').value.includes('Seed: 555')")
+    page.wait_for_function("document.querySelector('#pnginfo_parameters textarea')?.value.includes('Seed: 555')")
     page.click("#pnginfo_send_txt2img")
-    page.wait_for_function("document.querySelector('#txt2img_seed input').value === '555'")
+    page.wait_for_function("document.querySelector('#txt2img_seed input')?.value === '555'")
     page.wait_for_selector("#txt2img_subseed", state="visible")
     assert page.locator("#txt2img_subseed_show input").is_checked()
     assert page.input_value("#txt2img_subseed input") == "321"

@@ -61,7 +61,7 @@ def test_hires_fix_doubles_the_size_and_writes_its_infotext(page, upscale_server
     set_number(page, "txt2img_steps", "2")
     page.fill("#txt2img_seed input", "77")
     page.click("#txt2img_generate")
-    page.wait_for_function("document.querySelector('#txt2img_infotext textarea').value.includes('Seed: 77')",
+    page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed: 77')",
                            timeout=120_000)
     screenshot(page, "txt2img_hires_fix")
     saved = wait_for_new_pngs(upscale_server.outputs, before, 1)[0]
@@ -88,7 +88,7 @@ def test_extras_upscales_a_single_image_and_a_batch(page, upscale_server, tmp_pa
     page.click("#extras_face_restoration")  # the accordion says why face restoration is off
     assert "Unavailable — face restoration" in page.locator("#extras_face_restoration_reason").inner_text(timeout=10_000)
     page.click("#extras_generate")
-    page.wait_for_function("document.querySelector('#extras_info textarea').value.includes('tiny-esrgan-4x')",
+    page.wait_for_function("document.querySelector('#extras_info textarea')?.value.includes('tiny-esrgan-4x')",
                            timeout=120_000)
     single = wait_for_new_pngs(extras, before, 1)
     assert Image.open(single[0]).size == (128, 128)
@@ -104,6 +104,6 @@ def test_extras_upscales_a_single_image_and_a_batch(page, upscale_server, tmp_pa
     page.click("#extras_generate")
     batch = wait_for_new_pngs(extras, before | set(single), 2)
     assert [Image.open(p).size for p in batch] == [(64, 64), (64, 64)]
-    page.wait_for_function("document.querySelector('#extras_info textarea').value.includes('upscaler 2: Nearest')",
+    page.wait_for_function("document.querySelector('#extras_info textarea')?.value.includes('upscaler 2: Nearest')",
                            timeout=60_000)
     screenshot(page, "extras_batch")
