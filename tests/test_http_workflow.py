@@ -106,3 +106,30 @@ def test_a_controlnet_that_does_not_fit_the_model_is_a_422_naming_the_mismatch(c
     listed = client.get("/controlnet/model_list").json()
     assert listed["model_detail"]["sd2-canny"]["fits"] is False
     assert listed["model_detail"]["controlnet-canny"]["fits"] is True
+
+
+def test_after_skipping_the_first_iteration_the_info_lists_line_up_with_the_images(client):
+    """A1111's /skip drops the iteration being sampled; the answer's seeds, prompts and infotexts
+    describe the images it returns (iterations 1 and 2: seeds 22 and 23), not the ones it planned."""
+    import threading
+    import time
+
+    answer: dict = {}
+    request = {**BASE, "steps": 150, "n_iter": 3}
+    worker = threading.Thread(target=lambda: answer.update(response=client.post(f"{API}/txt2img", json=request)))
+    worker.start()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        state = client.get(f"{API}/progress").json()["state"]
+        if state["job_count"] and state["job_no"] == 0 and state["sampling_step"] >= 1:
+            break
+        time.sleep(0.01)
+    assert client.post(f"{API}/skip").status_code == 200
+    worker.join(600)
+    response = answer["response"]
+    assert response.status_code == 200, response.text
+    info = json.loads(response.json()["info"])
+    seeds = [int(text.split("Seed: ", 1)[1].split(",", 1)[0]) for text in info["infotexts"]]
+    assert len(response.json()["images"]) == 2 and seeds == [22, 23]
+    assert info["all_seeds"] == seeds and info["seed"] == 22
+    assert len(info["all_prompts"]) == len(info["all_subseeds"]) == 2

@@ -35,21 +35,25 @@ def generation_info(result: JobResult, services: "Services", started: datetime,
                     styles: list[str] | None = None) -> dict[str, Any]:
     """Processed.js() of A1111, for the fields that exist here."""
     request = result.request
-    count = request.batch_size * request.n_iter
+    # The lists line up with the images returned: a skipped iteration's seeds are not among them.
+    seeds = [saved.seed for saved in result.images]
+    if not seeds or min(seeds) < 0:  # nothing made, or a script's grid (no seed of its own): the planned ones
+        seeds = [request.seed + i for i in range(request.batch_size * request.n_iter)]
+    offsets = [seed - request.seed for seed in seeds]
     loaded = services.models.facts()
     model_hash = loaded.hash if loaded is not None and loaded.entry.title == request.model else None
     own = [saved.recipe.get("request", {}) for saved in result.images]  # each image's prompt (dynamic prompts)
-    whole = len(own) == count and all("prompt" in r for r in own)
+    whole = len(own) == len(seeds) and all("prompt" in r for r in own)
     return {
         "prompt": request.prompt,
-        "all_prompts": [r["prompt"] for r in own] if whole else [request.prompt] * count,
+        "all_prompts": [r["prompt"] for r in own] if whole else [request.prompt] * len(seeds),
         "negative_prompt": request.negative_prompt,
         "all_negative_prompts": ([r.get("negative_prompt", "") for r in own] if whole
-                                 else [request.negative_prompt] * count),
-        "seed": request.seed,
-        "all_seeds": [request.seed + i for i in range(count)],
-        "subseed": request.subseed,
-        "all_subseeds": [request.subseed + i if request.subseed >= 0 else -1 for i in range(count)],
+                                 else [request.negative_prompt] * len(seeds)),
+        "seed": seeds[0] if seeds else request.seed,
+        "all_seeds": seeds,
+        "subseed": request.subseed + offsets[0] if seeds and request.subseed >= 0 else request.subseed,
+        "all_subseeds": [request.subseed + offset if request.subseed >= 0 else -1 for offset in offsets],
         "subseed_strength": request.subseed_strength,
         "width": request.width,
         "height": request.height,
