@@ -125,6 +125,20 @@ def test_a_kohya_lora_changes_the_image_and_is_recorded_with_a1111s_hash(setup):
     assert job.images[0].recipe["networks"]["loras"] == {"kohya": addnet_hash(path)}
 
 
+def test_an_sd1_lora_with_kohyas_te1_names_loads_as_its_te_twin(setup):
+    """diffusers' convert_state_dict_to_kohya names SD 1.x's text encoder `lora_te1_`: A1111 loads
+    it on SD 1.x (it was refused as SDXL); it gives the pixels of the same file named `lora_te_`."""
+    from safetensors.torch import load_file, save_file
+
+    studio, fresh = setup
+    lora_dir = studio.settings.models_dir / "Lora"
+    state = load_file(lora_dir / "kohya.safetensors")
+    save_file({k.replace("lora_te_", "lora_te1_"): v for k, v in state.items()}, lora_dir / "kohya_te1.safetensors")
+    te1 = run(studio, prompt=BASE.prompt + " <lora:kohya_te1:1>")
+    assert np.array_equal(te1, run(studio, prompt=BASE.prompt + " <lora:kohya:1>"))
+    assert not np.array_equal(te1, fresh)
+
+
 def test_a_run_without_the_tag_after_one_with_it_equals_a_fresh_start(setup):
     studio, fresh = setup
     with_lora = run(studio, prompt=BASE.prompt + " <lora:kohya:1> <lora:peft:0.7>")

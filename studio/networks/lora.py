@@ -52,7 +52,9 @@ def read_lora(entry: NetworkFile, allow_pickle: bool) -> dict[str, torch.Tensor]
 
 def check_family(entry: NetworkFile, state: dict[str, torch.Tensor], pipe: DiffusionPipeline, model: str) -> None:
     """Refuse a LoRA made for another model family before loading it (SDXL on SD 1.x, ...)."""
-    two_encoders = any(k.startswith(("lora_te1_", "lora_te2_", "text_encoder_2.")) for k in state)
+    # kohya's `lora_te1_` alone is SD 1.x's one text encoder (what diffusers' convert_state_dict_to_kohya
+    # writes, and what A1111 maps onto SD 1.x); SDXL's second encoder is what tells SDXL.
+    two_encoders = any(k.startswith(("lora_te2_", "text_encoder_2.")) for k in state)
     if two_encoders and getattr(pipe, "text_encoder_2", None) is None:
         raise RequestError(f"LoRA {entry.path.name} is for SDXL (two text encoders); {model} is not an SDXL model")
     context = getattr(pipe.unet.config, "cross_attention_dim", None)
