@@ -133,3 +133,22 @@ def test_after_skipping_the_first_iteration_the_info_lists_line_up_with_the_imag
     assert len(response.json()["images"]) == 2 and seeds == [22, 23]
     assert info["all_seeds"] == seeds and info["seed"] == 22
     assert len(info["all_prompts"]) == len(info["all_subseeds"]) == 2
+
+
+def test_dynamic_prompts_pick_several_variants_with_n_dollar_dollar(client):
+    """sd-dynamic-prompts' {2$$a|b|c}: two different variants joined by ", " (a custom separator in
+    the middle), the same ones again for the same seed."""
+    import re
+
+    def prompt_of(text: str, seed: int) -> str:
+        response = client.post(f"{API}/txt2img", json={**BASE, "steps": 1, "prompt": text, "seed": seed})
+        assert response.status_code == 200, response.text
+        return json.loads(response.json()["info"])["all_prompts"][0]
+
+    picked = prompt_of("a {2$$red|green|blue} circle", 5)
+    found = re.fullmatch(r"a (red|green|blue), (red|green|blue) circle", picked)
+    assert found and found.group(1) != found.group(2)
+    assert prompt_of("a {2$$red|green|blue} circle", 5) == picked
+    joined = prompt_of("a {3$$ and $$red|green|blue} circle", 6)
+    assert re.fullmatch(r"a (red|green|blue) and (red|green|blue) and (red|green|blue) circle", joined)
+    assert {"red", "green", "blue"} <= set(joined.split())
