@@ -41,6 +41,7 @@ def picture(size: int = 32, colour: tuple[int, int, int] = (200, 40, 40)) -> Ima
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     root = tmp_path_factory.mktemp("extras")
     write_esrgan(root / "models" / "ESRGAN", "tiny-esrgan-4x")
+    write_esrgan(root / "models" / "RealESRGAN", "RealESRGAN_x4plus", ".pth", seed=3)  # what A1111 calls R-ESRGAN 4x+
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
                         cache_dir=root / "cache", port=free_port(), open_browser=False)
     _, demo, _ = serve(settings, block=False)
@@ -60,6 +61,26 @@ def test_upscalers_list_a1111_shape(client):
     assert set(model) == {"name", "model_name", "model_path", "model_url", "scale"} and model["model_name"] == "ESRGAN"
     latent = [item["name"] for item in client.get(f"{API}/latent-upscale-modes").json()]
     assert "Latent (bicubic antialiased)" in latent
+
+
+def test_a1111s_upscaler_names_find_their_file_or_name_the_folder(client):
+    names = [item["name"] for item in client.get(f"{API}/upscalers").json()]
+    assert "R-ESRGAN 4x+" in names and "RealESRGAN_x4plus" in names
+    assert "R-ESRGAN 4x+ Anime6B" not in names  # its file is not there
+    by_name = client.post(f"{API}/extra-single-image", json={
+        "image": b64(picture()), "upscaler_1": "R-ESRGAN 4x+", "upscaling_resize": 4})
+    by_file = client.post(f"{API}/extra-single-image", json={
+        "image": b64(picture()), "upscaler_1": "RealESRGAN_x4plus", "upscaling_resize": 4})
+    assert by_name.status_code == 200, by_name.text
+    assert decode(by_name.json()["image"]).size == (128, 128)
+    assert np.array_equal(np.asarray(decode(by_name.json()["image"])), np.asarray(decode(by_file.json()["image"])))
+    missing = client.post(f"{API}/extra-single-image", json={
+        "image": b64(picture()), "upscaler_1": "R-ESRGAN 4x+ Anime6B", "upscaling_resize": 2})
+    assert missing.status_code == 422
+    assert "RealESRGAN_x4plus_anime_6B" in missing.json()["detail"] and "models/RealESRGAN" in missing.json()["detail"]
+    ldsr = client.post(f"{API}/txt2img", json={"prompt": "x", "steps": 1, "width": 64, "height": 64,
+                                                "enable_hr": True, "hr_upscaler": "LDSR"})
+    assert ldsr.status_code == 422 and "LDSR is a latent diffusion upscaler" in ldsr.json()["detail"]
 
 
 def test_extra_single_image_with_a_model_upscaler(client):

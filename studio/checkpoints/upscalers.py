@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from studio.checkpoints.upscaler_files import LATENT_UPSCALERS, PIXEL_UPSCALERS, UpscalerEntry, discover
+from studio.checkpoints.upscaler_files import (LATENT_UPSCALERS, PIXEL_UPSCALERS, UpscalerEntry, discover,
+                                               missing_reason)
 from studio.errors import ModelError
 from studio.request import RequestError
 
@@ -127,6 +128,9 @@ class Upscalers:
         entries = self.entries()
         allowed = [n for n, e in entries.items() if allow_latent or e.kind != "latent"]
         if name not in allowed:
+            reason = missing_reason(name)
+            if reason is not None:
+                raise RequestError(f"{field}: {reason}")
             raise RequestError(f"unknown {field} {name!r}; choose one of: {', '.join(allowed)}")
         return entries[name]
 

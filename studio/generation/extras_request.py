@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from PIL import Image
 
+from studio.checkpoints.upscaler_files import missing_reason
 from studio.errors import check_int, check_number, check_type
 from studio.request import MAX_SIZE, RequestError
 
@@ -62,6 +63,9 @@ class ExtrasRequest:
             value = getattr(self, name)
             check_type(name, value, str)
             if value not in upscaler_names:
+                reason = missing_reason(value)
+                if reason is not None:
+                    raise RequestError(f"{name}: {reason}")
                 raise RequestError(f"unknown {name} {value!r}; choose one of: {', '.join(upscaler_names)}")
         check_number("extras_upscaler_2_visibility", self.extras_upscaler_2_visibility, 0.0, 1.0)
         for name in ("gfpgan_visibility", "codeformer_visibility", "codeformer_weight"):
