@@ -152,3 +152,13 @@ def test_dynamic_prompts_pick_several_variants_with_n_dollar_dollar(client):
     joined = prompt_of("a {3$$ and $$red|green|blue} circle", 6)
     assert re.fullmatch(r"a (red|green|blue) and (red|green|blue) and (red|green|blue) circle", joined)
     assert {"red", "green", "blue"} <= set(joined.split())
+
+
+def test_and_composes_subprompts_over_http(client):
+    both = client.post(f"{API}/txt2img", json={**BASE, "prompt": f"{BASE['prompt']} :1.2 AND a green square :0.8"})
+    plain = client.post(f"{API}/txt2img", json=BASE)
+    assert both.status_code == 200, both.text
+    assert np.abs(pixels(both.json()["images"][0]) - pixels(plain.json()["images"][0])).mean() > 1
+    assert json.loads(both.json()["info"])["infotexts"][0].startswith(f"{BASE['prompt']} :1.2 AND a green square :0.8\n")
+    many = client.post(f"{API}/txt2img", json={**BASE, "prompt": " AND ".join(["a cat"] * 9)})
+    assert many.status_code == 422 and "subprompts joined by AND" in many.json()["detail"]

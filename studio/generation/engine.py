@@ -96,6 +96,8 @@ class Engine:
         sampling = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
         prompts = prepare_prompts(model.pipe, sampling.prompt, sampling.negative_prompt, request.steps, request.clip_skip)
+        if prompts.conditioning is not None and prompts.conditioning.parts and (refiner_model or controls.units):
+            raise RequestError("prompts joined by AND work without the SDXL refiner and ControlNet units for now")
         if request.enable_hr:
             self.upscalers.get(request.hr_upscaler, "hr_upscaler")  # an unknown name fails before sampling
         return RunPlan(model, request, sampling, inputs, controls, refiner_model, networks, prompts, self.samplers,

@@ -28,8 +28,9 @@ from typing import Any
 import torch
 
 from studio.prompting.attention import parse_prompt_attention
+from studio.prompting.composable import split_and
 from studio.prompting.encode import encode_chunks, encode_chunks_sdxl, max_clip_skip, tokenize_line
-from studio.prompting.limits import check_chunks, plan_schedule
+from studio.prompting.limits import check_chunks, check_parts, plan_schedule
 from studio.prompting.networks import NetworkTag, split_network_tags
 from studio.prompting.schedule import prompt_schedule
 from studio.request import RequestError
@@ -61,11 +62,16 @@ class PromptSchedule:
 class Conditioning:
     positive: PromptSchedule
     negative: PromptSchedule
+    # A1111's composable diffusion (`a :1.2 AND b :0.8`): every subprompt's schedule with its weight
+    # (`positive` is the first's); empty for a prompt without AND. studio/generation/composable.py
+    # runs the UNet on each and combines them.
+    parts: tuple[tuple[PromptSchedule, float], ...] = ()
 
     @property
     def changes(self) -> bool:
         """Whether the embeddings change during sampling (then the step callback swaps them)."""
-        return len(self.positive.entries) > 1 or len(self.negative.entries) > 1
+        return len(self.positive.entries) > 1 or len(self.negative.entries) > 1 or \
+            any(len(schedule.entries) > 1 for schedule, _ in self.parts)
 
     @property
     def pooled(self) -> bool:
@@ -120,17 +126,24 @@ def prepare_prompts(pipe: Any, prompt: str, negative_prompt: str, steps: int, cl
     check_clip_skip(pipe, clip_skip)
     prompt, networks = split_network_tags(prompt)
     negative_prompt, _ = split_network_tags(negative_prompt)
-    schedules = [plan_schedule(prompt, steps, "prompt"), plan_schedule(negative_prompt, steps, "negative_prompt")]
+    subprompts = split_and(prompt)
+    check_parts(len(subprompts))
+    # Each subprompt of an AND has its own schedule; the last schedule is the negative prompt's.
+    schedules = [*(plan_schedule(text, steps, "prompt") for text, _ in subprompts),
+                 plan_schedule(negative_prompt, steps, "negative_prompt")]
     tokenizer = _encoders(pipe)[0][0]
     parsed = {text: parse_prompt_attention(text) for schedule in schedules for _, text in schedule}
     chunks = {text: len(tokenize_line(weighted, tokenizer)) for text, weighted in parsed.items()}
-    for field, schedule in zip(("prompt", "negative_prompt"), schedules):
-        check_chunks([chunks[text] for text in {text for _, text in schedule}], field)
+    check_chunks([chunks[text] for text in {text for schedule in schedules[:-1] for _, text in schedule}], "prompt")
+    check_chunks([chunks[text] for text in {text for _, text in schedules[-1]}], "negative_prompt")
+    # A1111 reads a weight at the end of the prompt even without AND (`a cat :0.5` halves its pull).
+    composed = len(subprompts) > 1 or subprompts[0][1] != 1.0
     plain = [_plain_text(schedule, parsed, chunks) for schedule in schedules]
-    if plain[0] is not None and plain[1] is not None and (clip_skip == 1 or _is_sdxl(pipe)):
+    if not composed and None not in plain and (clip_skip == 1 or _is_sdxl(pipe)):
         return PromptInputs(plain[0], plain[1], networks, clip_skip, None)
-    conditioning = _encode_schedules(pipe, schedules, parsed, clip_skip)
-    return PromptInputs(prompt, negative_prompt, networks, clip_skip, conditioning)
+    encoded = _encode_schedules(pipe, schedules, parsed, clip_skip)
+    parts = tuple(zip(encoded[:-1], (weight for _, weight in subprompts))) if composed else ()
+    return PromptInputs(prompt, negative_prompt, networks, clip_skip, Conditioning(encoded[0], encoded[-1], parts))
 
 
 def check_clip_skip(pipe: Any, clip_skip: int) -> None:
@@ -174,7 +187,7 @@ def _encode_text(pipe: Any, parsed: list[tuple[str, float]], clip_skip: int) -> 
 
 
 def _encode_schedules(pipe: Any, schedules: list[list[tuple[int, str]]], parsed: dict[str, list[tuple[str, float]]],
-                      clip_skip: int) -> Conditioning:
+                      clip_skip: int) -> list[PromptSchedule]:
     cache: dict[str, Embeddings] = {}
     with torch.inference_mode():
         for schedule in schedules:
@@ -186,8 +199,7 @@ def _encode_schedules(pipe: Any, schedules: list[list[tuple[int, str]]], parsed:
         if any(embeds.tokens.shape[1] != longest for embeds in cache.values()):  # the empty prompt only when needed
             empty = _encode_text(pipe, [("", 1.0)], clip_skip).tokens
             padded = {text: _pad(embeds, empty, longest) for text, embeds in cache.items()}
-    positive, negative = (PromptSchedule(tuple((end, padded[text]) for end, text in schedule)) for schedule in schedules)
-    return Conditioning(positive, negative)
+    return [PromptSchedule(tuple((end, padded[text]) for end, text in schedule)) for schedule in schedules]
 
 
 def _pad(embeds: Embeddings, empty: torch.Tensor, length: int) -> Embeddings:

@@ -20,6 +20,7 @@ MAX_SCHEDULE_TEXTS = 32  # different texts one prompt takes over the steps (each
 MAX_SCHEDULE_CHARS = 3 * MAX_PROMPT_CHARS  # their total length
 MAX_CHUNKS = 32  # 75-token chunks in one text (BREAK starts one)
 MAX_ENCODED_CHUNKS = 96  # chunks encoded for one prompt: its texts' chunks together
+MAX_AND_PARTS = 8  # subprompts of composable diffusion (`a AND b`): the UNet runs once more for each
 
 _BREAK = re.compile(r"\bBREAK\b")
 
@@ -75,6 +76,12 @@ def check_groups(parsed: ParsedPrompt, field: str) -> None:
         raise RequestError(f"{field}: at most {MAX_ALTERNATIONS} alternations [a|b] (found {parsed.alternations})")
 
 
+def check_parts(count: int) -> None:
+    if count > MAX_AND_PARTS:
+        raise RequestError(f"prompt: at most {MAX_AND_PARTS} subprompts joined by AND (found {count}); each one "
+                           "runs the model once more per step")
+
+
 def check_chunks(counts: list[int], field: str = "prompt") -> None:
     """After tokenizing, before encoding: chunks per text and for the whole prompt."""
     if counts and max(counts) > MAX_CHUNKS:
@@ -88,7 +95,12 @@ def check_chunks(counts: list[int], field: str = "prompt") -> None:
 def check_prompts(prompt: str, negative_prompt: str, steps: int) -> None:
     """Both prompts of a request as the engine will schedule them (network tags split off), checked
     at admission: a prompt over a limit is refused before it takes a place in the queue."""
+    from studio.prompting.composable import split_and
     from studio.prompting.networks import split_network_tags
 
     for field, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
         plan_schedule(split_network_tags(text)[0], steps, field)
+    subprompts = split_and(split_network_tags(prompt)[0])
+    check_parts(len(subprompts))
+    for text, _ in subprompts if len(subprompts) > 1 else ():
+        plan_schedule(text, steps, "prompt")

@@ -11,6 +11,7 @@ from diffusers import DiffusionPipeline
 from studio.checkpoints.manager import LoadedModel
 from studio.control.units import control_mode_hooks
 from studio.generation import imageops
+from studio.generation.composable import composable
 from studio.generation.controls import control_kwargs
 from studio.generation.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.generation.modes import ModeInputs
@@ -58,7 +59,8 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     kwargs.update(control_kwargs(inputs.mode, controls))
     nets = [model.controlnets[title] for title in controls.titles]
     with (torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1),
-          step_cache(pipe, request.cache_interval), nan_safe_decode(pipe.vae)):
+          step_cache(pipe, request.cache_interval), nan_safe_decode(pipe.vae),
+          composable(pipe, prompts.conditioning, len(seeds), inputs.steps_to_run(request))):
         output = pipe(**kwargs)
     return output.images, True
 
