@@ -49,7 +49,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Services, np.ndarra
     nf.kohya_lora(pipe, lora_dir / "kohya.safetensors", metadata={"ss_output_name": "kohya_alias"})
     nf.kohya_lora(pipe, lora_dir / "locon.safetensors", seed=9, conv=True)
     nf.peft_lora(pipe, lora_dir / "peft.safetensors")
-    nf.loha_lora(pipe, lora_dir / "loha.safetensors")
+    nf.loha_lora(pipe, lora_dir / "loha.safetensors", scale=0.6)
+    nf.lokr_lora(pipe, lora_dir / "lokr.safetensors")
     nf.sdxl_lora(lora_dir / "sdxl.safetensors")
     (lora_dir / "pickled.pt").write_bytes((lora_dir / "kohya.safetensors").read_bytes())
     nf.embedding(pipe, emb_dir / "shinystyle.safetensors")
@@ -139,6 +140,45 @@ def test_an_sd1_lora_with_kohyas_te1_names_loads_as_its_te_twin(setup):
     assert not np.array_equal(te1, fresh)
 
 
+@pytest.mark.parametrize("name", ["loha", "lokr"])
+def test_lycoris_loha_and_lokr_change_each_layer_by_their_formula(setup, name):
+    """LoHa: (w1a·w1b) ⊙ (w2a·w2b) · alpha/rank; LoKr: w1 ⊗ (w2a·w2b) · alpha/rank — added to the layer
+    while the tag is in the prompt, gone after (the weights are never touched)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from studio.networks import lycoris
+
+    studio, fresh = setup
+    path = studio.settings.models_dir / "Lora" / f"{name}.safetensors"
+    with_it = run(studio, prompt=f"{BASE.prompt} <lora:{name}:1>")
+    assert np.abs(with_it.astype(float) - fresh).mean() > 0.5
+    assert np.array_equal(run(studio), fresh)  # without the tag: exactly a fresh start
+    assert np.array_equal(run(studio, prompt=f"{BASE.prompt} <lora:{name}:0>"), fresh)
+
+    state = load_file(path)
+    stem = next(key.split(".")[0] for key in state if "attn2_to_q" in key and key.startswith("lora_unet_"))
+    f = {key.split(".", 1)[1]: value.double() for key, value in state.items() if key.startswith(stem + ".")}
+    if name == "loha":
+        delta = (f["hada_w1_a"] @ f["hada_w1_b"]) * (f["hada_w2_a"] @ f["hada_w2_b"]) * f["alpha"] / f["hada_w1_b"].shape[0]
+    else:
+        delta = torch.kron(f["lokr_w1"], f["lokr_w2_a"] @ f["lokr_w2_b"]) * f["alpha"] / f["lokr_w2_b"].shape[0]
+    pipe = studio.models.current().pipe
+    module = dict(pipe.unet.named_modules())[stem.removeprefix("lora_unet_").replace("_", ".").replace(
+        "down.blocks", "down_blocks").replace("transformer.blocks", "transformer_blocks").replace("to.q", "to_q")]
+    x = torch.randn(2, module.in_features, generator=torch.Generator().manual_seed(0)).to(module.weight.dtype)
+    base = module(x)
+    network = studio.models.current().networks.lycoris
+    (loaded,) = [n for n in network.values() if n.name == f"{name}.safetensors"]
+    lycoris.attach([(loaded, 1.0, 0.7)])
+    try:
+        added = (module(x) - base).double()
+    finally:
+        lycoris.detach(loaded)
+    expected = 0.7 * (x.double() @ delta.T)
+    assert torch.allclose(added, expected, rtol=1e-3, atol=1e-3 * float(expected.abs().max()))
+
+
 def test_a_run_without_the_tag_after_one_with_it_equals_a_fresh_start(setup):
     studio, fresh = setup
     with_lora = run(studio, prompt=BASE.prompt + " <lora:kohya:1> <lora:peft:0.7>")
@@ -158,11 +198,11 @@ def test_lora_formats_weights_and_several_at_once(setup):
         for b in distinct[i + 1:]:
             assert not np.array_equal(a, b)
     # Cached: each file is one adapter, loaded once for the model.
-    assert len(studio.models.current().networks.loras) == 3
+    loaded = [Path(stamp.split("|")[0]).stem for stamp in studio.models.current().networks.loras]
+    assert sorted(name for name in loaded if name in ("kohya", "peft", "locon")) == ["kohya", "locon", "peft"]
 
 
 @pytest.mark.parametrize(("tag", "message"), [
-    ("<lora:loha:1>", r"loha\.safetensors is a LyCORIS LoHa network"),
     ("<lora:sdxl:1>", r"sdxl\.safetensors is for SDXL"),
     ("<lora:missing:1>", r"LoRA 'missing' not found"),
     ("<lora:pickled:1>", r"pickled\.pt is a pickle file.*--allow-pickle"),
@@ -358,3 +398,17 @@ def test_the_cli_lists_networks(setup, capsys):
     assert "lora\tkohya\t" + str(studio.settings.models_dir / "Lora" / "kohya.safetensors") in listed
     assert any(line.startswith("embedding\tshinystyle\t") for line in listed)
     assert any(line.startswith("vae\tfolder-vae\t") for line in listed)
+
+
+def test_a_loha_for_layers_this_model_lacks_is_a_clear_error(setup):
+    import torch
+    from safetensors.torch import save_file
+
+    studio, fresh = setup
+    path = studio.settings.models_dir / "Lora" / "otherloha.safetensors"
+    stem = "lora_unet_input_blocks_99_1_transformer_blocks_0_attn1_to_q"
+    save_file({f"{stem}.hada_w1_a": torch.ones(8, 2), f"{stem}.hada_w1_b": torch.ones(2, 8),
+               f"{stem}.hada_w2_a": torch.ones(8, 2), f"{stem}.hada_w2_b": torch.ones(2, 8)}, str(path))
+    with pytest.raises(RequestError, match=r"otherloha\.safetensors does not fit studio-default-64px"):
+        studio.generation.submit(BASE.replace(prompt=f"{BASE.prompt} <lora:otherloha:1>"), save=False)
+    assert np.array_equal(run(studio), fresh)

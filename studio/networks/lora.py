@@ -6,8 +6,8 @@ weights (`set_adapters`) or disables them all (`disable_lora`), so the base weig
 touched or reloaded and a run without tags computes exactly what a fresh model computes.
 
 diffusers converts kohya/A1111 keys (`lora_unet_*`, `lora_te_*`, with `alpha`), LyCORIS LoCon
-(the same keys on conv layers) and its own/peft keys. It does not load LyCORIS LoHa (`hada_*`),
-LoKr (`lokr_*`), (IA)^3 or full/diff layers for Stable Diffusion: those are refused by name.
+(the same keys on conv layers) and its own/peft keys. LyCORIS LoHa (`hada_*`) and LoKr (`lokr_*`)
+load through studio/networks/lycoris.py; (IA)^3, OFT and full/diff layers are refused by name.
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from typing import Iterator
 import torch
 from diffusers import DiffusionPipeline
 
+from studio.networks import lycoris
 from studio.networks.discovery import NetworkFile
 from studio.networks.files import first_line, read_tensors
 from studio.request import RequestError
 
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
-UNSUPPORTED = {  # key marker -> what it is (diffusers has no Stable Diffusion loader for these)
-    ".hada_w1_a": "a LyCORIS LoHa", ".lokr_w1": "a LyCORIS LoKr", ".lokr_w2": "a LyCORIS LoKr",
+UNSUPPORTED = {  # key marker -> what it is (no loader here; LoHa and LoKr load through networks/lycoris.py)
     ".diff": "a LyCORIS full/diff", ".on_input": "a LyCORIS (IA)^3", ".b_norm": "a LyCORIS norm",
     ".oft_blocks": "an OFT/BOFT", ".oft_diag": "an OFT/BOFT",
 }
@@ -41,6 +41,8 @@ class ActiveLora:
 
 def read_lora(entry: NetworkFile, allow_pickle: bool) -> dict[str, torch.Tensor]:
     state = {k: v for k, v in read_tensors(entry, allow_pickle).items() if isinstance(v, torch.Tensor)}
+    if lycoris.kind_of(state) is not None:
+        return state
     for marker, what in UNSUPPORTED.items():
         if any(marker in key for key in state):
             raise RequestError(f"LoRA {entry.path.name} is {what} network ({marker.strip('.')} keys), which diffusers "
@@ -66,9 +68,11 @@ def check_family(entry: NetworkFile, state: dict[str, torch.Tensor], pipe: Diffu
             break
 
 
-def load_lora(pipe: DiffusionPipeline, entry: NetworkFile, adapter: str, allow_pickle: bool, model: str) -> None:
-    """Load the file as adapter `adapter`; every LoRA layer of the file must find its layer."""
-    state = read_lora(entry, allow_pickle)
+def load_lora(pipe: DiffusionPipeline, entry: NetworkFile, adapter: str, allow_pickle: bool, model: str,
+              state: dict[str, torch.Tensor] | None = None) -> None:
+    """Load the file (or its `state`, already read) as adapter `adapter`; every LoRA layer of the
+    file must find its layer."""
+    state = state if state is not None else read_lora(entry, allow_pickle)
     check_family(entry, state, pipe, model)
     expected = sum(1 for key in state if key.endswith(_DOWN_KEYS))
     try:

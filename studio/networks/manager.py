@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.networks import discovery, embeddings, hashes, lora, vae
+from studio.networks import discovery, embeddings, hashes, lora, lycoris, vae
 from studio.networks.discovery import AUTOMATIC, NetworkFile
 from studio.networks.tags import NetworkTag, extract_network_tags
 from studio.request import GenerationRequest, RequestError
@@ -25,6 +25,7 @@ class ModelNetworks:
 
     original_vae: Any
     loras: dict[str, str] = field(default_factory=dict)  # file stamp -> adapter name
+    lycoris: dict[str, lycoris.LycorisNetwork] = field(default_factory=dict)  # adapter name -> LoHa/LoKr network
     embeddings: dict[str, str] = field(default_factory=dict)  # embedding name -> file stamp
     vae_name: str = AUTOMATIC
     vaes: dict[str, Any] = field(default_factory=dict)  # file stamp -> module (the last external one)
@@ -122,17 +123,29 @@ class NetworkManager:
             adapter = self._adapter(model, state, entry)
             te, unet = weights.get(adapter, [0.0, 0.0])
             weights[adapter] = [te + tag.te_weight, unet + tag.unet_weight]  # a repeated tag adds up
-        active = [lora.ActiveLora(name, te, unet) for name, (te, unet) in weights.items()]
-        lora.activate(model.pipe, active, loaded_any=bool(state.loras))
+        active = [lora.ActiveLora(name, te, unet) for name, (te, unet) in weights.items() if name not in state.lycoris]
+        lora.activate(model.pipe, active, loaded_any=len(state.loras) > len(state.lycoris))
+        for network in state.lycoris.values():  # LoHa/LoKr: hooks, on exactly while named
+            lycoris.detach(network)
+        lycoris.attach([(state.lycoris[name], te, unet) for name, (te, unet) in weights.items() if name in state.lycoris])
         return tuple(mentioned.items())
 
     def _adapter(self, model: Any, state: ModelNetworks, entry: NetworkFile) -> str:
         stamp = _stamp(entry.path)
         if stamp not in state.loras:
             for old_stamp in [s for s in state.loras if s.startswith(f"{entry.path}|")]:  # the file changed
-                lora.delete_adapter(model.pipe, state.loras.pop(old_stamp))
+                old = state.loras.pop(old_stamp)
+                if old in state.lycoris:
+                    lycoris.detach(state.lycoris.pop(old))
+                else:
+                    lora.delete_adapter(model.pipe, old)
             adapter = "lora_" + hashlib.sha1(stamp.encode()).hexdigest()[:12]
-            lora.load_lora(model.pipe, entry, adapter, self.settings.allow_pickle, model.entry.title)
+            tensors = lora.read_lora(entry, self.settings.allow_pickle)
+            if lycoris.kind_of(tensors) is not None:
+                lora.check_family(entry, tensors, model.pipe, model.entry.title)
+                state.lycoris[adapter] = lycoris.load(model.pipe, tensors, entry.path.name, model.entry.title)
+            else:
+                lora.load_lora(model.pipe, entry, adapter, self.settings.allow_pickle, model.entry.title, tensors)
             state.loras[stamp] = adapter
         return state.loras[stamp]
 

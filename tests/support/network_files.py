@@ -67,14 +67,31 @@ def peft_lora(pipe: Any, path: Path, seed: int = 1, rank: int = 4, scale: float 
     return path
 
 
-def loha_lora(pipe: Any, path: Path, seed: int = 2, rank: int = 2) -> Path:
+def loha_lora(pipe: Any, path: Path, seed: int = 2, rank: int = 2, scale: float = 0.1) -> Path:
+    """LyCORIS LoHa: two low-rank products multiplied element-wise; alpha/rank scales it."""
     g = torch.Generator().manual_seed(seed)
     state = {}
     for name, (_, module) in _linear_targets(pipe).items():
-        state[f"{name}.hada_w1_a"] = torch.randn(module.out_features, rank, generator=g) * 0.1
-        state[f"{name}.hada_w1_b"] = torch.randn(rank, module.in_features, generator=g) * 0.1
-        state[f"{name}.hada_w2_a"] = torch.randn(module.out_features, rank, generator=g) * 0.1
-        state[f"{name}.hada_w2_b"] = torch.randn(rank, module.in_features, generator=g) * 0.1
+        state[f"{name}.hada_w1_a"] = torch.randn(module.out_features, rank, generator=g) * scale
+        state[f"{name}.hada_w1_b"] = torch.randn(rank, module.in_features, generator=g) * scale
+        state[f"{name}.hada_w2_a"] = torch.randn(module.out_features, rank, generator=g) * scale
+        state[f"{name}.hada_w2_b"] = torch.randn(rank, module.in_features, generator=g) * scale
+        state[f"{name}.alpha"] = torch.tensor(float(rank))
+    save_file(state, str(path))
+    return path
+
+
+def lokr_lora(pipe: Any, path: Path, seed: int = 5, rank: int = 2, factor: int = 4) -> Path:
+    """LyCORIS LoKr: w1 (factor x factor) full, w2 as a low-rank product; alpha/rank scales it."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, (_, module) in _linear_targets(pipe).items():
+        out_f, in_f = module.out_features, module.in_features
+        if out_f % factor or in_f % factor:
+            continue
+        state[f"{name}.lokr_w1"] = torch.randn(factor, factor, generator=g) * 0.3
+        state[f"{name}.lokr_w2_a"] = torch.randn(out_f // factor, rank, generator=g) * 0.3
+        state[f"{name}.lokr_w2_b"] = torch.randn(rank, in_f // factor, generator=g) * 0.3
         state[f"{name}.alpha"] = torch.tensor(float(rank))
     save_file(state, str(path))
     return path
