@@ -16,7 +16,7 @@ import json
 import random
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from PIL import Image
 
@@ -162,8 +162,9 @@ class RemoteExtras(ExtrasService):
         self.client = client
         self.models = models
 
-    def upscale(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
-        results, _info = self.client.call("extras", self.models.current_title(), list(images),
+    def upscale(self, images: Sequence[Any], request: ExtrasRequest) -> list[Image.Image]:
+        loaded = [source() if callable(source) else source for source in images]
+        results, _info = self.client.call("extras", self.models.current_title(), loaded,
                                           dataclasses.asdict(request))
         return results
 
