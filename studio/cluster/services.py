@@ -80,7 +80,7 @@ class RemoteModels(ModelService):
             return self.current_title()
         return find_model(name, self.settings).title
 
-    def load(self, title: str, *, allow_hub: bool = False) -> str:
+    def load(self, title: str, *, allow_hub: bool = False, owner: str | None = None) -> str:
         """Make `title` the model of requests that name none; a replica loads it now (between its jobs)."""
         entry = find_model(title, self.settings, allow_hub=allow_hub or self.settings.allow_hub)
         self.facts(entry.title)
@@ -118,7 +118,8 @@ class RemoteGeneration(GenerationService):
         images = [land(shipped, target) for shipped in result.images]
         return JobResult(result.request, images, result.interrupted, result.notices, result.skipped)
 
-    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None) -> Reproduction:
+    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None,
+                        owner: str | None = None) -> Reproduction:
         recipe = read_recipe(source)
         refuse_unknown_model(recipe.request.model, self.models.titles())
         admit(recipe.request)

@@ -2,6 +2,7 @@
 names, one job at a time like generation."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
@@ -13,16 +14,18 @@ from studio.generation.extras_request import ExtrasRequest, face_restoration_una
 from studio.records import storage
 from studio.service.batch import BatchResult, folder_policy, run_extras_folder
 from studio.service.outputs import OutputService
+from studio.service.queue import LOCAL, JobQueue
 from studio.settings import Settings
 
 ImageSource = Union[Image.Image, Callable[[], Image.Image]]
 
 
 class ExtrasService:
-    def __init__(self, settings: Settings, engine: Engine, outputs: OutputService) -> None:
+    def __init__(self, settings: Settings, engine: Engine, outputs: OutputService, queue: JobQueue | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.outputs = outputs
+        self.queue = queue  # generation's fair queue: an Extras run takes a place and a turn like a job
 
     def upscalers(self) -> Mapping[str, UpscalerEntry]:
         return self.engine.upscalers.entries()
@@ -45,7 +48,10 @@ class ExtrasService:
         An image may be given as a loader (decoded only when its turn comes, one at a time).
         Returns (saved paths, or the images when not saved; the info text)."""
         request = ExtrasRequest.from_dict(values)
-        results = self.upscale(images, request)
+        # A place in the same queue as generation (its size and per-user share, refused at once when
+        # taken), then one turn: concurrent Extras wait there instead of each holding a thread on the engine.
+        with self.queue.exclusive(owner or LOCAL) if self.queue is not None else nullcontext():
+            results = self.upscale(images, request)
         info = request.info()
         if not save:
             return results, info
