@@ -70,3 +70,29 @@ def test_img2img_images_are_admitted_together_before_decoding(api, big_png, deco
     assert_handled(response, TALLY)
     assert response.status_code == 422 and "per request" in response.json()["detail"]
     assert decodes == []
+
+
+def test_the_job_cap_counts_hires_fix_final_size_times_batch_and_count(api, decodes):
+    # 512² x hr_scale 4 = 2048² per image, x batch 8 x n_iter 12: 402 MP (it aborted the process).
+    body = {"prompt": "x", "steps": 1, "width": 512, "height": 512, "enable_hr": True, "hr_scale": 4,
+            "hr_upscaler": "Latent", "batch_size": 8, "n_iter": 12}
+    response = api.post("/sdapi/v1/txt2img", json=body)
+    assert_handled(response, TALLY)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "96 image(s) of 2048x2048" in detail and "384 megapixels" in detail  # 402,653,184 pixels
+    assert "job limit of 64 megapixels" in detail
+    resized = {**body, "hr_scale": 2, "hr_resize_x": 2048, "hr_resize_y": 2048, "n_iter": 3}  # 24 x 4 MP
+    response = api.post("/sdapi/v1/txt2img", json=resized)
+    assert response.status_code == 422 and "job limit of 64 megapixels" in response.json()["detail"]
+    assert api.get("/sdapi/v1/progress").status_code == 200
+
+
+def test_the_job_cap_counts_the_outpainted_canvas(api):
+    # 1024² extended by 512 on each side: 2048² per image, x 8 x 3 = 96 MP.
+    body = {"prompt": "x", "steps": 1, "init_images": [png_b64(1024)], "batch_size": 8, "n_iter": 3,
+            "outpaint_left": 512, "outpaint_right": 512, "outpaint_up": 512, "outpaint_down": 512}
+    response = api.post("/sdapi/v1/img2img", json=body)
+    assert_handled(response, TALLY)
+    assert response.status_code == 422
+    assert "2048x2048" in response.json()["detail"] and "job limit of 64 megapixels" in response.json()["detail"]
