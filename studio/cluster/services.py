@@ -209,7 +209,7 @@ def connect_services(settings: Settings, client: ClusterClient, capacity: int) -
         settings=settings, generation=generation, models=models, networks=networks,
         control=ControlService(settings, models, engine.preprocessors), outputs=outputs,
         extras=RemoteExtras(settings, engine, outputs, client, models), styles=styles,
-        extensions=ExtensionService(settings, manager, generation, models),
+        extensions=ExtensionService(settings, manager, generation, models, outputs.folder),
         cluster=ClusterView(client, models, capacity),
     )
 

@@ -72,5 +72,5 @@ def build_services(settings: Settings, engine: Engine | None = None, extensions:
         networks=NetworkService(settings, engine.networks, models),
         control=ControlService(settings, models, engine.preprocessors),
         outputs=outputs, extras=ExtrasService(settings, engine, outputs, generation.queue), styles=styles,
-        extensions=ExtensionService(settings, manager, generation, models),
+        extensions=ExtensionService(settings, manager, generation, models, outputs.folder),
     )

@@ -79,6 +79,10 @@ class LocalGeneration(GenerationService):
         finally:
             self._acting.who = previous
 
+    def acting_user(self) -> str | None:
+        who = getattr(self._acting, "who", None)
+        return who[2] if who else None
+
     def _run(self, request: GenerationRequest, on_step: StepCallback | None, save: bool, directory: Path | None,
              user: str | None, job: Job) -> JobResult:
         request = self.styles.expand(request)  # before the hooks, so they see the prompts that will be used

@@ -50,6 +50,11 @@ class GenerationService(ABC):
     def reproduce_warnings(self, path: Path) -> list[str]:
         """Why a reproduction of this PNG may differ here (model hash, library versions, threads)."""
 
+    def acting_user(self) -> str | None:
+        """The user whom work on this thread is for (acting_for), None when no one's: whose outputs folder
+        a script's own images (grids) go to."""
+        return None
+
     def reproduce(self, path: Path, user: str | None = None) -> tuple[str | None, str, list[str]]:
         """Regenerate the PNG's image and save it in the user's outputs: (path, infotext, warnings)."""
         result = self.reproduce_image(path, save=True, user=user, owner=f"user:{user}" if user else None)
