@@ -295,8 +295,10 @@ class ExtensionManager(EnableDisable):
                 if not isinstance(result, ScriptResult):
                     raise TypeError(f"run() returned {type(result).__name__}, expected a ScriptResult")
                 return result
-            except (ValueError, StudioError):
-                raise  # the user's input (axis values, request fields): shown, not held against the extension
+            except (ValueError, OverflowError, StudioError):
+                # the caller's input (axis values, a number out of range, request fields): a 4xx for
+                # the caller, never held against the extension (or three bad requests would disable it)
+                raise
             except BaseException as error:
                 if is_real_interrupt(error):
                     raise
