@@ -10,17 +10,21 @@ from typing import Any
 
 from studio.networks import discovery
 from studio.networks.embeddings import read_embedding
+from studio.networks.index import LoraIndex
 from studio.request import RequestError
 from studio.settings import Settings
 
 
-def lora_items(settings: Settings) -> list[dict[str, Any]]:
-    """[{name, alias, path, metadata}] as A1111's /sdapi/v1/loras."""
+def lora_items(index: LoraIndex) -> list[dict[str, Any]]:
+    """[{name, alias, path, metadata}] as A1111's /sdapi/v1/loras; a file that cannot be used is
+    listed with a `warning` saying why (it is refused by name)."""
     items = []
-    for entry in discovery.discover_loras(settings):
-        metadata = discovery.safetensors_metadata(entry.path)
-        items.append({"name": entry.name, "alias": metadata.get("ss_output_name") or entry.name,
-                      "path": str(entry.path), "metadata": {k: _json_value(v) for k, v in metadata.items()}})
+    for info in index.table().items:
+        item = {"name": info.entry.name, "alias": info.alias, "path": str(info.entry.path),
+                "metadata": {k: _json_value(v) for k, v in info.metadata.items()}}
+        if info.problem:
+            item["warning"] = f"skipped: {info.problem}"
+        items.append(item)
     return items
 
 

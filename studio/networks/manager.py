@@ -14,6 +14,7 @@ from typing import Any
 
 from studio.networks import discovery, embeddings, hashes, lora, lycoris, vae
 from studio.networks.discovery import AUTOMATIC, NetworkFile
+from studio.networks.index import LoraIndex
 from studio.networks.tags import NetworkTag, extract_network_tags
 from studio.request import GenerationRequest, RequestError
 from studio.settings import Settings
@@ -67,6 +68,7 @@ class NetworkManager:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.selected_vae = AUTOMATIC  # what a request without `vae` uses (A1111's sd_vae option)
+        self.lora_index = LoraIndex(settings)
 
     # -- discovery --------------------------------------------------------------------------
     def loras(self) -> list[NetworkFile]:
@@ -112,12 +114,16 @@ class NetworkManager:
             if tag.kind != "lora":
                 raise RequestError(f"prompt tag {tag.text}: <{tag.kind}:...> networks are not supported "
                                    "(only <lora:...> and <lyco:...>)")
-        found = [(tag, discovery.find_lora(tag.name, self.settings)) for tag in tags]
+        table = self.lora_index.table()  # one listing for all the tags; metadata read once per file
+        found = [(tag, table.find(tag.name, self.settings)) for tag in tags]
         weights: dict[str, list[float]] = {}
         mentioned: dict[str, str] = {}
-        for tag, entry in found:
-            metadata = discovery.safetensors_metadata(entry.path)
-            mentioned.setdefault(tag.name, hashes.lora_hash(entry.path, self.settings, metadata))
+        short: dict[Path, str] = {}
+        for tag, info in found:
+            entry = info.entry
+            if entry.path not in short:
+                short[entry.path] = hashes.lora_hash(entry.path, self.settings, dict(info.metadata))
+            mentioned.setdefault(tag.name, short[entry.path])
             if not tag.active:
                 continue
             adapter = self._adapter(model, state, entry)
