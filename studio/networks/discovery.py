@@ -5,7 +5,7 @@ discovered entries, so nothing outside the folders can be named.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from safetensors import safe_open
@@ -26,6 +26,7 @@ class NetworkFile:
     kind: str  # "lora" | "embedding" | "vae"
     name: str  # what users type: file stem (LoRA, embedding), file or folder name (VAE)
     path: Path
+    root: Path | None = field(default=None, compare=False)  # the folder it was found in (links out are refused)
 
     @property
     def is_pickle(self) -> bool:
@@ -49,18 +50,19 @@ def vae_dir(settings: Settings) -> Path:
 
 
 def discover_loras(settings: Settings) -> list[NetworkFile]:
-    return [NetworkFile("lora", p.stem, p) for p in _files(lora_dir(settings), LORA_SUFFIXES)]
+    return [NetworkFile("lora", p.stem, p, lora_dir(settings)) for p in _files(lora_dir(settings), LORA_SUFFIXES)]
 
 
 def discover_embeddings(settings: Settings) -> list[NetworkFile]:
-    return [NetworkFile("embedding", p.stem, p) for p in _files(embeddings_dir(settings), EMBEDDING_SUFFIXES)]
+    root = embeddings_dir(settings)
+    return [NetworkFile("embedding", p.stem, p, root) for p in _files(root, EMBEDDING_SUFFIXES)]
 
 
 def discover_vaes(settings: Settings) -> list[NetworkFile]:
     root = vae_dir(settings)
     folders = [p for p in sorted(root.iterdir()) if p.is_dir() and (p / "config.json").is_file()] if root.is_dir() else []
     files = _files(root, VAE_SUFFIXES, skip=folders)
-    return [NetworkFile("vae", p.relative_to(root).as_posix(), p) for p in sorted(files + folders)]
+    return [NetworkFile("vae", p.relative_to(root).as_posix(), p, root) for p in sorted(files + folders)]
 
 
 def _files(root: Path, suffixes: tuple[str, ...], skip: list[Path] | None = None) -> list[Path]:

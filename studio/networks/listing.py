@@ -36,9 +36,9 @@ def embedding_items(settings: Settings, text_width: int | None) -> dict[str, dic
     for entry in discovery.discover_embeddings(settings):
         try:
             data = read_embedding(entry, settings.allow_pickle)
-        except RequestError:
+        except RequestError as error:  # a pickle without --allow-pickle, a malformed file: why, in `warning`
             skipped[entry.name] = {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None,
-                                   "shape": None, "vectors": None}
+                                   "shape": None, "vectors": None, "warning": str(error)}
             continue
         item = {"step": data.step, "sd_checkpoint": data.sd_checkpoint, "sd_checkpoint_name": data.sd_checkpoint_name,
                 "shape": data.shape, "vectors": data.count}

@@ -38,7 +38,7 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     noise = variation_noise(pipe, request, seeds, inputs.width, inputs.height)
     if noise is not None:
         pipe.scheduler = with_noise(pipe.scheduler, noise)  # img2img/inpaint add their noise there
-    prompts, text_kwargs = text_inputs(model, request, plan.prompts, image_prompts, len(seeds))
+    prompts, text_kwargs = text_inputs(model, request, plan.prompts, image_prompts, len(seeds), plan.networks)
     swaps = prompts.conditioning is not None and prompts.conditioning.changes
     kwargs: dict[str, Any] = dict(
         **text_kwargs,
@@ -66,12 +66,15 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
 
 
 def text_inputs(model: LoadedModel, request: GenerationRequest, prompts: PromptInputs,
-                image_prompts: list[tuple[str, str]] | None, batch: int) -> tuple[PromptInputs, dict[str, Any]]:
+                image_prompts: list[tuple[str, str]] | None, batch: int,
+                plan_networks: Any = None) -> tuple[PromptInputs, dict[str, Any]]:
     """The prompt arguments of one batch: the run's prepared prompts, or each image's own
     (extensions such as dynamic prompts give every image its prompt)."""
     if not image_prompts or all(pair == (request.prompt, request.negative_prompt) for pair in image_prompts):
         return prompts, prompts.pipeline_kwargs(batch)
-    prepared = [prepare_prompts(model.pipe, p, n, request.steps, request.clip_skip) for p, n in image_prompts]
+    encoded = plan_networks.encoded if plan_networks is not None else (lambda text: text)
+    prepared = [prepare_prompts(model.pipe, encoded(p), encoded(n), request.steps, request.clip_skip)
+                for p, n in image_prompts]
     if len(prepared) == 1:
         return prepared[0], prepared[0].pipeline_kwargs(1)
     if any(item.conditioning is not None for item in prepared):
