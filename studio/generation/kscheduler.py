@@ -126,6 +126,10 @@ class KScheduler(SchedulerMixin, ConfigMixin):
 
     # -- the plan --------------------------------------------------------------------------------
     @property
+    def needs_uncond(self) -> bool:
+        return self.spec.needs_uncond
+
+    @property
     def budget(self) -> int:
         return self.spec.budget(self.num_inference_steps) if self.spec.budget else 0
 

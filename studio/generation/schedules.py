@@ -144,6 +144,7 @@ class Schedule:
     function: Callable[..., torch.Tensor] | None
     default_rho: float = -1
     need_inner_model: bool = False
+    aliases: tuple[str, ...] = ()
 
 
 SCHEDULES: dict[str, Schedule] = {s.label: s for s in (
@@ -152,7 +153,7 @@ SCHEDULES: dict[str, Schedule] = {s.label: s for s in (
     Schedule("karras", "Karras", karras, default_rho=7.0),
     Schedule("exponential", "Exponential", exponential),
     Schedule("polyexponential", "Polyexponential", polyexponential, default_rho=1.0),
-    Schedule("sgm_uniform", "SGM Uniform", sgm_uniform, need_inner_model=True),
+    Schedule("sgm_uniform", "SGM Uniform", sgm_uniform, need_inner_model=True, aliases=("SGMUniform",)),
     Schedule("kl_optimal", "KL Optimal", kl_optimal),
     Schedule("align_your_steps", "Align Your Steps", align_your_steps),
     Schedule("simple", "Simple", simple, need_inner_model=True),
