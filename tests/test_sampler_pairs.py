@@ -36,7 +36,7 @@ def pipes(tmp_path_factory):
     img2img.set_progress_bar_config(disable=True)
     with torch.no_grad():
         embeds = txt2img.encode_prompt("a red circle on a blue background", "cpu", 1, True, "")
-    return txt2img, img2img, embeds
+    return txt2img, img2img, embeds, dict(txt2img.scheduler.config)
 
 
 def _check(images):
@@ -46,15 +46,15 @@ def _check(images):
 
 @pytest.mark.parametrize(("sampler", "schedule"), PAIRS)
 def test_every_pair_makes_a_txt2img_and_an_img2img_image(pipes, sampler, schedule):
-    txt2img, img2img, (positive, negative) = pipes
+    txt2img, img2img, (positive, negative), config = pipes
     common = dict(prompt_embeds=positive, negative_prompt_embeds=negative, num_inference_steps=2, guidance_scale=7.0,
                   output_type="np")
-    txt2img.scheduler = make_scheduler(sampler, txt2img.scheduler.config, SAMPLERS, schedule)
+    txt2img.scheduler = make_scheduler(sampler, config, SAMPLERS, schedule)
     if hasattr(txt2img.scheduler, "noise_sampler_seed"):
         txt2img.scheduler.noise_sampler_seed = [1]
     first = txt2img(height=64, width=64, generator=torch.Generator().manual_seed(1), **common).images
     _check(first)
-    img2img.scheduler = make_scheduler(sampler, txt2img.scheduler.config, SAMPLERS, schedule)
+    img2img.scheduler = make_scheduler(sampler, config, SAMPLERS, schedule)
     if hasattr(img2img.scheduler, "noise_sampler_seed"):
         img2img.scheduler.noise_sampler_seed = [2]
     second = img2img(image=torch.from_numpy(first).permute(0, 3, 1, 2), strength=0.75,

@@ -252,8 +252,10 @@ def schedule_kwargs(name: str, schedule: str, registry: Mapping[str, SamplerSpec
     has no such option (the pair then runs as a k-diffusion sampler, when the sampler has one)."""
     sampler = resolve_sampler_name(name, registry)
     spec, label = registry[sampler], resolve_schedule_type(schedule)
-    if label in (AUTOMATIC, spec.implied_schedule) or spec.implied_schedule is not None:
-        return {}  # A1111: the schedule in the name ("DPM++ 2M Karras") wins over the field
+    if spec.implied_schedule is not None:  # A1111: the schedule in the name ("DPM++ 2M Karras") wins
+        return {flag: False for flag in _SIGMA_FLAGS if flag in _init_parameters(spec.scheduler)} | dict(spec.kwargs)
+    if label == AUTOMATIC:
+        return {}
     if not spec.diffusers_takes(label):
         if spec.k_sampler is None and spec.scheduler is not KScheduler:
             return {}  # a timestep sampler (UniPC, LCM): A1111 ignores the schedule type
