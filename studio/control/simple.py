@@ -65,8 +65,8 @@ def inpaint_only(image: Image.Image, mask: Image.Image | None) -> Image.Image:
 
 def inpaint_condition(image: Image.Image) -> "np.ndarray":
     """An inpaint control image (RGBA as above) as the float array the ControlNet takes: RGB in 0..1,
-    -1 where alpha is 0. An RGB image passes as it is (no area marked)."""
+    -1 where alpha is 0, with a leading batch axis of 1 (1, H, W, 3): what the pipelines take as one image."""
     array = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
     rgb = array[..., :3].copy()
     rgb[array[..., 3] < 0.5] = -1.0
-    return rgb
+    return rgb[None]
