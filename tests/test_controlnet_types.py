@@ -9,13 +9,12 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-import torch
-from diffusers import ControlNetModel
 from PIL import Image, ImageDraw
 
 from studio.control.preprocessors import run_preprocessor
 from studio.control.simple import inpaint_condition
 from studio.request import ControlUnit, GenerationRequest, RequestError
+from tests.support.tiny_controlnets import save_random_controlnet
 
 NAMES = {"tile": "control_v11f1e_sd15_tile", "inpaint": "control_v11p_sd15_inpaint",
          "shuffle": "control_v11e_sd15_shuffle"}
@@ -55,15 +54,10 @@ def typed_controlnets(engine) -> Iterator[None]:
     model = engine.models.current()
     root = engine.models.settings.models_dir / "ControlNet"
     for index, name in enumerate(NAMES.values()):
-        torch.manual_seed(index)
-        net = ControlNetModel.from_unet(model.pipe.unet.to(torch.float32), conditioning_embedding_out_channels=(16, 32, 64))
-        with torch.no_grad():  # from_unet zeroes the output convolutions: give them weights so they steer
-            for conv in [*net.controlnet_down_blocks, net.controlnet_mid_block]:
-                conv.weight.normal_(0, 0.3)
-        net.save_pretrained(root / name)
+        save_random_controlnet(model.pipe.unet, root / name, seed=index)
     yield
-    shutil.rmtree(root)
     for name in NAMES.values():
+        shutil.rmtree(root / name)
         model.controlnets.pop(name, None)
 
 
