@@ -266,6 +266,9 @@ def _wire_unit(control: "ControlService", unit: UnitWidgets, preprocessors: Mapp
         return [gr.Slider(**_threshold(spec, "threshold_a", True)), gr.Slider(**_threshold(spec, "threshold_b", True))]
 
     s["module"].input(module_changed, inputs=s["module"], outputs=[f["threshold_a"], f["threshold_b"]], queue=False)
+    # A preview made for another type or module would be taken for this one's: clear it (issue 25, item 13).
+    for widget in (f["control_type"], s["module"]):
+        widget.input(lambda: None, outputs=unit.preview, queue=False)
     s["model"].focus(lambda t: gr.Dropdown(choices=model_choices(control.models_and_types(), t)),
                      inputs=f["control_type"], outputs=s["model"], queue=False)
 
