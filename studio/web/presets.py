@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 STUDIO_PREFIX = "/studio/v1"
 
 
-def routes(router: APIRouter, services: "Services") -> None:
+def routes(router: APIRouter, services: Services) -> None:
     @router.get(f"{STUDIO_PREFIX}/presets")
     def presets(model: str = "", prompt: str = "") -> dict[str, Any]:
         descriptions = preset_descriptions()
