@@ -58,6 +58,8 @@ class Txt2ImgBody(BaseModel):
     script_name: str | None = None
     script_args: list[Any] = []
     send_images: bool = True
+    # The studio's: a preset from presets/ ("lcm", "turbo", ...) fills the fields the body leaves unset.
+    preset: str | None = None
     save_images: bool = False
     alwayson_scripts: dict[str, Any] | None = None
 
