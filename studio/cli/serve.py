@@ -20,6 +20,7 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
     `services`: a container made elsewhere and ready (studio.cluster's, whose jobs run on Ray replicas)."""
     from studio.ui.build import CSS, HEAD, build_ui
     from studio.web.auth import access_policy
+    from studio.web.gate import gate_middleware
     from studio.web.mount import mounting_lifespan
     from studio.web.startup_check import patient_launch_check
 
@@ -36,7 +37,8 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
     hide_gradio_endpoints(demo)
     demo.queue(default_concurrency_limit=services.generation.parallel_jobs)
     app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None,
-                                  "lifespan": mounting_lifespan(services, policy, api=settings.api)}
+                                  "lifespan": mounting_lifespan(services, policy, api=settings.api),
+                                  "middleware": gate_middleware(policy)}  # credentials and body size before any read
     with patient_launch_check():  # a busy machine answers slowly; Gradio's own check gives up after 3 s
         app, local_url, share_url = demo.launch(
             server_name=settings.host,
