@@ -22,6 +22,7 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
     from studio.web.auth import access_policy
     from studio.web.gate import gate_middleware
     from studio.web.mount import mounting_lifespan
+    from studio.web.no_fetch import refuse_url_fetches
     from studio.web.startup_check import patient_launch_check
 
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
@@ -33,6 +34,7 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
             install_shutdown_handler(ServiceJobs(services.generation))
         services.models.current()  # load before serving: the first click should not wait for it
     remove_stale_temps(settings.outputs_dir)  # `.saving-*` files a crash left (over a minute old)
+    refuse_url_fetches()  # no request makes Gradio download a URL (uploads, examples, queue data)
     demo = build_ui(services)
     hide_gradio_endpoints(demo)
     demo.queue(default_concurrency_limit=services.generation.parallel_jobs)

@@ -8,7 +8,9 @@ sits in front of every route, Gradio's and ours:
 1. a request that needs credentials and lacks them gets its 401 at once: the app never runs, the
    body is never read (the server discards what the client still sends);
 2. a declared length over the limit gets its 413 at once;
-3. otherwise the body's bytes are counted as the app reads them, whatever the framing, and the
+3. a file route naming a URL (`/gradio_api/file=https://...`) gets a 400: nothing is fetched
+   (studio.web.no_fetch);
+4. otherwise the body's bytes are counted as the app reads them, whatever the framing, and the
    read that crosses the limit ends the request with a 413.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studio.web.auth import (API_PREFIXES, LOGIN_PATHS, LOGIN_PREFIXES, MAX_BODY_BYTES, AccessPolicy, Credentials,
                              login_user)
+from studio.web.no_fetch import REFUSAL, refused_file_route
 
 
 class BodyTooLarge(Exception):
@@ -79,6 +82,9 @@ class RequestGate:
             return
         if needs_credentials(self.policy, scope):
             await unauthorized(scope)(scope, receive, send)
+            return
+        if refused_file_route(scope.get("path", "")):  # a URL where a file is named: never fetched
+            await JSONResponse({"detail": REFUSAL}, status_code=400)(scope, receive, send)
             return
         length = declared_length(scope)
         if length is not None and (length < 0 or length > self.limit):
