@@ -10,7 +10,8 @@ sits in front of every route, Gradio's and ours:
 2. a declared length over the limit gets its 413 at once;
 3. a file route naming a URL (`/gradio_api/file=https://...`) gets a 400: nothing is fetched
    (studio.web.no_fetch);
-4. otherwise the body's bytes are counted as the app reads them, whatever the framing, and the
+4. logins are throttled and logout takes a POST (studio.web.logins, studio.web.throttle);
+5. otherwise the body's bytes are counted as the app reads them, whatever the framing, and the
    read that crosses the limit ends the request with a 413.
 """
 from __future__ import annotations
@@ -25,15 +26,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studio.web.auth import (API_PREFIXES, LOGIN_PATHS, LOGIN_PREFIXES, MAX_BODY_BYTES, AccessPolicy, Credentials,
                              login_user)
+from studio.web.logins import client_address, login, logout, too_many
 from studio.web.no_fetch import REFUSAL, refused_file_route
+from studio.web.throttle import LoginThrottle
 
 
 class BodyTooLarge(Exception):
     """Raised into the app by `receive` when the body crosses the limit."""
 
 
-def basic_user(scope: Scope, credentials: Sequence[Credentials]) -> str | None:
-    """The user name of valid HTTP Basic credentials in the request's headers, else None."""
+def basic_pair(scope: Scope) -> tuple[str, str] | None:
+    """The (user, password) of an HTTP Basic header, else None."""
     header = next((value for name, value in scope.get("headers", []) if name == b"authorization"), b"")
     scheme, _, encoded = header.decode("latin-1").partition(" ")
     if scheme.lower() != "basic":
@@ -42,22 +45,21 @@ def basic_user(scope: Scope, credentials: Sequence[Credentials]) -> str | None:
         user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    if not sep:
-        return None
-    matched = None
+    return (user, password) if sep else None
+
+
+def known(pair: tuple[str, str], credentials: Sequence[Credentials]) -> bool:
+    matched = False
     for known_user, known_password in credentials:  # every pair compared: the time does not tell which matched
-        user_ok = secrets.compare_digest(user.encode(), known_user.encode())
-        password_ok = secrets.compare_digest(password.encode(), known_password.encode())
-        if user_ok and password_ok:
-            matched = user
+        user_ok = secrets.compare_digest(pair[0].encode(), known_user.encode())
+        password_ok = secrets.compare_digest(pair[1].encode(), known_password.encode())
+        matched = matched or (user_ok and password_ok)
     return matched
 
 
-def needs_credentials(policy: AccessPolicy, scope: Scope) -> bool:
-    """True when the request is not allowed without credentials it does not carry."""
+def needs_login(policy: AccessPolicy, scope: Scope) -> bool:
+    """True when a UI request lacks the login cookie it needs (the API's Basic is checked apart)."""
     path: str = scope.get("path", "")
-    if path.startswith(API_PREFIXES):
-        return bool(policy.api) and basic_user(scope, policy.api) is None
     if not policy.ui or path in LOGIN_PATHS or path.startswith(LOGIN_PREFIXES):
         return False
     return login_user(scope.get("app"), scope) is None
@@ -75,12 +77,23 @@ def declared_length(scope: Scope) -> int | None:
 class RequestGate:
     def __init__(self, app: ASGIApp, policy: AccessPolicy, limit: int = MAX_BODY_BYTES) -> None:
         self.app, self.policy, self.limit = app, policy, limit
+        self.throttle = LoginThrottle()  # this server's failed logins (per address, per user)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if needs_credentials(self.policy, scope):
+        path: str = scope.get("path", "")
+        if path.startswith(API_PREFIXES) and self.policy.api:
+            if not await self.basic_allowed(scope, receive, send):
+                return
+        elif path in ("/login", "/login/") and scope.get("method") == "POST" and self.policy.ui:
+            await login(self.app, self.throttle, scope, receive, send)
+            return
+        elif path in ("/logout", "/logout/"):
+            await logout(self.app, scope, receive, send)
+            return
+        elif needs_login(self.policy, scope):
             await unauthorized(scope)(scope, receive, send)
             return
         if refused_file_route(scope.get("path", "")):  # a URL where a file is named: never fetched
@@ -91,6 +104,21 @@ class RequestGate:
             await too_large(self.limit)(scope, receive, send)
             return
         await CountedBody(self.app, self.limit)(scope, receive, send)
+
+    async def basic_allowed(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """HTTP Basic on the API, with the login back-off; answers 401/429 itself when refused."""
+        pair, address = basic_pair(scope), client_address(scope)
+        wait = self.throttle.retry_after(address, pair[0] if pair else None) if pair else 0
+        if wait:
+            await too_many(wait)(scope, receive, send)
+            return False
+        if pair is not None and known(pair, self.policy.api):
+            self.throttle.succeeded(address, pair[0])
+            return True
+        if pair is not None:
+            self.throttle.failed(address, pair[0])
+        await unauthorized(scope)(scope, receive, send)
+        return False
 
 
 class CountedBody:
