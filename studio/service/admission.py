@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from studio.errors import RequestError
 from studio.generation.extras_request import ExtrasRequest
 from studio.prompting.limits import check_prompts
-from studio.request import MAX_TOTAL_PIXELS, GenerationRequest
+from studio.request import DEFAULT_CONTROL_UNITS, MAX_TOTAL_PIXELS, GenerationRequest
 
 # What the images of one request may hold together, counted from their headers before decoding:
 # each is at most 16.8 MP (images.MAX_INPUT_PIXELS); together at most 64 MP (~200 MB of RGB).
@@ -25,9 +25,13 @@ MAX_JOB_PIXELS = MAX_TOTAL_PIXELS
 Size = tuple[int, int]
 
 
-def admit(request: GenerationRequest) -> GenerationRequest:
-    """The request when it may run: every field valid, its final pixels within the job cap, and its
-    prompts within what a prompt may cost."""
+def admit(request: GenerationRequest, control_units: int = DEFAULT_CONTROL_UNITS) -> GenerationRequest:
+    """The request when it may run: every field valid, at most `control_units` ControlNet units (the
+    server's `control_net_unit_count`), its final pixels within the job cap, and its prompts within
+    what a prompt may cost."""
+    if len(request.controlnet_units) > control_units:
+        raise RequestError(f"at most {control_units} ControlNet units (control_net_unit_count; "
+                           f"got {len(request.controlnet_units)})")
     request = request.validate()
     check_job_pixels(request)
     check_prompts(request.prompt, request.negative_prompt, request.steps)
@@ -79,3 +83,18 @@ def admit_extras(sizes: Sequence[Size], values: Mapping[str, Any]) -> ExtrasRequ
         raise RequestError(f"the upscaled image(s) would hold {total / 2**20:.0f} megapixels, more than the job limit "
                            f"of {MAX_JOB_PIXELS // 2**20} megapixels; lower the scale or send fewer images")
     return request
+
+
+MAX_DETECT_IMAGES = 16  # /controlnet/detect: images per call
+MIN_PROCESSOR_RES, MAX_PROCESSOR_RES = 64, 2048
+
+
+def admit_detection(images: int, resolution: int) -> None:
+    """/controlnet/detect's limits, before any image is decoded: how many images, at what size."""
+    if images == 0:
+        raise RequestError("No image selected: give controlnet_input_images")
+    if images > MAX_DETECT_IMAGES:
+        raise RequestError(f"at most {MAX_DETECT_IMAGES} controlnet_input_images per call (got {images})")
+    if not MIN_PROCESSOR_RES <= resolution <= MAX_PROCESSOR_RES:
+        raise RequestError(f"controlnet_processor_res must be between {MIN_PROCESSOR_RES} and {MAX_PROCESSOR_RES} "
+                           f"(got {resolution})")
