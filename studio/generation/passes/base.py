@@ -18,6 +18,7 @@ from studio.generation.modes import ModeInputs
 from studio.generation.passes import hires, refiner
 from studio.generation.pipelines import pipeline_for, scheduler_for
 from studio.generation.plan import RunPlan
+from studio.generation.speedups import skip_uncond_at_low_sigma, token_merging
 from studio.generation.stepcache import step_cache
 from studio.generation.steps import Steps
 from studio.generation.vae_guard import nan_safe_decode
@@ -60,7 +61,8 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     nets = [model.controlnets[title] for title in controls.titles]
     with (torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1),
           step_cache(pipe, request.cache_interval), nan_safe_decode(pipe.vae),
-          composable(pipe, prompts.conditioning, len(seeds), inputs.steps_to_run(request))):
+          composable(pipe, prompts.conditioning, len(seeds), inputs.steps_to_run(request)),
+          token_merging(pipe, request.token_merging_ratio), skip_uncond_at_low_sigma(pipe, request.s_min_uncond)):
         output = pipe(**kwargs)
     return output.images, True
 
