@@ -33,6 +33,7 @@ from studio.ui.networks import build_networks_panel
 from studio.ui.presets import build_preset_row
 from studio.ui.ranges import guard_range
 from studio.ui.refiner import build_refiner_widgets
+from studio.ui.sampler_choices import build_sampler_widgets
 from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 from studio.ui.sizes import build_aspect_buttons
 from studio.ui.variation import build_variation_controls, build_variation_group
@@ -105,10 +106,7 @@ def build_generation_tab(
         with gr.Column():
             mode = source() if source else ModeSource()
             with gr.Row():
-                sampler = gr.Dropdown(models.sampler_names(), value=DEFAULTS.sampler_name, label="Sampling method",
-                                      elem_id=f"{name}_sampling")
-                scheduler = gr.Dropdown(models.schedule_types(), value=DEFAULTS.scheduler, label="Schedule type",
-                                        elem_id=f"{name}_scheduler")
+                sampler, scheduler = build_sampler_widgets(models, name)
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULTS.steps, step=1, label="Sampling steps",
                                   elem_id=f"{name}_steps")
             with gr.Row():
