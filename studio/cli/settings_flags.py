@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from studio.request import MAX_CONTROL_UNITS
 from studio.settings import Credentials, Settings
 
 
@@ -37,6 +38,9 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
                         help="CUDA: keep each model (text encoder, UNet, VAE) in CPU RAM until it runs (less VRAM)")
     parser.add_argument("--lowvram", action="store_true",
                         help="CUDA: move every layer to the GPU only while it runs (least VRAM, slow)")
+    parser.add_argument("--control-net-unit-count", type=unit_count, default=defaults.control_net_unit_count,
+                        help="ControlNet units per request and in the UI (sd-webui-controlnet's control_net_unit_count, "
+                             "at most 10)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: physical cores; fewer when other work shares the CPU)")
 
@@ -115,6 +119,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         upload_quota_mb=getattr(args, "upload_quota_mb", 256),
         upload_total_mb=getattr(args, "upload_total_mb", 2048),
         upload_max_age=getattr(args, "upload_max_age", 3600),
+        control_net_unit_count=getattr(args, "control_net_unit_count", 3),
     )
 
 
@@ -122,6 +127,13 @@ def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def unit_count(value: str) -> int:
+    number = positive_int(value)
+    if number > MAX_CONTROL_UNITS:
+        raise argparse.ArgumentTypeError(f"must be {MAX_CONTROL_UNITS} or fewer")
     return number
 
 
