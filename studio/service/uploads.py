@@ -20,7 +20,8 @@ SWEEP_EVERY = 60.0  # seconds between two sweeps of the cache (an upload trigger
 
 
 class UploadRefused(Exception):
-    """Why an upload is refused: `status` 411 (no declared length) or 413 (over a quota)."""
+    """Why an upload is refused: `status` 413 (over a quota, or no declared length: a chunked
+    upload is refused as one past the limit, as the body limit does)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -40,7 +41,7 @@ class UploadQuota:
     def admit(self, visitor: str, declared: str | None) -> int:
         """The upload's size once admitted (counted against the quotas), or UploadRefused."""
         if declared is None or not declared.strip().isdigit():
-            raise UploadRefused(411, "uploads must declare their size (Content-Length) on this server")
+            raise UploadRefused(413, "upload refused: uploads must declare their size (Content-Length) on this server")
         size = int(declared)
         with self._lock:
             now = self._clock()

@@ -1,7 +1,7 @@
 """Gradio's upload routes behind the upload quotas (studio/service/uploads.py) on a shared server.
 
 This route sits first: for a POST to an upload path it admits the upload from its declared length
-before Gradio reads a byte of the body (411 without a length, 413 over a quota), and now and then
+before Gradio reads a byte of the body (413 over a quota or without a declared length), and now and then
 sweeps Gradio's upload cache. Anything else passes on to the next route.
 """
 from __future__ import annotations

@@ -67,7 +67,7 @@ def test_the_quota_counts_everyone_and_forgets_after_the_window():
         quota.admit("carol", "1")
     with pytest.raises(UploadRefused) as missing:
         quota.admit("carol", None)
-    assert missing.value.status == 411
+    assert missing.value.status == 413 and "Content-Length" in str(missing.value)
     now[0] = 61.0
     assert quota.admit("carol", str(2 * MB)) == 2 * MB  # the window moved on
 
