@@ -53,6 +53,8 @@ class Settings:
     upload_max_age: int = 3600
     # Sharing (studio/service/queue.py): at most this many jobs queued or running; beyond it "queue full".
     queue_size: int = 16
+    # Each user's (login, browser session or API client) share of the queue: beyond it, 429.
+    queue_per_user: int = 4
     # Interrupt/Skip (UI and /sdapi/v1/interrupt, /skip) stop every job, not only the caller's (A1111's way).
     admin_interrupt: bool = False
     # Extensions: enabling/disabling them from the UI is refused off loopback unless this is set.

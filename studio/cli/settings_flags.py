@@ -78,6 +78,10 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                              "the most Gradio's upload cache holds (the oldest are swept beyond)")
     parser.add_argument("--upload-max-age", type=positive_int, default=3600,
                         help="seconds an upload counts against the quotas and stays in Gradio's upload cache")
+    parser.add_argument("--queue-per-user", type=positive_int, default=4,
+                        help="jobs one user (login, browser tab or API client) may have waiting or running at once; "
+                             "beyond it: 429. Another user is always admitted while the queue holds fewer than "
+                             "--queue-size jobs of others")
     parser.add_argument("--admin-interrupt", action="store_true",
                         help="Interrupt/Skip (UI and API) stop whoever's job is running, as in A1111; "
                              "by default they act on the caller's own jobs only")
@@ -115,6 +119,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         hosted_demo=getattr(args, "hosted_demo", False),
         batch_roots=tuple(path.expanduser().absolute() for path in getattr(args, "batch_root", []) or ()),
         queue_size=getattr(args, "queue_size", 16),
+        queue_per_user=getattr(args, "queue_per_user", 4),
         admin_interrupt=getattr(args, "admin_interrupt", False),
         upload_quota_mb=getattr(args, "upload_quota_mb", 256),
         upload_total_mb=getattr(args, "upload_total_mb", 2048),
