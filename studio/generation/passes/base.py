@@ -38,7 +38,9 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     noise = variation_noise(pipe, request, seeds, inputs.width, inputs.height)
     if noise is not None:
         pipe.scheduler = with_noise(pipe.scheduler, noise)  # img2img/inpaint add their noise there
-    prompts, text_kwargs = text_inputs(model, request, plan.prompts, image_prompts, len(seeds), plan.networks)
+    # per-image prompts are compared with the prompt as requested (the encoded one has its network
+    # tags taken out and its embeddings put in)
+    prompts, text_kwargs = text_inputs(model, plan.request, plan.prompts, image_prompts, len(seeds), plan.networks)
     swaps = prompts.conditioning is not None and prompts.conditioning.changes
     kwargs: dict[str, Any] = dict(
         **text_kwargs,
