@@ -23,6 +23,7 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
     from studio.web.gate import gate_middleware
     from studio.web.mount import mounting_lifespan
     from studio.web.no_fetch import refuse_url_fetches
+    from studio.web.server_limits import server_limits
     from studio.web.startup_check import patient_launch_check
 
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
@@ -41,7 +42,8 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
     app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None,
                                   "lifespan": mounting_lifespan(services, policy, api=settings.api),
                                   "middleware": gate_middleware(policy)}  # credentials and body size before any read
-    with patient_launch_check():  # a busy machine answers slowly; Gradio's own check gives up after 3 s
+    # patient: a busy machine answers slowly (Gradio's own check gives up after 3 s); limits: uvicorn's timeouts
+    with patient_launch_check(), server_limits():
         app, local_url, share_url = demo.launch(
             server_name=settings.host,
             server_port=settings.port,
@@ -53,6 +55,7 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
             max_file_size=MAX_UPLOAD,
             head=HEAD,
             css=CSS,
+            quiet=True,  # Gradio's lines (its "set share=True in launch()" hint: ours is --share); we print the URL
             show_error=False,  # unexpected exceptions show as a bare error, never their internals; gr.Error always shows
             app_kwargs=app_kwargs,
         )

@@ -6,7 +6,8 @@ lone surrogate in a body must not break the error response itself.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Callable, Coroutine, Mapping
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from fastapi.routing import APIRoute
 from studio.errors import StudioError, UnknownSamplerError
 from studio.request import RequestError
 from studio.service.queue import QueueFullError, QueueShareError
+from studio.web.paths_in_errors import folder_names, relative_paths
 
 MAX_ECHO = 80  # characters of a rejected value quoted back
 
@@ -57,7 +59,10 @@ def unprocessable(message: str) -> JSONResponse:
 
 
 class StudioRoute(APIRoute):
-    """Turns the core's user errors into 422 with their message, on our routes only."""
+    """Turns the core's user errors into 422 with their message, on our routes only; paths in the
+    message are named relative to their folder (`studio_route` sets the folders)."""
+
+    folders: tuple[tuple[str, str], ...] = ()
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -73,8 +78,13 @@ class StudioRoute(APIRoute):
             except QueueFullError as error:  # never a hang: the client is told to come back
                 return JSONResponse(status_code=503, content={"detail": str(error)}, headers={"Retry-After": "10"})
             except (RequestError, UnknownSamplerError, StudioError) as error:
-                return unprocessable(str(error))
+                return unprocessable(relative_paths(str(error), self.folders))
             except RecursionError:
                 return unprocessable("the body is nested too deeply")
 
         return route
+
+
+def studio_route(folders: Mapping[str, Path]) -> type[StudioRoute]:
+    """StudioRoute for a server whose folders (name -> path) are hidden in error texts."""
+    return type("StudioRoute", (StudioRoute,), {"folders": folder_names(folders)})

@@ -24,8 +24,15 @@ from typing import Any, Sequence
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from studio.web.auth import (API_PREFIXES, LOGIN_PATHS, LOGIN_PREFIXES, MAX_BODY_BYTES, AccessPolicy, Credentials,
-                             login_user)
+from studio.web.auth import (
+    API_PREFIXES,
+    LOGIN_PATHS,
+    LOGIN_PREFIXES,
+    MAX_BODY_BYTES,
+    AccessPolicy,
+    Credentials,
+    login_user,
+)
 from studio.web.logins import client_address, login, logout, too_many
 from studio.web.no_fetch import REFUSAL, refused_file_route
 from studio.web.throttle import LoginThrottle

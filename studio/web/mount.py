@@ -11,7 +11,7 @@ from studio.service.uploads import UploadQuota
 from studio.service.users import user_names
 from studio.web import cluster, controlnet, docs, extras, generation, networks, options, pnginfo, presets, progress
 from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_auth_dependency, limit_body_size
-from studio.web.errors import StudioRoute
+from studio.web.errors import studio_route
 from studio.web.outputs_guard import OwnOutputsOnly
 from studio.web.upload_guard import UploadQuotaGuard
 
@@ -29,7 +29,10 @@ def build_api(services: "Services", policy: AccessPolicy) -> APIRouter:
     dependencies = [Depends(limit_body_size)]
     if policy.api:
         dependencies.append(Depends(basic_auth_dependency(policy.api)))
-    router = APIRouter(route_class=StudioRoute, dependencies=dependencies, tags=["sdapi"])
+    settings = services.settings
+    folders = {"models": settings.models_dir, "outputs": settings.outputs_dir,
+               "extensions": settings.extensions_dir, "cache": settings.cache_dir}
+    router = APIRouter(route_class=studio_route(folders), dependencies=dependencies, tags=["sdapi"])
     for add_routes in RESOURCES:
         add_routes(router, services)
     docs.routes(router, list(router.routes))

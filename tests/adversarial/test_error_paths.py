@@ -1,0 +1,43 @@
+"""Error texts name files relative to their folder, never by the server's absolute path (issue 22, item 20)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from studio.service.container import build_services
+from studio.settings import Settings
+from studio.web.auth import AccessPolicy
+from studio.web.mount import build_api
+from studio.web.paths_in_errors import folder_names, relative_paths
+from tests.adversarial.conftest import Tally
+
+
+def test_a_save_error_over_http_names_the_folder_not_the_server_path(tmp_path: Path):
+    outputs = tmp_path / "outputs"
+    outputs.write_text("a file where the outputs folder should be")  # every save fails
+    services = build_services(Settings(models_dir=tmp_path / "models", outputs_dir=outputs, cache_dir=tmp_path / "cache",
+                                       extensions_dir=tmp_path / "extensions"))
+    app = FastAPI()
+    app.include_router(build_api(services, AccessPolicy()))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post("/sdapi/v1/txt2img", json={"prompt": "a red circle", "steps": 1, "width": 64, "height": 64,
+                                                        "save_images": True})
+    detail = answer.json().get("detail", "")
+    Tally("error texts").tried(str(tmp_path) not in answer.text)
+    assert 400 <= answer.status_code < 500, answer.text[:300]
+    assert str(tmp_path) not in answer.text and "outputs" in detail, detail
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("could not load /srv/s/models/Lora/x.safetensors: bad", "could not load models/Lora/x.safetensors: bad"),
+    ("could not save the image in /srv/s/outputs/txt2img-images/2026", "could not save the image in outputs/txt2img-images/2026"),
+    ("[Errno 13] Permission denied: '/etc/studio/secret.png'", "[Errno 13] Permission denied: '…/secret.png'"),
+    ("/srv/s/models", "models"),
+    ("a/b and 1/2 stay as they are", "a/b and 1/2 stay as they are"),
+])
+def test_paths_become_relative_to_their_folder(message, expected):
+    folders = folder_names({"models": Path("/srv/s/models"), "outputs": Path("/srv/s/outputs")})
+    assert relative_paths(message, folders) == expected
