@@ -25,6 +25,7 @@ class Progress:
     started: float = 0.0
     phase: str = ""  # "hires" while the hires fix's second pass runs
     latents: Any = field(default=None, repr=False)  # the running pass's latents (a torch tensor)
+    denoised: Any = field(default=None, repr=False)  # the model's x̂0 at this step (None: unknown)
 
     @property
     def fraction(self) -> float:

@@ -144,8 +144,9 @@ def build_generation_tab(
             control = build_controlnet_panel(services.control, native, name, width, height, mode if source else None)
             script = build_script_panel(services.extensions, name) if scripts else None
         with gr.Column():
-            preview = gr.Image(label="Live preview", visible=False, interactive=False, height=256,
-                               elem_id=f"{name}_live_preview", format="png")
+            # The model's guess of the finished picture (x̂0) at the image's size, where the result will be.
+            preview = gr.Image(label="Live preview", visible=False, interactive=False, height=420,
+                               elem_id=f"{name}_live_preview", format="png", elem_classes="studio-output")
             gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery", preview=True,
                                  object_fit="contain", interactive=False, elem_classes="studio-output")
             infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False,
