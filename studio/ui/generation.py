@@ -4,6 +4,7 @@ widgets through a `ModeSource`."""
 from __future__ import annotations
 
 import contextvars
+import html
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from studio.request import (
 )
 from studio.ui import sharing
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
-from studio.ui.errors import user_errors
+from studio.ui.errors import error_message, user_errors
 from studio.ui.forms import RequestForm
 from studio.ui.hires import build_hires_widgets
 from studio.ui.networks import build_networks_panel
@@ -149,9 +150,9 @@ def build_generation_tab(
                                elem_id=f"{name}_live_preview", format="png", elem_classes="studio-output")
             gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery", preview=True,
                                  object_fit="contain", interactive=False, elem_classes="studio-output")
+            status = gr.Markdown(elem_id=f"{name}_status")  # saved paths, the queue, an error: under the results
             infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False,
                                   elem_id=f"{name}_infotext", buttons=["copy"])
-            status = gr.Markdown(elem_id=f"{name}_status")
     infotexts, seeds, selected, last_images = gr.State([]), gr.State([]), gr.State(0), gr.State([])
 
     form = RequestForm({
@@ -176,6 +177,18 @@ def build_generation_tab(
     outputs = [gallery, infotext, infotexts, seeds, selected, status, last_images]
 
     def run(values: dict[Any, Any], http: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:
+        """An error keeps the last results on screen and says what went wrong beside them until the next
+        run (a gr.Error would replace the gallery with a bare "Error" badge, its toast fading in seconds)."""
+        yield {status: ""}  # the next run clears the last error
+        try:
+            yield from run_job(values, http, progress)
+        except Exception as error:  # every failure, known or not, is said where the results are
+            message = error_message(error)
+            gr.Warning(message)
+            yield {status: f"<div class='studio-error'>⚠️ <b>Error:</b> {html.escape(message)}</div>",
+                   preview: gr.Image(value=None, visible=False), cancel: gr.Button(visible=False)}
+
+    def run_job(values: dict[Any, Any], http: gr.Request, progress: gr.Progress) -> Iterator[Any]:
         session, user = sharing.session_of(http), sharing.user_of(http)
         with user_errors():
             request = to_request(values)
