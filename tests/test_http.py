@@ -336,7 +336,11 @@ def test_interrupt_stops_a_running_job_and_progress_reports_steps(client):
     assert time.monotonic() - asked < 15
     response = done["response"]
     assert response.status_code == 200, response.text
-    assert response.json()["images"] == [] and json.loads(response.json()["info"])["interrupted"] is True
+    info = json.loads(response.json()["info"])
+    assert info["interrupted"] is True
+    # Issue 25 §7: the picture in progress comes back (and is saved), marked in its infotext.
+    [partial] = response.json()["images"]
+    assert decode(partial).size == (64, 64) and "Interrupted: at step" in info["infotexts"][0]
     idle = client.get(f"{API}/progress").json()
     assert idle["progress"] == 0 and idle["state"]["job_count"] == 0
 

@@ -10,6 +10,7 @@ multistep solvers' converted model output (DPM++ / UniPC keep x̂0 there), or el
 on unscaled ones."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -25,6 +26,7 @@ def watch(scheduler: Any, sink: Sink) -> Any:
     original = scheduler.step
     scheduler._studio_denoised_sink = sink
 
+    @functools.wraps(original)  # pipelines read step()'s signature to pass `generator` and `eta`
     def step(model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         wanted_dict = kwargs.pop("return_dict", True)
         sigma = _sigma_before(scheduler, timestep)

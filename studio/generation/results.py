@@ -60,6 +60,7 @@ class GeneratedImage:
     seed: int
     index: int  # position in the whole run (batch pos + iteration * batch size)
     prompts: tuple[str, str] | None = None  # its own (prompt, negative) when a PromptsFor gave them
+    partial: str = ""  # "12/20": an Interrupt stopped it at that step; the image is the model's x̂0 there
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ class SavedImage:
     infotext: str
     seed: int
     recipe: dict[str, Any]  # the PNG's `studio` chunk, also when the image is not saved
+    partial: str = ""  # "12/20": the picture an Interrupt stopped at that step (marked in its infotext)
 
     def png_bytes(self) -> bytes:
         """The image as a PNG with both chunks, as it is (or would be) saved."""

@@ -296,7 +296,10 @@ def _job_note(job: Any, paths: list[str]) -> str:
     skipped = getattr(job, "skipped", 0)
     skipped_text = f" Skipped {skipped} iteration(s)." if skipped else ""
     if job.interrupted:
-        return f"Interrupted: the {len(paths)} image(s) finished before the interrupt were saved.{skipped_text}"
+        partial = [item.partial for item in job.images if getattr(item, "partial", "")]
+        kept = f" The picture in progress at step {partial[0]} was kept and saved too." if partial else ""
+        finished = len(paths) - len(partial)
+        return f"Interrupted: the {finished} image(s) finished before the interrupt were saved.{kept}{skipped_text}"
     saved = f"Saved {len(paths)} image(s): `{paths[0]}`." if paths else "No image saved."
     return saved + skipped_text
 
