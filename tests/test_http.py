@@ -116,6 +116,9 @@ def test_txt2img_returns_a1111_shapes_and_pngs_with_infotext(client):
         assert params["Seed"] == str(4321 + index) and params["Steps"] == "4" and params["Sampler"] == "Euler"
         assert params["Negative prompt"] == "green" and (params["Size-1"], params["Size-2"]) == ("64", "64")
         assert image.info["parameters"] == info["infotexts"][index]
+    # Issue 25 §8: A1111's "Time taken" line, with the seconds.
+    assert info["time_taken"] > 0 and info["time_taken_text"].startswith("Time taken: ")
+    assert info["time_taken_text"].endswith(" sec.")
 
 
 def test_fixed_seed_gives_identical_pixels_through_the_api_and_the_cli(client, tmp_path, root):

@@ -60,3 +60,9 @@ class ModelFacts:
     text_width: int | None
     dtype: str
     device: str
+
+
+def time_taken(seconds: float) -> str:
+    """A1111's line after each job: "Time taken: 2.3 sec." or "Time taken: 1 min. 4.2 sec."."""
+    minutes, rest = divmod(max(0.0, seconds), 60)
+    return f"Time taken: {int(minutes)} min. {rest:.1f} sec." if minutes >= 1 else f"Time taken: {rest:.1f} sec."

@@ -7,6 +7,7 @@ import contextvars
 import html
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -24,6 +25,7 @@ from studio.request import (
     GenerationRequest,
     RequestError,
 )
+from studio.service.results import time_taken
 from studio.ui import sharing
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
 from studio.ui.errors import error_message, user_errors
@@ -190,6 +192,7 @@ def build_generation_tab(
 
     def run_job(values: dict[Any, Any], http: gr.Request, progress: gr.Progress) -> Iterator[Any]:
         session, user = sharing.session_of(http), sharing.user_of(http)
+        started = time.monotonic()
         with user_errors():
             request = to_request(values)
             progress(0, desc="Starting…")
@@ -243,6 +246,7 @@ def build_generation_tab(
         note = _job_note(job, [path for path, _ in images])
         if place is not None and job.interrupted and not getattr(place, "done_iterations", 1):
             note = "Cancelled: the job left the queue before it started."
+        note += f"\n\n{time_taken(time.monotonic() - started)}"  # A1111's line under the results
         if job.interrupted and not images:  # nothing finished: the previous results stay on screen
             yield {status: note, preview: gr.Image(value=None, visible=False), cancel: gr.Button(visible=False)}
             return
