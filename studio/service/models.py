@@ -2,11 +2,13 @@
 between jobs (never during one: the switch takes the engine's turn)."""
 from __future__ import annotations
 
+from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
 from studio.checkpoints.catalog import ModelEntry, discover_models
 from studio.checkpoints.manager import LoadedModel
+from studio.checkpoints.refiners import declared_pipeline
 from studio.generation.engine import Engine
 from studio.generation.samplers import SCHEDULE_TYPES, SamplerSpec, available_samplers, resolve_sampler_name
 from studio.networks.embeddings import text_width
@@ -26,6 +28,13 @@ class ModelService:
 
     def titles(self) -> list[str]:
         return [entry.title for entry in self.entries()]
+
+    def refiner_titles(self) -> list[str]:
+        """Models that can be the SDXL refiner: SDXL ones, as they declare themselves without loading."""
+        return [entry.title for entry in self.entries() if "StableDiffusionXL" in (declared_pipeline(entry) or "")]
+
+    def checkpoints_folder(self) -> Path:
+        return self.settings.models_dir / "Stable-diffusion"
 
     def samplers(self) -> Mapping[str, SamplerSpec]:
         """The sampler registry: the core's and the extensions'."""

@@ -64,3 +64,25 @@ def test_a_png_without_any_parameters_says_so(page, server, tmp_path):
                            timeout=30_000)
     text = page.inner_text("#pnginfo_warnings")
     assert "this PNG has no generation parameters" in text and "studio recipe (" not in text
+
+
+def test_without_an_sdxl_model_the_refiner_panel_is_a_line_saying_where_to_put_one(page):
+    """Issue 25 §3: the default model is not SDXL, so there is nothing a refiner could be."""
+    assert not page.locator("#txt2img_refiner").is_visible()
+    note = page.locator("#txt2img_refiner_note")
+    assert note.is_visible()
+    assert "SDXL" in note.inner_text() and "Stable-diffusion" in note.inner_text()
+
+
+def test_empty_networks_and_upscaler_lists_say_where_files_go(page, server):
+    """Issue 25 §14: folders named, and that Refresh picks new files up."""
+    page.click("#txt2img_networks")
+    hint = page.locator("#txt2img_networks_hint")
+    hint.wait_for(timeout=30_000)
+    text = hint.inner_text()
+    for folder in ("Lora", "embeddings", "VAE"):
+        assert str(server.root / "models" / folder) in text, text
+    assert "Refresh" in text
+    page.click("button[role=tab]:has-text('Extras')")
+    info = page.locator("#extras_upscaler_1").inner_text()
+    assert str(server.root / "models" / "ESRGAN") in info, info
