@@ -60,8 +60,11 @@ def test_interrupt_at_step_2_of_20_stops_within_one_step(engine, settings):
     result = jobs.generate(REQUEST.replace(steps=20), engine, settings, on_step)
     assert result.interrupted
     assert max(seen) <= 3
-    assert result.images == []
-    assert not settings.outputs_dir.exists() or not list(settings.outputs_dir.rglob("*.png"))
+    # Issue 25 §7: A1111 keeps the picture in progress (the model's x̂0 at that step), saved and marked.
+    [partial] = result.images
+    assert partial.partial == f"{max(seen)}/20" and partial.path.is_file()
+    assert f"Interrupted: at step {max(seen)}/20" in read_generation_info(partial.path)["infotext"]
+    assert np.asarray(partial.image).std() > 5  # a picture, not a flat image
     # The engine is usable again right after.
     assert engine.run(REQUEST.replace(steps=2)).images
 

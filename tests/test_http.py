@@ -116,6 +116,9 @@ def test_txt2img_returns_a1111_shapes_and_pngs_with_infotext(client):
         assert params["Seed"] == str(4321 + index) and params["Steps"] == "4" and params["Sampler"] == "Euler"
         assert params["Negative prompt"] == "green" and (params["Size-1"], params["Size-2"]) == ("64", "64")
         assert image.info["parameters"] == info["infotexts"][index]
+    # Issue 25 §8: A1111's "Time taken" line, with the seconds.
+    assert info["time_taken"] > 0 and info["time_taken_text"].startswith("Time taken: ")
+    assert info["time_taken_text"].endswith(" sec.")
 
 
 def test_fixed_seed_gives_identical_pixels_through_the_api_and_the_cli(client, tmp_path, root):
@@ -352,7 +355,11 @@ def test_interrupt_stops_a_running_job_and_progress_reports_steps(client):
     assert time.monotonic() - asked < 15
     response = done["response"]
     assert response.status_code == 200, response.text
-    assert response.json()["images"] == [] and json.loads(response.json()["info"])["interrupted"] is True
+    info = json.loads(response.json()["info"])
+    assert info["interrupted"] is True
+    # Issue 25 §7: the picture in progress comes back (and is saved), marked in its infotext.
+    [partial] = response.json()["images"]
+    assert decode(partial).size == (64, 64) and "Interrupted: at step" in info["infotexts"][0]
     idle = client.get(f"{API}/progress").json()
     assert idle["progress"] == 0 and idle["state"]["job_count"] == 0
 

@@ -55,7 +55,8 @@ def test_taesd_preview_uses_a_tiny_decoder_from_vae_approx(final_run, tmp_path: 
                            num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1))
     tiny.save_pretrained(tmp_path / "VAE-approx" / "taesd")
     image = previewer.preview(latents, pipe, "TAESD")
-    assert image.size == (latents.shape[-1] * 8, latents.shape[-2] * 8)
+    # Shown at the image's own size (the tiny decoder upsamples by 8, this model's VAE by its own factor).
+    assert image.size == (latents.shape[-1] * pipe.vae_scale_factor, latents.shape[-2] * pipe.vae_scale_factor)
 
 
 def test_an_unknown_method_is_refused(final_run):
@@ -71,3 +72,47 @@ def test_the_studio_makes_a_preview_every_n_steps_only(engine, shared_settings, 
     assert due == [3, 6]  # not the last step: the final image comes right after
     off = build_services(shared_settings.replace(live_preview_every=0), engine=engine, extensions=ExtensionManager(shared_settings))
     assert off.generation.live_preview(Progress(step=3, steps=8, latents=latents)) is None
+
+
+# -- issue 25 §9: the preview shows the model's guess of the clean image (x̂0), not the noisy x_t
+
+HALFWAY = REQUEST.replace(steps=20, seed=21)
+
+
+def _distance(a, b) -> float:
+    return float(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)).mean())
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "Euler a", "DPM++ 2M Karras", "DDIM", "UniPC"])
+def test_the_halfway_preview_is_closer_to_the_final_image_than_to_the_noise(engine, shared_settings, sampler):
+    studio = build_services(shared_settings.replace(live_preview_every=10), engine=engine,
+                            extensions=ExtensionManager(shared_settings))
+    previews, noisy = [], []
+
+    def on_step(progress):
+        image = studio.generation.live_preview(progress)
+        if image is not None:
+            previews.append(image)
+            noisy.append(engine.preview(progress.latents, "Approx cheap"))  # what the preview used to show
+
+    result = engine.run(HALFWAY.replace(sampler_name=sampler), on_step)
+    final = result.images[0].image.convert("RGB")
+    assert len(previews) == 1 and previews[0].size == final.size  # step 10 of 20, at the image's full size
+    to_final, to_noise = _distance(previews[0], final), _distance(previews[0], noisy[0])
+    # Measured (Euler, 0..255): 25 to the final image, 48 to the x_t picture it used to show.
+    assert to_final < to_noise, (to_final, to_noise)
+    assert to_final < _distance(noisy[0], final)
+
+
+@pytest.mark.parametrize("method", ["Approx cheap", "Full"])
+def test_every_method_previews_the_denoised_latents(engine, method):
+    seen = []
+    final = engine.run(HALFWAY, lambda progress: seen.append((progress.denoised, progress.latents.clone()))
+                       if progress.step == 10 else None)
+    x0, latents = seen[0]
+    assert x0 is not None and x0.shape == latents.shape
+    picture = engine.preview(x0, method)
+    noise = engine.preview(latents, method)
+    final_image = final.images[0].image.convert("RGB")
+    assert picture.size == final_image.size
+    assert _distance(picture, final_image) < _distance(noise, final_image)

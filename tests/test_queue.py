@@ -122,6 +122,30 @@ def test_place_and_eta_come_from_measured_step_times():
         assert queue.place(running).eta == pytest.approx((7 + 4 + 10) * 0.5)
 
 
+def test_the_queued_eta_shrinks_as_the_job_ahead_progresses():
+    """Issue 25 §11: the job ahead's remaining steps × its own measured step time; a slow start
+    (loading, prompts) before its first step does not count, and the ETA never grows at a steady pace."""
+    now = [0.0]
+    queue = JobQueue(clock=lambda: now[0])
+    before = queue.add("carol", steps=3, iterations=1)  # an earlier, much slower job (another size)
+    with queue.turn(before):
+        for step in range(1, 4):
+            now[0] += 5.0
+            queue.note_step(before, type("P", (), {"step": step, "image": 0})())
+    running = queue.add("alice", steps=20, iterations=1)
+    waiting = queue.add("bob", steps=4, iterations=1)
+    etas = []
+    with queue.turn(running):
+        now[0] += 30.0  # a slow first step (warm-up)
+        queue.note_step(running, type("P", (), {"step": 1, "image": 0})())
+        for step in range(2, 9):  # then 0.5 s per step
+            now[0] += 0.5
+            queue.note_step(running, type("P", (), {"step": step, "image": 0})())
+            etas.append(queue.place(waiting).wait)
+    assert queue.seconds_per_step == pytest.approx(0.5)
+    assert etas == sorted(etas, reverse=True) and etas[-1] == pytest.approx((20 - 8) * 0.5)
+
+
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Services:
     root = tmp_path_factory.mktemp("queue")

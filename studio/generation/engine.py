@@ -28,6 +28,7 @@ from studio.generation import modes
 from studio.generation.controls import prepare_controls
 from studio.generation.extras import process as upscale_image
 from studio.generation.extras_request import ExtrasRequest
+from studio.generation.latents import decode
 from studio.generation.passes import base, hires, refiner
 from studio.generation.pipelines import scheduler_for
 from studio.generation.plan import RunPlan
@@ -116,8 +117,18 @@ class Engine:
             first = iteration * request.batch_size
             seeds = [request.seed + first + i for i in range(request.batch_size)]
             image_prompts = [prompts_for(first + i) for i in range(request.batch_size)] if prompts_for else None
+            steps.progress.denoised = None
             batch = self._sample(plan, seeds, image_prompts, steps)
-            if self._interrupt.is_set():
+            if self._interrupt.is_set():  # A1111 keeps the picture in progress: the model's x̂0 at the last step
+                partial = [GeneratedImage(modes.finish(plan.inputs, img), s, first + i,
+                                          image_prompts[i] if image_prompts else None,
+                                          partial=f"{steps.progress.step}/{steps.progress.steps}")
+                           for i, (img, s) in enumerate(zip(partial_images(plan, steps.progress), seeds))]
+                images += partial
+                if on_image is not None and partial:
+                    so_far = result(True)
+                    for item in partial:
+                        on_image(so_far, item)
                 return result(True)
             if self._skip.is_set():  # this iteration was cut short: drop it, go on with the next
                 self._skip.clear()
@@ -238,6 +249,15 @@ class Engine:
         if model is None:
             raise ModelError("no model is loaded")
         return self.previewer.preview(latents, model.pipe, method)
+
+
+def partial_images(plan: RunPlan, progress: Progress) -> list[Image.Image]:
+    """The batch's x̂0 at the step an Interrupt stopped it, decoded (none before the first step)."""
+    if progress.denoised is None or progress.step <= 0:
+        return []
+    pipe = plan.model.pipe
+    x0 = progress.denoised.to(pipe.vae.device, pipe.vae.dtype)
+    return [decode(pipe, x0[i:i + 1]) for i in range(x0.shape[0])]
 
 
 def total_steps(plan: RunPlan) -> int:

@@ -97,7 +97,11 @@ class Previewer:
         return _to_image(decoded.float().permute(1, 2, 0))
 
     def preview(self, latents: torch.Tensor, pipe: Any, method: str) -> Image.Image:
-        return preview_image(latents, pipe, method, self)
+        """The preview at the image's own size (Approx cheap makes one pixel per latent cell)."""
+        image = preview_image(latents, pipe, method, self)
+        scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
+        size = (latents.shape[-1] * scale, latents.shape[-2] * scale)
+        return image if image.size == size else image.resize(size, Image.Resampling.BILINEAR)
 
 
 def preview_image(latents: torch.Tensor, pipe: Any, method: str, previewer: Previewer | None = None) -> Image.Image:

@@ -25,6 +25,7 @@ class Progress:
     started: float = 0.0
     phase: str = ""  # "hires" while the hires fix's second pass runs
     latents: Any = field(default=None, repr=False)  # the running pass's latents (a torch tensor)
+    denoised: Any = field(default=None, repr=False)  # the model's x̂0 at this step (None: unknown)
 
     @property
     def fraction(self) -> float:
@@ -59,6 +60,7 @@ class GeneratedImage:
     seed: int
     index: int  # position in the whole run (batch pos + iteration * batch size)
     prompts: tuple[str, str] | None = None  # its own (prompt, negative) when a PromptsFor gave them
+    partial: str = ""  # "12/20": an Interrupt stopped it at that step; the image is the model's x̂0 there
 
 
 MODEL_FREE = ("reference", "ip-adapter")  # unit types that steer the UNet without a ControlNet model

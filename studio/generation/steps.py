@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from diffusers import DiffusionPipeline
 
+from studio.generation import denoised
 from studio.generation.results import Progress, StepCallback
 from studio.prompting.conditioning import PromptInputs
 
@@ -20,6 +21,14 @@ class Steps:
         self.interrupt = interrupt
         self.skip = skip
         self.on_step = on_step
+        self._denoised: Any = None  # x̂0 of the step that just ran (studio/generation/denoised.py)
+
+    def watch(self, scheduler: Any) -> Any:
+        """Have `scheduler` report each step's x̂0 (for previews and the image an Interrupt keeps)."""
+        return denoised.watch(scheduler, self._keep_denoised)
+
+    def _keep_denoised(self, x0: Any) -> None:
+        self._denoised = x0
 
     @property
     def stopped(self) -> bool:
@@ -34,6 +43,8 @@ class Steps:
         def callback(pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             progress.step = offset + step + 1
             progress.latents = tensors.get("latents")
+            self.watch(pipe.scheduler)  # a pass that did not ask yet: from its next step on
+            progress.denoised, self._denoised = self._denoised, None
             if self.stopped:
                 pipe._interrupt = True  # diffusers skips the remaining steps
             if self.on_step is not None:

@@ -36,6 +36,8 @@ def image_infotext(result: RunResult, item: GeneratedImage, extra: Mapping[str, 
         params["Batch pos"] = item.index % request.batch_size
     for key, value in (extra or {}).items():
         params.setdefault(key, value)
+    if item.partial:  # an Interrupt stopped it: the picture at that step, not the finished image
+        params["Interrupted"] = f"at step {item.partial}"
     params["Version"] = f"studio-{__version__}"
     return infotext.write_infotext(request.prompt, request.negative_prompt, params)
 

@@ -173,6 +173,9 @@ def _recipe_chunk(path_or_image: Path | str | Image.Image) -> dict[str, Any]:
     except (UnidentifiedImageError, OSError) as error:
         raise RequestError(f"not an image that can be read: {error}") from error
     raw = chunks.get(storage.STUDIO_KEY)
+    if not raw and not chunks.get("parameters"):  # nothing at all to read (issue 25 §15)
+        raise NoRecipeError("this PNG has no generation parameters (no A1111 `parameters` text and no studio "
+                            "recipe): it was not made by a Stable Diffusion UI, or its metadata was stripped")
     if not raw:
         raise NoRecipeError("this PNG has no studio recipe (it was not saved by this studio, or its metadata "
                             "was stripped): use PNG Info to send its parameters to a tab instead")

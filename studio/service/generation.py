@@ -134,9 +134,9 @@ class LocalGeneration(GenerationService):
     def preview(self, method: str, job: Job | None = None) -> Image.Image | None:
         """"approx" or "vae" (decoded with the model's VAE: slower, exact colours)."""
         if job is not None:
-            latents = getattr(job.progress, "latents", None) if job.state == "running" else None
+            latents = _picture_latents(job.progress) if job.state == "running" else None
         else:
-            latents = self.engine.progress.latents if self.engine.busy else None
+            latents = _picture_latents(self.engine.progress) if self.engine.busy else None
         loaded = self.engine.models.loaded
         if latents is None or loaded is None:
             return None
@@ -144,7 +144,7 @@ class LocalGeneration(GenerationService):
         return latent_preview(latents, int(loaded.pipe.vae_scale_factor), vae)
 
     def live_preview(self, progress: Any) -> Image.Image | None:
-        every, latents = self.settings.live_preview_every, progress.latents
+        every, latents = self.settings.live_preview_every, _picture_latents(progress)
         if every <= 0 or latents is None or progress.step % every or progress.step >= progress.steps:
             return None
         try:
@@ -187,3 +187,9 @@ def refuse_unknown_model(title: str | None, titles: list[str]) -> None:
     if title is not None and title not in titles:
         raise ModelError(f"this PNG was made with model {title[:200]!r}, which is not among the models here "
                          "(models/Stable-diffusion); place it there to reproduce the image")
+
+
+def _picture_latents(progress: Any) -> Any:
+    """What a preview shows: the model's x̂0 at this step (the picture), else the noisy latents."""
+    denoised = getattr(progress, "denoised", None)
+    return denoised if denoised is not None else getattr(progress, "latents", None)

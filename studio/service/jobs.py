@@ -76,6 +76,6 @@ def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | Non
     path = None
     if directory is not None:
         path = storage.save_png(item.image, directory, item.seed, text, data, companions=recipes.companion_images(result))
-    return SavedImage(item.image, path, text, item.seed, data)
+    return SavedImage(item.image, path, text, item.seed, data, partial=item.partial)
 
 

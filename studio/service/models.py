@@ -3,11 +3,13 @@ between jobs (never during one: the switch takes the engine's turn)."""
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
 from studio.checkpoints.catalog import ModelEntry, discover_models
 from studio.checkpoints.manager import LoadedModel
+from studio.checkpoints.refiners import declared_pipeline
 from studio.generation.engine import Engine
 from studio.generation.samplers import (
     SCHEDULE_TYPES,
@@ -36,6 +38,13 @@ class ModelService:
 
     def titles(self) -> list[str]:
         return [entry.title for entry in self.entries()]
+
+    def refiner_titles(self) -> list[str]:
+        """Models that can be the SDXL refiner: SDXL ones, as they declare themselves without loading."""
+        return [entry.title for entry in self.entries() if "StableDiffusionXL" in (declared_pipeline(entry) or "")]
+
+    def checkpoints_folder(self) -> Path:
+        return self.settings.models_dir / "Stable-diffusion"
 
     def samplers(self) -> Mapping[str, SamplerSpec]:
         """The sampler registry: the core's and the extensions'."""

@@ -105,7 +105,7 @@ class JobQueue:
         self._counter = itertools.count()
         self._turns = itertools.count()
         self._seconds_per_step: float | None = None
-        self._last_step: tuple[Job, float] | None = None
+        self._last_step: tuple[Job, int, float, int] | None = None  # job, iteration, time and step of its first step
 
     # -- joining and leaving -----------------------------------------------------------------
     def add(self, owner: str, session: str | None = None, steps: int = 1, iterations: int = 1) -> Job:
@@ -214,11 +214,14 @@ class JobQueue:
         """Called on each step of the running job: keeps its progress and measures seconds per step."""
         job.progress = progress
         now = self._clock()
-        last = self._last_step
-        if last is not None and last[0] is job and getattr(progress, "step", 0) > 0:
-            took = now - last[1]
-            self._seconds_per_step = took if self._seconds_per_step is None else 0.8 * self._seconds_per_step + 0.2 * took
-        self._last_step = (job, now)
+        step, iteration = getattr(progress, "step", 0), getattr(progress, "image", 0)
+        first = self._last_step
+        # The running job's own average since its first step of this iteration (issue 25 §11): the time
+        # before a first step (loading, prompts) and another job's speed do not count.
+        if first is None or first[0] is not job or first[1] != iteration or step <= first[3]:
+            self._last_step = (job, iteration, now, step)
+        elif step > first[3]:
+            self._seconds_per_step = (now - first[2]) / (step - first[3])
 
     @property
     def seconds_per_step(self) -> float | None:

@@ -21,6 +21,7 @@ class SavedImage:
     infotext: str
     seed: int
     recipe: dict[str, Any]  # the PNG's `studio` chunk, also when the image is not saved
+    partial: str = ""  # "12/20": the picture an Interrupt stopped at that step (marked in its infotext)
 
     def png_bytes(self) -> bytes:
         """The image as a PNG with both chunks, as it is (or would be) saved."""
@@ -59,3 +60,9 @@ class ModelFacts:
     text_width: int | None
     dtype: str
     device: str
+
+
+def time_taken(seconds: float) -> str:
+    """A1111's line after each job: "Time taken: 2.3 sec." or "Time taken: 1 min. 4.2 sec."."""
+    minutes, rest = divmod(max(0.0, seconds), 60)
+    return f"Time taken: {int(minutes)} min. {rest:.1f} sec." if minutes >= 1 else f"Time taken: {rest:.1f} sec."

@@ -19,7 +19,7 @@ from studio.ui.img2img import INPAINT_AREAS, img2img_source, inpaint_source
 from studio.ui.networks import build_vae_picker
 from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.pose_editor import read_asset
-from studio.ui.refiner import refiner_choices
+from studio.ui.refiner import refiner_updates
 from studio.ui.sampler_choices import sampler_updates
 from studio.ui.settings_tab import build_settings_tab
 from studio.ui.sizes import follow_model
@@ -129,8 +129,9 @@ def _wire_model_picker(models: "ModelService", model: gr.Dropdown, refresh: gr.B
     model.input(switch_model, inputs={model, *sizes, *ratios, *samplers}, outputs=[model, *sizes, *samplers],
                 concurrency_id="generation",
                 concurrency_limit=1)
-    refresh.click(lambda: [gr.Dropdown(choices=models.titles()), *[gr.Dropdown(choices=refiner_choices(models))] * len(refiners)],
-                  outputs=[model, *refiners], queue=False)
+    refresh.click(lambda: [gr.Dropdown(choices=models.titles()),
+                           *[update for refiner in refiners for update in refiner_updates(models, refiner)]],
+                  outputs=[model, *[w for refiner in refiners for w in (refiner, *refiner.refiner_panel)]], queue=False)
 
 
 # What "Send to" carries from the selected image's infotext (A1111 carries them all; not the batch).

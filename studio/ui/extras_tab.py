@@ -39,7 +39,7 @@ def build_extras_tab(extras: "ExtrasService") -> dict[str, gr.components.Compone
                 crop = gr.Checkbox(value=True, label="Crop to fit", elem_id="extras_upscaling_crop")
             with gr.Row():
                 upscaler_1 = gr.Dropdown(names, value="Lanczos" if "Lanczos" in names else names[0], label="Upscaler 1",
-                                         elem_id="extras_upscaler_1")
+                                         elem_id="extras_upscaler_1", info=upscaler_hint(extras))
                 upscaler_2 = gr.Dropdown(names, value="None", label="Upscaler 2", elem_id="extras_upscaler_2")
                 visibility = gr.Slider(0, 1, value=0, step=0.01, label="Upscaler 2 visibility",
                                        elem_id="extras_upscaler_2_visibility")
@@ -99,3 +99,10 @@ def _images(kind: str, single: Image.Image | None, batch: list[Any] | None) -> l
     if single is None:
         raise ValueError("Drop an image to upscale first.")
     return [single]
+
+
+def upscaler_hint(extras: "ExtrasService") -> str:
+    """Where model upscalers go (A1111's folders); they are listed at the next start or page load."""
+    models = extras.settings.models_dir
+    return (f"ESRGAN / Real-ESRGAN / SwinIR / DAT files (.safetensors or .pth) go in {models / 'ESRGAN'} "
+            f"(or {models / 'RealESRGAN'}, {models / 'SwinIR'}, {models / 'DAT'}); restart the studio to list new ones")

@@ -4,8 +4,10 @@ widgets through a `ModeSource`."""
 from __future__ import annotations
 
 import contextvars
+import html
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,9 +26,10 @@ from studio.request import (
     GenerationRequest,
     RequestError,
 )
+from studio.service.results import time_taken
 from studio.ui import sharing
 from studio.ui.controlnet import ControlNetPanel, build_controlnet_panel
-from studio.ui.errors import user_errors
+from studio.ui.errors import error_message, user_errors
 from studio.ui.forms import RequestForm
 from studio.ui.hires import build_hires_widgets
 from studio.ui.networks import build_networks_panel
@@ -146,13 +149,14 @@ def build_generation_tab(
             control = build_controlnet_panel(services.control, native, name, width, height, mode if source else None)
             script = build_script_panel(services.extensions, name) if scripts else None
         with gr.Column():
-            preview = gr.Image(label="Live preview", visible=False, interactive=False, height=256,
-                               elem_id=f"{name}_live_preview", format="png")
+            # The model's guess of the finished picture (x̂0) at the image's size, where the result will be.
+            preview = gr.Image(label="Live preview", visible=False, interactive=False, height=420,
+                               elem_id=f"{name}_live_preview", format="png", elem_classes="studio-output")
             gallery = gr.Gallery(label="Output", columns=2, height=420, format="png", elem_id=f"{name}_gallery", preview=True,
                                  object_fit="contain", interactive=False, elem_classes="studio-output")
+            status = gr.Markdown(elem_id=f"{name}_status")  # saved paths, the queue, an error: under the results
             infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False,
                                   elem_id=f"{name}_infotext", buttons=["copy"])
-            status = gr.Markdown(elem_id=f"{name}_status")
     infotexts, seeds, selected, last_images = gr.State([]), gr.State([]), gr.State(0), gr.State([])
 
     form = RequestForm({
@@ -177,7 +181,20 @@ def build_generation_tab(
     outputs = [gallery, infotext, infotexts, seeds, selected, status, last_images]
 
     def run(values: dict[Any, Any], http: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:
+        """An error keeps the last results on screen and says what went wrong beside them until the next
+        run (a gr.Error would replace the gallery with a bare "Error" badge, its toast fading in seconds)."""
+        yield {status: ""}  # the next run clears the last error
+        try:
+            yield from run_job(values, http, progress)
+        except Exception as error:  # every failure, known or not, is said where the results are
+            message = error_message(error)
+            gr.Warning(message)
+            yield {status: f"<div class='studio-error'>⚠️ <b>Error:</b> {html.escape(message)}</div>",
+                   preview: gr.Image(value=None, visible=False), cancel: gr.Button(visible=False)}
+
+    def run_job(values: dict[Any, Any], http: gr.Request, progress: gr.Progress) -> Iterator[Any]:
         session, user = sharing.session_of(http), sharing.user_of(http)
+        started = time.monotonic()
         with user_errors():
             request = to_request(values)
             progress(0, desc="Starting…")
@@ -231,6 +248,7 @@ def build_generation_tab(
         note = _job_note(job, [path for path, _ in images])
         if place is not None and job.interrupted and not getattr(place, "done_iterations", 1):
             note = "Cancelled: the job left the queue before it started."
+        note += f"\n\n{time_taken(time.monotonic() - started)}"  # A1111's line under the results
         if job.interrupted and not images:  # nothing finished: the previous results stay on screen
             yield {status: note, preview: gr.Image(value=None, visible=False), cancel: gr.Button(visible=False)}
             return
@@ -284,7 +302,10 @@ def _job_note(job: Any, paths: list[str]) -> str:
     skipped = getattr(job, "skipped", 0)
     skipped_text = f" Skipped {skipped} iteration(s)." if skipped else ""
     if job.interrupted:
-        return f"Interrupted: the {len(paths)} image(s) finished before the interrupt were saved.{skipped_text}"
+        partial = [item.partial for item in job.images if getattr(item, "partial", "")]
+        kept = f" The picture in progress at step {partial[0]} was kept and saved too." if partial else ""
+        finished = len(paths) - len(partial)
+        return f"Interrupted: the {finished} image(s) finished before the interrupt were saved.{kept}{skipped_text}"
     saved = f"Saved {len(paths)} image(s): `{paths[0]}`." if paths else "No image saved."
     return saved + skipped_text
 

@@ -84,6 +84,20 @@ def build_history_tab(records: "OutputService", generation: "GenerationService")
 
     gallery.select(pick, inputs=[paths, texts], outputs=[selected, parameters, fields], queue=False)
 
+    def revisit(number: int, words: str, current: str | None, http: gr.Request) -> tuple:
+        """Back on the tab (e.g. after Send to): the same page, and the selected image stays selected
+        (Reproduce and Delete act on it) while it is still on that page."""
+        shown = show(number, words, http)
+        files = shown[2]
+        if not current or current not in files:
+            return shown
+        try:
+            info = records.read_png(Path(current))
+        except USER_ERRORS:
+            return shown
+        index = files.index(current)
+        return (gr.Gallery(value=shown[0], selected_index=index), *shown[1:5], current, info["infotext"], info["fields"])
+
     def ask(path: str | None) -> tuple:
         if not path:
             return gr.Group(visible=False), "", None, "Select an image first."
@@ -119,4 +133,4 @@ def build_history_tab(records: "OutputService", generation: "GenerationService")
 
     reproduce.click(run_reproduce, inputs=selected, outputs=[reproduced, status],
                     concurrency_id="generation", concurrency_limit=1)
-    return PngInfoTab(selected, fields, buttons, load=(show, [page, query], outputs))
+    return PngInfoTab(selected, fields, buttons, load=(revisit, [page, query, selected], outputs))

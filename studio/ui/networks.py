@@ -48,12 +48,25 @@ def _samples(names: list[str], query: str) -> list[list[str]]:
     return [[name] for name in names if query in name.lower()]
 
 
+def _empty(networks: "NetworkService") -> bool:
+    return not networks.lora_names() and not networks.embedding_names()
+
+
+def folders_hint(networks: "NetworkService") -> str:
+    """Where the files go (A1111's folders), said when there is nothing to show yet."""
+    models = networks.settings.models_dir
+    return (f"ℹ️ No LoRA or embedding files yet. Put LoRA files (.safetensors) in `{models / 'Lora'}`, "
+            f"textual inversion embeddings in `{models / 'embeddings'}` and VAE files in `{models / 'VAE'}`, "
+            "then press 🔄 Refresh: they show here without a restart.")
+
+
 def build_networks_panel(networks: "NetworkService", name: str, prompt: gr.Textbox) -> NetworksPanel:
     with gr.Accordion("Networks", open=False, elem_id=f"{name}_networks"):
         with gr.Row(equal_height=True):
             search = gr.Textbox(show_label=False, placeholder="Search LoRAs and embeddings", scale=4,
                                 elem_id=f"{name}_networks_search")
             refresh = gr.Button("🔄 Refresh", elem_id=f"{name}_networks_refresh", scale=0, min_width=110)
+        hint = gr.Markdown(folders_hint(networks), visible=_empty(networks), elem_id=f"{name}_networks_hint")
         with gr.Tabs():
             with gr.Tab("Lora", elem_id=f"{name}_networks_lora"):
                 loras = gr.Dataset(components=[gr.Textbox(visible=False)], samples=_samples(networks.lora_names(), ""),
@@ -71,14 +84,15 @@ def build_networks_panel(networks: "NetworkService", name: str, prompt: gr.Textb
     def insert_embedding(text: str, sample: list[Any] | None) -> str:
         return toggle(text, str(sample[0])) if sample else text
 
-    def listing(query: str) -> tuple[gr.Dataset, gr.Dataset]:
+    def listing(query: str) -> tuple[gr.Dataset, gr.Dataset, gr.Markdown]:
         return (gr.Dataset(samples=_samples(networks.lora_names(), query)),
-                gr.Dataset(samples=_samples(networks.embedding_names(), query)))
+                gr.Dataset(samples=_samples(networks.embedding_names(), query)),
+                gr.Markdown(folders_hint(networks), visible=_empty(networks)))
 
     loras.click(insert_lora, inputs=[prompt, loras], outputs=prompt, queue=False)
     embeddings.click(insert_embedding, inputs=[prompt, embeddings], outputs=prompt, queue=False)
-    search.change(listing, inputs=search, outputs=[loras, embeddings], queue=False)
-    refresh.click(listing, inputs=search, outputs=[loras, embeddings], queue=False)
+    search.change(listing, inputs=search, outputs=[loras, embeddings, hint], queue=False)
+    refresh.click(listing, inputs=search, outputs=[loras, embeddings, hint], queue=False)
     return NetworksPanel(search, refresh, loras, embeddings)
 
 

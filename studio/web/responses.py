@@ -11,7 +11,7 @@ from PIL import Image
 
 from studio import __version__
 from studio.records import storage
-from studio.service.results import JobResult, SavedImage
+from studio.service.results import JobResult, SavedImage, time_taken
 from studio.web.schemas import Img2ImgBody, Txt2ImgBody
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def encode_saved(saved: SavedImage) -> str:
 def generation_info(result: JobResult, services: "Services", started: datetime,
                     styles: list[str] | None = None) -> dict[str, Any]:
     """Processed.js() of A1111, for the fields that exist here."""
+    elapsed = (datetime.now() - started).total_seconds()
     request = result.request
     # The lists line up with the images returned: a skipped iteration's seeds are not among them.
     seeds = [saved.seed for saved in result.images]
@@ -79,6 +80,9 @@ def generation_info(result: JobResult, services: "Services", started: datetime,
         "is_using_inpainting_conditioning": False,
         "version": f"studio-{__version__}",
         "interrupted": result.interrupted,
+        # A1111 shows "Time taken: …" under each job's results; the API gives the seconds and the line.
+        "time_taken": round(elapsed, 3),
+        "time_taken_text": time_taken(elapsed),
     }
 
 

@@ -81,3 +81,26 @@ def test_delete_asks_first_cancel_keeps_and_yes_deletes(browser, history_server)
         assert not page.locator("#history_delete_question").is_visible()
         screenshot(page, "history_deleted")
     assert len(list(history_server.outputs.rglob("*.png"))) == 3  # the others are untouched
+
+
+def test_the_selection_survives_send_to_and_coming_back(browser, history_server):
+    """Issue 25 §5: select an image, Send to txt2img, come back: Delete (and Reproduce) still act on it."""
+    with studio_page(browser, history_server.url) as page:
+        page.click("button[role=tab]:has-text('History')")
+        page.wait_for_function("document.querySelector('#history_page')?.innerText.includes('image(s)')",
+                               timeout=60_000)
+        page.locator("#history_gallery .thumbnail-item").nth(1).click()
+        page.wait_for_function("document.querySelector('#history_parameters textarea')?.value.includes('Seed:')",
+                               timeout=60_000)
+        chosen = page.locator("#history_parameters textarea").input_value()
+        seed = chosen.split("Seed: ")[1].split(",")[0]
+        page.click("#history_send_txt2img")
+        page.wait_for_function(f"document.querySelector('#txt2img_seed input')?.value === '{seed}'", timeout=60_000)
+        page.click("button[role=tab]:has-text('History')")
+        page.wait_for_timeout(2_000)  # the tab's listing is shown again
+        assert page.locator("#history_parameters textarea").input_value() == chosen
+        page.click("#history_delete")
+        question = page.locator("#history_delete_question")
+        question.wait_for(timeout=30_000)
+        assert f"-{seed}.png" in question.inner_text()  # not "Select an image first."
+        page.click("#history_delete_cancel")

@@ -9,7 +9,7 @@ import pytest
 
 from studio.checkpoints.sizes import size_for
 from tests.browser.conftest import Server, screenshot, started_server, studio_page
-from tests.browser.test_sources_ui import open_tab, toast
+from tests.browser.test_sources_ui import open_tab
 from tests.browser.test_txt2img_ui import pick, set_number
 from tests.support.tiny_sdxl import write_tiny_sdxl_base, write_tiny_sdxl_refiner
 
@@ -75,12 +75,15 @@ def test_the_refiner_accordion_refines_and_a_wrong_family_is_a_message(xl_page):
     wait_size(page, "txt2img", (128, 128))
     set_number(page, "txt2img_width", "64")
     set_number(page, "txt2img_height", "64")
+    assert not page.locator("#txt2img_refiner_note").is_visible()  # there are SDXL models: the panel shows
     page.click("#txt2img_refiner")
-    pick(page, "#txt2img_refiner_checkpoint", "studio-default-64px")
+    # Issue 25 §3: only SDXL models are offered (the default model would be refused).
+    page.locator("#txt2img_refiner_checkpoint input").first.click()
+    offered = page.get_by_role("option").all_inner_texts()
+    assert "xl-refiner" in offered and "xl-base" in offered and "studio-default-64px" not in offered, offered
+    page.keyboard.press("Escape")
     page.fill("#txt2img_prompt textarea", "a red circle")
     set_number(page, "txt2img_steps", "4")
-    page.click("#txt2img_generate")
-    toast(page, "is not an SDXL model")
     pick(page, "#txt2img_refiner_checkpoint", "xl-refiner")
     set_number(page, "txt2img_refiner_switch_at", "0.5")
     page.fill("#txt2img_seed input", "4242")

@@ -186,8 +186,13 @@ def test_progress_shows_eta_skip_drops_one_image_and_interrupt_keeps_the_finishe
     screenshot(page, "txt2img-interrupted")
     assert page.locator("#txt2img_gallery img").count() >= 1
     assert "Seed: 77" in page.input_value("#txt2img_infotext textarea")
-    saved = [p for p in server.outputs.rglob("*.png") if p not in before]
-    assert len(saved) == 1 and read_generation_info(saved[0])["params"]["Seed"] == "77"
+    saved = sorted(p for p in server.outputs.rglob("*.png") if p not in before)
+    # The first image, and (issue 25 §7) the third as far as it got, marked in its infotext.
+    assert len(saved) == 2 and read_generation_info(saved[0])["params"]["Seed"] == "77"
+    partial = read_generation_info(saved[1])["params"]
+    assert partial["Seed"] == "79" and partial["Interrupted"].startswith("at step")
+    assert "picture in progress" in page.inner_text("#txt2img_status")
+    assert page.locator("#txt2img_gallery img").count() >= 2 or "Interrupted" in page.input_value("#txt2img_infotext textarea")
 
 
 def test_extra_seed_options_make_a_variation_and_png_info_brings_them_back(page, server):

@@ -34,7 +34,7 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     if inputs.mode != "txt2img" and inputs.steps_to_run(request) == 0:
         return [vae_round_trip(model.pipe, inputs.image)] * len(seeds), False  # strength 0: nothing to denoise
     pipe = pipeline_for(model, inputs.mode, controls.controlnets().titles)
-    pipe.scheduler = scheduler_for(plan.samplers, request, model.pipe, seeds)  # fresh: schedulers keep state
+    pipe.scheduler = steps.watch(scheduler_for(plan.samplers, request, model.pipe, seeds))  # fresh: schedulers keep state
     noise = variation_noise(pipe, request, seeds, inputs.width, inputs.height)
     if noise is not None:
         pipe.scheduler = with_noise(pipe.scheduler, noise)  # img2img/inpaint add their noise there
