@@ -36,6 +36,7 @@ from diffusers import (
     LCMScheduler,
     LMSDiscreteScheduler,
     PNDMScheduler,
+    TCDScheduler,
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -175,6 +176,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "PLMS": SamplerSpec(PNDMScheduler, MappingProxyType({"skip_prk_steps": True}), ("plms",), _ALWAYS, "plms"),
     # original_inference_steps: LCM's grid over the whole training schedule, so any step count runs.
     "LCM": SamplerSpec(LCMScheduler, MappingProxyType({"original_inference_steps": 1000}), ("lcm",)),
+    # TCD (Zheng et al.): the same grid as LCM; its stochasticity is the pipeline's eta (0 here).
+    "TCD": SamplerSpec(TCDScheduler, MappingProxyType({"original_inference_steps": 1000}), ("tcd",)),
 }
 if is_torchsde_available():  # DPM++ SDE draws its noise from torchsde's Brownian tree
     import warnings
