@@ -11,7 +11,8 @@ so a busy machine slows all of them alike; CPU and wall time, min/median/max ove
 
 Each run writes benchmarks/results/<UTC timestamp>[-quick|-smoke].json (never overwriting),
 compares its ratios with the newest earlier file of the same kind and exits 1 when a ratio got
-more than 15 % worse; without --no-docs it regenerates docs/performance.md.
+worse beyond the threshold its rounds' spread sets (benchmarks/compare.py: medians of 7 interleaved
+rounds, at least 4 %, figures under 50 ms ignored); without --no-docs it regenerates docs/performance.md.
 """
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ class Plan:
 
 
 PLANS = {
-    "full": Plan("full", 3, 20, CORE_SAMPLERS, (256, 512), 10),
-    "quick": Plan("quick", 3, 10, CORE_SAMPLERS, (256,), 6),
+    "full": Plan("full", 7, 20, CORE_SAMPLERS, (256, 512), 10),
+    "quick": Plan("quick", 7, 10, CORE_SAMPLERS, (256,), 6),
     "smoke": Plan("smoke", 3, 2, ("Euler",), (), 0),
 }
 
@@ -82,6 +83,8 @@ def interleaved(cases: dict[str, Callable[[], Any]], reps: int, baseline: str, w
         out["cases"][name] = {
             "cpu_s": _spread(cpu), "wall_s": _spread(wall),
             "ratio_cpu": round(statistics.median(cpu) / base_cpu, 3),
+            # each round's ratio to the same round's baseline: the comparator's spread (benchmarks/compare.py)
+            "ratio_rounds": [round(r[0] / b[0], 4) if b[0] > 0 else 0.0 for r, b in zip(runs, samples[baseline])],
             "ratio_wall": round(statistics.median(wall) / base_wall, 3),
         }
     return out
@@ -259,12 +262,12 @@ def previous_results(directory: Path, kind: str, exclude: Path) -> dict[str, Any
 
 
 def regressions(new: dict[str, Any], old: dict[str, Any] | None) -> list[str]:
-    """Ratios (lower is better) more than 15 % above the previous run's."""
-    if old is None:
-        return []
-    before, after = ratios(old), ratios(new)
-    return [f"{key}: {before[key]:.3f} -> {value:.3f}" for key, value in after.items()
-            if key in before and before[key] > 0 and value > before[key] * (1 + REGRESSION)]
+    """Ratios (lower is better) worse than the previous run's beyond the threshold their own spread
+    sets (benchmarks/compare.py), figures under the floor ignored."""
+    from benchmarks.compare import figures
+    from benchmarks.compare import regressions as compare
+
+    return [] if old is None else compare(figures(old), figures(new))
 
 
 def run(plan: Plan, results_dir: Path = RESULTS_DIR) -> tuple[dict[str, Any], Path, list[str]]:
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
         write_performance_doc(results, path, DOCS)
     if worse:
-        print("REGRESSION (> 15 % worse than the previous run):\n  " + "\n  ".join(worse), file=sys.stderr)
+        print("REGRESSION (worse than the previous run beyond its spread):\n  " + "\n  ".join(worse), file=sys.stderr)
         return 1
     return 0
 

@@ -24,6 +24,22 @@ def encode_image(image: Image.Image) -> str:
 def decode_image(text: str, name: str = "image") -> Image.Image:
     """A base64 image, with or without a data: prefix (A1111 clients send both). Its size is checked
     from the header before any pixel is decoded, and odd modes (CMYK, 16-bit, float) become RGB/L."""
+    image = _open(text, name)
+    try:
+        image.load()
+    except Exception as error:
+        raise RequestError(f"{name} is not a decodable base64 image (truncated or damaged)") from error
+    return normalise_mode(image).copy()  # a plain Image (not a PngImageFile), so decoded requests compare equal
+
+
+def peek_size(text: str, name: str = "image") -> tuple[int, int]:
+    """A base64 image's width and height read from its header only (no pixel is decoded), so that a
+    request's images can be admitted together before any of them is decoded."""
+    return _open(text, name).size
+
+
+def _open(text: str, name: str) -> Image.Image:
+    """The image opened lazily (header read, size checked, pixels not decoded)."""
     if not isinstance(text, str):
         raise RequestError(f"{name} must be a base64 image")
     if text.startswith("data:"):
@@ -31,15 +47,11 @@ def decode_image(text: str, name: str = "image") -> Image.Image:
             raise RequestError(f"{name} is a data: URL without a comma before its base64 data")
         text = text.split(",", 1)[1]
     try:
-        image = Image.open(io.BytesIO(base64.b64decode(text, validate=False)))
+        image = Image.open(io.BytesIO(base64.b64decode(text.strip(), validate=False)))
     except Exception as error:  # PIL raises several types for undecodable data
         raise RequestError(f"{name} is not a decodable base64 image") from error
     check_input_size(image, name)
-    try:
-        image.load()
-    except Exception as error:
-        raise RequestError(f"{name} is not a decodable base64 image (truncated or damaged)") from error
-    return normalise_mode(image).copy()  # a plain Image (not a PngImageFile), so decoded requests compare equal
+    return image
 
 
 def check_input_size(image: Image.Image, name: str) -> None:

@@ -141,6 +141,11 @@ class GenerationRequest:
     # A1111's "Clip skip" (CLIP_stop_at_last_layers): 1 = the text encoder's last layer, 2 = the one
     # before it (diffusers' clip_skip=1), ...
     clip_skip: int = 1
+    # A1111's token merging (tomesd): the share of self-attention tokens merged, 0 = off (bit-identical);
+    # and "Negative Guidance minimum sigma" (NGMS): below this sigma the unconditional pass is skipped
+    # on every other step, 0 = never (studio/generation/speedups.py).
+    token_merging_ratio: float = 0.0
+    s_min_uncond: float = 0.0
     # Style names from styles.csv. The generation service expands them into the two prompts and keeps the
     # names here as a record (the engine never expands them: a saved recipe has them expanded).
     styles: tuple[str, ...] = ()
@@ -234,6 +239,8 @@ class GenerationRequest:
         check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
         check_int("cache_interval", self.cache_interval, 1, MAX_CACHE_INTERVAL)
+        check_number("token_merging_ratio", self.token_merging_ratio, 0.0, 0.9)
+        check_number("s_min_uncond", self.s_min_uncond, 0.0, 100.0)
         self._validate_totals()
         if self.model is not None:
             check_text("model", self.model, 500)

@@ -46,8 +46,15 @@ class Settings:
     # A public demo by design (a Hugging Face Space): the UI is open to anyone, the API only with
     # credentials, outputs in a temporary folder, extensions locked (studio/cli/spaces.py).
     hosted_demo: bool = False
+    # Gradio uploads on a shared server (a Space, or listening beyond this computer): what one visitor
+    # and everyone together may upload within upload_max_age seconds; older cached uploads are swept.
+    upload_quota_mb: int = 256
+    upload_total_mb: int = 2048
+    upload_max_age: int = 3600
     # Sharing (studio/service/queue.py): at most this many jobs queued or running; beyond it "queue full".
     queue_size: int = 16
+    # Each user's (login, browser session or API client) share of the queue: beyond it, 429.
+    queue_per_user: int = 4
     # Interrupt/Skip (UI and /sdapi/v1/interrupt, /skip) stop every job, not only the caller's (A1111's way).
     admin_interrupt: bool = False
     # Extensions: enabling/disabling them from the UI is refused off loopback unless this is set.

@@ -115,3 +115,19 @@ def test_presets_listed_and_applied_over_http_explicit_fields_win(client):
     assert parse_infotext(json.loads(response.json()["info"])["infotexts"][0])["Steps"] == "2"
     unknown = client.post("/sdapi/v1/txt2img", json={**body, "preset": "nope"})
     assert unknown.status_code == 422 and "unknown preset 'nope'" in unknown.text
+
+
+def test_the_shipped_distilled_model_follows_prompts_in_four_steps_at_cfg_1():
+    from diffusers import StableDiffusionPipeline
+
+    from studio.default_model.distill import LCM_DIR
+    from studio.default_model.evaluate import generate
+    from studio.default_model.reading import classify
+
+    pipe = StableDiffusionPipeline.from_pretrained(LCM_DIR, dtype=torch.float32, safety_checker=None,
+                                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe.scheduler).__name__ == "LCMScheduler"
+    prompts = {"a red circle on a white background": "red", "a blue square on a yellow background": "blue"}
+    images = generate(pipe, list(prompts), "LCM", cfg=1.0, steps=4)
+    assert [classify(image).color for image in images] == list(prompts.values())

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from PIL import Image
 
 from studio.cli.serve import serve
 from studio.settings import Settings
@@ -28,7 +29,8 @@ TIMEOUT = 120
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, Path]]:
     root = tmp_path_factory.mktemp("sharing")
-    settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
+    settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs",
+                        extensions_dir=Path(__file__).resolve().parents[1] / "extensions",  # X/Y/Z, Prompt matrix
                         cache_dir=root / "cache", styles_file=root / "styles.csv", port=free_port(),
                         open_browser=False, auth=USERS, api_auth=USERS, queue_size=2)
     studio, demo, _ = serve(settings, block=False)
@@ -124,3 +126,24 @@ def test_progress_interrupt_and_the_queue_are_each_callers_own(served):
         alice_job.join(TIMEOUT)
         assert json.loads(alice_done["response"].json()["info"])["interrupted"] is True
     assert studio.generation.queue.jobs() == []
+
+
+def test_grids_go_to_their_owners_folder_and_only_the_owner_fetches_them(served):
+    """Issue 22 item 14: an X/Y/Z grid and a Prompt matrix grid are saved under outputs/<user>/."""
+    studio, url, outputs = served
+    xyz = [1, "21, 22", [], 0, "", [], 0, "", [], True, False, False, False, False, False, False, 0, False]
+    with api(url, "alice") as alice:
+        made = alice.post(f"{API}/txt2img", json={**BASE, "save_images": True, "script_name": "x/y/z plot",
+                                                  "script_args": xyz})
+        assert made.status_code == 200, made.text
+        matrix = alice.post(f"{API}/txt2img", json={**BASE, "seed": 23, "prompt": "a circle|red", "save_images": True,
+                                                    "script_name": "Prompt matrix"})
+        assert matrix.status_code == 200, matrix.text
+    grids = sorted((outputs / "alice" / "txt2img-grids").rglob("*.png"))
+    assert len(grids) == 2 and not (outputs / "txt2img-grids").exists()
+    assert all(Image.open(grid).width > 64 for grid in grids)
+    with closing(logged_in(url, "alice")) as alice_ui, closing(logged_in(url, "bob")) as bob_ui:
+        for grid in grids:
+            assert alice_ui.get(f"/gradio_api/file={grid}").status_code == 200
+            refused = bob_ui.get(f"/gradio_api/file={grid}")
+            assert refused.status_code == 403 and "another user" in refused.json()["detail"]

@@ -70,6 +70,18 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                              "(besides outputs/); repeatable. The local operator may always name any folder")
     parser.add_argument("--queue-size", type=positive_int, default=16,
                         help="jobs that may wait or run at once (all users); beyond it: 'queue full, try again' (503)")
+    parser.add_argument("--upload-quota-mb", type=positive_int, default=256,
+                        help="on a shared server (--listen/--share/a Space): MB of UI uploads one visitor may make "
+                             "within --upload-max-age seconds (413 beyond)")
+    parser.add_argument("--upload-total-mb", type=positive_int, default=2048,
+                        help="on a shared server: MB of UI uploads everyone together may make within the window, and "
+                             "the most Gradio's upload cache holds (the oldest are swept beyond)")
+    parser.add_argument("--upload-max-age", type=positive_int, default=3600,
+                        help="seconds an upload counts against the quotas and stays in Gradio's upload cache")
+    parser.add_argument("--queue-per-user", type=positive_int, default=4,
+                        help="jobs one user (login, browser tab or API client) may have waiting or running at once; "
+                             "beyond it: 429. Another user is always admitted while the queue holds fewer than "
+                             "--queue-size jobs of others")
     parser.add_argument("--admin-interrupt", action="store_true",
                         help="Interrupt/Skip (UI and API) stop whoever's job is running, as in A1111; "
                              "by default they act on the caller's own jobs only")
@@ -107,7 +119,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         hosted_demo=getattr(args, "hosted_demo", False),
         batch_roots=tuple(path.expanduser().absolute() for path in getattr(args, "batch_root", []) or ()),
         queue_size=getattr(args, "queue_size", 16),
+        queue_per_user=getattr(args, "queue_per_user", 4),
         admin_interrupt=getattr(args, "admin_interrupt", False),
+        upload_quota_mb=getattr(args, "upload_quota_mb", 256),
+        upload_total_mb=getattr(args, "upload_total_mb", 2048),
+        upload_max_age=getattr(args, "upload_max_age", 3600),
         control_net_unit_count=getattr(args, "control_net_unit_count", 3),
     )
 

@@ -16,7 +16,7 @@ import json
 import random
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from PIL import Image
 
@@ -80,7 +80,7 @@ class RemoteModels(ModelService):
             return self.current_title()
         return find_model(name, self.settings).title
 
-    def load(self, title: str, *, allow_hub: bool = False) -> str:
+    def load(self, title: str, *, allow_hub: bool = False, owner: str | None = None) -> str:
         """Make `title` the model of requests that name none; a replica loads it now (between its jobs)."""
         entry = find_model(title, self.settings, allow_hub=allow_hub or self.settings.allow_hub)
         self.facts(entry.title)
@@ -118,7 +118,8 @@ class RemoteGeneration(GenerationService):
         images = [land(shipped, target) for shipped in result.images]
         return JobResult(result.request, images, result.interrupted, result.notices, result.skipped)
 
-    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None) -> Reproduction:
+    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None,
+                        owner: str | None = None) -> Reproduction:
         recipe = read_recipe(source)
         refuse_unknown_model(recipe.request.model, self.models.titles())
         admit(recipe.request, self.settings.control_net_unit_count)
@@ -162,8 +163,9 @@ class RemoteExtras(ExtrasService):
         self.client = client
         self.models = models
 
-    def upscale(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
-        results, _info = self.client.call("extras", self.models.current_title(), list(images),
+    def upscale(self, images: Sequence[Any], request: ExtrasRequest) -> list[Image.Image]:
+        loaded = [source() if callable(source) else source for source in images]
+        results, _info = self.client.call("extras", self.models.current_title(), loaded,
                                           dataclasses.asdict(request))
         return results
 
@@ -207,7 +209,7 @@ def connect_services(settings: Settings, client: ClusterClient, capacity: int) -
         settings=settings, generation=generation, models=models, networks=networks,
         control=ControlService(settings, models, engine.preprocessors), outputs=outputs,
         extras=RemoteExtras(settings, engine, outputs, client, models), styles=styles,
-        extensions=ExtensionService(settings, manager, generation, models),
+        extensions=ExtensionService(settings, manager, generation, models, outputs.folder),
         cluster=ClusterView(client, models, capacity),
     )
 

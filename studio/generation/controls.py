@@ -140,7 +140,8 @@ def _alphas(scheduler: Any) -> torch.Tensor:
     if alphas is None:
         from diffusers import DDPMScheduler
 
-        alphas = DDPMScheduler.from_config(scheduler.config).alphas_cumprod
+        keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
+        alphas = DDPMScheduler(**{k: scheduler.config[k] for k in keys if k in scheduler.config}).alphas_cumprod
     return torch.as_tensor(alphas)
 
 

@@ -80,9 +80,13 @@ class ExtrasRequest:
         return self.upscaler_1 != "None" or (self.upscaler_2 != "None" and self.extras_upscaler_2_visibility > 0)
 
     def target_size(self, image: Image.Image) -> tuple[int, int]:
+        return self.target_size_of(image.width, image.height)
+
+    def target_size_of(self, width: int, height: int) -> tuple[int, int]:
+        """The output size for an input of this size (admission knows sizes from headers only)."""
         if self.resize_mode == 1:
             return self.upscaling_resize_w, self.upscaling_resize_h
-        return round(image.width * self.upscaling_resize), round(image.height * self.upscaling_resize)
+        return round(width * self.upscaling_resize), round(height * self.upscaling_resize)
 
     def info(self) -> str:
         """What was done, in A1111's "Postprocess upscale by" wording."""

@@ -51,7 +51,9 @@ class AppliedNetworks:
     expansions: tuple[tuple[str, str], ...] = ()  # embedding name -> its placeholder tokens
 
     def encoded(self, text: str) -> str:
-        """Another text of the run (a per-image prompt) with the run's embeddings put in."""
+        """Another text of the run (a per-image prompt) as it is encoded: network tags taken out,
+        the run's embeddings put in."""
+        text = extract_network_tags(text)[0]
         return NameMatcher(dict(self.expansions)).rewrite(text, dict(self.expansions)) if self.expansions else text
 
     def infotext(self) -> dict[str, str]:

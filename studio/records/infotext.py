@@ -67,6 +67,10 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         params["Cache interval"] = request.cache_interval
     if request.clip_skip != 1:
         params["Clip skip"] = request.clip_skip
+    if request.token_merging_ratio > 0:  # A1111's keys
+        params["Token merging ratio"] = request.token_merging_ratio
+    if request.s_min_uncond > 0:
+        params["NGMS"] = request.s_min_uncond
     if request.styles:  # the prompts above are already expanded; the names are a record (not re-applied)
         params["Styles"] = json.dumps(list(request.styles), ensure_ascii=False)
     params.update(hires_params(request))
@@ -299,6 +303,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Inpaint area": ("inpaint_full_res", lambda v: v == "Only masked"),
     "Mask mode": ("inpainting_mask_invert", lambda v: v == "Inpaint not masked"),
     "Cache interval": ("cache_interval", int),
+    "Token merging ratio": ("token_merging_ratio", float),
+    "NGMS": ("s_min_uncond", float),
     "Hires upscale": ("hr_scale", float),
     "Hires resize-1": ("hr_resize_x", int),
     "Hires resize-2": ("hr_resize_y", int),

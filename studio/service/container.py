@@ -64,13 +64,13 @@ def build_services(settings: Settings, engine: Engine | None = None, extensions:
     on_gpu = gpu_wrapper()
     styles = StyleService(settings)
     outputs = OutputService(settings, styles)
-    models = ModelService(settings, engine)
     generation = LocalGeneration(settings, engine, manager, styles, outputs,
                                  runner=GpuEngine(engine, on_gpu) if on_gpu else None)
+    models = ModelService(settings, engine, generation.queue)  # switches and Extras wait in generation's queue
     return Services(
         settings=settings, generation=generation, models=models,
         networks=NetworkService(settings, engine.networks, models),
         control=ControlService(settings, models, engine.preprocessors),
-        outputs=outputs, extras=ExtrasService(settings, engine, outputs), styles=styles,
-        extensions=ExtensionService(settings, manager, generation, models),
+        outputs=outputs, extras=ExtrasService(settings, engine, outputs, generation.queue), styles=styles,
+        extensions=ExtensionService(settings, manager, generation, models, outputs.folder),
     )

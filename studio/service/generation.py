@@ -42,7 +42,7 @@ class LocalGeneration(GenerationService):
         self.extensions = extensions
         self.styles = styles
         self.outputs = outputs
-        self.queue = JobQueue(settings.queue_size)
+        self.queue = JobQueue(settings.queue_size, per_user=settings.queue_per_user)
         self._acting = threading.local()  # whom submits on this thread are for (acting_for)
         self._submitting: set[int] = set()  # threads inside submit (a SIGTERM there only interrupts)
 
@@ -78,6 +78,10 @@ class LocalGeneration(GenerationService):
             yield
         finally:
             self._acting.who = previous
+
+    def acting_user(self) -> str | None:
+        who = getattr(self._acting, "who", None)
+        return who[2] if who else None
 
     def _run(self, request: GenerationRequest, on_step: StepCallback | None, save: bool, directory: Path | None,
              user: str | None, job: Job) -> JobResult:
@@ -156,7 +160,8 @@ class LocalGeneration(GenerationService):
         except NoRecipeError as error:
             return [str(error)]
 
-    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None) -> Reproduction:
+    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None,
+                        owner: str | None = None) -> Reproduction:
         """The recipe's request already went through the before_generate hooks when it was made, so they
         are not run again (a hook that appends to the prompt would append twice); after_image hooks
         are, since they changed the saved pixels."""
@@ -166,8 +171,12 @@ class LocalGeneration(GenerationService):
         warnings = recipe_warnings(recipe, self.engine.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None
-        job = jobs.generate(recipe.request, self.runner, self.outputs.user_settings(user), save=save, after_image=after,
-                            image_prompts=recipe.image_prompts())
+        place = self.enqueue(recipe.request, owner or LOCAL)  # the same queue, limits and share as a job
+        try:
+            job = jobs.generate(recipe.request, QueuedRuns(self.runner, self.queue, place), self.outputs.user_settings(user),
+                                save=save, after_image=after, image_prompts=recipe.image_prompts())
+        finally:
+            self.queue.finish(place)
         if job.interrupted or recipe.position >= len(job.images):
             raise StudioError("the reproduction was interrupted")
         return Reproduction(job.images[recipe.position], job.request, warnings + notices)

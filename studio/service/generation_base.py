@@ -41,16 +41,23 @@ class GenerationService(ABC):
         under `owner` (or the place `job` already took), run, saved in the user's outputs."""
 
     @abstractmethod
-    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None) -> Reproduction:
-        """Regenerate the image from its PNG's recipe (a PNG is hostile input: admitted like a request)."""
+    def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None,
+                        owner: str | None = None) -> Reproduction:
+        """Regenerate the image from its PNG's recipe (a PNG is hostile input: admitted like a request);
+        it waits its turn in the queue under `owner` (the user's, else the operator's) like a job."""
 
     @abstractmethod
     def reproduce_warnings(self, path: Path) -> list[str]:
         """Why a reproduction of this PNG may differ here (model hash, library versions, threads)."""
 
+    def acting_user(self) -> str | None:
+        """The user whom work on this thread is for (acting_for), None when no one's: whose outputs folder
+        a script's own images (grids) go to."""
+        return None
+
     def reproduce(self, path: Path, user: str | None = None) -> tuple[str | None, str, list[str]]:
         """Regenerate the PNG's image and save it in the user's outputs: (path, infotext, warnings)."""
-        result = self.reproduce_image(path, save=True, user=user)
+        result = self.reproduce_image(path, save=True, user=user, owner=f"user:{user}" if user else None)
         saved = result.image
         return (str(saved.path) if saved.path else None), saved.infotext, result.warnings
 

@@ -2,6 +2,7 @@
 between jobs (never during one: the switch takes the engine's turn)."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from types import MappingProxyType
 from typing import Mapping
 
@@ -17,14 +18,16 @@ from studio.generation.samplers import (
 )
 from studio.generation.schedules import SCHEDULES
 from studio.networks.embeddings import text_width
+from studio.service.queue import LOCAL, JobQueue
 from studio.service.results import ModelFacts
 from studio.settings import Settings
 
 
 class ModelService:
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, queue: JobQueue | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.queue = queue  # a switch takes a place and a turn in generation's queue, like a job
 
     # -- what can run ----------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -95,10 +98,12 @@ class ModelService:
         """The loaded model's default size (512 for SD 1.x, 768 for SD 2.x v, 1024 for SDXL)."""
         return self.current().native_size
 
-    def load(self, title: str, *, allow_hub: bool = False) -> str:
+    def load(self, title: str, *, allow_hub: bool = False, owner: str | None = None) -> str:
         """Switch models between jobs; returns the loaded title. A failure keeps the previous model.
-        `allow_hub`: the caller (the command line) is trusted to name a Hub repo id."""
-        return self.engine.load_model(title, allow_hub=allow_hub).entry.title
+        `allow_hub`: the caller (the command line) is trusted to name a Hub repo id. `owner`: whose
+        place in the queue the switch takes (the operator's when None)."""
+        with self.queue.exclusive(owner or LOCAL) if self.queue is not None else nullcontext():
+            return self.engine.load_model(title, allow_hub=allow_hub).entry.title
 
 
 def model_facts(loaded: LoadedModel) -> ModelFacts:

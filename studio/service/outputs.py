@@ -21,8 +21,9 @@ class OutputService:
         self._lock = threading.Lock()
 
     def folder(self, user: str | None) -> Path:
-        """outputs/<user>/ when several users share the studio, else outputs/."""
-        return outputs_for(self.settings.outputs_dir, self.users, user)
+        """outputs/<user>/ when several users share the studio; on a hosted demo each browser session's
+        own folder (outputs/sessions/<digest>/: its outputs, History and deletes); else outputs/."""
+        return outputs_for(self.settings.outputs_dir, self.users, user, per_session=self.settings.hosted_demo)
 
     def user_settings(self, user: str | None) -> Settings:
         """The settings a user's jobs run with: their outputs folder."""

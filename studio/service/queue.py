@@ -23,10 +23,15 @@ from studio.errors import StudioError
 
 LOCAL = "local"  # the owner of jobs submitted without one (CLI, scripts, extensions)
 DEFAULT_QUEUE_SIZE = 16
+DEFAULT_PER_USER = 4
 
 
 class QueueFullError(StudioError):
     """The queue holds its maximum of jobs: try again later (HTTP 503)."""
+
+
+class QueueShareError(QueueFullError):
+    """The owner already has its share of the queue (--queue-per-user) waiting or running (HTTP 429)."""
 
 
 class JobCancelled(StudioError):
@@ -84,8 +89,13 @@ def clock(seconds: float) -> str:
 class JobQueue:
     """Held by the studio (not global). Threads call `add`, then `turn(job)` once per iteration."""
 
-    def __init__(self, size: int = DEFAULT_QUEUE_SIZE, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, size: int = DEFAULT_QUEUE_SIZE, clock: Callable[[], float] = time.monotonic,
+                 per_user: int | None = None) -> None:
         self.size = size
+        # Each owner's share (LOCAL, the operator's CLI and scripts, has none): so that one user's
+        # jobs never fill the queue, another is admitted while others hold fewer than `size` jobs.
+        self.per_user = per_user if per_user is not None else size
+        self._holder: int | None = None  # the thread running the active turn (exclusive() re-enters it)
         self._clock = clock
         self._cond = threading.Condition()
         self._jobs: list[Job] = []  # not finished, in arrival order
@@ -100,6 +110,10 @@ class JobQueue:
     # -- joining and leaving -----------------------------------------------------------------
     def add(self, owner: str, session: str | None = None, steps: int = 1, iterations: int = 1) -> Job:
         with self._cond:
+            owned = sum(1 for job in self._jobs if job.owner == owner)
+            if owner != LOCAL and owned >= self.per_user:
+                raise QueueShareError(f"you already have {owned} job(s) waiting or running, your share of the queue "
+                                      f"(--queue-per-user {self.per_user}): wait for one to finish")
             if len(self._jobs) >= self.size:
                 raise QueueFullError(f"the queue is full ({self.size} jobs): try again in a moment")
             job = Job(owner, session or owner, max(1, steps), max(1, iterations), next(self._counter))
@@ -129,7 +143,7 @@ class JobQueue:
             if job.cancelled:
                 self._cond.notify_all()
                 raise JobCancelled("cancelled while waiting in the queue")
-            self._active, job.state = job, "running"
+            self._active, job.state, self._holder = job, "running", threading.get_ident()
             self._served[job.owner] = next(self._turns)
             job.turn_started = self._clock()
         try:
@@ -139,9 +153,24 @@ class JobQueue:
                 job.ran_for += self._clock() - job.turn_started
                 job.done_iterations += 1
                 job.state = "waiting"
-                self._active = None
+                self._active, self._holder = None, None
                 self._last_step = None
                 self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self, owner: str, session: str | None = None, steps: int = 1) -> Iterator[Job | None]:
+        """A heavy piece of work that is not a generation (Extras, a model switch): it takes a place
+        (the same limits and shares: QueueFullError / QueueShareError at once) and one turn. On the
+        thread that already holds the turn (a script switching models inside its job) it just runs."""
+        if self._holder == threading.get_ident():
+            yield None
+            return
+        job = self.add(owner, session, steps, 1)
+        try:
+            with self.turn(job):
+                yield job
+        finally:
+            self.finish(job)
 
     def _pick(self, candidates: Any, served: dict[str, int] | None = None) -> Job | None:
         """Round-robin: the owner served longest ago (never served: first), its oldest job."""

@@ -4,6 +4,7 @@ With more than one user, each user's outputs go under outputs/<user>/ (A1111's l
 and every route that lists, serves or deletes outputs looks only there."""
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from studio.errors import StudioError
 from studio.settings import Settings
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+SESSION = "session:"  # a browser session without a login, as the UI names it (ui/sharing.py)
+SESSIONS_FOLDER = "sessions"  # outputs/sessions/<digest>/ on a hosted demo
 
 
 class UserNameError(StudioError):
@@ -43,9 +46,13 @@ def check_user_names(names: tuple[str, ...]) -> None:
                                 "_ . @ - (at most 64, not ending in -images)")
 
 
-def outputs_for(root: Path, users: tuple[str, ...], user: str | None) -> Path:
-    """outputs/<user>/ when several users share the studio and `user` is one of them; else outputs/
+def outputs_for(root: Path, users: tuple[str, ...], user: str | None, per_session: bool = False) -> Path:
+    """outputs/<user>/ when several users share the studio and `user` is one of them; on a hosted demo
+    (`per_session`) a browser session without a login is its own user: outputs/sessions/<digest>/,
+    named by a digest of its secret session id (nobody else can name it, nor list it); else outputs/
     (a single-user studio, the CLI, callers without a login — outputs/ is in no user's history)."""
+    if per_session and user is not None and user.startswith(SESSION) and len(user) > len(SESSION):
+        return root / SESSIONS_FOLDER / hashlib.sha256(user.encode()).hexdigest()[:32]
     if len(users) < 2 or user not in users:
         return root
     return root / user

@@ -9,7 +9,7 @@ from PIL import Image
 
 from studio.ui.batch import folder_boxes, shown
 from studio.ui.errors import user_errors
-from studio.ui.sharing import user_of
+from studio.ui.sharing import owner_of, user_of
 
 if TYPE_CHECKING:
     from studio.service.extras import ExtrasService
@@ -75,7 +75,7 @@ def build_extras_tab(extras: "ExtrasService") -> dict[str, gr.components.Compone
                 items, _ = shown(result.paths, extras.settings.outputs_dir)
                 return items, result.summary() + "\n" + (result.infotexts[0] if result.infotexts else "")
             else:
-                paths, text = extras.run(_images(kind, single, batch), values, user=user_of(http))
+                paths, text = extras.run(_images(kind, single, batch), values, user=user_of(http), owner=owner_of(http))
         return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text
 
     run.click(upscale, inputs=[source, image, files, folders["input_dir"], folders["output_dir"], mode, scale, width,

@@ -17,12 +17,16 @@ def session_of(http: gr.Request | None) -> str:
 
 
 def user_of(http: gr.Request | None) -> str | None:
-    return getattr(http, "username", None) or None
+    """The login, else the browser session ("session:<id>"): whose outputs and History these are. The
+    service gives a session its own folder only on a hosted demo (elsewhere it uses outputs/)."""
+    login = getattr(http, "username", None) or None
+    session = getattr(http, "session_hash", None)
+    return login or (f"session:{session}" if session else None)
 
 
 def owner_of(http: gr.Request | None) -> str:
     """A logged-in user's tabs share one turn (as its API calls do); else each tab is its own owner."""
-    user = user_of(http)
+    user = getattr(http, "username", None) or None
     return f"user:{user}" if user else f"session:{session_of(http)}"
 
 

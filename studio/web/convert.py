@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from studio.generation.extras_request import refuse_face_restoration
-from studio.images import decode_image
+from studio.images import decode_image, peek_size
 from studio.request import GenerationRequest, RequestError
+from studio.service.admission import admit_inputs
 from studio.web.checkpoints import resolve_checkpoint
 from studio.web.controlnet_units import controlnet_units
 from studio.web.schemas import Img2ImgBody, Txt2ImgBody
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 def to_request(body: Txt2ImgBody, services: "Services") -> GenerationRequest:
     refuse_unsupported(body)
+    admit_inputs([(name, peek_size(text, name)) for name, text in body_images(body)])  # before any decode
     values: dict[str, Any] = {
         "prompt": body.prompt,
         "negative_prompt": body.negative_prompt,
@@ -39,6 +41,8 @@ def to_request(body: Txt2ImgBody, services: "Services") -> GenerationRequest:
         "cache_interval": cache_interval(body.override_settings),
         "vae": vae_override(body.override_settings),
         "clip_skip": clip_skip(body.override_settings),
+        "token_merging_ratio": (body.override_settings or {}).get("token_merging_ratio", 0.0),  # A1111's option
+        "s_min_uncond": (body.override_settings or {}).get("s_min_uncond", body.s_min_uncond),
         "styles": tuple(body.styles or ()),  # expanded (and unknown names refused) by the generation service
         "refiner_checkpoint": refiner_checkpoint(body.refiner_checkpoint, services),
         "refiner_switch_at": body.refiner_switch_at,
@@ -51,6 +55,25 @@ def to_request(body: Txt2ImgBody, services: "Services") -> GenerationRequest:
     values["controlnet_units"] = controlnet_units(body.alwayson_scripts, services.control, values["model"],
                                                  has_source=isinstance(body, Img2ImgBody))
     return GenerationRequest(**values).validate()
+
+
+def body_images(body: Txt2ImgBody) -> list[tuple[str, str]]:
+    """Every base64 image the body brings (init image, mask, ControlNet units'), by name, undecoded."""
+    found: list[tuple[str, str]] = []
+    if isinstance(body, Img2ImgBody):
+        found += [(f"init_images[{i}]", text) for i, text in enumerate(body.init_images[:1] or []) if isinstance(text, str)]
+        if isinstance(body.mask, str) and body.mask:
+            found.append(("mask", body.mask))
+    for key, script in (body.alwayson_scripts or {}).items():
+        args = script.get("args") if isinstance(script, dict) else None
+        if key.lower() != "controlnet" or not isinstance(args, list):
+            continue
+        for index, unit in enumerate(args):
+            image = (unit.get("image") or unit.get("input_image")) if isinstance(unit, dict) else None
+            image = image.get("image") if isinstance(image, dict) else image
+            if isinstance(image, str) and image:
+                found.append((f"ControlNet unit {index} image", image.strip()))
+    return found
 
 
 def preset_values(body: Txt2ImgBody) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 
 from studio.errors import StudioError, UnknownSamplerError
 from studio.request import RequestError
-from studio.service.queue import QueueFullError
+from studio.service.queue import QueueFullError, QueueShareError
 
 MAX_ECHO = 80  # characters of a rejected value quoted back
 
@@ -68,6 +68,8 @@ class StudioRoute(APIRoute):
             except RequestValidationError as error:
                 errors = error.errors()
                 return JSONResponse(status_code=422, content={"detail": error_message(errors), "errors": error_list(errors)})
+            except QueueShareError as error:  # this caller's share is taken; others are still admitted
+                return JSONResponse(status_code=429, content={"detail": str(error)}, headers={"Retry-After": "10"})
             except QueueFullError as error:  # never a hang: the client is told to come back
                 return JSONResponse(status_code=503, content={"detail": str(error)}, headers={"Retry-After": "10"})
             except (RequestError, UnknownSamplerError, StudioError) as error:

@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from studio.generation.extras_request import ExtrasRequest
-from studio.images import decode_image
+from studio.images import decode_image, peek_size
 from studio.request import MAX_TOTAL_IMAGES, RequestError
+from studio.service.admission import admit_extras, admit_inputs
+from studio.web.callers import caller
 
 if TYPE_CHECKING:
     from studio.service.container import Services
 
 PREFIX = "/sdapi/v1"
-MAX_BATCH_OUTPUT_PIXELS = 2**28  # what one /extra-batch-images answer may hold (about 800 MB of RGB)
 
 
 class ExtrasBaseBody(BaseModel):
@@ -84,24 +85,30 @@ def routes(router: APIRouter, services: "Services") -> None:
     extras = services.extras
 
     @router.post(f"{PREFIX}/extra-single-image", response_model=ExtrasSingleResponse)
-    def extra_single_image(body: ExtrasSingleBody) -> dict[str, Any]:
-        image = decode_image(body.image.strip(), "image")
-        results, info = extras.run([image], _fields(body), save=False)
+    def extra_single_image(body: ExtrasSingleBody, http: Request) -> dict[str, Any]:
+        text = body.image.strip()
+        size = peek_size(text, "image")  # admitted from its header, decoded only once admitted
+        admit_inputs([("image", size)])
+        admit_extras([size], _fields(body))
+        results, info = extras.run([lambda: decode_image(text, "image")], _fields(body), save=False,
+                                   owner=caller(http).owner)
         return {"html_info": f"<p>{info}</p>", "image": _png(results[0])}
 
     @router.post(f"{PREFIX}/extra-batch-images", response_model=ExtrasBatchResponse)
-    def extra_batch_images(body: ExtrasBatchBody) -> dict[str, Any]:
+    def extra_batch_images(body: ExtrasBatchBody, http: Request) -> dict[str, Any]:
         if not body.imageList:
             raise RequestError("imageList: give at least one image")
-        if len(body.imageList) > MAX_TOTAL_IMAGES:  # all are decoded and answered at once
+        if len(body.imageList) > MAX_TOTAL_IMAGES:
             raise RequestError(f"imageList: {len(body.imageList)} images is more than {MAX_TOTAL_IMAGES} in one "
                                "request; send them in smaller batches")
-        images = [decode_image(item.data.strip(), f"imageList[{i}]") for i, item in enumerate(body.imageList)]
-        sizes = [ExtrasRequest.from_dict(_fields(body)).target_size(image) for image in images]
-        if sum(w * h for w, h in sizes) > MAX_BATCH_OUTPUT_PIXELS:
-            raise RequestError(f"imageList: the upscaled images would hold {sum(w * h for w, h in sizes):,} pixels, "
-                               f"more than {MAX_BATCH_OUTPUT_PIXELS:,} in one answer; send fewer images")
-        results, info = extras.run(images, _fields(body), save=False)
+        # Every header is read and the totals admitted before any image is decoded; then the images
+        # are decoded one at a time, each as its turn comes.
+        texts = [(f"imageList[{i}]", item.data.strip()) for i, item in enumerate(body.imageList)]
+        sizes = [(name, peek_size(text, name)) for name, text in texts]
+        admit_inputs(sizes)
+        admit_extras([size for _, size in sizes], _fields(body))
+        loaders = [partial(decode_image, text, name) for name, text in texts]
+        results, info = extras.run(loaders, _fields(body), save=False, owner=caller(http).owner)
         return {"html_info": f"<p>{info}</p>", "images": [_png(image) for image in results]}
 
     @router.get(f"{PREFIX}/upscalers", response_model=list[UpscalerItem])

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from studio.service.uploads import UploadQuota
 from studio.service.users import user_names
 from studio.web import cluster, controlnet, docs, extras, generation, networks, options, pnginfo, presets, progress
 from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_auth_dependency, limit_body_size
 from studio.web.errors import StudioRoute
 from studio.web.outputs_guard import OwnOutputsOnly
+from studio.web.upload_guard import UploadQuotaGuard
 
 if TYPE_CHECKING:
     from studio.service.container import Services
@@ -39,7 +42,8 @@ def mount_api(app: FastAPI, services: "Services", policy: AccessPolicy) -> None:
     app.include_router(build_api(services, policy))
     added = app.router.routes[before:]
     del app.router.routes[before:]
-    guards = sum(isinstance(route, (RefuseApiListing, RequireLogin, OwnOutputsOnly)) for route in app.router.routes[:3])
+    guards = sum(isinstance(route, (RefuseApiListing, RequireLogin, OwnOutputsOnly, UploadQuotaGuard))
+                 for route in app.router.routes[:4])
     app.router.routes[guards:guards] = added  # after the guards, before Gradio's routes
 
 
@@ -53,6 +57,10 @@ def mounting_lifespan(services: "Services", policy: AccessPolicy, api: bool) -> 
         users = user_names(services.settings)
         if len(users) > 1:  # each user's outputs/<user>/ is served to that user only
             app.router.routes.insert(0, OwnOutputsOnly(app, services.settings.outputs_dir, users))
+        settings = services.settings
+        if settings.hosted_demo or settings.listens_publicly:  # a shared server: uploads have quotas
+            cache = Path(getattr(app.get_blocks(), "GRADIO_CACHE", "")) if hasattr(app, "get_blocks") else Path()
+            app.router.routes.insert(0, UploadQuotaGuard(UploadQuota(settings), cache, settings.hosted_demo))
         if policy.ui:
             app.router.routes.insert(0, RequireLogin(app))
         if api:

@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from studio.checkpoints.catalog import ModelEntry
 from studio.records import storage
 from studio.request import RequestError
+from studio.web.callers import caller
 from studio.web.checkpoints import current_title, resolve_checkpoint
 from studio.web.schemas import SamplerItem, SDModelItem
 
@@ -50,14 +51,14 @@ def routes(router: APIRouter, services: "Services") -> None:
                 "outdir_txt2img_samples": str(storage.output_dir(services.settings.outputs_dir, "txt2img").parent)}
 
     @router.post(f"{PREFIX}/options")
-    def set_options(options: dict[str, Any]) -> None:
+    def set_options(options: dict[str, Any], http: Request) -> None:
         """Only sd_model_checkpoint and sd_vae are honoured; other A1111 options are accepted and ignored."""
         if "sd_vae" in options:
             if not isinstance(options["sd_vae"], str):
                 raise RequestError("sd_vae must be a VAE name (see /sdapi/v1/sd-vae) or \"Automatic\"")
             services.networks.select_vae(options["sd_vae"])
         if "sd_model_checkpoint" in options:
-            switch_model(services, options["sd_model_checkpoint"])
+            switch_model(services, options["sd_model_checkpoint"], caller(http).owner)
 
 
 def model_item(entry: ModelEntry, services: "Services") -> dict[str, Any]:
@@ -75,10 +76,10 @@ def model_item(entry: ModelEntry, services: "Services") -> dict[str, Any]:
     }
 
 
-def switch_model(services: "Services", title: Any) -> None:
+def switch_model(services: "Services", title: Any, owner: str | None = None) -> None:
     """Load the model between generations; a failure raises and keeps the previous model."""
     entry = resolve_checkpoint(title, services)
-    services.models.load(entry.title)  # takes the engine's turn: never during a generation
+    services.models.load(entry.title, owner=owner)  # a place and a turn in the queue: never during a generation
 
 
 def flag_routes(router: APIRouter, services: "Services") -> None:

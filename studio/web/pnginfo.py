@@ -5,11 +5,12 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from studio.images import decode_image
 from studio.records import infotext, storage
 from studio.service.results import JobResult
+from studio.web.callers import caller
 from studio.web.responses import encode_saved, generation_info
 from studio.web.schemas import PngInfoBody, PngInfoResponse, ReproduceBody, ReproduceResponse
 
@@ -30,11 +31,11 @@ def routes(router: APIRouter, services: "Services") -> None:
         return {"info": text, "items": chunks, "parameters": parameters}
 
     @router.post(f"{STUDIO_PREFIX}/reproduce", response_model=ReproduceResponse, tags=["studio"])
-    def reproduce_image(body: ReproduceBody) -> dict[str, Any]:
+    def reproduce_image(body: ReproduceBody, http: Request) -> dict[str, Any]:
         """Regenerate the exact image from one of our PNGs (its `studio` recipe chunk)."""
         image = decode_image(body.image.strip(), "image")
         started = datetime.now()
-        done = services.generation.reproduce_image(image)
+        done = services.generation.reproduce_image(image, owner=caller(http).owner)
         # `info` describes the one image returned; `parameters` is what was run (its whole batch).
         alone = done.request.replace(seed=done.image.seed, batch_size=1, n_iter=1)
         info = generation_info(JobResult(alone, [done.image], interrupted=False), services, started)

@@ -60,6 +60,7 @@ class Txt2ImgBody(BaseModel):
     send_images: bool = True
     # The studio's: a preset from presets/ ("lcm", "turbo", ...) fills the fields the body leaves unset.
     preset: str | None = None
+    s_min_uncond: Float = 0.0  # A1111's "Negative Guidance minimum sigma"
     save_images: bool = False
     alwayson_scripts: dict[str, Any] | None = None
 

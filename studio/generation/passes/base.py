@@ -17,6 +17,7 @@ from studio.generation.modes import ModeInputs
 from studio.generation.passes import hires, refiner
 from studio.generation.pipelines import pipeline_for, scheduler_for
 from studio.generation.plan import RunPlan
+from studio.generation.speedups import skip_uncond_at_low_sigma, token_merging
 from studio.generation.stepcache import step_cache
 from studio.generation.steps import Steps
 from studio.generation.vae_guard import nan_safe_decode
@@ -37,7 +38,9 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     noise = variation_noise(pipe, request, seeds, inputs.width, inputs.height)
     if noise is not None:
         pipe.scheduler = with_noise(pipe.scheduler, noise)  # img2img/inpaint add their noise there
-    prompts, text_kwargs = text_inputs(model, request, plan.prompts, image_prompts, len(seeds), plan.networks)
+    # per-image prompts are compared with the prompt as requested (the encoded one has its network
+    # tags taken out and its embeddings put in)
+    prompts, text_kwargs = text_inputs(model, plan.request, plan.prompts, image_prompts, len(seeds), plan.networks)
     swaps = prompts.conditioning is not None and prompts.conditioning.changes
     kwargs: dict[str, Any] = dict(
         **text_kwargs,
@@ -58,7 +61,8 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     kwargs.update(control_kwargs(inputs.mode, controls), **ip_adapter_kwargs(controls))
     with (torch.inference_mode(), steering(plan.settings, model, pipe, controls, request, seeds[0]),
           step_cache(pipe, request.cache_interval), nan_safe_decode(pipe.vae),
-          composable(pipe, prompts.conditioning, len(seeds), inputs.steps_to_run(request))):
+          composable(pipe, prompts.conditioning, len(seeds), inputs.steps_to_run(request)),
+          token_merging(pipe, request.token_merging_ratio), skip_uncond_at_low_sigma(pipe, request.s_min_uncond)):
         output = pipe(**kwargs)
     return output.images, True
 

@@ -2,7 +2,7 @@
 and attributed), the narrow context they get, and running a script by name from the API."""
 from __future__ import annotations
 
-from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from studio.api import ExtensionContext
@@ -22,7 +22,8 @@ Progress = Callable[[float, str], None]
 
 class ExtensionService:
     def __init__(self, settings: Settings, manager: ExtensionManager, generation: GenerationService,
-                 models: ModelService) -> None:
+                 models: ModelService, outputs_folder: Callable[[str | None], Path] | None = None) -> None:
+        self.outputs_folder = outputs_folder  # a user's outputs folder (OutputService.folder)
         self.settings = settings
         self.manager = manager
         self.generation = generation
@@ -54,8 +55,14 @@ class ExtensionService:
         return ExtensionContext(
             submit=submit, settings=settings_view(self.settings), samplers=self.models.samplers(),
             model_titles=self.models.titles, current_model=self.models.current_title, load_model=self.models.load,
-            save_image=partial(save_output, self.settings.outputs_dir), progress=progress,
+            save_image=self._save_image, progress=progress,
         )
+
+    def _save_image(self, image: Any, folder: str, infotext: str, seed: int) -> Any:
+        """A script's own image (an X/Y/Z grid, a prompt matrix) goes to the outputs of whom the script
+        runs for (outputs/<user>/<folder>/ with several users), where its owner may fetch it."""
+        root = self.outputs_folder(self.generation.acting_user()) if self.outputs_folder else self.settings.outputs_dir
+        return save_output(root, image, folder, infotext, seed)
 
     def tabs(self) -> list[GuardedTab]:
         return self.manager.guarded_tabs(self.context())
