@@ -131,7 +131,10 @@ class KScheduler(SchedulerMixin, ConfigMixin):
 
     @property
     def budget(self) -> int:
-        return self.spec.budget(self.num_inference_steps) if self.spec.budget else 0
+        """Adaptive samplers: the model evaluations the run may spend (the loop's length from its start)."""
+        if not self.spec.budget:
+            return 0
+        return getattr(self, "_budget", None) or self.spec.budget(self.num_inference_steps)
 
     def _schedule(self, n: int) -> list[float]:
         label = self.config.schedule if self.config.schedule != "Automatic" else self.spec.automatic
@@ -157,6 +160,7 @@ class KScheduler(SchedulerMixin, ConfigMixin):
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None, **_: Any) -> None:
         self.num_inference_steps = num_inference_steps
+        self._budget = 0
         self._sigmas = self._schedule(num_inference_steps)
         evaluations = self._plan(0)
         self.order = max(1, math.ceil((len(evaluations) - 1) / max(num_inference_steps, 1)))
@@ -169,8 +173,9 @@ class KScheduler(SchedulerMixin, ConfigMixin):
         fit in the loop that is left (an irregular sampler such as Restart)."""
         self._begin_index, start = begin_index, begin_index // self.order
         room = len(self.timesteps) - begin_index
+        self._budget = max(room, 1)  # adaptive: the evaluations the loop has left
         plan = self._plan(start)
-        while len(plan) > room and start < len(self._sigmas) - 2:
+        while len(plan) > room and start < len(self._sigmas) - 2 and not self.spec.budget:
             start += 1
             plan = self._plan(start)
         self._start, self._planned = start, plan
@@ -190,7 +195,10 @@ class KScheduler(SchedulerMixin, ConfigMixin):
     def _ensure_started(self, sample: torch.Tensor) -> None:
         if self._run is None and self._finished is None:
             self._run = self.spec.function(self._sigmas[self._start:], sample, _Noise(self, self._sigmas[self._start:]))
-            self._asked = next(self._run)
+            try:
+                self._asked = next(self._run)
+            except StopIteration:  # nothing left to denoise (a start at the last sigma)
+                self._finished = sample
 
     def _sigma(self) -> float:
         return self._asked[1] if self._asked is not None and self._finished is None else 0.0

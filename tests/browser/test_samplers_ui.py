@@ -14,8 +14,10 @@ pytestmark = pytest.mark.browser
 def options(page, dropdown: str) -> list[str]:
     page.locator(f"{dropdown} input").first.click()
     page.get_by_role("option").first.wait_for(timeout=30_000)
-    names = [name.strip() for name in page.get_by_role("option").all_inner_texts()]
-    page.keyboard.press("Escape")
+    names = [name.replace("✓", "").strip() for name in page.get_by_role("option").all_inner_texts()]
+    page.locator(f"{dropdown} input").first.press("Escape")
+    page.locator(f"{dropdown} input").first.blur()
+    page.get_by_role("option").first.wait_for(state="detached", timeout=30_000)
     return names
 
 
