@@ -209,7 +209,7 @@ def connect_services(settings: Settings, client: ClusterClient, capacity: int) -
         control=ControlService(settings, models, engine.preprocessors), outputs=outputs,
         extras=RemoteExtras(settings, engine, outputs, client, models), styles=styles,
         extensions=ExtensionService(settings, manager, generation, models),
-        cluster=ClusterView(client, models, capacity), options=OptionsService(settings, networks),
+        cluster=ClusterView(client, models, capacity), options=OptionsService(settings, networks, tuple(models.sampler_names())),
     )
 
 

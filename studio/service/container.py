@@ -69,7 +69,7 @@ def build_services(settings: Settings, engine: Engine | None = None, extensions:
     outputs = OutputService(settings, styles)
     models = ModelService(settings, engine)
     networks = NetworkService(settings, engine.networks, models)
-    options = OptionsService(settings, networks)
+    options = OptionsService(settings, networks, tuple(models.sampler_names()))
     generation = LocalGeneration(settings, engine, manager, styles, outputs,
                                  runner=GpuEngine(engine, on_gpu) if on_gpu else None, options=options)
     return Services(

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from studio.errors import RequestError, check_int, check_text, check_type
+from studio.errors import RequestError, check_int, check_number, check_text, check_type
 from studio.records.filenames import check_pattern
-from studio.request import MAX_CLIP_SKIP
+from studio.request import MAX_CFG, MAX_CLIP_SKIP, MAX_STEPS
 from studio.settings import Settings
 
 # studio.generation.previews' methods (that module imports torch; the web layer must not): a test keeps them equal
@@ -52,6 +52,11 @@ def choice(options: tuple[str, ...]) -> Check:
     return check
 
 
+def text(key: str, value: Any) -> str:
+    check_text(key, value, 200)
+    return str(value)
+
+
 def pattern(key: str, value: Any) -> str:
     check_text(key, value, 200)
     check_pattern(value)
@@ -68,10 +73,23 @@ def folder(key: str, value: Any) -> str:
     return str(value)
 
 
-def option_table(settings: Settings) -> dict[str, Option]:
-    """The keys with this run's defaults (the command line's live preview flags, its outputs folder)."""
+def number(low: float, high: float) -> Check:
+    def check(key: str, value: Any) -> float:
+        check_number(key, value, low, high)
+        return float(value)
+    return check
+
+
+def option_table(settings: Settings, samplers: tuple[str, ...] = ()) -> dict[str, Option]:
+    """The keys with this run's defaults (the command line's live preview flags, its outputs folder);
+    `samplers`: the registry's names, the choices of the default sampler."""
     every = settings.live_preview_every
     return {
+        # The txt2img/img2img forms' starting values (A1111 keeps these in ui-config.json; one store here).
+        "default_sampler_name": Option("Euler a", choice(samplers) if samplers else text, "Default sampler",
+                                       "Defaults", samplers or None),
+        "default_steps": Option(20, whole(1, MAX_STEPS), "Default sampling steps", "Defaults"),
+        "default_cfg_scale": Option(7.0, number(0.0, MAX_CFG), "Default CFG scale", "Defaults"),
         "CLIP_stop_at_last_layers": Option(1, whole(1, MAX_CLIP_SKIP), "Clip skip (requests that set none use this)",
                                            "Stable Diffusion"),
         "live_previews_enable": Option(every > 0, boolean, "Show live previews of the created image", "Live previews"),

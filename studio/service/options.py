@@ -28,10 +28,10 @@ class OptionsForbidden(StudioError):
 
 
 class OptionsService:
-    def __init__(self, settings: Settings, networks: Any = None) -> None:
+    def __init__(self, settings: Settings, networks: Any = None, samplers: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.networks = networks  # sd_vae is the network service's selection
-        self.table: dict[str, Option] = option_table(settings)
+        self.table: dict[str, Option] = option_table(settings, samplers)
         self.path = settings.outputs_dir.parent / "config.json"
         self._lock = threading.Lock()
         self._file: dict[str, Any] = {}  # everything the file holds (A1111's other keys too)
