@@ -63,6 +63,11 @@ class ExtensionService:
     def scripts(self) -> list[GuardedScript]:
         return self.manager.guarded_scripts(self.context)
 
+    def api_script_titles(self) -> list[str]:
+        """The active scripts a client may name as `script_name` (they take A1111's script_args)."""
+        return [spec.title for spec in self.manager.scripts
+                if self.manager.is_active(spec.extension) and spec.api_args is not None]
+
     def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = (),
                    owner: str | None = None, user: str | None = None) -> ScriptJob:
         """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx);
