@@ -3,11 +3,12 @@ and attributed), the narrow context they get, and running a script by name from 
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from studio.api import ExtensionContext
 from studio.request import GenerationRequest
-from studio.service.extensions.hooks import GuardedScript, GuardedTab, save_output
+from studio.service.extensions.hooks import GuardedScript, GuardedTab, save_into, save_output
 from studio.service.extensions.loading import settings_view
 from studio.service.extensions.manager import ExtensionManager
 from studio.service.extensions.scripts import ScriptJob, run_script
@@ -43,10 +44,11 @@ class ExtensionService:
         return self.manager.set_enabled(folder, enabled)
 
     def context(self, progress: Progress = lambda f, d: None,
-                notify: Callable[[str], None] = lambda t: None) -> ExtensionContext:
-        """The narrow context extension tabs and scripts get; hook notices go to `notify`."""
+                notify: Callable[[str], None] = lambda t: None, directory: Path | None = None) -> ExtensionContext:
+        """The narrow context extension tabs and scripts get; hook notices go to `notify`. `directory`:
+        every image of the run (and the script's own, e.g. a grid) is saved there (the CLI's --out)."""
         def submit(request: GenerationRequest) -> JobResult:
-            job = self.generation.submit(request)
+            job = self.generation.submit(request, directory=directory)
             for notice in job.notices:
                 notify(notice)
             return job
@@ -54,7 +56,8 @@ class ExtensionService:
         return ExtensionContext(
             submit=submit, settings=settings_view(self.settings), samplers=self.models.samplers(),
             model_titles=self.models.titles, current_model=self.models.current_title, load_model=self.models.load,
-            save_image=partial(save_output, self.settings.outputs_dir), progress=progress,
+            save_image=partial(save_output, self.settings.outputs_dir) if directory is None else partial(save_into, directory),
+            progress=progress,
         )
 
     def tabs(self) -> list[GuardedTab]:
@@ -69,9 +72,10 @@ class ExtensionService:
                 if self.manager.is_active(spec.extension) and spec.api_args is not None]
 
     def run_script(self, request: GenerationRequest, script_name: str, script_args: Sequence[Any] = (),
-                   owner: str | None = None, user: str | None = None) -> ScriptJob:
+                   owner: str | None = None, user: str | None = None, directory: Path | None = None) -> ScriptJob:
         """Run an extension's script by name with A1111's positional script_args (ScriptRequestError: 4xx);
         its jobs are queued under `owner` and saved in the user's outputs."""
         with self.generation.acting_for(owner or LOCAL, None, user):
-            return run_script(self.manager, self.context, request, script_name, script_args,
+            context = self.context if directory is None else partial(self.context, directory=directory)
+            return run_script(self.manager, context, request, script_name, script_args,
                               interrupted=self.generation.interrupt_pending)
