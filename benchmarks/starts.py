@@ -2,9 +2,12 @@
 
 - `python -m studio generate` of one default-model image (64², 20 steps: the CLI's defaults);
 - `python app.py` until its page answers HTTP 200 (the process is then stopped);
-- with `--compile`: the first start (cold compile cache) and the second (same cache folder).
+- with `--compile`: the first start (cold compile cache) and the second (same cache folder);
+- with `--floor`: the CLI's cold image against the import floor (a process that only imports torch,
+  diffusers' SD pipeline and transformers' CLIP), with the studio's passive OpenMP waiting and with
+  OMP_WAIT_POLICY=ACTIVE (the spinning it replaced), interleaved over rounds, medians.
 
-    python -m benchmarks.starts [--compile]
+    python -m benchmarks.starts [--compile] [--floor [--rounds N]]
 """
 from __future__ import annotations
 
@@ -44,6 +47,43 @@ def cli_generate(root: Path, *flags: str, env: dict[str, str] | None = None) -> 
     return {"cpu_s": round(_children_cpu() - before, 2), "wall_s": round(time.perf_counter() - wall, 2)}
 
 
+FLOOR_IMPORTS = ("import torch; from diffusers import StableDiffusionPipeline; "
+                 "from transformers import CLIPTextModel, CLIPTokenizer")
+
+
+def _without_policy() -> dict[str, str]:
+    """The environment of a user who set no OMP_WAIT_POLICY (the entry point chooses)."""
+    return {key: value for key, value in _env().items() if key != "OMP_WAIT_POLICY"}
+
+
+def import_floor(env: dict[str, str] | None = None) -> dict[str, float]:
+    """CPU and wall seconds of a process that only imports what any image needs."""
+    before, wall = _children_cpu(), time.perf_counter()
+    subprocess.run([sys.executable, "-c", FLOOR_IMPORTS], check=True, capture_output=True, cwd=PROJECT,
+                   env=env or _without_policy(), timeout=600)
+    return {"cpu_s": round(_children_cpu() - before, 2), "wall_s": round(time.perf_counter() - wall, 2)}
+
+
+def floor_comparison(root: Path, rounds: int = 3) -> dict[str, Any]:
+    """The CLI's cold image vs the import floor, one of each per round (interleaved), medians."""
+    import statistics
+
+    cases = {
+        "import floor": lambda: import_floor(),
+        "cli generate (studio: OMP_WAIT_POLICY=PASSIVE)": lambda: cli_generate(root, env=_without_policy()),
+        "cli generate, OMP_WAIT_POLICY=ACTIVE": lambda: cli_generate(root, env={**_without_policy(),
+                                                                               "OMP_WAIT_POLICY": "ACTIVE"}),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, call in cases.items():
+            samples[name].append(call()["cpu_s"])
+    floor = statistics.median(samples["import floor"])
+    return {"rounds": rounds, "load_average": list(os.getloadavg()),
+            "cpu_s": {name: {"median": round(statistics.median(v), 2), "all": v} for name, v in samples.items()},
+            "ratio_to_floor": {name: round(statistics.median(v) / floor, 2) for name, v in samples.items()}}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,11 +119,13 @@ def _process_cpu(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / ticks  # utime, stime, cutime, cstime
 
 
-def measure(compile_starts: bool = False) -> dict[str, Any]:
+def measure(compile_starts: bool = False, floor_rounds: int = 0) -> dict[str, Any]:
     with TemporaryDirectory() as tmp:
         root = Path(tmp)
         cli_generate(root)  # warm the OS file cache: every figure below is a warm-disk start
         results: dict[str, Any] = {"cli_generate": cli_generate(root), "app_to_http_200": app_to_http_200(root)}
+        if floor_rounds:
+            results["cli_vs_import_floor"] = floor_comparison(root, floor_rounds)
         if compile_starts:
             env = _env(TORCHINDUCTOR_CACHE_DIR=str(root / "inductor"))
             small = ("--compile", "--steps", "2", "--width", "64", "--height", "64")
@@ -96,11 +138,13 @@ def measure(compile_starts: bool = False) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compile", action="store_true", help="also the first and second start with --compile")
+    parser.add_argument("--floor", action="store_true", help="also the CLI against the import floor, interleaved")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --floor")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     results = {"started": started, "kind": "starts", "command": "python -m benchmarks.starts" + " --compile" * args.compile,
-               "load_average": os.getloadavg(), **measure(args.compile)}
+               "load_average": os.getloadavg(), **measure(args.compile, args.rounds if args.floor else 0)}
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / f"{started}-starts.json").write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))

@@ -38,7 +38,8 @@ RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resiz
 
 CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
 CONTROL_RESIZE_MODES = ("Just Resize", "Crop and Resize", "Resize and Fill")
-MAX_CONTROL_UNITS = 3
+MAX_CONTROL_UNITS = 10  # the ceiling of `control_net_unit_count` (sd-webui-controlnet's slider); admission checks the setting
+DEFAULT_CONTROL_UNITS = 3
 MAX_THRESHOLD = 10_000.0  # preprocessor parameters: finite, within any detector's range
 
 
@@ -59,13 +60,15 @@ class ControlUnit:
     control_mode: int = 0  # index into CONTROL_MODES
     resize_mode: int = 1  # index into CONTROL_RESIZE_MODES ("Crop and Resize", their default)
     pixel_perfect: bool = False  # preprocess at the generation size instead of the image's own
+    mask: Image.Image | None = None  # inpaint_only's area to repaint (white); None: the inpaint mask, if any
 
     def validate(self, index: int, has_source: bool) -> None:
         where = f"ControlNet unit {index}"
         if self.image is None and not has_source:
             raise RequestError(f"{where}: give a control image (or use img2img/inpaint to use the source image)")
-        if self.image is not None and not isinstance(self.image, Image.Image):
-            raise RequestError(f"{where}: image must be an image")
+        for name in ("image", "mask"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Image.Image):
+                raise RequestError(f"{where}: {name} must be an image")
         check_number(f"{where} weight", self.weight, 0.0, 2.0)
         for name in ("threshold_a", "threshold_b"):
             check_number(f"{where} {name}", getattr(self, name), -MAX_THRESHOLD, MAX_THRESHOLD)
@@ -79,15 +82,18 @@ class ControlUnit:
 
     def to_dict(self, images: bool = True) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["image"] = encode_image(self.image) if images and self.image is not None else None
+        for name in ("image", "mask"):
+            value = getattr(self, name)
+            data[name] = encode_image(value) if images and value is not None else None
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ControlUnit":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        if isinstance(values.get("image"), str):
-            values["image"] = decode_image(values["image"], "ControlNet image")
+        for name in ("image", "mask"):
+            if isinstance(values.get(name), str):
+                values[name] = decode_image(values[name], f"ControlNet {name}")
         return cls(**values)
 
 
@@ -296,8 +302,6 @@ class GenerationRequest:
             return
         if self.init_image is not None:
             raise RequestError("enable_hr (hires. fix) is for txt2img; img2img already works at the size you give")
-        if any(unit.enabled for unit in self.controlnet_units):
-            raise RequestError("enable_hr (hires. fix) with ControlNet units is not supported yet")
         if self.width is not None and self.height is not None:
             for name, value in zip(("hires width", "hires height"), self.hires_size()):
                 if not MIN_SIZE <= value <= MAX_SIZE:

@@ -55,6 +55,8 @@ class Settings:
     # Folders (besides outputs/) that batch jobs may read from when the server is reachable from
     # other machines; the local operator may name any folder (studio/service/folders.py).
     batch_roots: tuple[Path, ...] = ()
+    # ControlNet units a request may use and the UI shows (sd-webui-controlnet's `control_net_unit_count`).
+    control_net_unit_count: int = 3
 
     def replace(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

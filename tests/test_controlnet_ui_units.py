@@ -50,13 +50,17 @@ def test_widget_values_map_to_unit_fields_by_name():
 
 
 def test_every_unit_field_has_a_widget_or_a_derived_value():
-    covered = set(cv.FIELD_TYPES) | {"image", "module", "model"}
+    # "mask": in the UI inpaint_only takes the inpaint tab's mask (the engine passes it), no widget of its own.
+    covered = set(cv.FIELD_TYPES) | {"image", "module", "model", "mask"}
     assert covered == {f for f in ControlUnit.__dataclass_fields__}
 
 
 def test_control_types_and_modules_come_from_the_registry():
-    registry = {**REGISTRY, "depth_fake": (FakeSpec("depth"), None)}
-    assert cv.control_types(registry) == ["canny", "scribble", "pose", "depth"]
+    registry = {**REGISTRY, "fake": (FakeSpec("fake-type"), None)}
+    types = cv.control_types(registry)
+    assert types[:3] == ["canny", "scribble", "pose"] and types[3:] == sorted(types[3:])
+    assert set(types) == {spec.control_type for spec, _ in registry.values()} - {"any"}
+    assert {"fake-type", "tile", "inpaint", "shuffle", "reference", "depth", "ip-adapter"} <= set(types)
     for control_type in ("canny", "scribble", "pose"):
         names = [name for _, name in cv.module_choices(REGISTRY, control_type)]
         assert names == [n for n, spec in PREPROCESSORS.items() if spec.control_type == control_type]

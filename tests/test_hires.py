@@ -7,7 +7,7 @@ from PIL import Image
 
 from studio.records.infotext import params_to_request_fields, parse_infotext
 from studio.records.reproduce import reproduce_request
-from studio.request import ControlUnit, GenerationRequest, RequestError
+from studio.request import GenerationRequest, RequestError
 from studio.service.container import Services, build_services
 from studio.service.extensions.manager import ExtensionManager
 from tests.support.esrgan import write_esrgan
@@ -82,7 +82,6 @@ def test_reproduce_is_bit_identical(studio, upscaler, batch_size):
     ({"hr_upscaler": "nope"}, "unknown hr_upscaler 'nope'"),
     ({"hr_sampler_name": "nope"}, "unknown hr_sampler_name 'nope'"),
     ({"init_image": Image.new("RGB", (64, 64))}, "enable_hr .hires. fix. is for txt2img"),
-    ({"controlnet_units": (ControlUnit(image=Image.new("RGB", (64, 64))),)}, "with ControlNet units"),
 ])
 def test_bad_hires_fields_are_refused(studio, changes, message):
     with pytest.raises(RequestError, match=message):

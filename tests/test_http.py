@@ -250,8 +250,24 @@ def test_schedule_type_is_its_own_field_listed_and_recorded(client):
     response = client.post(f"{API}/txt2img", json={**BASE, "steps": 2, "sampler_name": "Euler", "scheduler": "karras"})
     assert response.status_code == 200, response.text
     assert "Sampler: Euler, Schedule type: Karras," in json.loads(response.json()["info"])["infotexts"][0]
-    refused = client.post(f"{API}/txt2img", json={**BASE, "steps": 2, "sampler_name": "DDIM", "scheduler": "Karras"})
-    assert refused.status_code == 422 and "cannot use schedule type 'Karras'" in refused.text
+    # A1111 >= 1.9 runs DDIM and Euler a on Karras (issue 25 item 2): here as k-diffusion samplers.
+    for sampler in ("DDIM", "Euler a"):
+        ran = client.post(f"{API}/txt2img", json={**BASE, "steps": 2, "sampler_name": sampler, "scheduler": "Karras"})
+        assert ran.status_code == 200, ran.text
+        assert f"Sampler: {sampler}, Schedule type: Karras," in json.loads(ran.json()["info"])["infotexts"][0]
+
+
+def test_schedulers_list_a1111s_twelve_with_rho_and_inner_model(client):
+    items = {item["label"]: item for item in client.get(f"{API}/schedulers").json()}
+    assert list(items) == ["Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform",
+                           "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM", "Beta"]
+    assert items["Karras"] == {"name": "karras", "label": "Karras", "aliases": None, "default_rho": 7.0,
+                               "need_inner_model": False}
+    assert items["Polyexponential"]["default_rho"] == 1.0 and items["Exponential"]["default_rho"] == -1
+    assert items["SGM Uniform"]["aliases"] == ["SGMUniform"] and items["SGM Uniform"]["need_inner_model"] is True
+    for name in ("align_your_steps", "KL Optimal", "SGMUniform"):  # API name, label or alias
+        ran = client.post(f"{API}/txt2img", json={**BASE, "steps": 2, "sampler_name": "DPM++ 2S a", "scheduler": name})
+        assert ran.status_code == 200, ran.text
 
 
 def test_sd_models_and_refresh(client):

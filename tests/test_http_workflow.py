@@ -83,10 +83,14 @@ def test_skip_answers_when_idle_and_progress_reports_it(client):
     assert client.get(f"{API}/progress").json()["state"]["skipped"] is False
 
 
-def test_samplers_the_model_cannot_use_carry_the_reason(client):
+def test_samplers_once_refused_on_the_default_model_now_run_and_list_no_reason(client):
+    """Issue 25 item 1: PLMS, Heun, LMS, DPM2 a … run as k-diffusion samplers on the zero-SNR model."""
     listed = {item["name"]: item["options"] for item in client.get(f"{API}/samplers").json()}
-    assert "unavailable" not in listed["Euler"]
-    assert "zero-terminal-SNR" in listed["PLMS"]["unavailable"]
+    assert "unavailable" not in listed["Euler"] and "unavailable" not in listed["PLMS"]
+    for sampler in ("PLMS", "DPM2 a Karras", "Restart"):
+        ran = client.post(f"{API}/txt2img", json={"prompt": "a red circle", "steps": 3, "width": 64, "height": 64,
+                                                  "seed": 1, "sampler_name": sampler})
+        assert ran.status_code == 200, ran.text
 
 
 def test_a_controlnet_that_does_not_fit_the_model_is_a_422_naming_the_mismatch(client):

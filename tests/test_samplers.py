@@ -9,7 +9,15 @@ import torch
 from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
 from studio.checkpoints.single_file import SHIPPED_CONFIGS
 from studio.errors import UnknownSamplerError
-from studio.generation.samplers import SAMPLERS, SamplerUnavailableError, make_scheduler, resolve_sampler_name
+from studio.generation.kscheduler import KScheduler
+from studio.generation.samplers import (
+    SAMPLERS,
+    SamplerSpec,
+    SamplerUnavailableError,
+    available_samplers,
+    make_scheduler,
+    resolve_sampler_name,
+)
 from studio.request import GenerationRequest, RequestError
 from studio.service.container import build_services
 from studio.ui.build import build_ui
@@ -23,16 +31,14 @@ def default_scheduler_config():
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_every_registered_name_builds_a_fresh_scheduler_from_the_model_config(name):
-    config = default_scheduler_config()
-    if SAMPLERS[name].unsupported_reason(config):  # refused on the zero-SNR default model: SD 1.5 then
-        with pytest.raises(SamplerUnavailableError, match="zero-terminal-SNR"):
-            make_scheduler(name, config)
-        config = SD15_CONFIG
+    config = SD15_CONFIG
     first, second = make_scheduler(name, config), make_scheduler(name, config)
     assert isinstance(first, SAMPLERS[name].scheduler) and first is not second
     for key, value in SAMPLERS[name].kwargs.items():
         assert first.config[key] == value
     assert first.config["prediction_type"] == config.get("prediction_type", "epsilon")
+    if SAMPLERS[name].diffusers_reason(default_scheduler_config()):  # on the default model: the k-diffusion one
+        assert isinstance(make_scheduler(name, default_scheduler_config()), KScheduler)
 
 
 def test_aliases_resolve_and_unknown_names_say_what_exists():
@@ -116,14 +122,20 @@ def test_every_sampler_makes_an_image_on_an_epsilon_sd15_model(sampler_engine, s
         _run(sampler_engine, "tiny-sd15", sampler, steps)
 
 
-REFUSED_ON_DEFAULT = [name for name, spec in SAMPLERS.items() if spec.unsupported_reason(default_scheduler_config())]
-LISTED_ON_DEFAULT = [name for name in SAMPLERS if name not in REFUSED_ON_DEFAULT]
+def test_a_sampler_without_a_k_diffusion_version_is_listed_with_the_reason():
+    """An extension's diffusers-only sampler keeps the refusal mechanism (issue 25: listed with why)."""
+    from diffusers import HeunDiscreteScheduler
+
+    from studio.generation.samplers import _refused_on_zero_snr
+
+    registry = {"Euler": SAMPLERS["Euler"], "Heun only": SamplerSpec(HeunDiscreteScheduler, refuse=_refused_on_zero_snr)}
+    reasons = available_samplers(default_scheduler_config(), registry)
+    assert reasons["Euler"] is None and "zero-terminal-SNR" in reasons["Heun only"]
+    with pytest.raises(SamplerUnavailableError, match="not available for this model"):
+        make_scheduler("Heun only", default_scheduler_config(), registry)
 
 
-@pytest.mark.parametrize("sampler", REFUSED_ON_DEFAULT)
-def test_samplers_that_cannot_follow_the_default_models_schedule_are_refused_with_the_reason(sampler_engine, sampler):
-    with pytest.raises(RequestError, match="not available for this model: this model's zero-terminal-SNR"):
-        _run(sampler_engine, "studio-default-64px", sampler, 21)
+LISTED_ON_DEFAULT = [name for name, spec in SAMPLERS.items() if not spec.diffusers_reason(default_scheduler_config())]
 
 
 @pytest.fixture(scope="module")
@@ -166,11 +178,12 @@ def test_schedule_type_combines_with_a_sampler_as_the_old_karras_names_did(sampl
         _run(sampler_engine, "tiny-sd15", "Euler", 3, scheduler=label)
 
 
-def test_schedule_types_a_sampler_cannot_take_are_refused_by_name(sampler_engine):
-    with pytest.raises(RequestError, match="sampler 'DDIM' cannot use schedule type 'Karras'"):
-        _run(sampler_engine, "tiny-sd15", "DDIM", 3, scheduler="Karras")
-    with pytest.raises(RequestError, match="always uses the Karras schedule; pick 'DPM\\+\\+ 2M' with schedule type"):
-        _run(sampler_engine, "tiny-sd15", "DPM++ 2M Karras", 3, scheduler="Exponential")
+def test_pairs_diffusers_lacks_run_as_k_diffusion_and_a_named_schedule_wins_as_in_a1111(sampler_engine):
+    ddim_karras = _run(sampler_engine, "tiny-sd15", "DDIM", 3, scheduler="Karras")
+    assert not np.array_equal(ddim_karras, _run(sampler_engine, "tiny-sd15", "DDIM", 3))
+    # A1111's get_sampler_and_scheduler: "DPM++ 2M Karras" keeps Karras whatever the field says.
+    assert np.array_equal(_run(sampler_engine, "tiny-sd15", "DPM++ 2M Karras", 3, scheduler="Exponential"),
+                          _run(sampler_engine, "tiny-sd15", "DPM++ 2M Karras", 3))
     with pytest.raises(RequestError, match="scheduler: unknown schedule type 'Nope'; choose one of: Automatic, Uniform"):
         _run(sampler_engine, "tiny-sd15", "Euler", 3, scheduler="Nope")
 

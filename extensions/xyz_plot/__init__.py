@@ -13,12 +13,11 @@ from typing import Any, Mapping
 from studio.api import ExtensionApi, ExtensionContext, GenerationRequest, ScriptResult
 
 from .a1111 import values_from_script_args
-from .axes import AXIS_TYPES, MAX_SEED, Axis, parse_axis
+from .axes import AXIS_TYPES, MAX_CELLS, MAX_SEED, Axis, parse_axis
 from .grid import draw_grid, side_by_side
 
 TITLE = "X/Y/Z plot"
 AXES = ("x", "y", "z")
-MAX_CELLS = 256
 PLACEHOLDER = "values separated by commas, e.g. 1, 2, 3 or 1-5 (+2)"
 
 
@@ -48,9 +47,10 @@ def plot(ctx: ExtensionContext, request: GenerationRequest, axes: list[Axis], le
     x, y, z = axes
     if all(axis.is_nothing for axis in axes):
         raise ValueError("X/Y/Z plot: choose at least one axis type")
+    total = len(x.values) * len(y.values) * len(z.values)  # counted before the cells are listed
+    if total > MAX_CELLS:
+        raise ValueError(f"X/Y/Z plot: {total} images is more than {MAX_CELLS} (the cell limit); use fewer values")
     cells = [(iz, iy, ix) for iz in range(len(z.values)) for iy in range(len(y.values)) for ix in range(len(x.values))]
-    if len(cells) > MAX_CELLS:
-        raise ValueError(f"X/Y/Z plot: {len(cells)} images is more than {MAX_CELLS}; use fewer values")
     base = _fixed_seed(request, axes)
     jobs = _run_cells(ctx, base, axes, cells)
     images = [(item.path or item.image, _caption(axes, cell)) for cell, job in jobs.items() for item in job.images]

@@ -6,6 +6,7 @@ A1111 writes them: `1-5` (1,2,3,4,5), `1-9 (+2)` (1,3,5,7,9), `5-9 [3]` (3 value
 from __future__ import annotations
 
 import csv
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any, Callable, Sequence
 from studio.api import ExtensionContext, GenerationRequest
 
 MAX_SEED = 2**32 - 1
+MAX_CELLS = 256  # images per plot: every axis and their product are counted against it before any work
 _NUMBER = r"[+-]?\d+(?:\.\d+)?"
 _RANGE = re.compile(rf"^({_NUMBER})\s*-\s*({_NUMBER})\s*(?:\(\s*({_NUMBER})\s*\)|\[\s*(\d+)\s*\])?$")
 
@@ -51,7 +53,36 @@ def split_values(text: str) -> list[str]:
     return [item.strip() for item in rows[0] if item.strip()]
 
 
+def count_values(items: Sequence[str]) -> int:
+    """How many values the items stand for, ranges counted arithmetically (never expanded): a
+    `1-4000000000` costs no more to count than `1-5`. Items that are not ranges count one each."""
+    total = 0
+    for item in items:
+        match = _RANGE.match(item)
+        total += _range_size(match) if match else 1
+    return total
+
+
+def _range_size(match: re.Match) -> int:
+    start, end = float(match.group(1)), float(match.group(2))
+    if match.group(4):
+        return int(match.group(4))
+    step = float(match.group(3)) if match.group(3) else (1.0 if end >= start else -1.0)
+    if step == 0 or (end - start) * step < 0:
+        return 1  # refused with its own message when expanded
+    return int(math.floor((end - start) / step + 1e-9)) + 1
+
+
+def check_count(items: Sequence[str], what: str) -> None:
+    """Refuse an axis over the cap from its arithmetic size, before its values are built."""
+    count = len(items) if len(items) > MAX_CELLS else count_values(items)
+    if count > MAX_CELLS:
+        raise ValueError(f"X/Y/Z plot: the {what} axis has {count} values; a plot makes at most "
+                         f"{MAX_CELLS} images (the cell limit): use fewer values")
+
+
 def numbers(items: Sequence[str], kind: type, what: str) -> list[Any]:
+    check_count(items, what)
     out: list[Any] = []
     for item in items:
         match = _RANGE.match(item)
@@ -64,6 +95,8 @@ def _number(text: str, kind: type, what: str) -> Any:
         value = float(text)
     except ValueError:
         raise ValueError(f"{what}: {text!r} is not a number") from None
+    if not math.isfinite(value) or abs(value) > 2**53:  # 1e999 is inf: int(inf) would overflow
+        raise ValueError(f"{what}: {text!r} is not a finite number in range")
     if kind is int and value != int(value):
         raise ValueError(f"{what}: {text!r} is not a whole number")
     return kind(value)
@@ -177,4 +210,5 @@ def parse_axis(type_label: str | None, text: str | None, ctx: ExtensionContext, 
     items = split_values(text or "")
     if not items:
         raise ValueError(f"{name} values are empty: enter values for {axis_type.label}, separated by commas")
+    check_count(items, f"{name} ({axis_type.label})")
     return Axis(axis_type, axis_type.parse(items, ctx, request), (text or "").strip())

@@ -28,6 +28,7 @@ from safetensors import safe_open
 
 from studio.checkpoints import clip_vocab, parameterization
 from studio.checkpoints import files as checkpoint_io
+from studio.checkpoints import required_weights
 from studio.errors import ModelError, describe_load_error
 from studio.errors import first_line as _first_line
 from studio.settings import PACKAGE_DIR, Settings
@@ -219,11 +220,19 @@ def _load_models(
         if name == "unet" and _needs_own_unet_conversion(config_dir):
             models[name] = _load_unconvertible_unet(checkpoint, path, config_dir, dtype)
             continue
+        missing = required_weights.missing_before(checkpoint.keys(), class_name)
+        if missing:
+            raise ModelError(f"could not load {path.name}: the {name} weights {required_weights.shown(missing)} "
+                             "are missing from the file")
         models[name] = load_single_file_sub_model(
             library_name=library, class_name=class_name, name=name, checkpoint=checkpoint,
             pipelines=diffusers.pipelines, is_pipeline_module=hasattr(diffusers.pipelines, library),
             cached_model_config_path=str(config_dir), local_files_only=True, torch_dtype=dtype,
         )
+        empty = required_weights.missing_after(models[name])
+        if empty:  # left on the meta device: placing the model would fail later with a bare 500
+            raise ModelError(f"could not load {path.name}: {len(empty)} {name} weights are missing from the file "
+                             f"({required_weights.shown(empty)})")
     return models
 
 

@@ -50,6 +50,10 @@ def load_model_file(path: Path, device: torch.device | str = "cpu") -> Any:
         raise ModelError(f"{path.name}: cannot build the upscaler ({str(error).splitlines()[0][:200]})") from error
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise ModelError(f"{path.name} is a {descriptor.architecture.name} model, not an upscaler")
+    channels = (getattr(descriptor, "input_channels", 3), getattr(descriptor, "output_channels", 3))
+    if channels != (3, 3):  # a 5-channel first conv would fail on the first RGB tile
+        raise ModelError(f"{path.name} takes {channels[0]} and gives {channels[1]} channels; an upscaler here "
+                         "must take and give RGB (3 channels)")
     return descriptor.eval()
 
 

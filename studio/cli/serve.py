@@ -20,7 +20,9 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
     `services`: a container made elsewhere and ready (studio.cluster's, whose jobs run on Ray replicas)."""
     from studio.ui.build import CSS, HEAD, build_ui
     from studio.web.auth import access_policy
+    from studio.web.gate import gate_middleware
     from studio.web.mount import mounting_lifespan
+    from studio.web.no_fetch import refuse_url_fetches
     from studio.web.startup_check import patient_launch_check
 
     policy = access_policy(settings)  # before any work: an open studio on a public address is refused
@@ -32,11 +34,13 @@ def serve(settings: Settings, block: bool = True, services: Services | None = No
             install_shutdown_handler(ServiceJobs(services.generation))
         services.models.current()  # load before serving: the first click should not wait for it
     remove_stale_temps(settings.outputs_dir)  # `.saving-*` files a crash left (over a minute old)
+    refuse_url_fetches()  # no request makes Gradio download a URL (uploads, examples, queue data)
     demo = build_ui(services)
     hide_gradio_endpoints(demo)
     demo.queue(default_concurrency_limit=services.generation.parallel_jobs)
     app_kwargs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None,
-                                  "lifespan": mounting_lifespan(services, policy, api=settings.api)}
+                                  "lifespan": mounting_lifespan(services, policy, api=settings.api),
+                                  "middleware": gate_middleware(policy)}  # credentials and body size before any read
     with patient_launch_check():  # a busy machine answers slowly; Gradio's own check gives up after 3 s
         app, local_url, share_url = demo.launch(
             server_name=settings.host,

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from studio.request import MAX_CONTROL_UNITS
 from studio.settings import Credentials, Settings
 
 
@@ -38,6 +39,9 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
                         help="CUDA: keep each model (text encoder, UNet, VAE) in CPU RAM until it runs (less VRAM)")
     parser.add_argument("--lowvram", action="store_true",
                         help="CUDA: move every layer to the GPU only while it runs (least VRAM, slow)")
+    parser.add_argument("--control-net-unit-count", type=unit_count, default=defaults.control_net_unit_count,
+                        help="ControlNet units per request and in the UI (sd-webui-controlnet's control_net_unit_count, "
+                             "at most 10)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: physical cores; fewer when other work shares the CPU)")
 
@@ -106,6 +110,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         batch_roots=tuple(path.expanduser().absolute() for path in getattr(args, "batch_root", []) or ()),
         queue_size=getattr(args, "queue_size", 16),
         admin_interrupt=getattr(args, "admin_interrupt", False),
+        control_net_unit_count=getattr(args, "control_net_unit_count", 3),
     )
 
 
@@ -113,6 +118,13 @@ def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def unit_count(value: str) -> int:
+    number = positive_int(value)
+    if number > MAX_CONTROL_UNITS:
+        raise argparse.ArgumentTypeError(f"must be {MAX_CONTROL_UNITS} or fewer")
     return number
 
 

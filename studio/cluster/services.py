@@ -105,7 +105,7 @@ class RemoteGeneration(GenerationService):
     def submit(self, request: GenerationRequest, on_step: StepCallback | None = None, save: bool = True,
                directory: Path | None = None, owner: str | None = None, user: str | None = None,
                job: Job | None = None) -> JobResult:
-        request = admit(request)
+        request = admit(request, self.settings.control_net_unit_count)
         if request.seed == -1:
             request = request.replace(seed=random.randint(0, MAX_SEED))
         if request.subseed_strength > 0 and request.subseed < 0:  # variation seed
@@ -122,7 +122,7 @@ class RemoteGeneration(GenerationService):
     def reproduce_image(self, source: Path | Image.Image, save: bool = False, user: str | None = None) -> Reproduction:
         recipe = read_recipe(source)
         refuse_unknown_model(recipe.request.model, self.models.titles())
-        admit(recipe.request)
+        admit(recipe.request, self.settings.control_net_unit_count)
         made: Reproduction = self.client.call("reproduce", self.models.title_of(recipe.request.model), png_bytes(source))
         if not save:
             return made

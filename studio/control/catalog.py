@@ -10,7 +10,23 @@ from typing import Any, Mapping
 
 from studio.settings import Settings
 
-TYPE_KEYWORDS = {"canny": ("canny",), "scribble": ("scribble", "sketch"), "pose": ("openpose", "pose")}
+# Our control type -> words in a model's name that mark it (checked in this order, as sd-webui-controlnet
+# filters its model list by name).
+TYPE_KEYWORDS = {
+    "ip-adapter": ("ip-adapter", "ip_adapter", "ipadapter"),
+    "canny": ("canny",), "scribble": ("scribble", "sketch"), "pose": ("openpose", "pose"),
+    "depth": ("depth",), "normal": ("normal",), "mlsd": ("mlsd",), "lineart": ("lineart",),
+    "softedge": ("softedge", "hed", "pidi"), "seg": ("seg",), "shuffle": ("shuffle",),
+    "tile": ("tile", "blur"), "inpaint": ("inpaint",),
+}
+# Our control type -> sd-webui-controlnet's name for it (/controlnet/control_types, the UI's radio).
+TYPE_NAMES = {
+    "canny": "Canny", "depth": "Depth", "normal": "NormalMap", "pose": "OpenPose", "mlsd": "MLSD",
+    "lineart": "Lineart", "softedge": "SoftEdge", "scribble": "Scribble/Sketch", "seg": "Segmentation",
+    "shuffle": "Shuffle", "tile": "Tile/Blur", "inpaint": "Inpaint", "reference": "Reference",
+    "ip-adapter": "IP-Adapter",
+}
+MODEL_FREE_TYPES = ("reference",)  # types that steer the UNet itself, with no ControlNet model
 
 
 @dataclass(frozen=True)
@@ -18,7 +34,7 @@ class ControlNetEntry:
     title: str
     control_type: str  # canny | scribble | pose | other
     location: str
-    kind: str  # "diffusers" | "single_file"
+    kind: str  # "diffusers" | "single_file" (an IP-Adapter is always a single .safetensors file)
 
 
 def control_type_of(name: str) -> str:
@@ -30,7 +46,8 @@ def control_type_of(name: str) -> str:
 
 
 def discover_controlnets(settings: Settings, base_model_dir: Path | None) -> list[ControlNetEntry]:
-    """ControlNets shipped beside the loaded model first (folders named controlnet-*), then models/ControlNet/."""
+    """ControlNets shipped beside the loaded model first (folders named controlnet-*), then models/ControlNet/
+    and models/ipadapter/ (where A1111 and Forge keep IP-Adapters: their control type is ip-adapter)."""
     entries: list[ControlNetEntry] = []
     if base_model_dir is not None and base_model_dir.is_dir():
         for folder in sorted(base_model_dir.glob("controlnet-*")):
@@ -43,6 +60,10 @@ def discover_controlnets(settings: Settings, base_model_dir: Path | None) -> lis
                 entries.append(ControlNetEntry(path.name, control_type_of(path.name), str(path), "diffusers"))
             elif path.suffix == ".safetensors":
                 entries.append(ControlNetEntry(path.name, control_type_of(path.name), str(path), "single_file"))
+    adapters = settings.models_dir / "ipadapter"
+    if adapters.is_dir():
+        entries += [ControlNetEntry(path.name, "ip-adapter", str(path), "single_file")
+                    for path in sorted(adapters.glob("*.safetensors"))]
     return entries
 
 

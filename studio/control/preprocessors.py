@@ -1,18 +1,20 @@
 """The preprocessor registry: sd-webui-controlnet's module names -> functions that turn an image
 into a control image. Detectors that need downloaded weights are listed but unavailable (with the
-reason) unless their weights sit under models/annotators/ — never a download attempt."""
+reason) unless their weights sit under models/ControlNet/annotators/ (or models/annotators/) — never a
+download attempt."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence, Union
 
 from PIL import Image, ImageOps
 
-from studio.control import edges
+from studio.control import detectors, edges, simple
 
 # (image, threshold_a, threshold_b[, weights file]) -> control image
 Preprocess = Callable[..., Image.Image]
+AnnotatorDirs = Union[Path, Sequence[Path]]  # one folder, or several searched in order
 
 
 @dataclass(frozen=True)
@@ -21,12 +23,31 @@ class PreprocessorSpec:
     control_type: str  # the ControlNet family it feeds
     threshold_a: str | None = None  # label of threshold_a in the UI, None when unused
     threshold_b: str | None = None
-    weights: str | None = None  # file under models/annotators/ this detector needs
+    weights: str | None = None  # file under models/ControlNet/annotators/ (or models/annotators/) it needs
+    range_a: tuple[float, float, float] = (1, 255, 100)  # threshold_a's (min, max, default)
+    range_b: tuple[float, float, float] = (1, 255, 200)
+    uses_mask: bool = False  # run(image, mask) instead: the unit's (or the inpaint) mask
+    missing: str | None = None  # why it cannot run in this install at all (its detector's code is absent)
 
-    def unavailable_reason(self, annotators_dir: Path) -> str | None:
-        if self.weights is None or (annotators_dir / self.weights).is_file():
-            return None
-        return f"needs {self.weights} under {annotators_dir} (detector weights are never downloaded)"
+    def weights_path(self, annotators: AnnotatorDirs) -> Path | None:
+        """Where its weights file is (the first folder that has it), None when absent."""
+        found = [folder / self.weights for folder in _dirs(annotators) if self.weights and (folder / self.weights).is_file()]
+        return found[0] if found else None
+
+    def unavailable_reason(self, annotators: AnnotatorDirs) -> str | None:
+        if self.weights is None or self.weights_path(annotators) is not None:
+            return self.missing
+        where = " or ".join(str(folder) for folder in _dirs(annotators))
+        return f"needs {self.weights} under {where} (detector weights are never downloaded)"
+
+
+def _dirs(annotators: AnnotatorDirs) -> tuple[Path, ...]:
+    return (annotators,) if isinstance(annotators, Path) else tuple(annotators)
+
+
+def annotator_dirs(models_dir: Path) -> tuple[Path, ...]:
+    """Where detector weights are looked for: models/ControlNet/annotators/, then models/annotators/."""
+    return models_dir / "ControlNet" / "annotators", models_dir / "annotators"
 
 
 def _none(image: Image.Image, a: float, b: float) -> Image.Image:
@@ -46,37 +67,47 @@ def _invert(image: Image.Image, a: float, b: float) -> Image.Image:
     return ImageOps.invert(image.convert("RGB"))
 
 
-def _openpose(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
-    """OpenPose body keypoints from a photo (controlnet_aux), with weights from models/annotators/."""
-    from studio.control.aux import import_aux
-
-    OpenposeDetector = import_aux("controlnet_aux.open_pose").OpenposeDetector
-    Body = import_aux("controlnet_aux.open_pose.body").Body
-    detector = OpenposeDetector(Body(str(weights)))  # torch.load here is weights-only (torch >= 2.6)
-    size = max(image.size)
-    pose = detector(image.convert("RGB"), detect_resolution=size, image_resolution=size, output_type="pil")
-    return pose.convert("RGB").resize(image.size)
-
-
 # The registry. Extensions add entries through studio.api.
 PREPROCESSORS: dict[str, PreprocessorSpec] = {
     "none": PreprocessorSpec(_none, "any"),
     "canny": PreprocessorSpec(_canny, "canny", "Low threshold", "High threshold"),
     "scribble_xdog": PreprocessorSpec(_scribble, "scribble"),
     "invert": PreprocessorSpec(_invert, "scribble"),
-    "openpose": PreprocessorSpec(_openpose, "pose", weights="body_pose_model.pth"),
+    "threshold": PreprocessorSpec(simple.threshold, "scribble", "Binarization Threshold", range_a=(0, 255, 127)),
+    "tile_resample": PreprocessorSpec(simple.tile_resample, "tile", "Down Sampling Rate", range_a=(1, 8, 1)),
+    "shuffle": PreprocessorSpec(simple.shuffle, "shuffle"),
+    "inpaint_only": PreprocessorSpec(simple.inpaint_only, "inpaint", uses_mask=True),
+    # reference_only runs no preprocessor: the image steers the UNet's self-attention (control/reference.py).
+    "reference_only": PreprocessorSpec(_none, "reference", "Style Fidelity (only for Balanced mode)",
+                                       range_a=(0, 1, 0.5)),
+    # IP-Adapter: the image goes to the adapter's CLIP image encoder as it is (control/ipadapter.py).
+    "ip-adapter_clip_sd15": PreprocessorSpec(_none, "ip-adapter"),
+    "ip-adapter_clip_sdxl": PreprocessorSpec(_none, "ip-adapter"),
+    **{name: PreprocessorSpec(**fields) for name, fields in detectors.DETECTORS.items()},
 }
-DEFAULT_MODULE = {"canny": "canny", "scribble": "scribble_xdog", "pose": "none"}
+DEFAULT_MODULE = {"canny": "canny", "scribble": "scribble_xdog", "pose": "none", "tile": "tile_resample",
+                  "inpaint": "inpaint_only", "shuffle": "shuffle", "reference": "reference_only",
+                  "depth": "depth_midas", "lineart": "lineart_realistic", "softedge": "softedge_pidinet",
+                  "normal": "normal_bae", "mlsd": "mlsd", "seg": "seg_ofade20k",
+                  "ip-adapter": "ip-adapter_clip_sd15"}
+
+
+def threshold_defaults(name: str, registry: dict[str, "PreprocessorSpec"] = PREPROCESSORS) -> tuple[float, float]:
+    spec = registry.get(name)
+    return (spec.range_a[2], spec.range_b[2]) if spec is not None else (100.0, 200.0)
 
 
 def run_preprocessor(name: str, image: Image.Image, threshold_a: float, threshold_b: float,
-                     annotators_dir: Path, registry: dict[str, PreprocessorSpec] = PREPROCESSORS) -> Image.Image:
+                     annotators_dir: AnnotatorDirs, registry: dict[str, PreprocessorSpec] = PREPROCESSORS,
+                     mask: Image.Image | None = None) -> Image.Image:
     if name not in registry:
         raise ValueError(f"unknown preprocessor {name!r}; choose one of: {', '.join(registry)}")
     spec = registry[name]
     reason = spec.unavailable_reason(annotators_dir)
     if reason:
         raise ValueError(f"preprocessor {name!r} is unavailable: {reason}")
+    if spec.uses_mask:
+        return spec.run(image, mask)
     if spec.weights is not None:  # detectors get their weights file
-        return spec.run(image, threshold_a, threshold_b, annotators_dir / spec.weights)
+        return spec.run(image, threshold_a, threshold_b, spec.weights_path(annotators_dir))
     return spec.run(image, threshold_a, threshold_b)

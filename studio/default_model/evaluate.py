@@ -56,6 +56,7 @@ def make_scheduler(name: str, config: Any) -> Any:
         DPMSolverMultistepScheduler,
         EulerAncestralDiscreteScheduler,
         EulerDiscreteScheduler,
+        LCMScheduler,
         UniPCMultistepScheduler,
     )
     table: dict[str, tuple[Any, dict[str, Any]]] = {
@@ -64,6 +65,7 @@ def make_scheduler(name: str, config: Any) -> Any:
         "DPM++ 2M Karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
         "DDIM": (DDIMScheduler, {}),
         "UniPC": (UniPCMultistepScheduler, {}),
+        "LCM": (LCMScheduler, {"original_inference_steps": 1000}),  # as the studio's registry
     }
     cls, kwargs = table[name]
     return cls.from_config(config, **kwargs)
@@ -75,7 +77,7 @@ def generators(n: int, base: int = 0) -> list[Any]:
 
 
 def generate(pipe: Any, prompts: list[str], sampler: str = "Euler", cfg: float = CFG, seed: int = 0,
-             batch: int = 64, **kwargs: Any) -> list[Image.Image]:
+             batch: int = 64, steps: int = STEPS, **kwargs: Any) -> list[Image.Image]:
     """Images for ``prompts`` (seed + i for prompt i) with a fresh scheduler, in batches."""
     original = pipe.scheduler
     base_config = original.config
@@ -85,7 +87,7 @@ def generate(pipe: Any, prompts: list[str], sampler: str = "Euler", cfg: float =
             chunk = prompts[start:start + batch]
             pipe.scheduler = make_scheduler(sampler, base_config)
             extra = {k: (v[start:start + batch] if isinstance(v, list) else v) for k, v in kwargs.items()}
-            out = pipe(prompt=chunk, num_inference_steps=STEPS, guidance_scale=cfg, height=64, width=64,
+            out = pipe(prompt=chunk, num_inference_steps=steps, guidance_scale=cfg, height=64, width=64,
                        generator=generators(len(chunk), seed + start), **extra)
             images.extend(out.images)
     finally:
@@ -104,8 +106,9 @@ def score_prompts(specs: Sequence[PromptSpec], images: Sequence[Image.Image]) ->
     }
 
 
-def prompt_accuracy(pipe: Any, specs: Sequence[PromptSpec], sampler: str, cfg: float = CFG) -> dict[str, float]:
-    images = generate(pipe, [s.prompt for s in specs], sampler, cfg)
+def prompt_accuracy(pipe: Any, specs: Sequence[PromptSpec], sampler: str, cfg: float = CFG,
+                    steps: int = STEPS) -> dict[str, float]:
+    images = generate(pipe, [s.prompt for s in specs], sampler, cfg, steps=steps)
     return score_prompts(specs, images)
 
 

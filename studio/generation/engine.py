@@ -101,7 +101,7 @@ class Engine:
         if request.enable_hr:
             self.upscalers.get(request.hr_upscaler, "hr_upscaler")  # an unknown name fails before sampling
         return RunPlan(model, request, sampling, inputs, controls, refiner_model, networks, prompts, self.samplers,
-                       self.upscalers)
+                       self.upscalers, self.models.settings, self.preprocessors)
 
     def _iterate(self, plan: RunPlan, steps: Steps, prompts_for: PromptsFor | None, on_image: ImageCallback | None,
                  iterations: range) -> RunResult:

@@ -43,9 +43,24 @@ def scheduler_for(samplers: Mapping[str, SamplerSpec], request: GenerationReques
     """A fresh scheduler for the request's sampler and schedule type on this pipeline's model;
     RequestError when the sampler cannot follow the model's schedule or take the schedule type."""
     try:
-        scheduler = make_scheduler(request.sampler_name, pipe.scheduler.config, samplers, request.scheduler)
+        scheduler = make_scheduler(request.sampler_name, pipe.scheduler.config, samplers, request.scheduler,
+                                   sdxl="text_encoder_2" in pipe.components)
     except SamplerUnavailableError as error:
         raise RequestError(str(error)) from error
     if seeds is not None and hasattr(scheduler, "noise_sampler_seed"):
         scheduler.noise_sampler_seed = list(seeds)  # DPM++ SDE: Brownian noise from each image's seed
+    if getattr(scheduler, "needs_uncond", False) and getattr(pipe, "unet", None) is not None:
+        scheduler.uncond_source = last_unet_output(pipe.unet)  # CFG++ renoises along the unconditional part
     return scheduler
+
+
+def last_unet_output(unet: Any) -> Any:
+    """A reader of the UNet's last output (batch: unconditional half first when CFG runs), kept
+    by a forward hook installed once per UNet."""
+    if not hasattr(unet, "_studio_last_output"):
+        def keep(_module: Any, _args: Any, output: Any) -> None:
+            unet._studio_last_output = output[0] if isinstance(output, tuple) else getattr(output, "sample", output)
+
+        unet._studio_last_output = None
+        unet.register_forward_hook(keep)
+    return lambda: unet._studio_last_output

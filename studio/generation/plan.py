@@ -1,8 +1,8 @@
 """Everything a run prepares once, before its first step, and hands to each of its passes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from studio.checkpoints.manager import LoadedModel
 from studio.checkpoints.refiners import LoadedRefiner
@@ -13,6 +13,7 @@ from studio.generation.samplers import SamplerSpec
 from studio.networks.manager import AppliedNetworks
 from studio.prompting.conditioning import PromptInputs
 from studio.request import GenerationRequest
+from studio.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,5 @@ class RunPlan:
     prompts: PromptInputs  # both prompts parsed, scheduled and (when needed) encoded
     samplers: Mapping[str, SamplerSpec]
     upscalers: Upscalers
+    settings: Settings = Settings()  # where models and detector weights are (ControlNet units' passes)
+    preprocessors: Mapping[str, Any] = field(default_factory=dict)  # the run's preprocessor registry

@@ -61,13 +61,26 @@ class GeneratedImage:
     prompts: tuple[str, str] | None = None  # its own (prompt, negative) when a PromptsFor gave them
 
 
+MODEL_FREE = ("reference", "ip-adapter")  # unit types that steer the UNet without a ControlNet model
+
+
 @dataclass(frozen=True)
 class Controls:
-    """The enabled ControlNet units of a run with their loaded models and prepared images."""
+    """The enabled ControlNet units of a run with their loaded models and prepared images (every
+    unit: reference_only's title is "None", an IP-Adapter's is its file)."""
 
     units: tuple[ControlUnit, ...] = ()
     titles: tuple[str, ...] = ()
     images: tuple[Image.Image, ...] = ()
+
+    def controlnets(self) -> "Controls":
+        """Only the units a ControlNet model runs (what the ControlNet pipelines take)."""
+        kept = [i for i, unit in enumerate(self.units) if unit.control_type not in MODEL_FREE]
+        return Controls(tuple(self.units[i] for i in kept), tuple(self.titles[i] for i in kept),
+                        tuple(self.images[i] for i in kept))
+
+    def of_type(self, control_type: str) -> list[tuple[ControlUnit, str, Image.Image]]:
+        return [(u, t, i) for u, t, i in zip(self.units, self.titles, self.images) if u.control_type == control_type]
 
 
 @dataclass(frozen=True)

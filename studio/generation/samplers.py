@@ -1,18 +1,20 @@
-"""The sampler registry: A1111's sampler names mapped to diffusers schedulers.
+"""The sampler registry: A1111's sampler names mapped to diffusers schedulers and k-diffusion samplers.
 
 Each request gets a fresh scheduler built from the loaded model's scheduler config,
-because diffusers schedulers keep per-run state (step index, model outputs).
-The mapping follows the table in diffusers' scheduler overview; only faithful ones are listed.
+because schedulers keep per-run state (step index, model outputs).
 
-A sampler is combined with a schedule type (A1111 >= 1.9's "Schedule type": Karras,
-Exponential, ...), which maps to diffusers' sigma/timestep options. "Automatic" keeps what the
-sampler's registry entry and the model's own scheduler config say. Old names that carry the
-schedule ("DPM++ 2M Karras") stay samplers of their own, fixed to that schedule.
+A sampler is combined with a schedule type (A1111 >= 1.9's "Schedule type", all twelve of 1.10).
+Where a diffusers scheduler has the schedule as an option and follows the model's noise schedule,
+it runs (as before: same images); every other pair runs as a k-diffusion sampler through
+`KScheduler` (`kscheduler.py`), as A1111 runs it. "Automatic" keeps what the sampler's registry
+entry and the model's own scheduler config say. Old names that carry the schedule
+("DPM++ 2M Karras") stay samplers of their own and, as in A1111, their schedule wins.
+A1111's timestep samplers (UniPC, LCM here) ignore a schedule they have no option for, as A1111 does.
 
 Every scheduler follows the model's noise schedule: one trained with zero terminal SNR
 (`rescale_betas_zero_snr`) gets that schedule even from schedulers that have no such option
-(as the equivalent `trained_betas`), so LMS, Heun, DPM2 and PLMS start from pure noise as the
-model expects.
+(as the equivalent `trained_betas`); samplers whose diffusers version loses the prompt there
+(measured) run as k-diffusion samplers instead.
 """
 from __future__ import annotations
 
@@ -34,12 +36,15 @@ from diffusers import (
     LCMScheduler,
     LMSDiscreteScheduler,
     PNDMScheduler,
+    TCDScheduler,
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import is_torchsde_available
 
 from studio.errors import UnknownSamplerError
+from studio.generation.kscheduler import KScheduler
+from studio.generation.schedules import SCHEDULES
 
 
 class SamplerUnavailableError(ValueError):
@@ -51,19 +56,21 @@ class ScheduleType:
     """A1111's "Schedule type": `name` is the API's lower-case name, `kwargs` the diffusers options."""
 
     name: str
-    kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    kwargs: Mapping[str, Any] | None = field(default_factory=lambda: MappingProxyType({}))  # None: no diffusers option
 
 
 AUTOMATIC = "Automatic"
-# A1111's labels (the UI and infotext show these; the API accepts label or name). A1111's
-# Polyexponential, KL Optimal, Align Your Steps, Simple, Normal and DDIM have no diffusers option.
+_DIFFUSERS_OPTIONS: dict[str, Mapping[str, Any]] = {
+    AUTOMATIC: MappingProxyType({}),
+    "Uniform": MappingProxyType({"timestep_spacing": "linspace"}),
+    "Karras": MappingProxyType({"use_karras_sigmas": True}),
+    "Exponential": MappingProxyType({"use_exponential_sigmas": True}),
+    "SGM Uniform": MappingProxyType({"timestep_spacing": "trailing"}),
+    "Beta": MappingProxyType({"use_beta_sigmas": True}),
+}
+# A1111 1.10's labels in its order (the UI and infotext show these; the API accepts label or name).
 SCHEDULE_TYPES: dict[str, ScheduleType] = {
-    AUTOMATIC: ScheduleType("automatic"),
-    "Uniform": ScheduleType("uniform", MappingProxyType({"timestep_spacing": "linspace"})),
-    "Karras": ScheduleType("karras", MappingProxyType({"use_karras_sigmas": True})),
-    "Exponential": ScheduleType("exponential", MappingProxyType({"use_exponential_sigmas": True})),
-    "SGM Uniform": ScheduleType("sgm_uniform", MappingProxyType({"timestep_spacing": "trailing"})),
-    "Beta": ScheduleType("beta", MappingProxyType({"use_beta_sigmas": True})),
+    label: ScheduleType(schedule.name, _DIFFUSERS_OPTIONS.get(label)) for label, schedule in SCHEDULES.items()
 }
 _SIGMA_FLAGS = {"use_karras_sigmas": "Karras", "use_exponential_sigmas": "Exponential", "use_beta_sigmas": "Beta"}
 
@@ -76,6 +83,8 @@ class SamplerSpec:
     # Why this sampler cannot run with a model's scheduler config and a schedule type
     # (None: it can). Optional: the built-in check (zero terminal SNR at all) applies to every spec.
     refuse: Callable[[Mapping[str, Any], str], str | None] | None = None
+    # The k-diffusion sampler (kscheduler.K_SAMPLERS) that runs every pair diffusers cannot; None: none.
+    k_sampler: str | None = None
 
     @property
     def implied_schedule(self) -> str | None:
@@ -86,11 +95,25 @@ class SamplerSpec:
         """The schedule types this sampler takes (always "Automatic" first)."""
         if self.implied_schedule is not None:
             return [AUTOMATIC, self.implied_schedule]
-        accepted = _init_parameters(self.scheduler)
-        return [label for label, schedule in SCHEDULE_TYPES.items() if set(schedule.kwargs) <= accepted]
+        if self.k_sampler is not None:
+            return list(SCHEDULE_TYPES)
+        return [label for label in SCHEDULE_TYPES if self.diffusers_takes(label)]
+
+    def diffusers_takes(self, schedule: str) -> bool:
+        """The diffusers scheduler has this schedule type as an option."""
+        options = SCHEDULE_TYPES[schedule].kwargs
+        return self.scheduler is not KScheduler and options is not None and set(options) <= _init_parameters(self.scheduler)
 
     def unsupported_reason(self, config: Mapping[str, Any], schedule: str = AUTOMATIC) -> str | None:
         """Why this sampler cannot follow the model's noise schedule, or None when it can."""
+        if self.k_sampler is not None:
+            return None  # KScheduler follows any model's sigmas
+        return self.diffusers_reason(config, schedule)
+
+    def diffusers_reason(self, config: Mapping[str, Any], schedule: str = AUTOMATIC) -> str | None:
+        """Why the diffusers scheduler cannot run this pair, or None when it can."""
+        if self.scheduler is KScheduler:
+            return "a k-diffusion sampler"
         if self.refuse is not None and (reason := self.refuse(config, schedule)):
             return reason
         accepted = _init_parameters(self.scheduler)
@@ -130,25 +153,31 @@ _SIGMAS = _sigma_schedules_refused_on_zero_snr
 # The registry. Extensions add entries through studio.api; core names cannot be replaced.
 # ("DPM++ 3M SDE Karras" is the example extension's: here it is DPM++ 3M SDE + Karras schedule.)
 SAMPLERS: dict[str, SamplerSpec] = {
-    "Euler": SamplerSpec(EulerDiscreteScheduler, aliases=("k_euler",)),
-    "Euler a": SamplerSpec(EulerAncestralDiscreteScheduler, aliases=("k_euler_a",)),
-    "DPM++ 2M Karras": SamplerSpec(DPMSolverMultistepScheduler, _KARRAS, ("k_dpmpp_2m_ka",)),
-    "DDIM": SamplerSpec(DDIMScheduler, aliases=("ddim",)),
+    "Euler": SamplerSpec(EulerDiscreteScheduler, aliases=("k_euler",), k_sampler="euler"),
+    "Euler a": SamplerSpec(EulerAncestralDiscreteScheduler, aliases=("k_euler_a", "k_euler_ancestral"),
+                          k_sampler="euler_ancestral"),
+    "DPM++ 2M Karras": SamplerSpec(DPMSolverMultistepScheduler, _KARRAS, ("k_dpmpp_2m_ka",), k_sampler="dpmpp_2m"),
+    "DDIM": SamplerSpec(DDIMScheduler, aliases=("ddim",), k_sampler="ddim"),
     "UniPC": SamplerSpec(UniPCMultistepScheduler, aliases=("unipc",)),
-    "DPM++ 2M": SamplerSpec(DPMSolverMultistepScheduler, aliases=("k_dpmpp_2m",)),
-    "DPM++ 2M SDE": SamplerSpec(DPMSolverMultistepScheduler, _SDE, ("k_dpmpp_2m_sde",), _SIGMAS),
-    "DPM++ 2M SDE Karras": SamplerSpec(DPMSolverMultistepScheduler, _SDE_KARRAS, ("k_dpmpp_2m_sde_ka",), _ALWAYS),
-    "DPM++ 3M SDE": SamplerSpec(DPMSolverMultistepScheduler, _3M_SDE, ("k_dpmpp_3m_sde",), _SIGMAS),
-    "Heun": SamplerSpec(HeunDiscreteScheduler, aliases=("k_heun",), refuse=_ALWAYS),
-    "LMS": SamplerSpec(LMSDiscreteScheduler, aliases=("k_lms",), refuse=_ALWAYS),
-    "LMS Karras": SamplerSpec(LMSDiscreteScheduler, _KARRAS, ("k_lms_ka",), _ALWAYS),
-    "DPM2": SamplerSpec(KDPM2DiscreteScheduler, aliases=("k_dpm_2",), refuse=_SIGMAS),
-    "DPM2 Karras": SamplerSpec(KDPM2DiscreteScheduler, _KARRAS, ("k_dpm_2_ka",), _ALWAYS),
-    "DPM2 a": SamplerSpec(KDPM2AncestralDiscreteScheduler, aliases=("k_dpm_2_a",), refuse=_ALWAYS),
-    "DPM2 a Karras": SamplerSpec(KDPM2AncestralDiscreteScheduler, _KARRAS, ("k_dpm_2_a_ka",), _ALWAYS),
-    "PLMS": SamplerSpec(PNDMScheduler, MappingProxyType({"skip_prk_steps": True}), ("plms",), _ALWAYS),
+    "DPM++ 2M": SamplerSpec(DPMSolverMultistepScheduler, aliases=("k_dpmpp_2m",), k_sampler="dpmpp_2m"),
+    "DPM++ 2M SDE": SamplerSpec(DPMSolverMultistepScheduler, _SDE, ("k_dpmpp_2m_sde",), _SIGMAS, "dpmpp_2m_sde"),
+    "DPM++ 2M SDE Karras": SamplerSpec(DPMSolverMultistepScheduler, _SDE_KARRAS, ("k_dpmpp_2m_sde_ka",), _ALWAYS,
+                                       "dpmpp_2m_sde"),
+    "DPM++ 3M SDE": SamplerSpec(DPMSolverMultistepScheduler, _3M_SDE, ("k_dpmpp_3m_sde",), _SIGMAS, "dpmpp_3m_sde"),
+    "Heun": SamplerSpec(HeunDiscreteScheduler, aliases=("k_heun",), refuse=_ALWAYS, k_sampler="heun"),
+    "LMS": SamplerSpec(LMSDiscreteScheduler, aliases=("k_lms",), refuse=_ALWAYS, k_sampler="lms"),
+    "LMS Karras": SamplerSpec(LMSDiscreteScheduler, _KARRAS, ("k_lms_ka",), _ALWAYS, "lms"),
+    "DPM2": SamplerSpec(KDPM2DiscreteScheduler, aliases=("k_dpm_2",), refuse=_SIGMAS, k_sampler="dpm_2"),
+    "DPM2 Karras": SamplerSpec(KDPM2DiscreteScheduler, _KARRAS, ("k_dpm_2_ka",), _ALWAYS, "dpm_2"),
+    "DPM2 a": SamplerSpec(KDPM2AncestralDiscreteScheduler, aliases=("k_dpm_2_a",), refuse=_ALWAYS,
+                          k_sampler="dpm_2_ancestral"),
+    "DPM2 a Karras": SamplerSpec(KDPM2AncestralDiscreteScheduler, _KARRAS, ("k_dpm_2_a_ka",), _ALWAYS,
+                                 "dpm_2_ancestral"),
+    "PLMS": SamplerSpec(PNDMScheduler, MappingProxyType({"skip_prk_steps": True}), ("plms",), _ALWAYS, "plms"),
     # original_inference_steps: LCM's grid over the whole training schedule, so any step count runs.
     "LCM": SamplerSpec(LCMScheduler, MappingProxyType({"original_inference_steps": 1000}), ("lcm",)),
+    # TCD (Zheng et al.): the same grid as LCM; its stochasticity is the pipeline's eta (0 here).
+    "TCD": SamplerSpec(TCDScheduler, MappingProxyType({"original_inference_steps": 1000}), ("tcd",)),
 }
 if is_torchsde_available():  # DPM++ SDE draws its noise from torchsde's Brownian tree
     import warnings
@@ -157,8 +186,27 @@ if is_torchsde_available():  # DPM++ SDE draws its noise from torchsde's Brownia
 
     # torchsde warns on every float-rounding step outside the tree's interval (harmless).
     warnings.filterwarnings("ignore", message="Should have (ta|tb)", module="torchsde")
-    SAMPLERS["DPM++ SDE"] = SamplerSpec(DPMSolverSDEScheduler, aliases=("k_dpmpp_sde",))
-    SAMPLERS["DPM++ SDE Karras"] = SamplerSpec(DPMSolverSDEScheduler, _KARRAS, ("k_dpmpp_sde_ka",))
+    SAMPLERS["DPM++ SDE"] = SamplerSpec(DPMSolverSDEScheduler, aliases=("k_dpmpp_sde",), k_sampler="dpmpp_sde")
+    SAMPLERS["DPM++ SDE Karras"] = SamplerSpec(DPMSolverSDEScheduler, _KARRAS, ("k_dpmpp_sde_ka",),
+                                               k_sampler="dpmpp_sde")
+
+
+def _k_only(sampler: str, *aliases: str) -> SamplerSpec:
+    """A sampler diffusers has no scheduler for: always the k-diffusion one."""
+    return SamplerSpec(KScheduler, MappingProxyType({"sampler": sampler}), aliases, k_sampler=sampler)
+
+
+# A1111 1.10's samplers that only run as k-diffusion samplers.
+SAMPLERS.update({
+    "DPM++ 2S a": _k_only("dpmpp_2s_ancestral", "k_dpmpp_2s_a"),
+    "DPM++ 2M SDE Heun": _k_only("dpmpp_2m_sde_heun", "k_dpmpp_2m_sde_heun"),
+    "DPM fast": _k_only("dpm_fast", "k_dpm_fast"),
+    "DPM adaptive": _k_only("dpm_adaptive", "k_dpm_ad"),
+    "Restart": _k_only("restart", "restart"),
+    "DDIM CFG++": _k_only("ddim_cfgpp", "ddim_cfgpp"),
+})
+if "DPM++ SDE" not in SAMPLERS:  # without torchsde: the k-diffusion one (Gaussian noise instead of the tree)
+    SAMPLERS["DPM++ SDE"] = _k_only("dpmpp_sde", "k_dpmpp_sde")
 CORE_SAMPLERS = frozenset(SAMPLERS)
 
 
@@ -196,29 +244,29 @@ def resolve_sampler_name(name: str, registry: Mapping[str, SamplerSpec] = SAMPLE
 def resolve_schedule_type(name: str) -> str:
     """A1111's label ("Karras") or API name ("karras"); ValueError naming the choices."""
     for label, schedule in SCHEDULE_TYPES.items():
-        if name in (label, schedule.name) or name.lower() == label.lower():
+        if name in (label, schedule.name, *SCHEDULES[label].aliases) or name.lower() == label.lower():
             return label
     raise ValueError(f"unknown schedule type {name!r}; choose one of: {', '.join(SCHEDULE_TYPES)}")
 
 
 def schedule_kwargs(name: str, schedule: str, registry: Mapping[str, SamplerSpec] = SAMPLERS) -> dict[str, Any]:
-    """The diffusers options a schedule type adds to a sampler; SamplerUnavailableError if it takes none."""
+    """The diffusers options a schedule type adds to a sampler's diffusers scheduler ({} when the
+    sampler's own schedule wins or the scheduler ignores it); SamplerUnavailableError if diffusers
+    has no such option (the pair then runs as a k-diffusion sampler, when the sampler has one)."""
     sampler = resolve_sampler_name(name, registry)
     spec, label = registry[sampler], resolve_schedule_type(schedule)
-    if label in (AUTOMATIC, spec.implied_schedule):
+    if spec.implied_schedule is not None:  # A1111: the schedule in the name ("DPM++ 2M Karras") wins
+        return {flag: False for flag in _SIGMA_FLAGS if flag in _init_parameters(spec.scheduler)} | dict(spec.kwargs)
+    if label == AUTOMATIC:
         return {}
-    if spec.implied_schedule is not None:
-        base = sampler.removesuffix(f" {spec.implied_schedule}")
-        raise SamplerUnavailableError(
-            f"sampler {sampler!r} always uses the {spec.implied_schedule} schedule; "
-            f"pick {base!r} with schedule type {label!r} instead"
-        )
-    if label not in spec.schedule_types():
+    if not spec.diffusers_takes(label):
+        if spec.k_sampler is None and spec.scheduler is not KScheduler:
+            return {}  # a timestep sampler (UniPC, LCM): A1111 ignores the schedule type
         raise SamplerUnavailableError(
             f"sampler {sampler!r} cannot use schedule type {label!r}; it takes: {', '.join(spec.schedule_types())}"
         )
     kwargs = {flag: False for flag in _SIGMA_FLAGS if flag in _init_parameters(spec.scheduler)}
-    return {**kwargs, **SCHEDULE_TYPES[label].kwargs}
+    return {**kwargs, **(SCHEDULE_TYPES[label].kwargs or {})}
 
 
 def make_scheduler(
@@ -226,19 +274,27 @@ def make_scheduler(
     config: Mapping[str, Any],
     registry: Mapping[str, SamplerSpec] = SAMPLERS,
     schedule: str = AUTOMATIC,
+    sdxl: bool = False,
 ) -> SchedulerMixin:
-    """A fresh scheduler for one run, built from the model's own scheduler config.
+    """A fresh scheduler for one run, built from the model's own scheduler config: the diffusers one
+    where it runs the pair, else the k-diffusion sampler (`sdxl` picks Align Your Steps' table).
 
-    SamplerUnavailableError when the sampler cannot follow the model's schedule or does not take
-    the schedule type.
+    SamplerUnavailableError when neither can follow the model's schedule or take the schedule type.
     """
     spec = registry[resolve_sampler_name(name, registry)]
-    extra = schedule_kwargs(name, schedule, registry)
-    reason = spec.unsupported_reason(config, resolve_schedule_type(schedule))
-    if reason:
+    label = resolve_schedule_type(schedule)
+    try:
+        extra = schedule_kwargs(name, label, registry)
+        reason = spec.diffusers_reason(config, label)
+    except SamplerUnavailableError as error:
+        extra, reason = {}, str(error)
+    if reason is None:
+        kwargs = {**_follow_zero_snr(spec.scheduler, config), **spec.kwargs, **extra}
+        return _starting_at_first_step(spec.scheduler).from_config(dict(config), **kwargs)
+    if spec.k_sampler is None:
         raise SamplerUnavailableError(f"sampler {name!r} is not available for this model: {reason}")
-    kwargs = {**_follow_zero_snr(spec.scheduler, config), **spec.kwargs, **extra}
-    return _starting_at_first_step(spec.scheduler).from_config(dict(config), **kwargs)
+    k_schedule = spec.implied_schedule or label
+    return KScheduler.from_config(dict(config), sampler=spec.k_sampler, schedule=k_schedule, sdxl=sdxl)
 
 
 def _follow_zero_snr(scheduler: type[SchedulerMixin], config: Mapping[str, Any]) -> dict[str, Any]:

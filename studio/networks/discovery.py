@@ -5,7 +5,7 @@ discovered entries, so nothing outside the folders can be named.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from safetensors import safe_open
@@ -26,6 +26,7 @@ class NetworkFile:
     kind: str  # "lora" | "embedding" | "vae"
     name: str  # what users type: file stem (LoRA, embedding), file or folder name (VAE)
     path: Path
+    root: Path | None = field(default=None, compare=False)  # the folder it was found in (links out are refused)
 
     @property
     def is_pickle(self) -> bool:
@@ -61,18 +62,19 @@ def discover_hypernetworks(settings: Settings) -> list[NetworkFile]:
 
 
 def discover_loras(settings: Settings) -> list[NetworkFile]:
-    return [NetworkFile("lora", p.stem, p) for p in _files(lora_dir(settings), LORA_SUFFIXES)]
+    return [NetworkFile("lora", p.stem, p, lora_dir(settings)) for p in _files(lora_dir(settings), LORA_SUFFIXES)]
 
 
 def discover_embeddings(settings: Settings) -> list[NetworkFile]:
-    return [NetworkFile("embedding", p.stem, p) for p in _files(embeddings_dir(settings), EMBEDDING_SUFFIXES)]
+    root = embeddings_dir(settings)
+    return [NetworkFile("embedding", p.stem, p, root) for p in _files(root, EMBEDDING_SUFFIXES)]
 
 
 def discover_vaes(settings: Settings) -> list[NetworkFile]:
     root = vae_dir(settings)
     folders = [p for p in sorted(root.iterdir()) if p.is_dir() and (p / "config.json").is_file()] if root.is_dir() else []
     files = _files(root, VAE_SUFFIXES, skip=folders)
-    return [NetworkFile("vae", p.relative_to(root).as_posix(), p) for p in sorted(files + folders)]
+    return [NetworkFile("vae", p.relative_to(root).as_posix(), p, root) for p in sorted(files + folders)]
 
 
 def _files(root: Path, suffixes: tuple[str, ...], skip: list[Path] | None = None) -> list[Path]:
@@ -88,6 +90,34 @@ def _files(root: Path, suffixes: tuple[str, ...], skip: list[Path] | None = None
     return found
 
 
+MAX_HEADER = 100_000_000  # bytes of JSON header safetensors itself accepts
+
+
+def file_problem(path: Path, root: Path) -> str | None:
+    """Why a network file found under `root` must not be used, or None: a symbolic link to a file
+    outside the folder (models/Lora/x.safetensors -> /etc/passwd), or a .safetensors whose header
+    declares more bytes than the file holds (2^63-1 would make a reader seek or allocate that much)."""
+    try:
+        resolved, base = path.resolve(strict=True), root.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "it cannot be read (a broken link?)"
+    if base not in resolved.parents:
+        return f"it links to a file outside {root.name}/, which is refused"
+    if path.suffix.lower() != ".safetensors":
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            size = path.stat().st_size
+    except OSError as error:
+        return f"it cannot be read ({error.strerror or error})"
+    declared = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if declared < 2 or declared > min(MAX_HEADER, size - 8):
+        return (f"its header declares {declared} bytes of a {size}-byte file: it is not a valid .safetensors file"
+                if declared >= 0 else "it is too short to be a .safetensors file")
+    return None
+
+
 def safetensors_metadata(path: Path) -> dict[str, str]:
     """The free-form metadata of a .safetensors header (kohya writes ss_* training details)."""
     if path.suffix != ".safetensors":
@@ -97,20 +127,6 @@ def safetensors_metadata(path: Path) -> dict[str, str]:
             return dict(handle.metadata() or {})
     except Exception:  # a damaged file: discovery still lists it, loading says why
         return {}
-
-
-def lora_alias(entry: NetworkFile) -> str:
-    """A1111's alias: the name the trainer gave it (ss_output_name), else the file name."""
-    return safetensors_metadata(entry.path).get("ss_output_name") or entry.name
-
-
-def find_lora(name: str, settings: Settings) -> NetworkFile:
-    entries = discover_loras(settings)
-    for match in (lambda e: e.name == name, lambda e: lora_alias(e) == name, lambda e: e.name.lower() == name.lower()):
-        found = [entry for entry in entries if match(entry)]
-        if found:
-            return found[0]
-    raise RequestError(f"LoRA {name!r} not found in {lora_dir(settings)} (prompt tag <lora:{name}:...>)")
 
 
 def find_vae(name: str, settings: Settings) -> NetworkFile:

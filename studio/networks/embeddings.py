@@ -2,13 +2,13 @@
 
 Formats: A1111 .pt (`string_to_param["*"]`, a pickle: only with --allow-pickle, weights only),
 A1111 .safetensors (`emb_params`), diffusers' `{token: tensor}`, SDXL's `clip_l`/`clip_g`.
-Each is added once per model with diffusers' `load_textual_inversion` (token = file stem, the
-vectors of a multi-vector embedding become `name name_1 ...`, which diffusers' encode_prompt
-expands); a prompt that does not name it tokenizes exactly as before.
+Each is added once per model with diffusers' `load_textual_inversion` under a placeholder token
+(`embedding_names`: never a vocabulary word); the prompt's whole-token mentions of the name are
+replaced by its vectors' tokens, so a prompt that does not name it tokenizes exactly as before.
+A malformed file (a scalar, a [2, 3, 128] or [0, 128] tensor) is a MalformedFileError: skipped.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +16,11 @@ import torch
 from diffusers import DiffusionPipeline
 
 from studio.networks.discovery import NetworkFile
-from studio.networks.files import first_line, read_tensors
+from studio.networks.embedding_names import placeholder
+from studio.networks.files import MalformedFileError, first_line, read_tensors
 from studio.request import RequestError
+
+MAX_VECTORS = 75  # one chunk of CLIP tokens: A1111's embeddings are a handful of vectors
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,6 @@ class EmbeddingData:
         return int(next(iter(self.vectors.values())).shape[0])
 
 
-def mentioned(texts: list[str], entries: list[NetworkFile]) -> list[NetworkFile]:
-    """The embeddings whose name stands as a word in any of the texts (A1111 matches tokens)."""
-    joined = "\n".join(texts)
-    return [e for e in entries if re.search(rf"(?<![\w]){re.escape(e.name)}(?![\w])", joined)]
-
-
 def read_embedding(entry: NetworkFile, allow_pickle: bool) -> EmbeddingData:
     data = read_tensors(entry, allow_pickle)
     if "clip_l" in data and "clip_g" in data:
@@ -53,13 +50,28 @@ def read_embedding(entry: NetworkFile, allow_pickle: bool) -> EmbeddingData:
     else:
         tensors = [v for v in data.values() if isinstance(v, torch.Tensor)]
         if len(tensors) != 1:
-            raise RequestError(f"embedding {entry.path.name} is not a textual inversion file "
+            raise MalformedFileError(f"embedding {entry.path.name} is not a textual inversion file "
                                "(expected string_to_param, emb_params, clip_l/clip_g or a single tensor)")
         vectors = {"": tensors[0]}
-    vectors = {k: (v.unsqueeze(0) if v.ndim == 1 else v).detach().float() for k, v in vectors.items()}
+    vectors = {k: _vectors(entry, v) for k, v in vectors.items()}
     checkpoint = data.get("sd_checkpoint")
     return EmbeddingData(vectors, _int(data.get("step")), str(checkpoint) if checkpoint is not None else None,
                          _str(data.get("sd_checkpoint_name")))
+
+
+def _vectors(entry: NetworkFile, value: Any) -> torch.Tensor:
+    """The embedding as [vectors, width], or MalformedFileError: a scalar, a [2, 3, 128] or a
+    [0, 128] tensor is no embedding (it used to stop start-up or fail when used)."""
+    if not isinstance(value, torch.Tensor):
+        raise MalformedFileError(f"embedding {entry.path.name} holds a {type(value).__name__}, not a tensor")
+    value = value.unsqueeze(0) if value.ndim == 1 else value
+    shape = "x".join(map(str, value.shape)) or "a scalar"
+    if value.ndim != 2 or not 1 <= value.shape[0] <= MAX_VECTORS or value.shape[1] < 1:
+        raise MalformedFileError(f"embedding {entry.path.name} has shape {shape}; expected [vectors, width] "
+                                 f"with 1 to {MAX_VECTORS} vectors")
+    if not value.is_floating_point() or not torch.isfinite(value).all():
+        raise MalformedFileError(f"embedding {entry.path.name} is not a tensor of finite numbers")
+    return value.detach().float()
 
 
 def text_width(pipe: DiffusionPipeline) -> int:
@@ -80,8 +92,8 @@ def load_embedding(pipe: DiffusionPipeline, entry: NetworkFile, data: EmbeddingD
             raise RequestError(f"embedding {entry.path.name} has {vectors.shape[-1]}-wide vectors; {model}'s text "
                                f"encoder takes {width} (it was made for another model family)")
         try:
-            pipe.load_textual_inversion({entry.name: vectors}, token=entry.name, text_encoder=encoder,
-                                        tokenizer=tokenizer)
+            token = placeholder(entry.name)  # never a word of the vocabulary (an embedding may be named "a")
+            pipe.load_textual_inversion({token: vectors}, token=token, text_encoder=encoder, tokenizer=tokenizer)
         except ValueError as error:
             raise RequestError(f"embedding {entry.path.name} could not be added: {first_line(error)}") from error
 

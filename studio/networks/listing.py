@@ -10,17 +10,21 @@ from typing import Any
 
 from studio.networks import discovery
 from studio.networks.embeddings import read_embedding
+from studio.networks.index import LoraIndex
 from studio.request import RequestError
 from studio.settings import Settings
 
 
-def lora_items(settings: Settings) -> list[dict[str, Any]]:
-    """[{name, alias, path, metadata}] as A1111's /sdapi/v1/loras."""
+def lora_items(index: LoraIndex) -> list[dict[str, Any]]:
+    """[{name, alias, path, metadata}] as A1111's /sdapi/v1/loras; a file that cannot be used is
+    listed with a `warning` saying why (it is refused by name)."""
     items = []
-    for entry in discovery.discover_loras(settings):
-        metadata = discovery.safetensors_metadata(entry.path)
-        items.append({"name": entry.name, "alias": metadata.get("ss_output_name") or entry.name,
-                      "path": str(entry.path), "metadata": {k: _json_value(v) for k, v in metadata.items()}})
+    for info in index.table().items:
+        item = {"name": info.entry.name, "alias": info.alias, "path": str(info.entry.path),
+                "metadata": {k: _json_value(v) for k, v in info.metadata.items()}}
+        if info.problem:
+            item["warning"] = f"skipped: {info.problem}"
+        items.append(item)
     return items
 
 
@@ -32,9 +36,9 @@ def embedding_items(settings: Settings, text_width: int | None) -> dict[str, dic
     for entry in discovery.discover_embeddings(settings):
         try:
             data = read_embedding(entry, settings.allow_pickle)
-        except RequestError:
+        except RequestError as error:  # a pickle without --allow-pickle, a malformed file: why, in `warning`
             skipped[entry.name] = {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None,
-                                   "shape": None, "vectors": None}
+                                   "shape": None, "vectors": None, "warning": str(error)}
             continue
         item = {"step": data.step, "sd_checkpoint": data.sd_checkpoint, "sd_checkpoint_name": data.sd_checkpoint_name,
                 "shape": data.shape, "vectors": data.count}

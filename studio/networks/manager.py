@@ -12,12 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import logging
+
 from studio.networks import discovery, embeddings, hashes, lora, lycoris, vae
 from studio.networks.discovery import AUTOMATIC, NetworkFile
+from studio.networks.embedding_names import NameMatcher, expansion
+from studio.networks.files import MalformedFileError
+from studio.networks.index import LoraIndex
 from studio.networks.tags import NetworkTag, extract_network_tags
 from studio.request import GenerationRequest, RequestError
 from studio.settings import Settings
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class ModelNetworks:
@@ -27,6 +33,7 @@ class ModelNetworks:
     loras: dict[str, str] = field(default_factory=dict)  # file stamp -> adapter name
     lycoris: dict[str, lycoris.LycorisNetwork] = field(default_factory=dict)  # adapter name -> LoHa/LoKr network
     embeddings: dict[str, str] = field(default_factory=dict)  # embedding name -> file stamp
+    embedding_vectors: dict[str, int] = field(default_factory=dict)  # embedding name -> its vectors
     vae_name: str = AUTOMATIC
     vaes: dict[str, Any] = field(default_factory=dict)  # file stamp -> module (the last external one)
 
@@ -41,6 +48,11 @@ class AppliedNetworks:
     embeddings: tuple[tuple[str, str], ...] = ()
     vae: str = AUTOMATIC
     vae_hash: str | None = None
+    expansions: tuple[tuple[str, str], ...] = ()  # embedding name -> its placeholder tokens
+
+    def encoded(self, text: str) -> str:
+        """Another text of the run (a per-image prompt) with the run's embeddings put in."""
+        return NameMatcher(dict(self.expansions)).rewrite(text, dict(self.expansions)) if self.expansions else text
 
     def infotext(self) -> dict[str, str]:
         """A1111's keys: `VAE hash`, `VAE` (a file VAE only), `Lora hashes`, `TI hashes`."""
@@ -67,6 +79,7 @@ class NetworkManager:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.selected_vae = AUTOMATIC  # what a request without `vae` uses (A1111's sd_vae option)
+        self.lora_index = LoraIndex(settings)
 
     # -- discovery --------------------------------------------------------------------------
     def loras(self) -> list[NetworkFile]:
@@ -98,9 +111,9 @@ class NetworkManager:
         negative, _ = extract_network_tags(request.negative_prompt)  # tags there are removed, not applied
         state = self._state(model)
         loras = self._apply_loras(model, state, tags)
-        used = self._apply_embeddings(model, state, [prompt, negative])
+        (prompt, negative), used, expansions = self._apply_embeddings(model, state, [prompt, negative])
         vae_name, vae_hash = self._apply_vae(model, state, request.vae)
-        return AppliedNetworks(prompt, negative, loras, used, vae_name, vae_hash)
+        return AppliedNetworks(prompt, negative, loras, used, vae_name, vae_hash, expansions)
 
     def _state(self, model: Any) -> ModelNetworks:
         if model.networks is None:
@@ -115,12 +128,16 @@ class NetworkManager:
             if tag.kind != "lora":
                 raise RequestError(f"prompt tag {tag.text}: <{tag.kind}:...> networks are not supported "
                                    "(only <lora:...> and <lyco:...>)")
-        found = [(tag, discovery.find_lora(tag.name, self.settings)) for tag in tags]
+        table = self.lora_index.table()  # one listing for all the tags; metadata read once per file
+        found = [(tag, table.find(tag.name, self.settings)) for tag in tags]
         weights: dict[str, list[float]] = {}
         mentioned: dict[str, str] = {}
-        for tag, entry in found:
-            metadata = discovery.safetensors_metadata(entry.path)
-            mentioned.setdefault(tag.name, hashes.lora_hash(entry.path, self.settings, metadata))
+        short: dict[Path, str] = {}
+        for tag, info in found:
+            entry = info.entry
+            if entry.path not in short:
+                short[entry.path] = hashes.lora_hash(entry.path, self.settings, dict(info.metadata))
+            mentioned.setdefault(tag.name, short[entry.path])
             if not tag.active:
                 continue
             adapter = self._adapter(model, state, entry)
@@ -152,20 +169,34 @@ class NetworkManager:
             state.loras[stamp] = adapter
         return state.loras[stamp]
 
-    def _apply_embeddings(self, model: Any, state: ModelNetworks, texts: list[str]) -> tuple[tuple[str, str], ...]:
-        used = []
-        for entry in embeddings.mentioned(texts, self.embeddings()):
+    def _apply_embeddings(self, model: Any, state: ModelNetworks, texts: list[str]
+                          ) -> tuple[list[str], tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """The texts with each embedding they name (as whole tokens, A1111) put in as its placeholder
+        tokens; the embeddings used with their hashes; the expansions. A malformed file is skipped
+        (its name stays plain text, as in A1111, whose database never loaded it)."""
+        entries = self.embeddings()
+        matcher = NameMatcher(entry.name for entry in entries)
+        mentioned = matcher.mentioned(texts)
+        used, expansions = [], {}
+        for entry in [e for e in entries if e.name in mentioned]:
+            if entry.name in expansions:
+                continue  # the same name in two subfolders: the first one, as A1111
             stamp = _stamp(entry.path)
             loaded = state.embeddings.get(entry.name)
             if loaded is None:
-                data = embeddings.read_embedding(entry, self.settings.allow_pickle)
+                try:
+                    data = embeddings.read_embedding(entry, self.settings.allow_pickle)
+                except MalformedFileError as error:
+                    log.warning("%s", error)
+                    continue
                 embeddings.load_embedding(model.pipe, entry, data, model.entry.title)
-                state.embeddings[entry.name] = stamp
+                state.embeddings[entry.name], state.embedding_vectors[entry.name] = stamp, data.count
             elif loaded != stamp:
                 raise RequestError(f"embedding {entry.path.name} changed on disk since it was loaded; "
                                    "reload the model to use the new version")
+            expansions[entry.name] = expansion(entry.name, state.embedding_vectors[entry.name])
             used.append((entry.name, hashes.embedding_hash(entry.path, self.settings)))
-        return tuple(used)
+        return [matcher.rewrite(text, expansions) for text in texts], tuple(used), tuple(expansions.items())
 
     def _apply_vae(self, model: Any, state: ModelNetworks, requested: str | None) -> tuple[str, str | None]:
         name = self.resolve_vae(requested)

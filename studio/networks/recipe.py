@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from studio.networks import discovery, hashes
+from studio.networks.index import LoraIndex
 from studio.networks.discovery import AUTOMATIC
 from studio.request import RequestError
 from studio.settings import Settings
@@ -14,9 +15,11 @@ def network_warnings(recorded: Mapping[str, Any], settings: Settings) -> list[st
     warnings: list[str] = []
     embeddings = {e.name: e for e in discovery.discover_embeddings(settings)}
 
+    loras = LoraIndex(settings)
+
     def lora_now(name: str) -> str:
-        entry = discovery.find_lora(name, settings)
-        return hashes.lora_hash(entry.path, settings, discovery.safetensors_metadata(entry.path))
+        info = loras.table().find(name, settings)
+        return hashes.lora_hash(info.entry.path, settings, dict(info.metadata))
 
     def embedding_now(name: str) -> str:
         if name not in embeddings:

@@ -21,6 +21,7 @@ MAX_SCHEDULE_CHARS = 3 * MAX_PROMPT_CHARS  # their total length
 MAX_CHUNKS = 32  # 75-token chunks in one text (BREAK starts one)
 MAX_ENCODED_CHUNKS = 96  # chunks encoded for one prompt: its texts' chunks together
 MAX_AND_PARTS = 8  # subprompts of composable diffusion (`a AND b`): the UNet runs once more for each
+MAX_NETWORK_TAGS = 32  # <lora:...> tags in one prompt: each is looked up, hashed and applied
 
 _BREAK = re.compile(r"\bBREAK\b")
 
@@ -99,7 +100,11 @@ def check_prompts(prompt: str, negative_prompt: str, steps: int) -> None:
     from studio.prompting.networks import split_network_tags
 
     for field, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
-        plan_schedule(split_network_tags(text)[0], steps, field)
+        text, tags = split_network_tags(text)
+        if len(tags) > MAX_NETWORK_TAGS:
+            raise RequestError(f"{field}: at most {MAX_NETWORK_TAGS} network tags such as <lora:name:1> "
+                               f"(found {len(tags)})")
+        plan_schedule(text, steps, field)
     subprompts = split_and(split_network_tags(prompt)[0])
     check_parts(len(subprompts))
     for text, _ in subprompts if len(subprompts) > 1 else ():

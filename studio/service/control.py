@@ -11,8 +11,20 @@ from PIL import Image
 
 from studio.checkpoints.catalog import DEFAULT_MODEL_TITLE, find_model
 from studio.control import pose
-from studio.control.catalog import ControlNetEntry, controlnet_mismatch, discover_controlnets
-from studio.control.preprocessors import PREPROCESSORS, PreprocessorSpec
+from studio.control.catalog import (
+    MODEL_FREE_TYPES,
+    TYPE_NAMES,
+    ControlNetEntry,
+    controlnet_mismatch,
+    discover_controlnets,
+)
+from studio.control.preprocessors import (
+    DEFAULT_MODULE,
+    PREPROCESSORS,
+    PreprocessorSpec,
+    annotator_dirs,
+    run_preprocessor,
+)
 from studio.control.units import control_image
 from studio.request import ControlUnit
 from studio.service.extensions.manager import ExtensionManager
@@ -29,6 +41,11 @@ class ControlService:
     @property
     def annotators_dir(self) -> Path:
         return self.settings.models_dir / "annotators"
+
+    @property
+    def annotator_dirs(self) -> tuple[Path, ...]:
+        """Where detector weights are looked for: models/ControlNet/annotators/, then models/annotators/."""
+        return annotator_dirs(self.settings.models_dir)
 
     def entries(self, model_title: str | None = None) -> list[ControlNetEntry]:
         """The ControlNets for the model a request runs on (None: the loaded one): shipped beside it,
@@ -57,11 +74,37 @@ class ControlService:
 
     def preprocessor_choices(self) -> dict[str, tuple[PreprocessorSpec, str | None]]:
         """Every preprocessor with why it cannot run here (its detector's weights are missing), or None."""
-        return {name: (spec, spec.unavailable_reason(self.annotators_dir)) for name, spec in self.registry.items()}
+        return {name: (spec, spec.unavailable_reason(self.annotator_dirs)) for name, spec in self.registry.items()}
 
-    def preview(self, unit: ControlUnit, source: Any, width: int, height: int) -> Image.Image:
+    def preview(self, unit: ControlUnit, source: Any, width: int, height: int, mask: Any = None) -> Image.Image:
         """The control image the engine would use for this unit (same function, same arguments)."""
-        return control_image(unit, source, width, height, self.annotators_dir, self.registry)
+        return control_image(unit, source, width, height, self.annotator_dirs, self.registry, mask)
+
+    def detect(self, module: str, image: Image.Image, resolution: int, threshold_a: float, threshold_b: float,
+               mask: Image.Image | None = None) -> Image.Image:
+        """/controlnet/detect: `module` run on `image` scaled so its shorter side is `resolution`
+        (sd-webui-controlnet's processor_res); ValueError when it cannot run."""
+        scale = resolution / min(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        if mask is not None:
+            mask = mask.convert("L").resize(size)
+        return run_preprocessor(module, image, threshold_a, threshold_b, self.annotator_dirs, self.registry, mask)
+
+    def control_types(self) -> dict[str, dict[str, Any]]:
+        """sd-webui-controlnet's /controlnet/control_types: per type its modules, models and defaults
+        ("All" first; "none" leads every module list, "None" every model list)."""
+        entries = self.entries()
+        table = {"All": {"module_list": list(self.registry), "model_list": ["None", *(e.title for e in entries)],
+                         "default_option": "none", "default_model": "None"}}
+        for kind, name in TYPE_NAMES.items():
+            modules = [m for m, spec in self.registry.items() if spec.control_type == kind]
+            models = [e.title for e in entries if e.control_type == kind]
+            default = DEFAULT_MODULE.get(kind) if DEFAULT_MODULE.get(kind) in modules else (modules or ["none"])[0]
+            table[name] = {"module_list": ["none", *[m for m in modules if m != "none"]],
+                           "model_list": ["None", *models], "default_option": default,
+                           "default_model": models[0] if models and kind not in MODEL_FREE_TYPES else "None"}
+        return table
 
     @staticmethod
     def pose_tools() -> Any:

@@ -52,7 +52,7 @@ class LocalGeneration(GenerationService):
     def submit(self, request: GenerationRequest, on_step: StepCallback | None = None, save: bool = True,
                directory: Path | None = None, owner: str | None = None, user: str | None = None,
                job: Job | None = None) -> JobResult:
-        request = admit(request)  # before it takes a place
+        request = admit(request, self.settings.control_net_unit_count)  # before it takes a place
         if job is None and owner is None:  # e.g. a script's jobs: for whoever started the script
             owner, session, acting_user = getattr(self._acting, "who", None) or (LOCAL, None, None)
             user = user or acting_user
@@ -172,7 +172,7 @@ class LocalGeneration(GenerationService):
         are, since they changed the saved pixels."""
         recipe = read_recipe(source)
         refuse_unknown_model(recipe.request.model, self.engine.models.titles())
-        admit(recipe.request)
+        admit(recipe.request, self.settings.control_net_unit_count)
         warnings = recipe_warnings(recipe, self.engine.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None

@@ -9,7 +9,14 @@ from studio.checkpoints.catalog import ModelEntry, discover_models
 from studio.checkpoints.memory import memory_report
 from studio.checkpoints.manager import LoadedModel
 from studio.generation.engine import Engine
-from studio.generation.samplers import SCHEDULE_TYPES, SamplerSpec, available_samplers, resolve_sampler_name
+from studio.generation.samplers import (
+    SCHEDULE_TYPES,
+    SamplerSpec,
+    available_samplers,
+    available_schedule_types,
+    resolve_sampler_name,
+)
+from studio.generation.schedules import SCHEDULES
 from studio.networks.embeddings import text_width
 from studio.service.results import ModelFacts
 from studio.settings import Settings
@@ -46,6 +53,25 @@ class ModelService:
     def schedule_items(self) -> list[tuple[str, str]]:
         """(label, API name) of every schedule type."""
         return [(label, schedule.name) for label, schedule in SCHEDULE_TYPES.items()]
+
+    def schedulers(self) -> list[dict[str, object]]:
+        """A1111's /sdapi/v1/schedulers items: name, label, aliases, default_rho, need_inner_model."""
+        return [{"name": s.name, "label": s.label, "aliases": list(s.aliases) or None,
+                 "default_rho": s.default_rho, "need_inner_model": s.need_inner_model} for s in SCHEDULES.values()]
+
+    def runnable_samplers(self) -> list[str]:
+        """The samplers the loaded model can run (all while nothing is loaded): the UI's choices."""
+        reasons = self.sampler_reasons()
+        return [name for name in self.engine.samplers if not reasons.get(name)]
+
+    def sampler_schedule_types(self, sampler: str) -> list[str]:
+        """The schedule types this sampler takes on the loaded model ("Automatic" first)."""
+        facts = self.facts()
+        config = facts.scheduler_config if facts is not None else {}
+        try:
+            return available_schedule_types(sampler, config, self.engine.samplers)
+        except LookupError:
+            return ["Automatic"]
 
     def sampler_reasons(self) -> Mapping[str, str | None]:
         """Why each sampler cannot run on the loaded model (None: it can); nothing is loaded here."""

@@ -17,7 +17,12 @@ class NetworkService:
         self.models = models
 
     def lora_items(self) -> list[dict[str, Any]]:
-        return listing.lora_items(self.settings)
+        return listing.lora_items(self.networks.lora_index)
+
+    def refresh_loras(self) -> None:
+        """A1111's refresh-loras: the folder is read again, every file's metadata with it."""
+        self.networks.lora_index.refresh()
+        self.lora_items()
 
     def lora_names(self) -> list[str]:
         return [item["name"] for item in self.lora_items()]

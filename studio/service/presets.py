@@ -26,9 +26,33 @@ def read_preset(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise RequestError(f"preset {path.name} is not valid JSON: {error}") from error
-    unknown = set(data) - _FIELDS - {"description"}
+    unknown = set(data) - _FIELDS - {"description", "matches"}
     if unknown:
         raise RequestError(f"preset {path.name} has unknown fields: {', '.join(sorted(unknown))}")
-    values = {k: v for k, v in data.items() if k != "description"}
+    values = {k: v for k, v in data.items() if k not in ("description", "matches")}
     GenerationRequest(**values).validate()  # a preset must itself be a valid request
     return values
+
+
+def preset_matches(directory: Path = PRESETS_DIR) -> dict[str, list[str]]:
+    """Preset name -> the words that recognise its model family in file names and metadata
+    (`matches` in the preset; studio/service/few_step.py)."""
+    matches: dict[str, list[str]] = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            words = json.loads(path.read_text()).get("matches", [])
+        except (OSError, ValueError, AttributeError):
+            continue  # load_presets reports a broken file
+        if isinstance(words, list) and all(isinstance(word, str) for word in words):
+            matches[path.stem] = words
+    return matches
+
+
+def preset_descriptions(directory: Path = PRESETS_DIR) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            out[path.stem] = str(json.loads(path.read_text()).get("description", ""))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return out

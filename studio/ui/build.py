@@ -20,6 +20,7 @@ from studio.ui.networks import build_vae_picker
 from studio.ui.pnginfo import build_pnginfo_tab
 from studio.ui.pose_editor import read_asset
 from studio.ui.refiner import refiner_choices
+from studio.ui.sampler_choices import sampler_updates
 from studio.ui.settings_tab import build_settings_tab
 from studio.ui.sizes import follow_model
 
@@ -118,6 +119,7 @@ def _wire_model_picker(models: "ModelService", model: gr.Dropdown, refresh: gr.B
     sizes = [w for tab in tabs for w in (tab.form.widgets["width"], tab.form.widgets["height"])]
     ratios = [tab.size_ratio for tab in tabs]
     refiners = [tab.form.widgets["refiner_checkpoint"] for tab in tabs if "refiner_checkpoint" in tab.form.widgets]
+    samplers = [tab.form.widgets["sampler_name"] for tab in tabs]
 
     def switch_model(values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> list[Any]:
         title = values[model]
@@ -133,9 +135,10 @@ def _wire_model_picker(models: "ModelService", model: gr.Dropdown, refresh: gr.B
         updates: list[Any] = []
         for index, ratio in enumerate(ratios):
             updates += follow_model(before, after, values[sizes[2 * index]], values[sizes[2 * index + 1]], values[ratio])
-        return [gr.Dropdown(value=loaded), *updates]
+        return [gr.Dropdown(value=loaded), *updates, *sampler_updates(models, [values[s] for s in samplers])]
 
-    model.input(switch_model, inputs={model, *sizes, *ratios}, outputs=[model, *sizes], concurrency_id="generation",
+    model.input(switch_model, inputs={model, *sizes, *ratios, *samplers}, outputs=[model, *sizes, *samplers],
+                concurrency_id="generation",
                 concurrency_limit=1)
     refresh.click(lambda: [gr.Dropdown(choices=models.titles()), *[gr.Dropdown(choices=refiner_choices(models))] * len(refiners)],
                   outputs=[model, *refiners], queue=False)

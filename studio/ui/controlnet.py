@@ -1,4 +1,4 @@
-"""The ControlNet panel of the txt2img, img2img and inpaint tabs: up to three units, laid out and
+"""The ControlNet panel of the txt2img, img2img and inpaint tabs: `control_net_unit_count` units (3), laid out and
 named as in sd-webui-controlnet (Enable, Control Type, control image, Preprocessor + preview, Model,
 Control Weight, Starting/Ending Control Step, Control Mode, Resize Mode, Pixel Perfect).
 
@@ -17,7 +17,7 @@ from PIL import Image
 
 from studio.generation import modes
 from studio.images import decode_image
-from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, MAX_CONTROL_UNITS, ControlUnit, RequestError
+from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, RequestError
 from studio.ui.control_values import (
     AUTO_MODEL,
     BLACK_ON_WHITE,
@@ -157,7 +157,7 @@ def build_controlnet_panel(control: "ControlService", size: int, tab: str, width
         gr.HTML("", head=f"<style>{read_asset('controlnet.css')}</style>", js_on_load=None, visible="hidden")
         with gr.Tabs(elem_id=f"{tab}_controlnet_units"):
             units = []
-            for index in range(MAX_CONTROL_UNITS):
+            for index in range(control.settings.control_net_unit_count):  # control_net_unit_count
                 with gr.Tab(f"Unit {index}", elem_id=f"{tab}_cn{index}_tab"):
                     units.append(_build_unit(control, f"{tab}_cn{index}", preprocessors, tools, source is not None, size))
     panel = ControlNetPanel(units, tools, width, height, preprocessors, control.models_and_types, source is not None)
@@ -211,10 +211,8 @@ def _build_unit(control: "ControlService", prefix: str, preprocessors: Mapping[s
         model = gr.Dropdown(model_choices(control.models_and_types(), control_type), value=AUTO_MODEL, label="Model",
                             elem_id=f"{prefix}_model", scale=2)
     with gr.Row():
-        threshold_a = gr.Slider(*THRESHOLD_RANGE, value=DEFAULTS.threshold_a, step=1, elem_id=f"{prefix}_threshold_a",
-                                **_threshold(spec, "threshold_a"))
-        threshold_b = gr.Slider(*THRESHOLD_RANGE, value=DEFAULTS.threshold_b, step=1, elem_id=f"{prefix}_threshold_b",
-                                **_threshold(spec, "threshold_b"))
+        threshold_a = gr.Slider(elem_id=f"{prefix}_threshold_a", **_threshold(spec, "threshold_a", True))
+        threshold_b = gr.Slider(elem_id=f"{prefix}_threshold_b", **_threshold(spec, "threshold_b", True))
     weight = gr.Slider(0, 2, value=DEFAULTS.weight, step=0.05, label="Control Weight", elem_id=f"{prefix}_weight")
     with gr.Row():
         start = gr.Slider(0, 1, value=DEFAULTS.guidance_start, step=0.01, label="Starting Control Step",
@@ -250,7 +248,7 @@ def _wire_unit(control: "ControlService", unit: UnitWidgets, preprocessors: Mapp
         return [source, *(gr.Column(visible=key == source) for key, _ in columns), preprocess,
                 gr.Dropdown(choices=module_choices(preprocessors, control_type), value=module),
                 gr.Dropdown(choices=model_choices(control.models_and_types(), control_type), value=AUTO_MODEL),
-                gr.Slider(**_threshold(spec, "threshold_a")), gr.Slider(**_threshold(spec, "threshold_b"))]
+                gr.Slider(**_threshold(spec, "threshold_a", True)), gr.Slider(**_threshold(spec, "threshold_b", True))]
 
     f["control_type"].input(lambda t, c: layout(t, default_input(t, tools is not None), c),
                             inputs=[f["control_type"], s["canvas"]], outputs=layout_outputs, queue=False)
@@ -265,9 +263,12 @@ def _wire_unit(control: "ControlService", unit: UnitWidgets, preprocessors: Mapp
 
     def module_changed(module: str) -> list[Any]:
         spec = preprocessors[module][0] if module in preprocessors else None
-        return [gr.Slider(**_threshold(spec, "threshold_a")), gr.Slider(**_threshold(spec, "threshold_b"))]
+        return [gr.Slider(**_threshold(spec, "threshold_a", True)), gr.Slider(**_threshold(spec, "threshold_b", True))]
 
     s["module"].input(module_changed, inputs=s["module"], outputs=[f["threshold_a"], f["threshold_b"]], queue=False)
+    # A preview made for another type or module would be taken for this one's: clear it (issue 25, item 13).
+    for widget in (f["control_type"], s["module"]):
+        widget.input(lambda: None, outputs=unit.preview, queue=False)
     s["model"].focus(lambda t: gr.Dropdown(choices=model_choices(control.models_and_types(), t)),
                      inputs=f["control_type"], outputs=s["model"], queue=False)
 
@@ -298,9 +299,13 @@ def _mode_source(mode_source: Any, values: Mapping[Any, Any], width: int, height
     return modes.prepare(request.replace(width=width, height=height)).source
 
 
-def _threshold(spec: Any, name: str) -> dict[str, Any]:
+def _threshold(spec: Any, name: str, default: bool = False) -> dict[str, Any]:
+    """The slider of threshold_a/_b for a module: its label and range (and its default value)."""
     label = getattr(spec, name, None) if spec is not None else None
-    return {"label": label or name, "visible": label is not None}
+    low, high, value = getattr(spec, "range_a" if name == "threshold_a" else "range_b", (*THRESHOLD_RANGE, 100))
+    fields = {"label": label or name, "visible": label is not None, "minimum": low, "maximum": high,
+              "step": 1 if high > 20 else 0.01}
+    return {**fields, "value": value} if default else fields
 
 
 def _sketch_value(canvas: str) -> dict[str, Any]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -29,8 +30,10 @@ from studio.ui.errors import user_errors
 from studio.ui.forms import RequestForm
 from studio.ui.hires import build_hires_widgets
 from studio.ui.networks import build_networks_panel
+from studio.ui.presets import build_preset_row
 from studio.ui.ranges import guard_range
 from studio.ui.refiner import build_refiner_widgets
+from studio.ui.sampler_choices import build_sampler_widgets
 from studio.ui.scripts import ScriptPanel, build_script_panel, script_outputs
 from studio.ui.sizes import build_aspect_buttons
 from studio.ui.variation import build_variation_controls, build_variation_group
@@ -74,7 +77,7 @@ class GenerationTab:
 
 
 def build_generation_tab(
-    services: "Services",
+    services: Services,
     model: gr.Dropdown,
     name: str,
     source: Callable[[], ModeSource] | None = None,
@@ -103,10 +106,7 @@ def build_generation_tab(
         with gr.Column():
             mode = source() if source else ModeSource()
             with gr.Row():
-                sampler = gr.Dropdown(models.sampler_names(), value=DEFAULTS.sampler_name, label="Sampling method",
-                                      elem_id=f"{name}_sampling")
-                scheduler = gr.Dropdown(models.schedule_types(), value=DEFAULTS.scheduler, label="Schedule type",
-                                        elem_id=f"{name}_scheduler")
+                sampler, scheduler = build_sampler_widgets(models, name)
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULTS.steps, step=1, label="Sampling steps",
                                   elem_id=f"{name}_steps")
             with gr.Row():
@@ -126,6 +126,8 @@ def build_generation_tab(
                                  value=DEFAULTS.cache_interval, label="Cache (faster, a little less detail)",
                                  elem_id=f"{name}_cache_interval", scale=2)
             widgets: dict[str, gr.components.Component] = {"cache_interval": cache}
+            build_preset_row(services, name, model, prompt,  # few-step presets, recognised from the model / LoRAs
+                             {"sampler_name": sampler, "scheduler": scheduler, "steps": steps, "cfg_scale": cfg})
             if strength:
                 widgets["denoising_strength"] = gr.Slider(0, 1, value=DEFAULTS.denoising_strength, step=0.01,
                                                           label="Denoising strength", elem_id=f"{name}_denoising_strength")
@@ -314,7 +316,7 @@ class _Background:
         return self._value
 
 
-def _drain(items: "queue.Queue[Any]") -> Any:
+def _drain(items: queue.Queue[Any]) -> Any:
     """The newest item in the queue (older previews are stale), or None."""
     latest = None
     while True:
@@ -324,7 +326,7 @@ def _drain(items: "queue.Queue[Any]") -> Any:
             return latest
 
 
-def build_styles_row(styles_service: "StyleService", name: str, prompt: gr.Textbox, negative: gr.Textbox) -> gr.Dropdown:
+def build_styles_row(styles_service: StyleService, name: str, prompt: gr.Textbox, negative: gr.Textbox) -> gr.Dropdown:
     """Styles from styles.csv: pick several (applied when generating), or apply them into the prompt
     boxes now, or save the current prompts as a new style."""
     with gr.Row(equal_height=True):

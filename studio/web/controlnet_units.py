@@ -2,7 +2,6 @@
 Errors name the unit by its position in `args`."""
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -10,7 +9,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from studio.control.catalog import ControlNetEntry
-from studio.control.preprocessors import PreprocessorSpec
+from studio.control.preprocessors import AnnotatorDirs, PreprocessorSpec
 from studio.images import decode_image
 from studio.request import CONTROL_MODES, CONTROL_RESIZE_MODES, ControlUnit, RequestError
 from studio.web.checkpoints import split_title
@@ -70,9 +69,11 @@ def to_control_unit(arg: Any, index: int, entries: list[ControlNetEntry],
         raise RequestError(f"{where}: advanced_weighting is not supported")
     model = _controlnet_model(parsed.model, entries, where)
     module = _module(parsed.module, where, preprocessors)
+    image, mask = _unit_image(parsed, where)
     values: dict[str, Any] = {
         "control_type": _control_type(model, module, where, preprocessors),
-        "image": _unit_image(parsed, where),
+        "image": image,
+        "mask": mask,
         "module": module,
         "model": model.title if model is not None else None,
         "weight": parsed.weight,
@@ -83,9 +84,9 @@ def to_control_unit(arg: Any, index: int, entries: list[ControlNetEntry],
                                _RESIZE_ALIASES, f"{where} resize_mode"),
         "pixel_perfect": parsed.pixel_perfect,
     }
-    for name in ("threshold_a", "threshold_b"):  # negative means "the module's default"
-        if getattr(parsed, name) >= 0:
-            values[name] = getattr(parsed, name)
+    spec = preprocessors[module]
+    for name, default in (("threshold_a", spec.range_a[2]), ("threshold_b", spec.range_b[2])):
+        values[name] = getattr(parsed, name) if getattr(parsed, name) >= 0 else default  # negative: the module's default
     return ControlUnit(**values)
 
 
@@ -122,17 +123,23 @@ def _control_type(model: ControlNetEntry | None, module: str, where: str,
                        "so that the control type is known")
 
 
-def _unit_image(parsed: ControlNetUnitArgs, where: str) -> Image.Image | None:
+def _unit_image(parsed: ControlNetUnitArgs, where: str) -> tuple[Image.Image | None, Image.Image | None]:
+    """(image, mask): the mask comes in the image dict (`{"image", "mask"}`) or as `mask`/`mask_image`;
+    it marks inpaint_only's area to repaint."""
     image: Any = parsed.image if parsed.image is not None else parsed.input_image
+    mask: Any = parsed.mask or parsed.mask_image
     if isinstance(image, dict):
-        if image.get("mask"):
-            raise RequestError(f"{where}: ControlNet masks are not supported")
+        mask = image.get("mask") or mask
         image = image.get("image")
-    if not image:
-        return None  # img2img/inpaint: the unit uses the source image
-    if not isinstance(image, str):
-        raise RequestError(f"{where}: image must be a base64 image")
-    return decode_image(image.strip(), f"{where} image")
+    return _decoded(image, f"{where} image"), _decoded(mask, f"{where} mask")
+
+
+def _decoded(value: Any, name: str) -> Image.Image | None:
+    if not value:
+        return None  # an image: img2img/inpaint use the source image; a mask: the inpaint mask, if any
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be a base64 image")
+    return decode_image(value.strip(), name)
 
 
 def _choice(value: int | str, names: tuple[str, ...], aliases: dict[str, str], field: str) -> int:
@@ -155,11 +162,10 @@ def _latent_resize_as_just_resize(value: int | str) -> int | str:
     return 0 if value == 3 else value
 
 
-def module_detail(spec: PreprocessorSpec, annotators_dir: Path) -> dict[str, Any]:
-    """sd-webui-controlnet's module_detail entry (model_free, threshold sliders), plus why a
-    detector is unavailable when its weights are missing (null when it is available)."""
-    defaults = {field.name: field.default for field in fields(ControlUnit)}
-    sliders = [{"name": label, "value": defaults[name]}
-               for name, label in (("threshold_a", spec.threshold_a), ("threshold_b", spec.threshold_b)) if label]
+def module_detail(spec: PreprocessorSpec, annotators: AnnotatorDirs) -> dict[str, Any]:
+    """sd-webui-controlnet's module_detail entry (model_free, threshold sliders with their ranges), plus
+    why a detector is unavailable when its weights are missing (null when it is available)."""
+    sliders = [{"name": label, "value": rng[2], "min": rng[0], "max": rng[1]}
+               for label, rng in ((spec.threshold_a, spec.range_a), (spec.threshold_b, spec.range_b)) if label]
     return {"model_free": spec.weights is None, "sliders": sliders,
-            "unavailable": spec.unavailable_reason(annotators_dir)}
+            "unavailable": spec.unavailable_reason(annotators)}

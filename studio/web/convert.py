@@ -47,9 +47,23 @@ def to_request(body: Txt2ImgBody, services: "Services") -> GenerationRequest:
         values.update(img2img_values(body))
     else:
         values.update(hires_values(body))
+    values.update(preset_values(body))
     values["controlnet_units"] = controlnet_units(body.alwayson_scripts, services.control, values["model"],
                                                  has_source=isinstance(body, Img2ImgBody))
     return GenerationRequest(**values).validate()
+
+
+def preset_values(body: Txt2ImgBody) -> dict[str, Any]:
+    """The named preset's fields the body did not set itself (an explicit field wins, as on the CLI)."""
+    if not body.preset:
+        return {}
+    from studio.service.presets import load_presets
+
+    presets = load_presets()
+    if body.preset not in presets:
+        raise RequestError(f"unknown preset {body.preset[:100]!r}; available: {', '.join(presets)}")
+    given = set(body.model_fields_set) | ({"sampler_name"} if "sampler_index" in body.model_fields_set else set())
+    return {key: value for key, value in presets[body.preset].items() if key not in given}
 
 
 def cache_interval(override_settings: dict[str, Any] | None) -> Any:

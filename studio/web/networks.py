@@ -22,7 +22,7 @@ def routes(router: APIRouter, services: "Services") -> None:
 
     @router.post(f"{PREFIX}/refresh-loras")
     def refresh_loras() -> None:
-        networks.lora_items()
+        networks.refresh_loras()
 
     @router.get(f"{PREFIX}/embeddings")
     def embeddings() -> dict[str, dict[str, Any]]:

@@ -32,8 +32,9 @@ def routes(router: APIRouter, services: "Services") -> None:
 
     @router.get(f"{PREFIX}/schedulers")
     def schedulers() -> list[dict[str, Any]]:
-        """A1111's schedule types: `name` (API) and `label` (UI, infotext); either is accepted."""
-        return [{"name": name, "label": label, "aliases": None} for label, name in models.schedule_items()]
+        """A1111's schedule types: `name` (API) and `label` (UI, infotext), either accepted; `default_rho`
+        (-1: none) and `need_inner_model` (the schedule reads the model's own noise levels), as A1111."""
+        return models.schedulers()
 
     @router.get(f"{PREFIX}/sd-models", response_model=list[SDModelItem])
     def sd_models() -> list[dict[str, Any]]:

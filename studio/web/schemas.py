@@ -58,6 +58,8 @@ class Txt2ImgBody(BaseModel):
     script_name: str | None = None
     script_args: list[Any] = []
     send_images: bool = True
+    # The studio's: a preset from presets/ ("lcm", "turbo", ...) fills the fields the body leaves unset.
+    preset: str | None = None
     save_images: bool = False
     alwayson_scripts: dict[str, Any] | None = None
 
@@ -93,6 +95,8 @@ class ControlNetUnitArgs(BaseModel):
     weight: Float = 1.0
     image: str | dict[str, Any] | None = Field(default=None, description="base64 image, or {\"image\": base64, \"mask\": null}")
     input_image: str | None = Field(default=None, description="older clients' name for `image`")
+    mask: str | None = Field(default=None, description="base64 mask (white: repaint) for inpaint_only")
+    mask_image: str | None = Field(default=None, description="sd-webui-controlnet's other name for `mask`")
     resize_mode: Int | str = Field(default=1, description="0/1/2 or Just Resize / Crop and Resize / Resize and Fill")
     processor_res: Int = Field(default=-1, description="accepted and ignored")
     threshold_a: Float = Field(default=-1, description="negative: the module's default")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from studio.records.pnginfo import read_generation_info
 from tests.browser.conftest import screenshot
@@ -83,6 +83,27 @@ def test_canny_unit_preview_equals_the_saved_control_image(page, server, shapes_
     unit = params["ControlNet 0"]
     assert "Module: canny" in unit and "Control Type: canny" in unit and "Pixel Perfect: True" in unit
     assert np.array_equal(np.asarray(control), np.asarray(preview))
+
+
+def test_changing_the_control_type_clears_the_preprocessor_preview(page, shapes_png):
+    """Issue 25, item 13: a preview made for one type is not left beside another."""
+    prefix = open_unit(page)
+    page.locator(f"#{prefix}_image input[type=file]").set_input_files(str(shapes_png))
+    page.wait_for_selector(f"#{prefix}_image img")
+    page.click(f"#{prefix}_preview_button")
+    page.wait_for_selector(f"#{prefix}_preview img", timeout=30_000)
+    page.click(f"#{prefix}_type label:has-text('tile')")
+    page.wait_for_selector(f"#{prefix}_preview img", state="detached", timeout=30_000)
+    # The tile type brings its preprocessor and its slider, and previews at its own setting.
+    assert page.input_value(f"#{prefix}_module input") == "tile_resample"
+    assert page.locator(f"#{prefix}_threshold_a").inner_text().count("Down Sampling Rate") == 1
+    page.click(f"#{prefix}_preview_button")
+    page.wait_for_selector(f"#{prefix}_preview img", timeout=30_000)
+    screenshot(page, "controlnet-tile-preview")
+    fitted = ImageOps.fit(Image.open(shapes_png).convert("RGB"), (64, 64), Image.Resampling.LANCZOS)
+    assert np.array_equal(np.asarray(fetch_image(page, f"#{prefix}_preview img")), np.asarray(fitted))  # rate 1: as it is
+    page.click(f"#{prefix}_type label:has-text('canny')")
+    page.wait_for_selector(f"#{prefix}_preview img", state="detached", timeout=30_000)
 
 
 def test_scribble_drawn_with_the_mouse_becomes_the_control_image(page, server):

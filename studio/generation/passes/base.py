@@ -9,10 +9,9 @@ import torch
 from diffusers import DiffusionPipeline
 
 from studio.checkpoints.manager import LoadedModel
-from studio.control.units import control_mode_hooks
 from studio.generation import imageops
 from studio.generation.composable import composable
-from studio.generation.controls import control_kwargs
+from studio.generation.controls import control_kwargs, ip_adapter_kwargs, steering
 from studio.generation.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
 from studio.generation.modes import ModeInputs
 from studio.generation.passes import hires, refiner
@@ -33,12 +32,12 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
     if inputs.mode != "txt2img" and inputs.steps_to_run(request) == 0:
         return [vae_round_trip(model.pipe, inputs.image)] * len(seeds), False  # strength 0: nothing to denoise
-    pipe = pipeline_for(model, inputs.mode, controls.titles)
+    pipe = pipeline_for(model, inputs.mode, controls.controlnets().titles)
     pipe.scheduler = scheduler_for(plan.samplers, request, model.pipe, seeds)  # fresh: schedulers keep state
     noise = variation_noise(pipe, request, seeds, inputs.width, inputs.height)
     if noise is not None:
         pipe.scheduler = with_noise(pipe.scheduler, noise)  # img2img/inpaint add their noise there
-    prompts, text_kwargs = text_inputs(model, request, plan.prompts, image_prompts, len(seeds))
+    prompts, text_kwargs = text_inputs(model, request, plan.prompts, image_prompts, len(seeds), plan.networks)
     swaps = prompts.conditioning is not None and prompts.conditioning.changes
     kwargs: dict[str, Any] = dict(
         **text_kwargs,
@@ -56,9 +55,8 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
         kwargs.update(refiner.base_kwargs(request))
     if noise is not None and (inputs.mode == "txt2img" or (inputs.mode == "inpaint" and request.denoising_strength >= 1)):
         kwargs["latents"] = noise  # pure noise to start from: no add_noise call to hand it to
-    kwargs.update(control_kwargs(inputs.mode, controls))
-    nets = [model.controlnets[title] for title in controls.titles]
-    with (torch.inference_mode(), control_mode_hooks(nets, controls.units, cfg_active=request.cfg_scale > 1),
+    kwargs.update(control_kwargs(inputs.mode, controls), **ip_adapter_kwargs(controls))
+    with (torch.inference_mode(), steering(plan.settings, model, pipe, controls, request, seeds[0]),
           step_cache(pipe, request.cache_interval), nan_safe_decode(pipe.vae),
           composable(pipe, prompts.conditioning, len(seeds), inputs.steps_to_run(request))):
         output = pipe(**kwargs)
@@ -66,12 +64,15 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
 
 
 def text_inputs(model: LoadedModel, request: GenerationRequest, prompts: PromptInputs,
-                image_prompts: list[tuple[str, str]] | None, batch: int) -> tuple[PromptInputs, dict[str, Any]]:
+                image_prompts: list[tuple[str, str]] | None, batch: int,
+                plan_networks: Any = None) -> tuple[PromptInputs, dict[str, Any]]:
     """The prompt arguments of one batch: the run's prepared prompts, or each image's own
     (extensions such as dynamic prompts give every image its prompt)."""
     if not image_prompts or all(pair == (request.prompt, request.negative_prompt) for pair in image_prompts):
         return prompts, prompts.pipeline_kwargs(batch)
-    prepared = [prepare_prompts(model.pipe, p, n, request.steps, request.clip_skip) for p, n in image_prompts]
+    encoded = plan_networks.encoded if plan_networks is not None else (lambda text: text)
+    prepared = [prepare_prompts(model.pipe, encoded(p), encoded(n), request.steps, request.clip_skip)
+                for p, n in image_prompts]
     if len(prepared) == 1:
         return prepared[0], prepared[0].pipeline_kwargs(1)
     if any(item.conditioning is not None for item in prepared):

@@ -17,6 +17,7 @@ from PIL import Image
 
 from studio.checkpoints.upscaler_files import LATENT_UPSCALERS
 from studio.checkpoints.upscalers import Upscalers, upscale_latents
+from studio.generation.controls import at_size, control_kwargs, ip_adapter_kwargs, steering
 from studio.generation.latents import decode
 from studio.generation.pipelines import pipeline_for, scheduler_for
 from studio.generation.plan import RunPlan
@@ -81,15 +82,20 @@ def sample(plan: RunPlan, first: Any, seeds: list[int], steps: Steps) -> list[Im
     source = upscale(model.pipe, first, request, plan.upscalers)
     if steps_to_run(request) == 0:
         return without_denoising(model.pipe, source)
-    pipe = pipeline_for(model, "img2img")
-    pipe.scheduler = scheduler_for(plan.samplers, request.replace(sampler_name=sampler(request)), model.pipe, seeds)
     width, height = request.hires_size()
+    # ControlNet units steer this pass too (as sd-webui-controlnet), with control maps made at its size.
+    controls = at_size(plan.settings, plan.controls, width, height, dict(plan.preprocessors))
+    pipe = pipeline_for(model, "img2img", controls.controlnets().titles)
+    pipe.scheduler = scheduler_for(plan.samplers, request.replace(sampler_name=sampler(request)), model.pipe, seeds)
     noise = variation_noise(pipe, request, seeds, width, height)
     if noise is not None:
         pipe.scheduler = with_noise(pipe.scheduler, noise)
     steps.progress.phase = "hires"
     offset = steps.progress.step
-    with torch.inference_mode(), nan_safe_decode(pipe.vae):
-        output = pipe(**pass_kwargs(request, source, seeds), callback_on_step_end=steps.callback(offset=offset),
+    kwargs = pass_kwargs(request, source, seeds)
+    kwargs.update(control_kwargs("img2img", controls), **ip_adapter_kwargs(controls))
+    with (torch.inference_mode(), steering(plan.settings, model, pipe, controls, request, seeds[0]),
+          nan_safe_decode(pipe.vae)):
+        output = pipe(**kwargs, callback_on_step_end=steps.callback(offset=offset),
                       callback_on_step_end_tensor_inputs=["latents"], output_type="pil")
     return list(output.images)

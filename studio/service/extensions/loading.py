@@ -31,6 +31,7 @@ MAX_FAILURES = 3
 SECRET_SETTINGS = frozenset({"auth", "api_auth"})
 MODULE_PREFIX = "studio_ext_"
 LOAD_TIMEOUT = 30.0  # seconds for import + register() of one extension
+HOOK_TIMEOUT = 60.0  # seconds for one hook call (before_generate, before_image, after_image)
 
 LOADED, FAILED, DISABLED, SESSION_DISABLED, PENDING, SAFE_MODE = (
     "loaded", "failed", "disabled", "disabled for this session", "enabled: loads at the next start",
@@ -149,7 +150,8 @@ class ExtensionTimeout(BaseException):
     """Raised inside an extension's loading thread once it ran out of time (to stop a Python loop)."""
 
 
-def run_with_timeout(fn: Callable[[], Any], seconds: float, name: str) -> Any:
+def run_with_timeout(fn: Callable[[], Any], seconds: float, name: str, what: str = "to load, skipped "
+                     "(it loops at import or in register?)") -> Any:
     """fn() in a daemon thread; its result, or its exception re-raised here. On timeout raises
     ExtensionError and asks the thread to stop (works for Python loops; a thread stuck in C code
     stays behind as a daemon and cannot block exit)."""
@@ -166,9 +168,13 @@ def run_with_timeout(fn: Callable[[], Any], seconds: float, name: str) -> Any:
     worker.join(seconds)
     if worker.is_alive():
         _stop_thread(worker)
-        raise ExtensionError(f"took > {seconds:g} s to load, skipped (it loops at import or in register?)")
+        raise ExtensionError(f"took > {seconds:g} s {what}")
     if "error" in outcome:
-        raise outcome["error"]
+        error = outcome["error"]
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):  # raised by the extension in its own
+            # thread: not a Ctrl-C (signals reach the main thread only), so its failure, not the app's end
+            raise ExtensionError(describe(error)) from error
+        raise error
     return outcome.get("value")
 
 

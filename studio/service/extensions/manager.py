@@ -49,6 +49,7 @@ from studio.service.extensions.hooks import (
 from studio.service.extensions.loading import (
     DISABLED,
     FAILED,
+    HOOK_TIMEOUT,
     LOAD_TIMEOUT,
     LOADED,
     MAX_FAILURES,
@@ -82,9 +83,11 @@ class ExtensionManager(EnableDisable):
         core_samplers: Mapping[str, SamplerSpec] = SAMPLERS,
         core_preprocessors: Collection[str] = tuple(CORE_PREPROCESSORS),
         load_timeout: float = LOAD_TIMEOUT,
+        hook_timeout: float = HOOK_TIMEOUT,
     ) -> None:
         self.settings = settings
         self.load_timeout = load_timeout
+        self.hook_timeout = hook_timeout  # per hook call: a hanging hook cannot hold a queue slot
         self.samplers: dict[str, SamplerSpec] = dict(core_samplers)
         # Extension preprocessors only (fn(image, **params) -> image); core names are reserved.
         self.preprocessors: dict[str, ExtensionPreprocessor] = {}
@@ -162,8 +165,9 @@ class ExtensionManager(EnableDisable):
         """(True, result), or (False, None) when the extension is inactive or raised."""
         if not self.is_active(folder):
             return False, None
-        try:
-            return True, fn(*args)
+        try:  # in its own thread with a time limit; a timeout counts as the extension's failure
+            return True, run_with_timeout(lambda: fn(*args), self.hook_timeout, f"{folder} {where}",
+                                          f"in {where}: it was stopped (a hook gets {self.hook_timeout:g} s a call)")
         except BaseException as error:  # SystemExit from a hook must not end the app
             if is_real_interrupt(error):
                 raise
@@ -295,8 +299,10 @@ class ExtensionManager(EnableDisable):
                 if not isinstance(result, ScriptResult):
                     raise TypeError(f"run() returned {type(result).__name__}, expected a ScriptResult")
                 return result
-            except (ValueError, StudioError):
-                raise  # the user's input (axis values, request fields): shown, not held against the extension
+            except (ValueError, OverflowError, StudioError):
+                # the caller's input (axis values, a number out of range, request fields): a 4xx for
+                # the caller, never held against the extension (or three bad requests would disable it)
+                raise
             except BaseException as error:
                 if is_real_interrupt(error):
                     raise

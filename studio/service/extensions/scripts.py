@@ -55,14 +55,14 @@ def run_script(extensions: ExtensionManager, context_for: Callable[..., Extensio
         script, spec = extensions.script_for_api(script_name, context)
         assert spec.api_args is not None
         values = spec.api_args(list(script_args or ()), request)
-    except (ExtensionError, ValueError, TypeError, IndexError) as error:
+    except (ExtensionError, ValueError, OverflowError, TypeError, IndexError) as error:
         raise ScriptRequestError(f"script_args: {error}" if not isinstance(error, ExtensionError)
                                  else f"script_name: {error}") from error
     try:
         result = script.run(request.validate(), values, notify=notices.append)
     except RequestError:
         raise
-    except ValueError as error:  # the script's own check of its values (axis values, ...)
+    except (ValueError, OverflowError) as error:  # the script's own check of its values (axis values, ...)
         raise ScriptRequestError(f"script_args: {error}") from error
     images = [_saved(item, text) for (item, _caption), text in zip(result.images, result.infotexts)]
     return ScriptJob(request, images, interrupted(), tuple(notices), result.note)

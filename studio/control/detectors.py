@@ -1,0 +1,78 @@
+"""Detectors that need weight files (sd-webui-controlnet's depth, lineart, softedge, normal, mlsd,
+seg, openpose modules), run by controlnet-aux's own code from a file the user placed under
+models/ControlNet/annotators/ (or models/annotators/), under the name lllyasviel/Annotators gives it.
+
+Nothing is downloaded: a detector without its file is listed as unavailable with the file to place.
+controlnet-aux loads every file with torch.load, which is weights-only from torch 2.6 on.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from PIL import Image
+
+from studio.control.aux import import_aux
+
+
+def _run(module: str, detector: str, **call: Any) -> Callable[..., Image.Image]:
+    """A preprocessor (image, a, b, weights file) -> control image running `module.detector`,
+    built from the file's folder (controlnet-aux's from_pretrained reads a folder without download)."""
+    def run(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
+        cls = getattr(import_aux(f"controlnet_aux.{module}"), detector)
+        built = cls.from_pretrained(str(weights.parent), filename=weights.name, **_extra(detector, weights))
+        size = max(image.size)
+        values = {key: (a if value == "a" else b if value == "b" else value) for key, value in call.items()}
+        out = built(image.convert("RGB"), detect_resolution=size, image_resolution=size, output_type="pil", **values)
+        return out.convert("RGB").resize(image.size)
+
+    return run
+
+
+def _extra(detector: str, weights: Path) -> dict[str, Any]:
+    # LineartDetector always loads both of its models: the coarse one is the same file here.
+    return {"coarse_filename": weights.name} if detector == "LineartDetector" else {}
+
+
+def _openpose(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
+    """OpenPose body keypoints from a photo (controlnet_aux), with body_pose_model.pth."""
+    OpenposeDetector = import_aux("controlnet_aux.open_pose").OpenposeDetector
+    Body = import_aux("controlnet_aux.open_pose.body").Body
+    detector = OpenposeDetector(Body(str(weights)))
+    size = max(image.size)
+    pose = detector(image.convert("RGB"), detect_resolution=size, image_resolution=size, output_type="pil")
+    return pose.convert("RGB").resize(image.size)
+
+
+def _absent(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
+    raise ValueError("this detector's code is not part of this install")
+
+
+NO_CODE = "the installed controlnet-aux has no {} detector: this module cannot run here even with its weights"
+
+# name -> PreprocessorSpec fields (studio/control/preprocessors.py builds the specs).
+DETECTORS: dict[str, dict[str, Any]] = {
+    "openpose": dict(run=_openpose, control_type="pose", weights="body_pose_model.pth"),
+    "depth_midas": dict(run=_run("midas", "MidasDetector"), control_type="depth",
+                        weights="dpt_hybrid-midas-501f0c75.pt"),
+    "depth_anything": dict(run=_absent, control_type="depth", weights="depth_anything_vitl14.pth",
+                           missing=NO_CODE.format("Depth-Anything")),
+    "lineart_realistic": dict(run=_run("lineart", "LineartDetector"), control_type="lineart", weights="sk_model.pth"),
+    "lineart_coarse": dict(run=_run("lineart", "LineartDetector", coarse=True), control_type="lineart",
+                           weights="sk_model2.pth"),
+    "lineart_anime": dict(run=_run("lineart_anime", "LineartAnimeDetector"), control_type="lineart",
+                          weights="netG.pth"),
+    "softedge_hed": dict(run=_run("hed", "HEDdetector"), control_type="softedge", weights="ControlNetHED.pth"),
+    "softedge_pidinet": dict(run=_run("pidi", "PidiNetDetector"), control_type="softedge",
+                             weights="table5_pidinet.pth"),
+    "normal_bae": dict(run=_run("normalbae", "NormalBaeDetector"), control_type="normal", weights="scannet.pt"),
+    "mlsd": dict(run=_run("mlsd", "MLSDdetector", thr_v="a", thr_d="b"), control_type="mlsd",
+                 weights="mlsd_large_512_fp32.pth", threshold_a="MLSD Value Threshold",
+                 threshold_b="MLSD Distance Threshold", range_a=(0.01, 2.0, 0.1), range_b=(0.01, 20.0, 0.1)),
+    "seg_ofade20k": dict(run=_absent, control_type="seg", weights="250_16_swin_l_oneformer_ade20k_160k.pth",
+                         missing=NO_CODE.format("OneFormer (ADE20k)")),
+    "seg_ufade20k": dict(run=_absent, control_type="seg", weights="upernet_global_small.pth",
+                         missing=NO_CODE.format("UniFormer (ADE20k)")),
+    "inpaint_only+lama": dict(run=_absent, control_type="inpaint", weights="ControlNetLama.pth",
+                              missing=NO_CODE.format("LaMa")),
+}
