@@ -32,7 +32,8 @@ class OptionsService:
         self.settings = settings
         self.networks = networks  # sd_vae is the network service's selection
         self.table: dict[str, Option] = option_table(settings, samplers)
-        self.path = settings.outputs_dir.parent / "config.json"
+        # A1111's place: beside outputs/. A hosted demo's outputs are in the temporary folder: inside them there.
+        self.path = (settings.outputs_dir if settings.hosted_demo else settings.outputs_dir.parent) / "config.json"
         self._lock = threading.Lock()
         self._file: dict[str, Any] = {}  # everything the file holds (A1111's other keys too)
         self._values = {key: option.default for key, option in self.table.items()}
