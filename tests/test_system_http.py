@@ -149,13 +149,13 @@ def starts(server: Server) -> int:
 def test_the_local_operator_restarts_then_stops_the_server(tmp_path):
     server = Server(tmp_path)
     try:
-        server.wait_ready()
+        server.wait_ready(timeout=600)
         assert starts(server) == 1
         assert httpx.post(f"{server.url}sdapi/v1/server-restart", timeout=30).status_code == 200
         deadline = time.monotonic() + 180
         while starts(server) < 2 and time.monotonic() < deadline and server.process.poll() is None:
             time.sleep(1)
-        server.wait_ready()
+        server.wait_ready(timeout=600)
         assert starts(server) == 2 and server.process.poll() is None  # the same process, started afresh
         assert httpx.post(f"{server.url}sdapi/v1/server-stop", timeout=30).status_code == 200
         assert wait_exit(server) == 0
@@ -166,7 +166,7 @@ def test_the_local_operator_restarts_then_stops_the_server(tmp_path):
 def test_the_local_operator_kills_the_server(tmp_path):
     server = Server(tmp_path)
     try:
-        server.wait_ready()
+        server.wait_ready(timeout=600)
         assert httpx.post(f"{server.url}sdapi/v1/server-kill", timeout=30).status_code == 200
         assert wait_exit(server) == 0
     finally:
