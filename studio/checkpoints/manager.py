@@ -49,6 +49,7 @@ class ModelManager:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._loaded: LoadedModel | None = None
+        self._unloaded_title: str | None = None  # what unload() freed: current() loads it again
 
     def entries(self) -> list[ModelEntry]:
         return discover_models(self.settings)
@@ -64,7 +65,7 @@ class ModelManager:
         """The resident model, loading the configured (or default) model on first use."""
         if self._loaded is None:
             # The start-up model comes from the command line: it may be a Hub id (with --allow-hub).
-            self.load(self.settings.model or DEFAULT_MODEL_TITLE, allow_hub=True)
+            self.load(self.resident_title, allow_hub=True)
         assert self._loaded is not None
         return self._loaded
 
@@ -91,6 +92,19 @@ class ModelManager:
         self._unload()
         self._loaded = loaded
         return loaded
+
+    def unload(self) -> None:
+        """Free the resident model; the next current() loads the same model again."""
+        if self._loaded is not None:
+            self._unloaded_title = self._loaded.entry.title
+        self._unload()
+
+    @property
+    def resident_title(self) -> str:
+        """The model that is (or, after unload(), was) resident; the start-up model before any."""
+        if self._loaded is not None:
+            return self._loaded.entry.title
+        return self._unloaded_title or self.settings.model or DEFAULT_MODEL_TITLE
 
     def _unload(self) -> None:
         if self._loaded is None:

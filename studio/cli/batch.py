@@ -34,7 +34,8 @@ def add_extras_flags(parser: argparse.ArgumentParser) -> None:
             continue
         flag = "--" + item.name.replace("_", "-")
         if item.type in (bool, "bool"):
-            parser.add_argument(flag, dest=item.name, action=argparse.BooleanOptionalAction, default=item.default)
+            parser.add_argument(flag, dest=item.name, action=argparse.BooleanOptionalAction, default=item.default,
+                                help=f"A1111's {item.name} (default: {'on' if item.default else 'off'})")
         else:
             kind = {"int": int, "float": float}.get(str(item.type), str)
             parser.add_argument(flag, dest=item.name, type=kind, default=item.default, help=f"default: {item.default}")
@@ -65,7 +66,7 @@ def run_extras_batch(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run(settings: Settings, job) -> int:  # type: ignore[no-untyped-def]
     from studio.checkpoints.devices import configure_threads
-    from studio.errors import StudioError
+    from studio.errors import StudioError, UnknownSamplerError
     from studio.service.container import build_services
     from studio.service.shutdown import ServiceJobs, install_shutdown_handler
 
@@ -74,7 +75,7 @@ def _run(settings: Settings, job) -> int:  # type: ignore[no-untyped-def]
     install_shutdown_handler(ServiceJobs(services.generation))
     try:
         result = job(services)
-    except (ValueError, StudioError) as error:
+    except (ValueError, StudioError, UnknownSamplerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for note in result.notes:

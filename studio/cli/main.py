@@ -21,7 +21,10 @@ COMMANDS = ("serve", "generate", "samplers", "models", "networks", "img2img-batc
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m studio", description="Diffusion Studio")
+    parser = argparse.ArgumentParser(
+        prog="python -m studio", description="Diffusion Studio", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="With no command, serve runs: `python -m studio --port 7861` is `python -m studio serve --port 7861`.\n"
+               "Each command lists its flags:\n  python -m studio serve --help\n  python -m studio generate --help")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="start the browser studio (the default)")
     add_settings_flags(serve)
@@ -115,7 +118,7 @@ def start_failure(error: BaseException) -> str:
 
 def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     from studio.checkpoints.devices import configure_threads
-    from studio.errors import StudioError
+    from studio.errors import StudioError, UnknownSamplerError
     from studio.service.container import build_services
     from studio.service.shutdown import ServiceJobs, install_shutdown_handler
 
@@ -124,13 +127,15 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     install_shutdown_handler(ServiceJobs(services.generation))  # SIGTERM mid-run: the images finished so far are kept
     try:
         request = request_from_args(args)
+        services.models.resolve_sampler(request.sampler_name)  # a typo is refused before the model loads
         if settings.allow_hub and request.model:  # the command line is trusted to name a Hub id
             services.models.load(request.model, allow_hub=True)
-        if args.script_name:  # as the API's script_name / script_args; images go where the script saves them
-            result = services.extensions.run_script(request, args.script_name, _script_args(args.script_args))
+        if args.script_name:  # as the API's script_name / script_args; --out takes every image, the grid too
+            result = services.extensions.run_script(request, args.script_name, _script_args(args.script_args),
+                                                    directory=args.out)
         else:
             result = services.generation.submit(request, directory=args.out)
-    except (ValueError, StudioError) as error:
+    except (ValueError, StudioError, UnknownSamplerError) as error:  # bad input: one line, exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2
     for notice in result.notices:

@@ -59,7 +59,8 @@ def add_request_flags(parser: argparse.ArgumentParser) -> None:
         default = item.default if item.default is not MISSING else None
         # Unset flags stay absent, so a --preset can fill them and explicit flags still win.
         if kind is bool:
-            parser.add_argument(*flags, dest=item.name, action="store_true", default=argparse.SUPPRESS)
+            parser.add_argument(*flags, dest=item.name, action="store_true", default=argparse.SUPPRESS,
+                                help=f"turn on A1111's {item.name} (default: off)")
         elif str(item.type).startswith("tuple[str"):  # e.g. --styles "Photograph" "Quality"
             parser.add_argument(*flags, dest=item.name, nargs="+", default=argparse.SUPPRESS, help="one or more names")
         else:

@@ -14,7 +14,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
     defaults = Settings()
     parser.add_argument("--models-dir", type=Path, default=defaults.models_dir, help="folder laid out as A1111's models/")
     parser.add_argument("--outputs-dir", type=Path, default=defaults.outputs_dir, help="where images are saved")
-    parser.add_argument("--extensions-dir", type=Path, default=defaults.extensions_dir)
+    parser.add_argument("--extensions-dir", type=Path, default=defaults.extensions_dir,
+                        help="folder of the extensions to load (default: extensions/ of the project)")
     parser.add_argument("--styles-file", type=Path, default=defaults.styles_file,
                         help="A1111 styles.csv to read and save prompt styles in")
     if with_model:  # `generate` takes --model as the request's field instead
@@ -48,7 +49,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", action="store_true", help="listen on all interfaces (0.0.0.0)")
     parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        help="port to listen on (default: 7860, or $GRADIO_SERVER_PORT)")
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--auth", default=None,
                         help="user:pass required to open the UI (several: u1:p1,u2:p2); or set STUDIO_AUTH")

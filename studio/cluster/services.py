@@ -40,6 +40,7 @@ from studio.service.generation import refuse_unknown_model
 from studio.service.generation_base import GenerationService, StepCallback
 from studio.service.models import ModelService
 from studio.service.networks import NetworkService
+from studio.service.options import OptionsService
 from studio.service.outputs import OutputService
 from studio.service.queue import Job
 from studio.service.results import JobResult, ModelFacts, Reproduction, SavedImage
@@ -210,7 +211,7 @@ def connect_services(settings: Settings, client: ClusterClient, capacity: int) -
         control=ControlService(settings, models, engine.preprocessors), outputs=outputs,
         extras=RemoteExtras(settings, engine, outputs, client, models), styles=styles,
         extensions=ExtensionService(settings, manager, generation, models, outputs.folder),
-        cluster=ClusterView(client, models, capacity),
+        cluster=ClusterView(client, models, capacity), options=OptionsService(settings, networks, tuple(models.sampler_names())),
     )
 
 

@@ -237,6 +237,11 @@ class Engine:
         with self._lock:
             return self.models.load(title, allow_hub=allow_hub)
 
+    def unload_model(self) -> None:
+        """Free the resident model between jobs; the next job (or load) reads it again."""
+        with self._lock:
+            self.models.unload()
+
     def run_extras(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
         """Upscale finished images (the Extras tab/API), one job at a time like generation."""
         request.validate(image_upscaler_names(self.upscalers.entries()))

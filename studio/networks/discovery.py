@@ -37,6 +37,9 @@ class NetworkFile:
         return self.path.is_dir()
 
 
+HYPERNETWORK_SUFFIXES = (".pt", ".safetensors", ".ckpt")
+
+
 def lora_dir(settings: Settings) -> Path:
     return settings.models_dir / "Lora"
 
@@ -47,6 +50,15 @@ def embeddings_dir(settings: Settings) -> Path:
 
 def vae_dir(settings: Settings) -> Path:
     return settings.models_dir / "VAE"
+
+
+def hypernetwork_dir(settings: Settings) -> Path:
+    return settings.models_dir / "hypernetworks"
+
+
+def discover_hypernetworks(settings: Settings) -> list[NetworkFile]:
+    """A1111's models/hypernetworks files: listed so clients see them; a <hypernet:...> tag is refused."""
+    return [NetworkFile("hypernet", p.stem, p) for p in _files(hypernetwork_dir(settings), HYPERNETWORK_SUFFIXES)]
 
 
 def discover_loras(settings: Settings) -> list[NetworkFile]:

@@ -60,3 +60,8 @@ def _json_value(value: str) -> Any:
         except ValueError:
             return value
     return value
+
+
+def hypernetwork_items(settings: Settings) -> list[dict[str, str]]:
+    """[{name, path}] as A1111's /sdapi/v1/hypernetworks."""
+    return [{"name": entry.name, "path": str(entry.path)} for entry in discovery.discover_hypernetworks(settings)]

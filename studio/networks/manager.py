@@ -124,6 +124,9 @@ class NetworkManager:
 
     def _apply_loras(self, model: Any, state: ModelNetworks, tags: list[NetworkTag]) -> tuple[tuple[str, str], ...]:
         for tag in tags:
+            if tag.kind == "hypernet":
+                raise RequestError(f"prompt tag {tag.text}: hypernetworks are listed (/sdapi/v1/hypernetworks) but "
+                                   "cannot be applied here; use a LoRA (<lora:...>) instead")
             if tag.kind != "lora":
                 raise RequestError(f"prompt tag {tag.text}: <{tag.kind}:...> networks are not supported "
                                    "(only <lora:...> and <lyco:...>)")

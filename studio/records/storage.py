@@ -53,11 +53,13 @@ def save_png(
     infotext: str,
     recipe: Mapping[str, Any] | None = None,
     companions: Mapping[str, Image.Image] | None = None,
+    decoration: str | None = None,
 ) -> Path:
     """Write image + metadata under the next free number; return the final path. `companions`
     ({suffix: image}) are saved beside it as <name>-<suffix>.png. All or nothing: every file is
     written to a temporary name first and linked to its final name only when all were written;
-    on failure whatever was written is removed and SaveError says why."""
+    on failure whatever was written is removed and SaveError says why. `decoration`: the name after
+    `NNNNN-` (A1111's samples_filename_pattern applied, studio.records.filenames); the seed by default."""
     temps: list[Path] = []
     finals: list[Path] = []
     try:
@@ -66,7 +68,7 @@ def save_png(
             stream, format="PNG", pnginfo=png_info(infotext, recipe)))
         extra = {suffix: _write_temp(directory, temps, partial(_save_plain, picture))
                  for suffix, picture in (companions or {}).items()}
-        final = _link_to_free_name(main, directory, seed)
+        final = _link_to_free_name(main, directory, decoration or str(seed))
         finals.append(final)
         for suffix, temp in extra.items():
             target = final.with_name(f"{final.stem}-{suffix}.png")
@@ -115,10 +117,10 @@ def _reason(error: OSError) -> str:
     return _REASONS.get(error.errno or 0) or error.strerror or str(error)
 
 
-def _link_to_free_name(tmp: Path, directory: Path, seed: int) -> Path:
+def _link_to_free_name(tmp: Path, directory: Path, decoration: str) -> Path:
     number = next_number(directory)
     while True:
-        final = directory / f"{number:05d}-{seed}.png"
+        final = directory / f"{number:05d}-{decoration}.png"
         try:
             os.link(tmp, final)
             return final

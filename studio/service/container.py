@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the annotations only: importing the container imports no en
     from studio.service.generation_base import GenerationService
     from studio.service.models import ModelService
     from studio.service.networks import NetworkService
+    from studio.service.options import OptionsService
     from studio.service.outputs import OutputService
     from studio.service.styles import StyleService
 
@@ -40,6 +41,7 @@ class Services:
     styles: StyleService  # styles.csv
     extensions: ExtensionService  # status, switches, tabs, scripts
     cluster: ClusterStatus | None = None  # the replicas behind this studio (Ray Serve only)
+    options: OptionsService | None = None  # A1111's options (config.json): /sdapi/v1/options, Settings
 
 
 def build_services(settings: Settings, engine: Engine | None = None, extensions: ExtensionManager | None = None) -> Services:
@@ -54,6 +56,7 @@ def build_services(settings: Settings, engine: Engine | None = None, extensions:
     from studio.service.generation import LocalGeneration
     from studio.service.models import ModelService
     from studio.service.networks import NetworkService
+    from studio.service.options import OptionsService
     from studio.service.outputs import OutputService
     from studio.service.styles import StyleService
     from studio.service.zerogpu import GpuEngine, gpu_wrapper
@@ -67,9 +70,11 @@ def build_services(settings: Settings, engine: Engine | None = None, extensions:
     generation = LocalGeneration(settings, engine, manager, styles, outputs,
                                  runner=GpuEngine(engine, on_gpu) if on_gpu else None)
     models = ModelService(settings, engine, generation.queue)  # switches and Extras wait in generation's queue
+    networks = NetworkService(settings, engine.networks, models)
+    options = OptionsService(settings, networks, tuple(models.sampler_names()))
+    generation.options = options  # the store lists the models' samplers, and the models wait in generation's queue
     return Services(
-        settings=settings, generation=generation, models=models,
-        networks=NetworkService(settings, engine.networks, models),
+        settings=settings, generation=generation, models=models, networks=networks, options=options,
         control=ControlService(settings, models, engine.preprocessors),
         outputs=outputs, extras=ExtrasService(settings, engine, outputs, generation.queue), styles=styles,
         extensions=ExtensionService(settings, manager, generation, models, outputs.folder),

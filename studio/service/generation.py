@@ -22,6 +22,7 @@ from studio.service import jobs
 from studio.service.admission import admit
 from studio.service.extensions.manager import ExtensionManager
 from studio.service.generation_base import GenerationService, StepCallback
+from studio.service.options import OptionsService
 from studio.service.outputs import OutputService
 from studio.service.queue import LOCAL, Job, JobCancelled, JobQueue, QueuedRuns
 from studio.service.results import JobResult, Reproduction
@@ -33,7 +34,7 @@ class LocalGeneration(GenerationService):
     parallel_jobs = 1  # one engine, one job at a time
 
     def __init__(self, settings: Settings, engine: Engine, extensions: ExtensionManager, styles: StyleService,
-                 outputs: OutputService, runner: Any = None) -> None:
+                 outputs: OutputService, runner: Any = None, options: OptionsService | None = None) -> None:
         self.settings = settings
         self.engine = engine
         # What jobs run on: the engine, or on a ZeroGPU Space the engine with each turn inside
@@ -42,6 +43,7 @@ class LocalGeneration(GenerationService):
         self.extensions = extensions
         self.styles = styles
         self.outputs = outputs
+        self.options = options  # A1111's options applied to each job (clip skip, saving, previews)
         self.queue = JobQueue(settings.queue_size, per_user=settings.queue_per_user)
         self._acting = threading.local()  # whom submits on this thread are for (acting_for)
         self._submitting: set[int] = set()  # threads inside submit (a SIGTERM there only interrupts)
@@ -86,6 +88,11 @@ class LocalGeneration(GenerationService):
     def _run(self, request: GenerationRequest, on_step: StepCallback | None, save: bool, directory: Path | None,
              user: str | None, job: Job) -> JobResult:
         request = self.styles.expand(request)  # before the hooks, so they see the prompts that will be used
+        pattern = ""
+        if self.options is not None:
+            request, save, pattern = self.options.job_request(request), save and self.options.get("samples_save"), \
+                self.options.get("samples_filename_pattern")
+            directory = directory or (self.options.save_folder(request.mode) if user is None else None)
         if request.seed == -1:  # drawn here so that before_generate hooks see the image's seed
             request = request.replace(seed=random.randint(0, MAX_SEED))
         if request.subseed_strength > 0 and request.subseed < 0:  # once per job: every turn uses the same one
@@ -96,7 +103,7 @@ class LocalGeneration(GenerationService):
         per_image = self.extensions.image_prompts(request, notices) if self.extensions.image_hooks else None
         result = jobs.generate(request, QueuedRuns(self.runner, self.queue, job), self.outputs.user_settings(user),
                                on_step, save=save, after_image=after, params=params, directory=directory,
-                               image_prompts=per_image)
+                               image_prompts=per_image, name_pattern=pattern)
         return dataclasses.replace(result, notices=tuple(notices))
 
     # -- following and stopping ----------------------------------------------------------------------
@@ -145,10 +152,13 @@ class LocalGeneration(GenerationService):
 
     def live_preview(self, progress: Any) -> Image.Image | None:
         every, latents = self.settings.live_preview_every, _picture_latents(progress)
+        method = self.settings.live_preview_method
+        if self.options is not None:  # the Settings page's choice, applied at once
+            every, method = self.options.preview_every(), self.options.get("show_progress_type")
         if every <= 0 or latents is None or progress.step % every or progress.step >= progress.steps:
             return None
         try:
-            return self.engine.preview(latents, self.settings.live_preview_method)
+            return self.engine.preview(latents, method)
         except (ValueError, StudioError):
             return None  # a preview that cannot be made (no TAESD weights) must not stop the image
 

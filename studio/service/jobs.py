@@ -12,7 +12,7 @@ from PIL import Image
 
 from studio.generation.engine import Engine
 from studio.generation.results import GeneratedImage, RunResult, StepCallback
-from studio.records import recipes, storage
+from studio.records import filenames, recipes, storage
 from studio.request import GenerationRequest
 from studio.service.results import JobResult, SavedImage
 from studio.settings import Settings
@@ -33,12 +33,14 @@ def generate(
     after_image: ImageHook | None = None,
     params: Mapping[str, Any] | None = None,
     image_prompts: ImagePrompts | None = None,
+    name_pattern: str = "",
 ) -> JobResult:
     """Run and save; `directory` overrides A1111's outputs/<mode>-images/<date>/ layout.
     `after_image` may change each image before it is saved; its infotext keys and `params`
     are added to the image's infotext (never replacing a core key). `image_prompts` gives each
     image its own prompt (recorded in its infotext and recipe, so Reproduce is exact). Each image
-    is saved as soon as it is made: an interrupt or SIGTERM later in the run keeps it."""
+    is saved as soon as it is made: an interrupt or SIGTERM later in the run keeps it. `name_pattern`:
+    A1111's samples_filename_pattern for the files' names (studio.records.filenames)."""
     extras: dict[int, Mapping[str, Any]] = {}
 
     def prompts_for(index: int) -> tuple[str, str]:
@@ -50,7 +52,8 @@ def generate(
     saved: list[SavedImage] = []
 
     def on_image(so_far: RunResult, item: GeneratedImage) -> None:
-        saved.append(_finish_image(so_far, item, target, after_image, {**(params or {}), **extras.get(item.index, {})}))
+        saved.append(_finish_image(so_far, item, target, after_image, {**(params or {}), **extras.get(item.index, {})},
+                                    name_pattern))
 
     result = engine.run(request, on_step, prompts_for if image_prompts else None, on_image)
     return JobResult(_job_request(result), saved, result.interrupted, skipped=result.skipped)
@@ -66,7 +69,8 @@ def _job_request(result: RunResult) -> GenerationRequest:
 
 
 def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | None,
-                  after_image: ImageHook | None = None, params: Mapping[str, Any] | None = None) -> SavedImage:
+                  after_image: ImageHook | None = None, params: Mapping[str, Any] | None = None,
+                  name_pattern: str = "") -> SavedImage:
     extra = dict(params or {})
     if after_image is not None:
         image, added = after_image(item.image, recipes.image_request(result, item))
@@ -75,7 +79,10 @@ def _finish_image(result: RunResult, item: GeneratedImage, directory: Path | Non
     data = recipes.jsonable(recipes.recipe(result, item))
     path = None
     if directory is not None:
-        path = storage.save_png(item.image, directory, item.seed, text, data, companions=recipes.companion_images(result))
+        name = filenames.decoration(name_pattern, recipes.image_request(result, item),
+                                    Path(result.model.entry.title).stem) if name_pattern else None
+        path = storage.save_png(item.image, directory, item.seed, text, data,
+                                companions=recipes.companion_images(result), decoration=name)
     return SavedImage(item.image, path, text, item.seed, data, partial=item.partial)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 from studio.checkpoints.catalog import ModelEntry, discover_models
+from studio.checkpoints.memory import memory_report
 from studio.checkpoints.manager import LoadedModel
 from studio.checkpoints.refiners import declared_pipeline
 from studio.generation.engine import Engine
@@ -106,6 +107,18 @@ class ModelService:
     def native_size(self) -> int:
         """The loaded model's default size (512 for SD 1.x, 768 for SD 2.x v, 1024 for SDXL)."""
         return self.current().native_size
+
+    def unload(self) -> None:
+        """Free the resident model between jobs (A1111's unload-checkpoint); the next job loads it again."""
+        self.engine.unload_model()
+
+    def memory(self) -> dict[str, Any]:
+        """RAM and CUDA memory in A1111's /sdapi/v1/memory shape."""
+        return memory_report()
+
+    def reload(self) -> str:
+        """Load the resident model again after unload() (A1111's reload-checkpoint); its title."""
+        return self.engine.load_model(self.engine.models.resident_title, allow_hub=True).entry.title
 
     def load(self, title: str, *, allow_hub: bool = False, owner: str | None = None) -> str:
         """Switch models between jobs; returns the loaded title. A failure keeps the previous model.

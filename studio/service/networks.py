@@ -38,6 +38,9 @@ class NetworkService:
     def vae_items(self) -> list[dict[str, str]]:
         return listing.vae_items(self.settings)
 
+    def hypernetwork_items(self) -> list[dict[str, str]]:
+        return listing.hypernetwork_items(self.settings)
+
     def vae_names(self) -> list[str]:
         return self.networks.vae_names()
 

@@ -80,7 +80,7 @@ def build_ui(services: "Services") -> gr.Blocks:
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
                 build_extensions_tab(services.extensions)
             with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
-                build_settings_tab(services.settings)
+                settings_loader = build_settings_tab(services.settings, services.options)
 
         _wire_model_picker(models, model, refresh, [txt2img, img2img, inpaint])
         refresh.click(lambda: gr.Dropdown(choices=services.networks.vae_names()), outputs=vae, queue=False)
@@ -92,8 +92,19 @@ def build_ui(services: "Services") -> gr.Blocks:
             _wire_send_png(history.buttons[tab.name], history.path, history.fields, tab, tabs)
         show, shown_from, shown_in = history.load
         history_tab.select(show, inputs=shown_from, outputs=shown_in, queue=False)
+        if services.options is not None:
+            _wire_form_defaults(demo, services.options, [txt2img, img2img, inpaint])
+        if settings_loader is not None:
+            demo.load(settings_loader[0], outputs=settings_loader[1], queue=False)
         demo.unload(sharing.close_handler(generation))  # a closed tab's jobs leave the queue / stop at the next step
     return demo
+
+
+def _wire_form_defaults(demo: gr.Blocks, options: Any, tabs: list[GenerationTab]) -> None:
+    """Each page load starts the forms from the Settings page's defaults (applied without a restart)."""
+    keys = {"sampler_name": "default_sampler_name", "steps": "default_steps", "cfg_scale": "default_cfg_scale"}
+    targets = [(tab.form.widgets[field], key) for tab in tabs for field, key in keys.items() if field in tab.form.widgets]
+    demo.load(lambda: [options.get(key) for _, key in targets], outputs=[widget for widget, _ in targets], queue=False)
 
 
 def _send_buttons(name: str) -> tuple[gr.Button, gr.Button]:

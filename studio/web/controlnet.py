@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from studio.images import decode_image, encode_image
 from studio.request import RequestError
@@ -24,7 +24,9 @@ class DetectBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     controlnet_module: str = "none"
-    controlnet_input_images: list[str] = Field(default_factory=list, description="base64 images")
+    # webuiapi's controlnet_detect sends `controlnet_images`: accepted as the same field
+    controlnet_input_images: list[str] = Field(default_factory=list, description="base64 images",
+                                               validation_alias=AliasChoices("controlnet_input_images", "controlnet_images"))
     controlnet_processor_res: int = Field(default=512, description="the shorter side the image is scaled to first")
     controlnet_threshold_a: float = Field(default=-1, description="negative: the module's default")
     controlnet_threshold_b: float = -1

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from studio.service.uploads import UploadQuota
 from studio.service.users import user_names
-from studio.web import cluster, controlnet, docs, extras, generation, networks, options, pnginfo, presets, progress
+from studio.web import (cluster, controlnet, docs, extras, generation, networks, options, pnginfo, presets, progress,
+                        system)
 from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_auth_dependency, limit_body_size
 from studio.web.errors import studio_route
 from studio.web.outputs_guard import OwnOutputsOnly
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 RESOURCES: tuple[Callable[[APIRouter, "Services"], None], ...] = (
     generation.routes, generation.style_routes, options.routes, options.flag_routes, progress.routes, pnginfo.routes, controlnet.routes,
-    networks.routes, extras.routes, cluster.routes, presets.routes,
+    networks.routes, extras.routes, cluster.routes, presets.routes, system.routes,
 )
 
 

@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from studio.checkpoints.catalog import ModelEntry
-from studio.records import storage
-from studio.request import RequestError
+from studio.errors import StudioError
+from studio.service.options import OptionsForbidden, OptionsService
 from studio.web.callers import caller
 from studio.web.checkpoints import current_title, resolve_checkpoint
 from studio.web.schemas import SamplerItem, SDModelItem
@@ -46,19 +47,30 @@ def routes(router: APIRouter, services: "Services") -> None:
 
     @router.get(f"{PREFIX}/options")
     def get_options() -> dict[str, Any]:
-        return {"sd_model_checkpoint": current_title(services), "sd_vae": services.networks.selected_vae(),
-                "samples_format": "png",
-                "outdir_txt2img_samples": str(storage.output_dir(services.settings.outputs_dir, "txt2img").parent)}
+        """A1111's options that mean something here (studio/service/option_keys.py), with the model."""
+        loaded = services.models.facts()
+        return {**options_store(services).values(), "sd_model_checkpoint": current_title(services),
+                "sd_checkpoint_hash": getattr(loaded, "hash", None) if loaded is not None else None}
 
     @router.post(f"{PREFIX}/options")
-    def set_options(options: dict[str, Any], http: Request) -> None:
-        """Only sd_model_checkpoint and sd_vae are honoured; other A1111 options are accepted and ignored."""
-        if "sd_vae" in options:
-            if not isinstance(options["sd_vae"], str):
-                raise RequestError("sd_vae must be a VAE name (see /sdapi/v1/sd-vae) or \"Automatic\"")
-            services.networks.select_vae(options["sd_vae"])
-        if "sd_model_checkpoint" in options:
+    def set_options(options: dict[str, Any], http: Request) -> Any:
+        """Every key is applied or the whole call is refused: 422 naming unknown or read-only keys and
+        bad values; 403 for a server-wide key on a shared server (only the local operator sets those)."""
+        store, current = options_store(services), get_options()
+        try:
+            store.check(options, current, operator=not store.shared)
+        except OptionsForbidden as error:
+            return JSONResponse(status_code=403, content={"detail": str(error)})
+        if options.get("sd_model_checkpoint", current["sd_model_checkpoint"]) != current["sd_model_checkpoint"]:
             switch_model(services, options["sd_model_checkpoint"], caller(http).owner)
+        store.update({k: v for k, v in options.items() if k != "sd_model_checkpoint"}, operator=not store.shared)
+        return None
+
+
+def options_store(services: "Services") -> OptionsService:
+    if services.options is None:
+        raise StudioError("this studio has no options store")
+    return services.options
 
 
 def model_item(entry: ModelEntry, services: "Services") -> dict[str, Any]:
@@ -99,6 +111,15 @@ def command_flags(settings: Any) -> dict[str, Any]:
         "api_auth": "set" if settings.api_auth else None,
         "gradio_auth": "set" if settings.auth else None,
         "ckpt_dir": str(settings.models_dir / "Stable-diffusion"),
+        "lora_dir": str(settings.models_dir / "Lora"),
+        "embeddings_dir": str(settings.models_dir / "embeddings"),
+        "hypernetwork_dir": str(settings.models_dir / "hypernetworks"),
+        "vae_dir": str(settings.models_dir / "VAE"),
+        "controlnet_dir": str(settings.models_dir / "ControlNet"),
+        "esrgan_models_path": str(settings.models_dir / "ESRGAN"),
+        "realesrgan_models_path": str(settings.models_dir / "RealESRGAN"),
+        "swinir_models_path": str(settings.models_dir / "SwinIR"),
+        "data_dir": str(settings.outputs_dir.parent),
         "models_dir": str(settings.models_dir),
         "outputs_dir": str(settings.outputs_dir),
         "extensions_dir": str(settings.extensions_dir),

@@ -44,6 +44,11 @@ def save_output(outputs_dir: Path, image: Image.Image, folder: str, infotext: st
     return storage.save_png(image, outputs_dir / folder / datetime.date.today().isoformat(), seed, infotext)
 
 
+def save_into(directory: Path, image: Image.Image, folder: str, infotext: str, seed: int) -> Path:
+    """Save an extension's image straight into `directory` (the command line's --out), whatever its folder."""
+    return storage.save_png(image, directory, seed, infotext)
+
+
 def checked_before(fn: Callable[..., Any], request: GenerationRequest) -> tuple[GenerationRequest, dict[str, Any]] | None:
     out = fn(request)
     if out is None:
