@@ -148,7 +148,7 @@ def test_fixed_seed_gives_identical_pixels_through_the_api_and_the_cli(client, t
      "ControlNet unit 0: ControlNet model 'controlnet-depth' not found; available: controlnet-canny"),
     ({"alwayson_scripts": {"controlnet": {"args": [{"enabled": False}, {"model": "controlnet-canny", "weight": "x"}]}}},
      "ControlNet unit 1: weight: Input should be a valid number"),
-    ({"alwayson_scripts": {"controlnet": {"args": [{"module": "depth_midas"}]}}}, "unknown module 'depth_midas'"),
+    ({"alwayson_scripts": {"controlnet": {"args": [{"module": "no_such_detector"}]}}}, "unknown module 'no_such_detector'"),
     ({"alwayson_scripts": {"controlnet": {"args": [{"module": "canny", "control_mode": "loud"}]}}},
      "control_mode must be 0 to 2 or one of: Balanced"),
     ({"alwayson_scripts": {"controlnet": {"args": [{"module": "canny"}]}}}, "ControlNet unit 0: give a control image"),
