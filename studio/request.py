@@ -30,7 +30,9 @@ MAX_PROMPT_CHARS = 20_000
 MAX_TOTAL_IMAGES = 100
 MAX_TOTAL_PIXELS = 2**26  # e.g. 64 images of 1024x1024, or 16 of 2048x2048
 INPAINTING_FILLS = ("fill", "original", "latent noise", "latent nothing")
-OUTPAINT_FILLS = ("stretch", "noise")  # how the new canvas area starts: edge pixels stretched, or noise
+# How the outpainted area starts: edge pixels stretched, noise around the image's colours, or A1111's
+# "fill" (blurred colours of the surroundings: the default of A1111's outpainting scripts).
+OUTPAINT_FILLS = ("stretch", "noise", "fill")
 MAX_HR_SCALE = 4.0
 MAX_OUTPAINT = 512
 IMAGE_FIELDS = ("init_image", "mask")
@@ -170,7 +172,7 @@ class GenerationRequest:
     outpaint_right: int = 0
     outpaint_up: int = 0
     outpaint_down: int = 0
-    outpaint_fill: int = 0
+    outpaint_fill: int = 2
     # SDXL refiner (A1111 >= 1.6): a second SDXL model from models/Stable-diffusion takes over the
     # last (1 - refiner_switch_at) of the denoising (diffusers' denoising_end / denoising_start).
     # None or "" (or A1111's "None"): no refiner. The engine records the title it used.
@@ -186,6 +188,11 @@ class GenerationRequest:
     @property
     def outpainting(self) -> bool:
         return any((self.outpaint_left, self.outpaint_right, self.outpaint_up, self.outpaint_down))
+
+    def outpaint_canvas(self) -> tuple[int, int]:
+        """The outpainted output's size: the init image grown by the pads (the file's size, its `Size:`)."""
+        width, height = self.init_image.size
+        return (width + self.outpaint_left + self.outpaint_right, height + self.outpaint_up + self.outpaint_down)
 
     def hires_size(self) -> tuple[int, int]:
         """The second pass's size (width/height resolved): hr_resize_x/y when given (one of them

@@ -34,7 +34,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 
 def test_canvas_and_mask():
-    canvas, mask = extend(BASE.replace(outpaint_left=8, outpaint_up=8))
+    canvas, mask = extend(BASE.replace(outpaint_left=8, outpaint_up=8, outpaint_fill=0))
     assert canvas.size == mask.size == (104, 88)
     assert np.array_equal(pixels(canvas)[8:72, 8:72], pixels(scene()))
     assert np.array_equal(pixels(canvas)[8:72, 103], pixels(scene())[:, 63])  # edge stretched
@@ -42,9 +42,12 @@ def test_canvas_and_mask():
     assert m[8:72, 8:72].max() == 0 and m[:8].min() == 255 and m[:, 72:].min() == 255
     noisy, _ = extend(BASE.replace(outpaint_fill=1))
     assert pixels(noisy)[:, 64:].std() > 20
+    filled = pixels(extend(BASE)[0]).astype(int)  # the default: A1111's "fill", smooth colours of the surroundings
+    assert np.array_equal(filled[:64, :64], pixels(scene()))
+    assert np.abs(np.diff(filled[:, 64:], axis=1)).mean() < 2 < np.abs(np.diff(pixels(noisy)[:, 64:].astype(int), axis=1)).mean()
 
 
-@pytest.mark.parametrize("fill", [0, 1])
+@pytest.mark.parametrize("fill", [0, 1, 2])
 def test_outpaint_keeps_the_original_bytes_beyond_the_seam(studio, fill):
     job = studio.generation.submit(BASE.replace(outpaint_fill=fill))
     assert job.request.mode == "inpaint"
@@ -56,7 +59,9 @@ def test_outpaint_keeps_the_original_bytes_beyond_the_seam(studio, fill):
     assert np.abs(out[:, 70:].astype(int) - stretched[:, 70:]).mean() > 2  # the new area was generated
     params = parse_infotext(job.images[0].infotext)
     assert params["Outpaint right"] == "32" and params["Outpaint down"] == "16"
+    assert (params["Size-1"], params["Size-2"]) == ("96", "80")  # the file's size, not the 64x64 source
     fields = params_to_request_fields(params)
+    assert "width" not in fields  # outpainting samples at the canvas's size
     assert (fields["outpaint_right"], fields["outpaint_down"], fields["outpaint_fill"]) == (32, 16, fill)
     assert "outpaint_left" not in fields
 

@@ -3,6 +3,7 @@ A1111's script_args and extend the image on the chosen sides, keeping the origin
 from __future__ import annotations
 
 import base64
+import json
 import io
 from typing import Iterator
 
@@ -75,3 +76,32 @@ def test_a1111s_outpainting_scripts_extend_the_chosen_sides(client, script, args
 def test_bad_script_args_are_a_422_naming_them(client, script, args, message):
     response = client.post(f"{API}/img2img", json=body(script, args))
     assert response.status_code == 422 and message in response.json()["detail"], response.text
+
+
+def grey_scene() -> Image.Image:
+    image = Image.new("RGB", (64, 64), (128, 128, 128))
+    image.paste((220, 30, 30), (16, 16, 48, 48))
+    return image
+
+
+@pytest.mark.parametrize(("background", "channel"), [("red", 0), ("green", 1), ("blue", 2)])
+def test_studio_outpainting_paints_the_prompts_colours_and_records_the_output_size(client, background, channel):
+    """Issue 25 item 12: the default start is A1111's "fill" (smooth, no noise), the strip follows the
+    prompt (a grey-background image, extended, takes the prompt's background colour), the sampling is
+    at the canvas's size (Width/Height are not used), and `Size:` is the file's size."""
+    buffer = io.BytesIO()
+    grey_scene().save(buffer, format="PNG")
+    request = {"prompt": f"a yellow circle on a {background} background", "steps": 6, "seed": 3, "width": 512,
+               "height": 512, "denoising_strength": 0.9, "init_images": [base64.b64encode(buffer.getvalue()).decode()],
+               "outpaint_right": 32, "outpaint_down": 8, "inpainting_fill": 1}
+    response = client.post(f"{API}/img2img", json=request)
+    result = image_of(response)
+    assert result.shape == (72, 96, 3)
+    infotext = json.loads(response.json()["info"])["infotexts"][0]
+    assert "Size: 96x72," in infotext and "Outpaint fill: fill" in infotext
+    seam = 4  # the default mask blur
+    assert np.array_equal(result[:64 - seam, :64 - seam], np.asarray(grey_scene(), dtype=np.int16)[:64 - seam, :64 - seam])
+    strip = result[:, 68:].reshape(-1, 3).mean(axis=0)
+    others = [strip[c] for c in range(3) if c != channel]
+    assert strip[channel] > max(others) + 20, strip  # measured: red (179, 107, 68), green (126, 149, 55), blue (54, 88, 189)
+    assert np.abs(np.diff(result[:, 66:], axis=1)).mean() < 10  # smooth, not noise (measured 1-4)

@@ -3,9 +3,10 @@
 Clients of A1111's API run them with `script_name` and positional `script_args`; here both map onto
 the studio's own outpainting (the request's `outpaint_*` fields: the canvas is extended on the
 chosen sides and the new strip inpainted, the original pixels kept), so they take the same
-arguments and give one extended image. mk2's noise quality and colour variation shape A1111's own
-noise fill; here they are accepted, checked and recorded, and the new area starts from seeded noise
-around the image's colours ("noise" fill).
+arguments and give one extended image. The new area starts as A1111's "fill" (blurred colours of the
+surroundings; poor man's "Masked content" picks: fill, original = stretched edges, latent noise = noise),
+so it is smooth, without a seam. mk2's noise quality and colour variation shape A1111's own matched
+noise; here they are accepted, checked and recorded, and mk2 starts from "fill" too.
 """
 from __future__ import annotations
 
@@ -90,21 +91,24 @@ def check(values: Mapping[str, Any]) -> dict[str, Any]:
     return {**values, "inpainting_fill": fill, "direction": list(dict.fromkeys(direction))}
 
 
-def outpaint(request: GenerationRequest, values: Mapping[str, Any], noise: bool) -> GenerationRequest:
+# Masked content -> how the new area starts (studio's OUTPAINT_FILLS: 0 stretch, 1 noise, 2 fill).
+START_FOR_FILL = {0: 2, 1: 0, 2: 1, 3: 2}
+
+
+def outpaint(request: GenerationRequest, values: Mapping[str, Any]) -> GenerationRequest:
     if request.init_image is None:
         raise ValueError("outpainting extends an image: run it from img2img with an init image")
     pads = {f"outpaint_{side}": values["pixels"] if side in values["direction"] else 0 for side in DIRECTIONS}
     return request.replace(**pads, mask_blur=values["mask_blur"], inpainting_fill=values["inpainting_fill"],
-                           outpaint_fill=1 if noise else 0, batch_size=1, n_iter=1)
+                           outpaint_fill=START_FOR_FILL[values["inpainting_fill"]], batch_size=1, n_iter=1)
 
 
 def run_poor_mans(ctx: ExtensionContext, request: GenerationRequest, values: Mapping[str, Any]) -> ScriptResult:
-    values = check(values)
-    return _run(ctx, outpaint(request, values, noise=values["inpainting_fill"] == 2), POOR_MANS)
+    return _run(ctx, outpaint(request, check(values)), POOR_MANS)
 
 
 def run_mk2(ctx: ExtensionContext, request: GenerationRequest, values: Mapping[str, Any]) -> ScriptResult:
-    return _run(ctx, outpaint(request, check(values), noise=True), MK2)
+    return _run(ctx, outpaint(request, check(values)), MK2)
 
 
 def _run(ctx: ExtensionContext, request: GenerationRequest, title: str) -> ScriptResult:

@@ -24,7 +24,7 @@ from studio.checkpoints.upscaler_files import image_upscaler_names
 from studio.checkpoints.upscalers import Upscalers
 from studio.control.preprocessors import PREPROCESSORS
 from studio.errors import ModelError
-from studio.generation import modes
+from studio.generation import modes, outpaint
 from studio.generation.controls import prepare_controls
 from studio.generation.extras import process as upscale_image
 from studio.generation.extras_request import ExtrasRequest
@@ -166,11 +166,14 @@ class Engine:
         subseed = request.subseed
         if request.subseed_strength > 0 and subseed < 0:
             subseed = random.randint(0, MAX_SEED)
+        width, height = request.width or model.native_size, request.height or model.native_size
+        if request.outpainting and request.init_image is not None:
+            width, height = outpaint.sampling_size(request)  # the canvas's, as A1111's outpainting scripts
         return request.replace(
             seed=seed,
             subseed=subseed,
-            width=request.width or model.native_size,
-            height=request.height or model.native_size,
+            width=width,
+            height=height,
             model=model.entry.title,
             sampler_name=resolve_sampler_name(request.sampler_name, self.samplers),
             scheduler=schedule,

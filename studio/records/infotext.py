@@ -59,7 +59,7 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         "CFG scale": format_number(request.cfg_scale),
         "Seed": request.seed,
         **variation_params(request),
-        "Size": f"{request.width}x{request.height}",
+        "Size": "{}x{}".format(*_output_size(request)),
         "Model hash": model_hash,
         "Model": model_name,
     }
@@ -91,6 +91,13 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         if request.inpainting_mask_invert:
             params["Mask mode"] = "Inpaint not masked"
     return params
+
+
+def _output_size(request: GenerationRequest) -> tuple[int, int]:
+    """What the file measures: outpainting's output is the extended canvas, not the sampling size."""
+    if request.outpainting and request.init_image is not None:
+        return request.outpaint_canvas()
+    return request.width, request.height
 
 
 NETWORK_KEYS_AFTER_MODEL = ("VAE hash", "VAE")  # A1111's order: ..., Model, VAE hash, VAE, ...
@@ -345,4 +352,7 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
     # A sampler without a schedule type means Automatic (so Send-to resets a form's earlier choice).
     if "sampler_name" in values and not values.get("scheduler"):
         values["scheduler"] = "Automatic"
+    if any(key.startswith("Outpaint ") and key != "Outpaint fill" for key in params):
+        values.pop("width", None)  # outpainting's Size is its output (image + pads); it samples at that size
+        values.pop("height", None)
     return values

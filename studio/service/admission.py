@@ -47,9 +47,8 @@ def final_size(request: GenerationRequest) -> Size | None:
         return None
     if request.enable_hr and request.init_image is None:
         width, height = request.hires_size()
-    if request.outpainting:
-        width += request.outpaint_left + request.outpaint_right
-        height += request.outpaint_up + request.outpaint_down
+    if request.outpainting and request.init_image is not None:
+        width, height = request.outpaint_canvas()  # outpainting samples and outputs the extended canvas
     return int(width), int(height)
 
 

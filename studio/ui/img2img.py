@@ -33,10 +33,11 @@ def outpaint_widgets(name: str) -> dict[str, gr.components.Component]:
         with gr.Row():
             sides = {side: gr.Slider(0, MAX_OUTPAINT, value=0, step=8, label=f"Extend {side}, pixels",
                                      elem_id=f"{name}_outpaint_{side}") for side in ("left", "right", "up", "down")}
-        fill = gr.Radio(list(OUTPAINT_FILLS), value=OUTPAINT_FILLS[0], type="index", label="New area starts as",
+        fill = gr.Radio(list(OUTPAINT_FILLS), value="fill", type="index", label="New area starts as",
                         elem_id=f"{name}_outpaint_fill")
-        gr.Markdown("The new area is repainted (with the *Mask blur* seam for inpaint; 4 px in img2img) and the "
-                    "result keeps the extended canvas's size; the rest of the picture keeps its exact pixels.")
+        gr.Markdown("The new area is repainted (with the *Mask blur* seam for inpaint; 4 px in img2img) at the "
+                    "extended canvas's size (Width/Height are not used); the rest of the picture keeps its exact "
+                    "pixels. *fill* (A1111's default) starts it from the blurred colours around it.")
     return {**{f"outpaint_{side}": slider for side, slider in sides.items()}, "outpaint_fill": fill}
 
 

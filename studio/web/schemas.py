@@ -82,7 +82,8 @@ class Img2ImgBody(Txt2ImgBody):
     outpaint_right: int = 0
     outpaint_up: int = 0
     outpaint_down: int = 0
-    outpaint_fill: int = Field(default=0, description="0: stretch the edge pixels, 1: noise")
+    outpaint_fill: int = Field(default=2, description="0: stretch the edge pixels, 1: noise, 2: fill (A1111's "
+                               "blurred colours of the surroundings, the default)")
 
 
 class ControlNetUnitArgs(BaseModel):
