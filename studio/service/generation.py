@@ -22,6 +22,7 @@ from studio.service import jobs
 from studio.service.admission import admit
 from studio.service.extensions.manager import ExtensionManager
 from studio.service.generation_base import GenerationService, StepCallback
+from studio.service.grids import with_grid
 from studio.service.options import OptionsService
 from studio.service.outputs import OutputService
 from studio.service.queue import LOCAL, Job, JobCancelled, JobQueue, QueuedRuns
@@ -88,7 +89,7 @@ class LocalGeneration(GenerationService):
     def _run(self, request: GenerationRequest, on_step: StepCallback | None, save: bool, directory: Path | None,
              user: str | None, job: Job) -> JobResult:
         request = self.styles.expand(request)  # before the hooks, so they see the prompts that will be used
-        pattern = ""
+        pattern, own_folder, save_grid = "", directory is None and getattr(self._acting, "who", None) is None, save
         if self.options is not None:
             request, save, pattern = self.options.job_request(request), save and self.options.get("samples_save"), \
                 self.options.get("samples_filename_pattern")
@@ -104,7 +105,11 @@ class LocalGeneration(GenerationService):
         result = jobs.generate(request, QueuedRuns(self.runner, self.queue, job), self.outputs.user_settings(user),
                                on_step, save=save, after_image=after, params=params, directory=directory,
                                image_prompts=per_image, name_pattern=pattern)
-        return dataclasses.replace(result, notices=tuple(notices))
+        result = dataclasses.replace(result, notices=tuple(notices))
+        if self.options is not None and own_folder:  # a script's or the command line's jobs: no batch grid
+            result = with_grid(result, self.outputs.user_settings(user).outputs_dir, self.options.get("return_grid"),
+                               save_grid and self.options.get("grid_save"), self.options.get("n_rows"))
+        return result
 
     # -- following and stopping ----------------------------------------------------------------------
     def busy(self) -> bool:

@@ -103,6 +103,13 @@ def option_table(settings: Settings, samplers: tuple[str, ...] = ()) -> dict[str
         "samples_filename_pattern": Option("", pattern, "Images filename pattern ([seed], [prompt_words], "
                                            "[model_name], [date], [sampler], [steps], [cfg], [width], [height] ...)",
                                            "Saving images"),
+        # A1111's batch grid (its defaults are on; off here so a batch's API answer stays its images).
+        "return_grid": Option(False, boolean, "Show grid in gallery (and first in the API's images) for a batch",
+                              "Saving images"),
+        "grid_save": Option(False, boolean, "Always save all generated image grids (outputs/txt2img-grids)",
+                            "Saving images"),
+        "n_rows": Option(-1, whole(-1, 16), "Grid row count; use -1 for autodetect and 0 for it to be same as "
+                         "batch size", "Saving images"),
         "outdir_txt2img_samples": Option(str(settings.outputs_dir / "txt2img-images"), folder,
                                          "Output directory for txt2img images", "Paths for saving"),
         "outdir_img2img_samples": Option(str(settings.outputs_dir / "img2img-images"), folder,

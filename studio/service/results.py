@@ -22,11 +22,12 @@ class SavedImage:
     seed: int
     recipe: dict[str, Any]  # the PNG's `studio` chunk, also when the image is not saved
     partial: str = ""  # "12/20": the picture an Interrupt stopped at that step (marked in its infotext)
+    grid: bool = False  # A1111's batch grid (return_grid): first in the list, no seed or recipe of its own
 
     def png_bytes(self) -> bytes:
         """The image as a PNG with both chunks, as it is (or would be) saved."""
         buffer = io.BytesIO()
-        self.image.save(buffer, format="PNG", pnginfo=storage.png_info(self.infotext, self.recipe))
+        self.image.save(buffer, format="PNG", pnginfo=storage.png_info(self.infotext, None if self.grid else self.recipe))
         return buffer.getvalue()
 
 

@@ -243,9 +243,10 @@ def build_generation_tab(
             job = running.result()
         for notice in getattr(job, "notices", ()):  # extension hooks that failed (the job still ran)
             gr.Warning(notice)
-        images = [(str(item.path), f"Seed {item.seed}") for item in job.images if item.path]
+        images = [(str(item.path) if item.path else item.image, "Grid" if item.grid else f"Seed {item.seed}")
+                  for item in job.images if item.path or item.grid]  # an unsaved grid is shown from memory
         texts = [item.infotext for item in job.images]
-        note = _job_note(job, [path for path, _ in images])
+        note = _job_note(job, [str(item.path) for item in job.images if item.path and not item.grid])
         if place is not None and job.interrupted and not getattr(place, "done_iterations", 1):
             note = "Cancelled: the job left the queue before it started."
         note += f"\n\n{time_taken(time.monotonic() - started)}"  # A1111's line under the results

@@ -37,13 +37,14 @@ def generation_info(result: JobResult, services: "Services", started: datetime,
     elapsed = (datetime.now() - started).total_seconds()
     request = result.request
     # The lists line up with the images returned: a skipped iteration's seeds are not among them.
-    seeds = [saved.seed for saved in result.images]
+    made = [saved for saved in result.images if not saved.grid]  # A1111's grid comes first, without a seed
+    seeds = [saved.seed for saved in made]
     if not seeds or min(seeds) < 0:  # nothing made, or a script's grid (no seed of its own): the planned ones
         seeds = [request.seed + i for i in range(request.batch_size * request.n_iter)]
     offsets = [seed - request.seed for seed in seeds]
     loaded = services.models.facts()
     model_hash = loaded.hash if loaded is not None and loaded.entry.title == request.model else None
-    own = [saved.recipe.get("request", {}) for saved in result.images]  # each image's prompt (dynamic prompts)
+    own = [saved.recipe.get("request", {}) for saved in made]  # each image's prompt (dynamic prompts)
     whole = len(own) == len(seeds) and all("prompt" in r for r in own)
     return {
         "prompt": request.prompt,
@@ -72,7 +73,7 @@ def generation_info(result: JobResult, services: "Services", started: datetime,
         "seed_resize_from_h": request.seed_resize_from_h,
         "denoising_strength": request.denoising_strength if request.mode != "txt2img" or request.enable_hr else None,
         "extra_generation_params": {},
-        "index_of_first_image": 0,
+        "index_of_first_image": len(result.images) - len(made),
         "infotexts": [saved.infotext for saved in result.images],
         "styles": styles or [],
         "job_timestamp": started.strftime("%Y%m%d%H%M%S"),
