@@ -63,3 +63,30 @@ def test_settings_are_edited_applied_saved_and_used_by_the_next_image(browser, t
         assert "Clip skip: 2" in page.input_value("#txt2img_infotext textarea")
         names = [p.name for p in (tmp_path / "outputs").rglob("*.png")]
         assert any(re.fullmatch(r"\d{5}-5-blue sky red circle-3\.png", name) for name in names), names
+
+
+def test_return_grid_puts_the_batch_grid_first_in_the_gallery(browser, tmp_path):
+    """Issue 25 item 8: A1111's "Show grid in gallery" and "Always save all generated image grids",
+    ticked on the Settings page, give a batch's grid first in the Output gallery, saved to txt2img-grids/."""
+    with started_server(tmp_path) as server, studio_page(browser, server.url) as page:
+        open_settings(page)
+        page.check("#setting_return_grid input[type=checkbox]")
+        page.check("#setting_grid_save input[type=checkbox]")
+        assert "return_grid" in apply(page)
+        page.click("button[role=tab]:has-text('txt2img')")
+        page.fill("#txt2img_prompt textarea", "a red circle on a blue background")
+        for name, value in (("steps", "2"), ("batch_size", "2")):
+            field = page.locator(f"#txt2img_{name} input[type=number]").first
+            field.fill(value)
+            field.press("Tab")
+        page.click("#txt2img_generate")
+        page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed:')",
+                               timeout=180_000)
+        # the grid (2 images: one row, 128x64) first, then the two 64x64 images
+        page.wait_for_function("""() => {
+            const imgs = [...document.querySelectorAll('#txt2img_gallery .thumbnail-small img')];
+            return imgs.length === 3 && imgs.every(i => i.complete) && imgs[0].naturalWidth === 128
+                && imgs[0].naturalHeight === 64 && imgs[1].naturalWidth === 64 && imgs[2].naturalWidth === 64;
+        }""", timeout=60_000)
+        assert "Grid" in page.inner_text("#txt2img_gallery")  # its caption
+        assert len(list((tmp_path / "outputs" / "txt2img-grids").rglob("*.png"))) == 1
