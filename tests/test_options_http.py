@@ -135,3 +135,29 @@ def test_a_shared_server_lets_only_the_operator_change_server_wide_options(tmp_p
 def test_preview_methods_match_the_engines():
     from studio.generation.previews import PREVIEW_METHODS
     assert KEY_METHODS == PREVIEW_METHODS
+
+
+def test_control_net_unit_count_is_an_option_that_applies_at_once(tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+    settings = Settings(models_dir=tmp_path / "models", outputs_dir=tmp_path / "outputs", extensions_dir=tmp_path / "ext",
+                        cache_dir=tmp_path / "cache", control_net_unit_count=3)
+    app = FastAPI()
+    app.include_router(build_api(build_services(settings), access_policy(settings)))
+    client = TestClient(app)
+    assert client.get(f"{API}/options").json()["control_net_unit_count"] == 3  # the flag's value
+    refused = client.post(f"{API}/options", json={"control_net_unit_count": 11})
+    assert refused.status_code == 422 and "control_net_unit_count must be between 1 and 10" in refused.json()["detail"]
+    assert client.post(f"{API}/options", json={"control_net_unit_count": 1}).status_code == 200
+    assert client.get(f"{API}/options").json()["control_net_unit_count"] == 1
+    assert client.get("/controlnet/settings").json() == {"control_net_unit_count": 1}
+    assert json.loads((tmp_path / "config.json").read_text())["control_net_unit_count"] == 1
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buffer, "PNG")
+    unit = {"image": base64.b64encode(buffer.getvalue()).decode(), "module": "canny", "model": "None"}
+    body = {"prompt": "a red square", "steps": 1, "width": 64, "height": 64,
+            "alwayson_scripts": {"controlnet": {"args": [unit, unit]}}}
+    over = client.post(f"{API}/txt2img", json=body)
+    assert over.status_code == 422 and "at most 1 ControlNet units (control_net_unit_count" in over.json()["detail"]

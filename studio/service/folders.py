@@ -95,3 +95,9 @@ class FolderPolicy:
 def _shown(text: object) -> str:
     value = str(text)
     return repr(value if len(value) <= 200 else value[:200] + "…")
+
+
+def named_folders(settings: Settings) -> dict[str, Path]:
+    """The server's folders by the short name error texts use for them (studio.errors.relative_paths)."""
+    return {"models": settings.models_dir, "outputs": settings.outputs_dir,
+            "extensions": settings.extensions_dir, "cache": settings.cache_dir}

@@ -53,7 +53,7 @@ class LocalGeneration(GenerationService):
     def submit(self, request: GenerationRequest, on_step: StepCallback | None = None, save: bool = True,
                directory: Path | None = None, owner: str | None = None, user: str | None = None,
                job: Job | None = None) -> JobResult:
-        request = admit(request, self.settings.control_net_unit_count)  # before it takes a place
+        request = admit(request, self.control_units())  # before it takes a place
         if job is None and owner is None:  # e.g. a script's jobs: for whoever started the script
             owner, session, acting_user = getattr(self._acting, "who", None) or (LOCAL, None, None)
             user = user or acting_user
@@ -110,6 +110,10 @@ class LocalGeneration(GenerationService):
             result = with_grid(result, self.outputs.user_settings(user).outputs_dir, self.options.get("return_grid"),
                                save_grid and self.options.get("grid_save"), self.options.get("n_rows"))
         return result
+
+    def control_units(self) -> int:
+        """The options store's `control_net_unit_count` (changed through /sdapi/v1/options), else the flag's."""
+        return self.options.control_units() if self.options is not None else self.settings.control_net_unit_count
 
     # -- following and stopping ----------------------------------------------------------------------
     def busy(self) -> bool:
@@ -182,7 +186,7 @@ class LocalGeneration(GenerationService):
         are, since they changed the saved pixels."""
         recipe = read_recipe(source)
         refuse_unknown_model(recipe.request.model, self.engine.models.titles())
-        admit(recipe.request, self.settings.control_net_unit_count)
+        admit(recipe.request, self.control_units())
         warnings = recipe_warnings(recipe, self.engine.models)
         notices: list[str] = []
         after = partial(self.extensions.after_image, notices=notices) if self.extensions.after_hooks else None

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from studio.errors import RequestError, check_int, check_number, check_text, check_type
 from studio.records.filenames import check_pattern
-from studio.request import MAX_CFG, MAX_CLIP_SKIP, MAX_STEPS
+from studio.request import MAX_CFG, MAX_CLIP_SKIP, MAX_CONTROL_UNITS, MAX_STEPS
 from studio.settings import Settings
 
 # studio.generation.previews' methods (that module imports torch; the web layer must not): a test keeps them equal
@@ -114,6 +114,11 @@ def option_table(settings: Settings, samplers: tuple[str, ...] = ()) -> dict[str
                                          "Output directory for txt2img images", "Paths for saving"),
         "outdir_img2img_samples": Option(str(settings.outputs_dir / "img2img-images"), folder,
                                          "Output directory for img2img images", "Paths for saving"),
+        # sd-webui-controlnet's key; the flag --control-net-unit-count is its default. Requests are admitted
+        # against it at once; the UI builds its panels at start (a restart shows a new count there).
+        "control_net_unit_count": Option(settings.control_net_unit_count, whole(1, MAX_CONTROL_UNITS),
+                                         "Multi-ControlNet: ControlNet unit number (requires restart for the UI)",
+                                         "ControlNet"),
     }
 
 

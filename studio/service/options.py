@@ -119,6 +119,10 @@ class OptionsService:
         folder = folder if folder.is_absolute() else self.path.parent / folder  # A1111: relative to its root
         return folder / datetime.date.today().isoformat()
 
+    def control_units(self) -> int:
+        """ControlNet units a request may use (`control_net_unit_count`, the flag's value unless changed)."""
+        return int(self.get("control_net_unit_count"))
+
     def preview_every(self) -> int:
         """Steps between live previews; 0 when they are off."""
         return self.get("show_progress_every_n_steps") if self.get("live_previews_enable") else 0

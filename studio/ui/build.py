@@ -8,9 +8,10 @@ import gradio as gr
 
 from studio.images import decode_image
 from studio.records.infotext import params_to_request_fields, parse_infotext
+from studio.service.folders import named_folders
 from studio.ui import sharing
 from studio.ui.batch import build_img2img_batch
-from studio.ui.errors import USER_ERRORS, user_errors
+from studio.ui.errors import USER_ERRORS, hide_folders, user_errors
 from studio.ui.extensions_tab import build_extension_tab, build_extensions_tab
 from studio.ui.extras_tab import build_extras_tab
 from studio.ui.generation import GenerationTab, build_generation_tab
@@ -47,6 +48,7 @@ button.generate { min-height: 5em; }
 def build_ui(services: "Services") -> gr.Blocks:
     """Every tab receives the services it uses from the container, nothing else."""
     models, generation, outputs = services.models, services.generation, services.outputs
+    hide_folders(named_folders(services.settings))  # error texts name files relative to these
     with gr.Blocks(title="Diffusion Studio") as demo:
         # Output galleries show the whole image, small ones scaled by a whole factor with crisp pixels.
         gr.HTML("", head=f"<style>{read_asset('output_images.css')}</style>"

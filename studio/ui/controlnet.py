@@ -148,16 +148,17 @@ class ControlNetPanel:
 
 
 def build_controlnet_panel(control: "ControlService", size: int, tab: str, width: gr.components.Component,
-                           height: gr.components.Component, source: Any = None) -> ControlNetPanel:
+                           height: gr.components.Component, source: Any = None, count: int | None = None) -> ControlNetPanel:
     """The "ControlNet" accordion. `source` is the tab's ModeSource (img2img/inpaint) or None (txt2img):
-    with one, a unit may use the source image; `size`: the model's default size."""
+    with one, a unit may use the source image; `size`: the model's default size; `count`: the units
+    (the options store's control_net_unit_count at start; None: the flag's)."""
     tools = control.pose_tools()
     preprocessors = control.preprocessor_choices()
     with gr.Accordion("ControlNet", open=False, elem_id=f"{tab}_controlnet", elem_classes="controlnet"):
         gr.HTML("", head=f"<style>{read_asset('controlnet.css')}</style>", js_on_load=None, visible="hidden")
         with gr.Tabs(elem_id=f"{tab}_controlnet_units"):
             units = []
-            for index in range(control.settings.control_net_unit_count):  # control_net_unit_count
+            for index in range(count or control.settings.control_net_unit_count):
                 with gr.Tab(f"Unit {index}", elem_id=f"{tab}_cn{index}_tab"):
                     units.append(_build_unit(control, f"{tab}_cn{index}", preprocessors, tools, source is not None, size))
     panel = ControlNetPanel(units, tools, width, height, preprocessors, control.models_and_types, source is not None)

@@ -146,7 +146,8 @@ def build_generation_tab(
                 recycle = gr.Button("♻️", elem_id=f"{name}_reuse_seed", scale=0, min_width=50)
                 variation = build_variation_controls(name)
             build_variation_group(name, variation)
-            control = build_controlnet_panel(services.control, native, name, width, height, mode if source else None)
+            units = services.options.control_units() if services.options is not None else None
+            control = build_controlnet_panel(services.control, native, name, width, height, mode if source else None, units)
             script = build_script_panel(services.extensions, name) if scripts else None
         with gr.Column():
             # The model's guess of the finished picture (x̂0) at the image's size, where the result will be.

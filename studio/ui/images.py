@@ -8,12 +8,14 @@ from typing import Any, TypeVar
 import gradio as gr
 from PIL import Image
 
+from studio.ui.errors import shown
+
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def not_an_image_text(name: str, error: BaseException) -> str:
     reason = "not a picture format Pillow can read" if isinstance(error, Image.UnidentifiedImageError) else str(error)
-    return f"not an image: {name} ({reason})"
+    return shown(f"not an image: {name} ({reason})")  # an OSError's text may carry the upload's server path
 
 
 def not_an_image(payload: Any, error: BaseException) -> gr.Error:

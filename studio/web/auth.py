@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Awaitable, Callable, Sequence, Union
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
@@ -66,11 +66,12 @@ def access_policy(settings: Settings) -> AccessPolicy:
     return AccessPolicy(ui, api)
 
 
-def basic_auth_dependency(credentials: Sequence[Credentials]) -> Callable[..., None]:
+def basic_auth_dependency(credentials: Sequence[Credentials]) -> Callable[..., Awaitable[None]]:
     """HTTP Basic against any of the given users (constant-time comparisons)."""
     basic = HTTPBasic(description="the --api-auth (or --auth) user:password", auto_error=False)
 
-    def check(request: Request, given: HTTPBasicCredentials | None = Depends(basic)) -> None:
+    async def check(request: Request, given: HTTPBasicCredentials | None = Depends(basic)) -> None:
+        # async: a sync dependency would take a thread of AnyIO's pool on every request, /progress too
         if given is None or not any(_matches(given, user, password) for user, password in credentials):
             raise HTTPException(status_code=401, detail="Incorrect username or password",
                                 headers={"WWW-Authenticate": "Basic"})
@@ -85,7 +86,7 @@ def _matches(given: HTTPBasicCredentials, user: str, password: str) -> bool:
     return user_ok and password_ok
 
 
-def limit_body_size(request: Request) -> None:
+async def limit_body_size(request: Request) -> None:  # async: no thread of AnyIO's pool needed
     """413 for bodies over MAX_BODY_BYTES (declared length; chunked bodies are counted by the server)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):

@@ -65,8 +65,9 @@ def routes(router: APIRouter, services: "Services") -> None:
 
     @router.get("/controlnet/settings", tags=["controlnet"])
     def controlnet_settings() -> dict[str, Any]:
-        """How many units a request may use (the server's --control-net-unit-count)."""
-        return {"control_net_unit_count": control.settings.control_net_unit_count}
+        """How many units a request may use (`control_net_unit_count` in /sdapi/v1/options; the flag's by default)."""
+        units = services.options.control_units() if services.options is not None else control.settings.control_net_unit_count
+        return {"control_net_unit_count": units}
 
     @router.post("/controlnet/detect", tags=["controlnet"])
     def controlnet_detect(body: DetectBody) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def body_images(body: Txt2ImgBody) -> list[tuple[str, str]]:
     """Every base64 image the body brings (init image, mask, ControlNet units'), by name, undecoded."""
     found: list[tuple[str, str]] = []
     if isinstance(body, Img2ImgBody):
-        found += [(f"init_images[{i}]", text) for i, text in enumerate(body.init_images[:1] or []) if isinstance(text, str)]
+        found += [(f"init_images[{i}]", text) for i, text in enumerate((body.init_images or [])[:1]) if isinstance(text, str)]
         if isinstance(body.mask, str) and body.mask:
             found.append(("mask", body.mask))
     for key, script in (body.alwayson_scripts or {}).items():

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from studio.service.folders import named_folders
 from studio.service.uploads import UploadQuota
 from studio.service.users import user_names
 from studio.web import (cluster, controlnet, docs, extras, generation, networks, options, pnginfo, presets, progress,
@@ -31,9 +32,7 @@ def build_api(services: "Services", policy: AccessPolicy) -> APIRouter:
     if policy.api:
         dependencies.append(Depends(basic_auth_dependency(policy.api)))
     settings = services.settings
-    folders = {"models": settings.models_dir, "outputs": settings.outputs_dir,
-               "extensions": settings.extensions_dir, "cache": settings.cache_dir}
-    router = APIRouter(route_class=studio_route(folders), dependencies=dependencies, tags=["sdapi"])
+    router = APIRouter(route_class=studio_route(named_folders(settings)), dependencies=dependencies, tags=["sdapi"])
     for add_routes in RESOURCES:
         add_routes(router, services)
     docs.routes(router, list(router.routes))

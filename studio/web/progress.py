@@ -1,16 +1,18 @@
-"""Jobs: /sdapi/v1/progress, /interrupt and /skip, each about the caller's own job (plain defs:
-they answer while a job runs). With --admin-interrupt, /interrupt and /skip act on the running job
+"""Jobs: /sdapi/v1/progress, /interrupt and /skip, each about the caller's own job (/progress is an
+async def that reads in-memory state and makes previews on its own thread, so it answers even when
+heavy routes fill AnyIO's thread pool; /interrupt and /skip are plain defs). With --admin-interrupt, /interrupt and /skip act on the running job
 whoever sent it (A1111's behaviour). A queued job's /progress says where it stands in the queue."""
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from studio.web.callers import Caller, caller
-from studio.web.responses import encode_png
+from studio.web.progress_previews import Previews
 from studio.web.schemas import ProgressResponse
 
 if TYPE_CHECKING:
@@ -34,15 +36,21 @@ def routes(router: APIRouter, services: "Services") -> None:
     per_caller = generation.queued
     admin = services.settings.admin_interrupt or not per_caller
     interrupts = Interrupts()
+    previews = Previews(generation)
 
     @router.get(f"{PREFIX}/progress", response_model=ProgressResponse)
-    def progress(skip_current_image: bool = False, preview: Literal["approx", "vae"] = "approx",
-                 who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def progress(http: Request, skip_current_image: bool = False, preview: Literal["approx", "vae"] = "approx"
+                       ) -> dict[str, Any]:
         """The caller's job: its steps, preview and ETA; while queued, its place (`queue`).
         `preview=vae` decodes the preview with the model's VAE (slower, exact colours)."""
-        if not per_caller:
-            return global_report(generation, interrupts, skip_current_image, preview)
-        return progress_report(generation, who.owner, skip_current_image, preview)
+        if not per_caller:  # a cluster asks its replicas' board (may wait): on the previews' own thread
+            report, job, shown = await asyncio.get_running_loop().run_in_executor(
+                previews.pool, global_report, generation, interrupts, skip_current_image)
+        else:
+            report, job, shown = progress_report(generation, caller(http).owner, skip_current_image)
+        if shown is not None:
+            report["current_image"] = await previews.encoded(preview, job, shown)
+        return report
 
     @router.post(f"{PREFIX}/skip")
     def skip(who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -61,7 +69,10 @@ def routes(router: APIRouter, services: "Services") -> None:
         return {}
 
 
-def progress_report(generation: "GenerationService", owner: str, skip_image: bool, preview: str) -> dict[str, Any]:
+Report = tuple[dict[str, Any], Any, Any]  # (the response without its image, the job, the progress to preview or None)
+
+
+def progress_report(generation: "GenerationService", owner: str, skip_image: bool) -> Report:
     job = generation.caller_job(owner)
     current = job.progress if job is not None else None
     running = job is not None and job.state == "running" and current is not None
@@ -85,16 +96,15 @@ def progress_report(generation: "GenerationService", owner: str, skip_image: boo
                  "queued": job.queued, "size": generation.queue.size, "text": place.text() if job.queued else ""}
     if job is None:
         return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None,
-                "queue": None}
-    image = None if skip_image or not running else generation.preview(preview, job)
+                "queue": None}, None, None
     fraction = current.fraction if current is not None else 0.0
     eta = place.eta if place is not None and place.eta is not None else (current.eta if current is not None else 0.0)
-    return {"progress": fraction, "eta_relative": eta, "state": state,
-            "current_image": encode_png(image) if image is not None else None,
-            "textinfo": place.text() if job.queued and place is not None else None, "queue": queue}
+    return {"progress": fraction, "eta_relative": eta, "state": state, "current_image": None,
+            "textinfo": place.text() if job.queued and place is not None else None, "queue": queue}, \
+        job, None if skip_image or not running else current
 
 
-def global_report(generation: "GenerationService", interrupts: Interrupts, skip_image: bool, preview: str) -> dict[str, Any]:
+def global_report(generation: "GenerationService", interrupts: Interrupts, skip_image: bool) -> Report:
     """A1111's one current job (a cluster: the job of this ingress that has run longest)."""
     busy, current = generation.busy(), generation.progress()
     started_wall = time.time() - (time.monotonic() - current.started) if current.started else time.time()
@@ -110,7 +120,6 @@ def global_report(generation: "GenerationService", interrupts: Interrupts, skip_
         "sampling_steps": current.steps,
     }
     if not busy:
-        return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None}
-    image = None if skip_image else generation.preview(preview)
-    return {"progress": current.fraction, "eta_relative": current.eta, "state": state,
-            "current_image": encode_png(image) if image is not None else None, "textinfo": None}
+        return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None}, None, None
+    return {"progress": current.fraction, "eta_relative": current.eta, "state": state, "current_image": None,
+            "textinfo": None}, None, None if skip_image else current
