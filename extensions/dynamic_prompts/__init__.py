@@ -17,7 +17,6 @@ import random
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from studio.api import ExtensionApi, ExtensionContext, GenerationRequest
 

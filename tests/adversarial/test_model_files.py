@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from safetensors.torch import load_file, save_file

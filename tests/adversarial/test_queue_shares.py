@@ -8,7 +8,6 @@ import base64
 import io
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
