@@ -234,8 +234,10 @@ def test_progress_and_interrupt_reach_the_replica_running_the_job(cluster):
     assert 0 < progress["progress"] < 1
     assert httpx.post(cluster.url + "sdapi/v1/interrupt", timeout=60).status_code == 200
     job.join(timeout=300)
-    assert json.loads(answer["info"])["interrupted"] is True and answer["images"] == []
-    assert saved_with_seed(cluster, 700) == []
+    info = json.loads(answer["info"])
+    assert info["interrupted"] is True and len(answer["images"]) == 1  # the image in progress is kept (A1111)
+    assert "Interrupted: at step" in info["infotexts"][0]
+    assert len(saved_with_seed(cluster, 700)) == 1
 
 
 def test_a_replica_killed_mid_job_its_job_is_retried_on_the_other_and_saved_once(cluster, single_process):

@@ -206,7 +206,7 @@ def test_lora_formats_weights_and_several_at_once(setup):
     ("<lora:sdxl:1>", r"sdxl\.safetensors is for SDXL"),
     ("<lora:missing:1>", r"LoRA 'missing' not found"),
     ("<lora:pickled:1>", r"pickled\.pt is a pickle file.*--allow-pickle"),
-    ("<hypernet:kohya:1>", r"hypernet.*not supported"),
+    ("<hypernet:kohya:1>", r"hypernetworks are listed .* but cannot be applied"),
 ])
 def test_loras_that_cannot_be_used_are_clear_errors(setup, tag, message):
     studio, fresh = setup

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from studio.networks.discovery import NetworkFile
+from studio.networks.embedding_names import expansion, placeholder
 from studio.networks.embeddings import load_embedding, read_embedding
 from studio.prompting.conditioning import prepare_prompts
 from studio.request import RequestError
@@ -90,19 +91,21 @@ def test_sdxl_weights_schedules_and_long_prompts_change_the_image(sdxl):
 def test_an_sdxl_embedding_feeds_both_text_encoders_and_an_sd1_one_is_refused(engine, tmp_path):
     """A1111's SDXL embedding file: `clip_l` and `clip_g` vectors, one per text encoder."""
     pipe = build_sdxl(engine, separate_tokenizers=True)
-    plain = run(pipe, "a red circle glowstyle")
+    prompt = f"a red circle {expansion('glowstyle', 2)}"  # what the prompt's "glowstyle" is put in as
+    plain = run(pipe, "a red circle")
     path = tmp_path / "glowstyle.safetensors"
     generator = torch.Generator().manual_seed(5)
     save_file({"clip_l": torch.randn(2, 32, generator=generator) * 3,
                "clip_g": torch.randn(2, 32, generator=generator) * 3}, str(path))
     entry = NetworkFile("embedding", "glowstyle", path)
     load_embedding(pipe, entry, read_embedding(entry, allow_pickle=False), "tiny-sdxl")
-    assert pipe.tokenizer.convert_tokens_to_ids("glowstyle") != pipe.tokenizer.unk_token_id
-    assert pipe.tokenizer_2.convert_tokens_to_ids("glowstyle") != pipe.tokenizer_2.unk_token_id
-    learned = pipe.text_encoder_2.get_input_embeddings().weight[pipe.tokenizer_2.convert_tokens_to_ids("glowstyle")]
+    token = placeholder("glowstyle")  # added under its placeholder token, never a word of the vocabulary
+    assert pipe.tokenizer.convert_tokens_to_ids(token) != pipe.tokenizer.unk_token_id
+    assert pipe.tokenizer_2.convert_tokens_to_ids(token) != pipe.tokenizer_2.unk_token_id
+    learned = pipe.text_encoder_2.get_input_embeddings().weight[pipe.tokenizer_2.convert_tokens_to_ids(token)]
     assert not torch.equal(learned, pipe.text_encoder.get_input_embeddings().weight[
-        pipe.tokenizer.convert_tokens_to_ids("glowstyle")])  # each encoder got its own vectors
-    assert np.abs(run(pipe, "a red circle glowstyle") - plain).max() > 1e-3
+        pipe.tokenizer.convert_tokens_to_ids(token)])  # each encoder got its own vectors
+    assert np.abs(run(pipe, prompt) - plain).max() > 1e-3
 
     sd1 = tmp_path / "flat.safetensors"
     save_file({"emb_params": torch.randn(1, 32)}, str(sd1))

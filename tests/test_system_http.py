@@ -143,7 +143,7 @@ def wait_exit(server: Server, timeout: float = 60) -> int | None:
 
 
 def starts(server: Server) -> int:
-    return (server.root / "server.log").read_text().count("Running on local URL")
+    return (server.root / "server.log").read_text().count("Diffusion Studio running on")
 
 
 def test_the_local_operator_restarts_then_stops_the_server(tmp_path):

@@ -7,6 +7,7 @@ long-removed artists lists) must fail with a clear 4xx/501, never a 500. The tes
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -47,7 +48,8 @@ def calls(api: Any) -> dict[str, Callable[[], Any]]:
         return api.png_info(made.image)
 
     def async_post() -> Any:
-        return asyncio.run(api.async_post(f"{api.baseurl}/txt2img", {**small(), "steps": 2}))
+        with ThreadPoolExecutor(1) as pool:  # its own thread: an earlier test may leave this one's event loop set
+            return pool.submit(asyncio.run, api.async_post(f"{api.baseurl}/txt2img", {**small(), "steps": 2})).result()
 
     def wait_ready() -> None:
         api.util_wait_for_ready(check_interval=0.5)
