@@ -6,9 +6,16 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import screenshot
-from tests.browser.test_txt2img_ui import generate, newest_png, pick
+from tests.browser.test_txt2img_ui import generate, newest_png
+from tests.browser.test_txt2img_ui import pick as pick_option
 
 pytestmark = pytest.mark.browser
+
+
+def pick(page, dropdown: str, option: str) -> None:
+    """Pick, then wait until the list has closed, so the next list read is the next dropdown's."""
+    pick_option(page, dropdown, option)
+    page.get_by_role("option").first.wait_for(state="detached", timeout=30_000)
 
 
 def options(page, dropdown: str) -> list[str]:

@@ -119,5 +119,6 @@ def test_a_full_queue_says_so_and_a_closed_tab_leaves_the_queue(browser, shared_
 
         alice.close()  # alice closes hers while her job runs: it stops at the next step, carol's runs
         wait_seed(carol, 303)
-    assert not saved_with_seed(outputs, 301) and not saved_with_seed(outputs, 302)
+    # alice's running job stopped when her tab closed and kept its image in progress (issue 25 §7); bob's never ran
+    assert len(saved_with_seed(outputs, 301)) == 1 and not saved_with_seed(outputs, 302)
     assert len(saved_with_seed(outputs, 303)) == 1
