@@ -4,8 +4,6 @@ outputs/<user>/ and Gradio's file routes serve them to that user only. A real se
 from __future__ import annotations
 
 import json
-import threading
-import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -17,6 +15,8 @@ from PIL import Image
 from studio.cli.serve import serve
 from studio.settings import Settings
 from tests.browser.conftest import free_port
+from tests.support.waiting import in_background
+from tests.support.waiting import wait_until as wait_for
 
 API = "/sdapi/v1"
 USERS = (("alice", "alice-pass-1"), ("bob", "bob-pass-22"))
@@ -52,20 +52,7 @@ def logged_in(url: str, user: str) -> httpx.Client:
 
 
 def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def in_background(call: Callable[[], httpx.Response]) -> tuple[threading.Thread, dict[str, httpx.Response]]:
-    done: dict[str, httpx.Response] = {}
-    thread = threading.Thread(target=lambda: done.update(response=call()))
-    thread.start()
-    return thread, done
+    return wait_for(condition, what, timeout=TIMEOUT)
 
 
 def test_each_user_saves_to_their_own_folder_and_gets_only_their_own_files(served):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
-import time
 from typing import Any, Callable, Iterator
 
 import httpx
@@ -17,6 +15,8 @@ from PIL import Image
 from studio.cli.serve import serve
 from studio.settings import Settings
 from tests.browser.conftest import free_port
+from tests.support.waiting import in_background
+from tests.support.waiting import wait_until as wait_for
 
 API = "/sdapi/v1"
 USERS = (("alice", "alice-pass-1"), ("bob", "bob-pass-22"), ("carol", "carol-pass-333"))
@@ -44,20 +44,7 @@ def client(url: str, user: str) -> httpx.Client:
 
 
 def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def in_background(call: Callable[[], httpx.Response]) -> tuple[threading.Thread, dict[str, httpx.Response]]:
-    done: dict[str, httpx.Response] = {}
-    thread = threading.Thread(target=lambda: done.update(response=call()))
-    thread.start()
-    return thread, done
+    return wait_for(condition, what, timeout=TIMEOUT)
 
 
 def png_b64(size: int) -> str:
