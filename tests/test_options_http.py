@@ -12,7 +12,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from studio.cli.serve import serve
 from studio.service.container import Services, build_services
 from studio.service.option_keys import PREVIEW_METHODS as KEY_METHODS
 from studio.service.options import OptionsService
@@ -20,6 +19,7 @@ from studio.settings import Settings
 from studio.web.auth import access_policy
 from studio.web.mount import build_api
 from tests.browser.conftest import free_port
+from tests.support.served import served_studio
 
 API = "/sdapi/v1"
 JOB = {"prompt": "a red circle, blue sky", "sampler_name": "Euler", "steps": 3, "seed": 77, "width": 64,
@@ -32,13 +32,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services,
     (root / "config.json").write_text(json.dumps({"sd_checkpoint_cache": 3, "samples_save": True}))  # A1111's file
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
                         cache_dir=root / "cache", port=free_port(), open_browser=False)
-    services, demo, _ = serve(settings, block=False)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=300)
-    try:
+    with served_studio(settings) as (services, client):
         yield services, client, root
-    finally:
-        client.close()
-        demo.close()
 
 
 def test_get_returns_a1111_keys_that_mean_something_here(served):

@@ -15,12 +15,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from studio.cli.serve import serve
 from studio.service.container import Services, build_services
 from studio.settings import Settings
 from studio.web.auth import access_policy
 from studio.web.mount import build_api
 from tests.browser.conftest import Server, free_port
+from tests.support.served import served_studio
 
 API = "/sdapi/v1"
 
@@ -42,13 +42,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services,
     (root / "models" / "VAE" / "kl-f8.safetensors").write_bytes(b"listed")
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs",  # the repository's extensions
                         cache_dir=root / "cache", port=free_port(), open_browser=False)
-    services, demo, _ = serve(settings, block=False)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=300)
-    try:
+    with served_studio(settings) as (services, client):
         yield services, client, root
-    finally:
-        client.close()
-        demo.close()
 
 
 def test_scripts_and_script_info_name_the_scripts_a_request_may_use(served):
@@ -142,21 +137,28 @@ def wait_exit(server: Server, timeout: float = 60) -> int | None:
         return None
 
 
-def starts(server: Server) -> int:
-    return (server.root / "server.log").read_text().count("Diffusion Studio running on")
+def starts(server: Server, at_least: int = 0) -> int:
+    """How many times the server printed its start line (waiting up to 120 s for `at_least`: the line
+    follows the moment the port answers)."""
+    deadline = time.monotonic() + 120
+    while True:
+        count = (server.root / "server.log").read_text().count("Diffusion Studio running on")
+        if count >= at_least or time.monotonic() > deadline or server.process.poll() is not None:
+            return count
+        time.sleep(0.5)
 
 
 def test_the_local_operator_restarts_then_stops_the_server(tmp_path):
     server = Server(tmp_path)
     try:
         server.wait_ready(timeout=600)
-        assert starts(server) == 1
+        assert starts(server, at_least=1) == 1
         assert httpx.post(f"{server.url}sdapi/v1/server-restart", timeout=30).status_code == 200
         deadline = time.monotonic() + 180
         while starts(server) < 2 and time.monotonic() < deadline and server.process.poll() is None:
             time.sleep(1)
         server.wait_ready(timeout=600)
-        assert starts(server) == 2 and server.process.poll() is None  # the same process, started afresh
+        assert starts(server, at_least=2) == 2 and server.process.poll() is None  # the same process, started afresh
         assert httpx.post(f"{server.url}sdapi/v1/server-stop", timeout=30).status_code == 200
         assert wait_exit(server) == 0
     finally:
