@@ -3,8 +3,6 @@ module_list), units beyond 3 (`control_net_unit_count`), and ControlNet with hir
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 from typing import Iterator
 
@@ -20,21 +18,12 @@ from studio.service.container import Services, build_services
 from studio.settings import Settings
 from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api
+from tests.support.base64_png import b64, decode
 
 API = "/sdapi/v1"
 UNITS = 4  # this server's control_net_unit_count
 
 
-def b64(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def decode(text: str) -> Image.Image:
-    image = Image.open(io.BytesIO(base64.b64decode(text)))
-    image.load()
-    return image
 
 
 def shapes(size: int = 64) -> Image.Image:

@@ -1,8 +1,6 @@
 """Extras, upscalers and hires fix through the A1111-compatible HTTP API (a real server)."""
 from __future__ import annotations
 
-import base64
-import io
 from typing import Iterator
 
 import httpx
@@ -14,21 +12,12 @@ from studio.cli.serve import serve
 from studio.records.infotext import parse_infotext
 from studio.settings import Settings
 from tests.browser.conftest import free_port
+from tests.support.base64_png import b64, decode
 from tests.support.esrgan import write_esrgan
 
 API = "/sdapi/v1"
 
 
-def b64(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def decode(text: str) -> Image.Image:
-    image = Image.open(io.BytesIO(base64.b64decode(text)))
-    image.load()
-    return image
 
 
 def picture(size: int = 32, colour: tuple[int, int, int] = (200, 40, 40)) -> Image.Image:

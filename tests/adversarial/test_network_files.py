@@ -22,6 +22,7 @@ from studio.web.auth import AccessPolicy
 from studio.web.mount import build_api
 from tests.adversarial.conftest import Tally, assert_handled
 from tests.support import network_files as nf
+from tests.support.served import served_studio
 
 API = "/sdapi/v1"
 FAST = {"prompt": "a red circle", "steps": 1, "width": 64, "height": 64, "seed": 7, "save_images": False}
@@ -105,20 +106,14 @@ def write_malformed(models: Path, pipe) -> None:
 @pytest.fixture(scope="module")
 def malformed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     from studio.checkpoints.manager import ModelManager
-    from studio.cli.serve import serve
     from tests.browser.conftest import free_port
 
     root = tmp_path_factory.mktemp("malformed")
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
                         cache_dir=root / "cache", host="127.0.0.1", port=free_port(), open_browser=False)
     write_malformed(settings.models_dir, ModelManager(settings).current().pipe)
-    _, demo, _ = serve(settings, block=False)  # start-up reads every embedding for its listing
-    client = httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=300)
-    try:
+    with served_studio(settings) as (_, client):  # start-up reads every embedding for its listing
         yield client
-    finally:
-        client.close()
-        demo.close()
 
 
 def test_malformed_embeddings_are_listed_as_skipped_with_a_warning(malformed_server):
