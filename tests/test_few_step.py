@@ -10,18 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from safetensors.torch import save_file
 
 from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
 from studio.records.infotext import parse_infotext
 from studio.request import GenerationRequest
-from studio.service.container import build_services
 from studio.service.few_step import recognise
 from studio.service.presets import load_presets
-from studio.web.auth import AccessPolicy
-from studio.web.mount import build_api
+from tests.support.served import api_client
 
 
 def unet_batches(engine, request: GenerationRequest) -> list[int]:
@@ -97,9 +94,7 @@ def test_presets_are_recognised_from_lora_metadata_names_and_checkpoints(few_ste
 
 @pytest.fixture(scope="module")
 def client(engine, shared_settings) -> Iterator[TestClient]:
-    app = FastAPI()
-    app.include_router(build_api(build_services(shared_settings, engine=engine), AccessPolicy()))
-    with TestClient(app) as test_client:
+    with api_client(shared_settings, engine) as test_client:
         yield test_client
 
 

@@ -8,14 +8,11 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from studio.records.infotext import parse_infotext
 from studio.request import GenerationRequest, RequestError
-from studio.service.container import build_services
-from studio.web.auth import AccessPolicy
-from studio.web.mount import build_api
+from tests.support.served import api_client
 
 BASE = GenerationRequest(prompt="a red circle on a blue background", negative_prompt="green", sampler_name="Euler",
                          steps=6, seed=11)
@@ -72,9 +69,7 @@ def test_infotext_uses_a1111_keys_and_out_of_range_is_refused(engine):
 
 @pytest.fixture(scope="module")
 def client(engine, shared_settings) -> Iterator[TestClient]:
-    app = FastAPI()
-    app.include_router(build_api(build_services(shared_settings, engine=engine), AccessPolicy()))
-    with TestClient(app) as test_client:
+    with api_client(shared_settings, engine) as test_client:
         yield test_client
 
 

@@ -5,10 +5,14 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from studio.cli.serve import serve
-from studio.service.container import Services
+from studio.service.container import Services, build_services
 from studio.settings import Settings
+from studio.web.auth import AccessPolicy
+from studio.web.mount import build_api
 
 
 @contextmanager
@@ -20,3 +24,12 @@ def served_studio(settings: Settings) -> Iterator[tuple[Services, httpx.Client]]
     finally:
         client.close()
         demo.close()
+
+
+@contextmanager
+def api_client(settings: Settings, engine: object = None) -> Iterator[TestClient]:
+    """The HTTP API alone (no Gradio, no port) over a services container, for in-process API tests."""
+    app = FastAPI()
+    app.include_router(build_api(build_services(settings, engine=engine), AccessPolicy()))
+    with TestClient(app) as client:
+        yield client
