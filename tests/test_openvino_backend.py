@@ -152,3 +152,23 @@ def test_http_option_switches_the_backend(engine, converted, shared_settings):
         finally:
             client.post("/sdapi/v1/options", json={"backend": "auto"})  # config.json is shared by the session
             engine.backend_choice = choice
+
+
+def test_lora_is_fused_into_its_own_conversion(settings):
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
+    from tests.support import network_files
+
+    engine = Engine(ModelManager(settings))
+    (settings.models_dir / "Lora").mkdir(parents=True)
+    network_files.kohya_lora(engine.models.current().pipe, settings.models_dir / "Lora" / "styled.safetensors")
+    with_lora = BASE.replace(prompt="a red circle <lora:styled:1>")
+    eager_lora, eager_plain = engine.run(with_lora), engine.run(BASE)
+    engine.backend_choice = lambda: "openvino"
+    before = openvino_unet.conversions
+    fused = engine.run(with_lora)
+    assert openvino_unet.conversions == before + 1  # this LoRA state's own graph
+    engine.run(with_lora)
+    assert openvino_unet.conversions == before + 1  # the same LoRA state again: compiled already
+    got, lora, plain = (np.asarray(r.images[0].image, dtype=np.float32) for r in (fused, eager_lora, eager_plain))
+    assert np.abs(lora - plain).mean() > 4 * max(np.abs(got - lora).mean(), 0.5)  # the LoRA's effect is kept

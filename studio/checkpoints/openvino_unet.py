@@ -193,7 +193,9 @@ class OpenVinoUNet(torch.nn.Module):
         object.__setattr__(self, "eager", unet)  # not a submodule: no second copy in parameters()/to()
         self.names = _input_names(unet)
         self.hint = hint
-        self.compiled = openvino.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        # torch's thread count (--threads, else the physical cores): OpenVINO would otherwise take every logical CPU
+        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+        self.compiled = openvino.Core().compile_model(str(xml), "CPU", config)
         self.request = self.compiled.create_infer_request()
 
     @property
