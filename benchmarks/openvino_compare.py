@@ -23,8 +23,9 @@ import json
 import os
 import resource
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
