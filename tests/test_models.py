@@ -239,7 +239,8 @@ def test_diffusers_folders_differing_only_in_scheduler_config_hash_differently(s
     from studio.checkpoints.catalog import model_hash
 
     root = settings.models_dir / "Stable-diffusion"
-    first, second = _copy_default(root / "first"), _copy_default(root / "second")
+    _copy_default(root / "first")
+    second = _copy_default(root / "second")
     config_file = second / "scheduler" / "scheduler_config.json"
     config = json.loads(config_file.read_text())
     config["timestep_spacing"] = "leading"
