@@ -16,6 +16,9 @@ from studio.records.filenames import check_pattern
 from studio.request import MAX_CFG, MAX_CLIP_SKIP, MAX_CONTROL_UNITS, MAX_STEPS
 from studio.settings import Settings
 
+# studio.checkpoints.openvino_unet.BACKENDS (that module imports torch; the web layer must not): a test keeps them equal
+BACKENDS = ("auto", "eager", "openvino")
+
 # studio.generation.previews' methods (that module imports torch; the web layer must not): a test keeps them equal
 PREVIEW_METHODS = ("Approx cheap", "TAESD", "Full")
 
@@ -90,6 +93,10 @@ def option_table(settings: Settings, samplers: tuple[str, ...] = ()) -> dict[str
                                        "Defaults", samplers or None),
         "default_steps": Option(20, whole(1, MAX_STEPS), "Default sampling steps", "Defaults"),
         "default_cfg_scale": Option(7.0, number(0.0, MAX_CFG), "Default CFG scale", "Defaults"),
+        # The UNet's backend (--backend is its default): applies from the next job; openvino converts once per
+        # model and LoRA set (cached) and refuses ControlNet, step caching, token merging and the refiner.
+        "backend": Option(settings.backend, choice(BACKENDS), "UNet backend (auto: eager; openvino: CPU, converted "
+                          "once per model and LoRA set)", "Optimizations", BACKENDS),
         "CLIP_stop_at_last_layers": Option(1, whole(1, MAX_CLIP_SKIP), "Clip skip (requests that set none use this)",
                                            "Stable Diffusion"),
         "live_previews_enable": Option(every > 0, boolean, "Show live previews of the created image", "Live previews"),
