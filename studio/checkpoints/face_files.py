@@ -90,5 +90,6 @@ def missing_reason(models_dir: Path, name: str) -> str | None:
 
 def where_to_put(models_dir: Path) -> str:
     """The Extras tab's hint: which files go where."""
-    return (f"GFPGAN: {RESTORERS['GFPGAN'].file} in {models_dir / 'GFPGAN'}; CodeFormer: {RESTORERS['CodeFormer'].file} "
-            f"in {models_dir / 'Codeformer'}; both need the face detector {DETECTOR_FILE} in {models_dir / 'GFPGAN'}")
+    return (f"GFPGAN: {RESTORERS['GFPGAN'].file} in {models_dir / 'GFPGAN'}; "
+            f"CodeFormer: {RESTORERS['CodeFormer'].file} in {models_dir / 'Codeformer'}; "
+            f"both need the face detector {DETECTOR_FILE} in {models_dir / 'GFPGAN'}")

@@ -27,7 +27,8 @@ VARIANCE = (0.1, 0.2)
 MEAN_BGR = (104.0, 117.0, 123.0)
 
 
-def _conv_bn(inp: int, oup: int, stride: int = 1, leaky: float = 0.0, kernel: int = 3, relu: bool = True) -> nn.Sequential:
+def _conv_bn(inp: int, oup: int, stride: int = 1, leaky: float = 0.0, kernel: int = 3,
+             relu: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(inp, oup, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(oup)]
     if relu:
         layers.append(nn.LeakyReLU(negative_slope=leaky, inplace=True))

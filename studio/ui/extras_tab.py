@@ -44,12 +44,13 @@ def build_extras_tab(extras: "ExtrasService") -> dict[str, gr.components.Compone
                 visibility = gr.Slider(0, 1, value=0, step=0.01, label="Upscaler 2 visibility",
                                        elem_id="extras_upscaler_2_visibility")
             with gr.Accordion("Face restoration (GFPGAN / CodeFormer)", open=False, elem_id="extras_face_restoration"):
-                gfpgan = gr.Slider(0, 1, value=0, step=0.01, label="GFPGAN visibility", elem_id="extras_gfpgan_visibility")
+                gfpgan = gr.Slider(0, 1, value=0, step=0.01, label="GFPGAN visibility",
+                                   elem_id="extras_gfpgan_visibility")
                 codeformer = gr.Slider(0, 1, value=0, step=0.01, label="CodeFormer visibility",
                                        elem_id="extras_codeformer_visibility")
-                weight = gr.Slider(0, 1, value=0, step=0.01, label="CodeFormer weight (0 = maximum effect, 1 = minimum)",
-                                   elem_id="extras_codeformer_weight")
-                missing = [reason for reason in map(extras.face_restoration_missing, ("GFPGAN", "CodeFormer")) if reason]
+                weight = gr.Slider(0, 1, value=0, step=0.01, elem_id="extras_codeformer_weight",
+                                   label="CodeFormer weight (0 = maximum effect, 1 = minimum)")
+                missing = [why for why in map(extras.face_restoration_missing, ("GFPGAN", "CodeFormer")) if why]
                 if missing:  # where the files go (nothing is downloaded); a run asking for one is refused likewise
                     gr.Markdown("Files to place — " + " ".join(missing), elem_id="extras_face_restoration_reason")
             run = gr.Button("Upscale", variant="primary", elem_id="extras_generate", elem_classes="generate")
