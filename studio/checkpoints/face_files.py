@@ -87,9 +87,3 @@ def missing_reason(models_dir: Path, name: str) -> str | None:
                 f"facexlib) in {models_dir / 'GFPGAN'}; nothing is downloaded")
     return None
 
-
-def where_to_put(models_dir: Path) -> str:
-    """The Extras tab's hint: which files go where."""
-    return (f"GFPGAN: {RESTORERS['GFPGAN'].file} in {models_dir / 'GFPGAN'}; "
-            f"CodeFormer: {RESTORERS['CodeFormer'].file} in {models_dir / 'Codeformer'}; "
-            f"both need the face detector {DETECTOR_FILE} in {models_dir / 'GFPGAN'}")

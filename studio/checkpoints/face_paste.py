@@ -36,13 +36,14 @@ def paste(image: np.ndarray, face: np.ndarray, matrix: np.ndarray) -> np.ndarray
     height, width = image.shape[:2]
     inverse = cv2.invertAffineTransform(matrix)
     restored = cv2.warpAffine(face, inverse, (width, height)).astype(np.float32)
-    mask = cv2.warpAffine(np.ones((FACE_SIZE, FACE_SIZE), dtype=np.float32), inverse, (width, height))
-    mask = cv2.erode(mask, np.ones((2, 2), np.uint8))
+    square = cv2.warpAffine(np.ones((FACE_SIZE, FACE_SIZE), dtype=np.float32), inverse, (width, height))
+    mask = cv2.erode(square, np.ones((2, 2), np.uint8))
     restored *= mask[:, :, None]
     edge = int(float(mask.sum()) ** 0.5) // 20  # feather over 1/20 of the face's side, as facexlib
     if edge > 0:
         mask = cv2.erode(mask, np.ones((edge * 2, edge * 2), np.uint8))
-    soft = cv2.GaussianBlur(mask, (edge * 2 + 1, edge * 2 + 1), 0)[:, :, None]
+    # facexlib's blur may reach a pixel past the square; kept inside it, nothing outside the face changes
+    soft = (cv2.GaussianBlur(mask, (edge * 2 + 1, edge * 2 + 1), 0) * square)[:, :, None]
     blended = soft * restored + (1 - soft) * image.astype(np.float32)
     return np.clip(blended, 0, 255).astype(np.uint8)
 

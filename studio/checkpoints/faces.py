@@ -107,9 +107,10 @@ def restore_faces(image: Image.Image, descriptor: Any, faces: list[Face], weight
 class FaceRestorers:
     """The restorers of models/GFPGAN and models/Codeformer, loaded on first use and kept (held by the engine)."""
 
-    def __init__(self, models_dir: Path, device: torch.device | str = "cpu") -> None:
+    def __init__(self, models_dir: Path, device: torch.device | str = "cpu", detect_size: int = 640) -> None:
         self.models_dir = models_dir
         self.device = device
+        self.detect_size = detect_size  # the detection's shortest side (A1111: 640)
         self._loaded: dict[Path, Any] = {}
         self._detector: tuple[Path, RetinaFace] | None = None
         self._lock = threading.Lock()
@@ -118,9 +119,13 @@ class FaceRestorers:
         """The restorers whose weights are in place."""
         return list(present(self.models_dir))
 
+    def missing(self, name: str) -> str | None:
+        """Why restorer `name` cannot run here (the file to place and where), None when it can."""
+        return missing_reason(self.models_dir, name)
+
     def check(self, name: str, field: str) -> None:
         """Refuse (RequestError naming `field`) a restorer that cannot run: the file to place and where."""
-        reason = missing_reason(self.models_dir, name)
+        reason = self.missing(name)
         if reason is not None:
             raise RequestError(f"{field}: {reason}")
 
@@ -144,7 +149,7 @@ class FaceRestorers:
             return self._detector[1]
 
     def detect(self, image: Image.Image) -> list[Face]:
-        return detect(self.detector(), image)
+        return detect(self.detector(), image, resize=self.detect_size)
 
     def restore(self, image: Image.Image, name: str, weight: float = 0.5) -> Image.Image:
         """`image` with every face found restored by restorer `name` (CodeFormer's fidelity `weight`)."""

@@ -18,7 +18,6 @@ from typing import Any, Iterator
 from PIL import Image
 
 from studio.checkpoints.devices import pick_device
-from studio.checkpoints.face_files import missing_reason as face_missing
 from studio.checkpoints.faces import FaceRestorers
 from studio.checkpoints.manager import LoadedModel, ModelManager
 from studio.checkpoints.refiners import Refiners
@@ -261,8 +260,7 @@ class Engine:
 
     def run_extras(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
         """Upscale finished images (the Extras tab/API), one job at a time like generation."""
-        request.validate(image_upscaler_names(self.upscalers.entries()),
-                         lambda name: face_missing(self.models.settings.models_dir, name))
+        request.validate(image_upscaler_names(self.upscalers.entries()), self.faces.missing)
         with self._lock:
             return [upscale_image(image, request, self.upscalers, self.faces) for image in images]
 

@@ -47,9 +47,6 @@ class ExtrasService:
         """Why restorer `name` cannot run (the file to place and where), None when it can."""
         return face_files.missing_reason(self.settings.models_dir, name)
 
-    def face_restoration_hint(self) -> str:
-        return face_files.where_to_put(self.settings.models_dir)
-
     def run(self, images: Sequence[ImageSource], values: Mapping[str, Any], save: bool = True,
             user: str | None = None, owner: str | None = None) -> tuple[list[Any], str]:
         """Upscale images with the Extras fields (A1111 names); saved to outputs/extras-images when `save`.
