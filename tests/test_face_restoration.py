@@ -43,6 +43,12 @@ def restorers(models: Path) -> FaceRestorers:
     return FaceRestorers(models, detect_size=face_models.DETECT_SIZE)
 
 
+@pytest.fixture(scope="module")
+def restored(restorers: FaceRestorers) -> Image.Image:
+    """picture(128) with its one face restored by the small RestoreFormer (one run, shared)."""
+    return restorers.restore(picture(128), "RestoreFormer")
+
+
 def test_retinaface_matches_facexlibs_state_dict_and_finds_the_one_face(restorers):
     # facexlib's file (DataParallel "module." keys, half precision) loads strictly into our module.
     detector = restorers.detector()
@@ -73,10 +79,9 @@ def test_a_detector_file_of_another_network_is_refused(tmp_path):
         load_state(RetinaFace(), {"conv.weight": torch.zeros(1)})
 
 
-def test_restore_changes_pixels_only_inside_the_face(restorers):
-    image = picture(128)
+def test_restore_changes_pixels_only_inside_the_face(restorers, restored):
+    image, result = picture(128), restored
     face = restorers.detect(image)[0]
-    result = restorers.restore(image, "RestoreFormer")
     before, after = np.asarray(image), np.asarray(result)
     assert after.shape == before.shape
     inside = face_paste.face_region(before.shape, face_paste.alignment(face.landmarks))
@@ -84,8 +89,18 @@ def test_restore_changes_pixels_only_inside_the_face(restorers):
     assert changed[inside].mean() > 0.5  # the restored face replaced the picture there
     assert not changed[~inside].any()  # and nowhere else
     assert 0.05 < inside.mean() < 0.6  # a face of the picture, not all of it
-    # the seam is feathered: pixels near the region's edge blend the two (neither all old nor all new)
-    assert result.size == image.size
+
+
+def test_paste_feathers_the_seam():
+    landmarks = np.array(face_models.LANDMARKS_32) * 4  # a face in a 128x128 picture
+    matrix = face_paste.alignment(landmarks)
+    black = np.zeros((128, 128, 3), np.uint8)
+    assert face_paste.crop(black, matrix).shape == (512, 512, 3)  # the restorer's aligned input
+    pasted = face_paste.paste(black, np.full((512, 512, 3), 255, np.uint8), matrix)[:, :, 0]
+    inside = face_paste.face_region(black.shape, matrix)
+    assert pasted[64, 64] == 255 and not pasted[~inside].any()
+    seam = (pasted > 0) & (pasted < 255)
+    assert seam.sum() > 100  # a soft edge all around, not a hard cut
 
 
 def test_restorer_files_load_as_the_named_architecture(models):
@@ -136,9 +151,8 @@ def test_extras_visibility_zero_leaves_the_picture_and_the_info_names_what_ran(r
     assert "GFPGAN visibility: 0.5" in request.info() and "CodeFormer weight: 0.7" in request.info()
 
 
-def test_blend_by_visibility(restorers):
-    image = picture(64)
-    full = restorers.blend(image, "RestoreFormer", 1.0)
+def test_blend_by_visibility(restorers, restored):
+    image, full = picture(128), restored
     half = restorers.blend(image, "RestoreFormer", 0.5)
     assert restorers.blend(image, "RestoreFormer", 0.0) is image
     a, b, c = (np.asarray(x).astype(int) for x in (image, full, half))
