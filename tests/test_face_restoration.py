@@ -13,7 +13,7 @@ from PIL import Image
 
 from studio.checkpoints import face_files, face_paste
 from studio.checkpoints.faces import FaceRestorers, load_restorer, restore_faces
-from studio.checkpoints.retinaface import RetinaFace, detect, load_state, priors
+from studio.checkpoints.retinaface import RetinaFace, load_state, priors
 from studio.checkpoints.upscalers import Upscalers
 from studio.errors import ModelError
 from studio.generation.extras import process
