@@ -107,7 +107,12 @@ class OptionsService:
     def job_request(self, request: GenerationRequest) -> GenerationRequest:
         """A request that sets no clip skip (1) gets the option's, as A1111's global setting."""
         clip_skip = self.get("CLIP_stop_at_last_layers")
-        return request.replace(clip_skip=clip_skip) if request.clip_skip == 1 and clip_skip != 1 else request
+        request = request.replace(clip_skip=clip_skip) if request.clip_skip == 1 and clip_skip != 1 else request
+        if request.restore_faces:  # "Restore faces" runs the options' restorer unless the request names one
+            weight = self.get("code_former_weight") if request.code_former_weight == 0.5 else request.code_former_weight
+            request = request.replace(face_restoration_model=request.face_restoration_model
+                                      or self.get("face_restoration_model"), code_former_weight=weight)
+        return request
 
     def save_folder(self, mode: str) -> Path | None:
         """The option's folder for this mode's images when it is not the default (outputs/<mode>-images)."""
