@@ -1,6 +1,7 @@
 """Detectors that need weight files (sd-webui-controlnet's depth, lineart, softedge, normal, mlsd,
-seg, openpose modules), run by controlnet-aux's own code from a file the user placed under
-models/ControlNet/annotators/ (or models/annotators/), under the name lllyasviel/Annotators gives it.
+seg, openpose modules), run by controlnet-aux's own code (Depth-Anything: transformers', see
+depth_anything.py) from a file the user placed under models/ControlNet/annotators/ (or
+models/annotators/), under the name lllyasviel/Annotators gives it.
 
 Nothing is downloaded: a detector without its file is listed as unavailable with the file to place.
 controlnet-aux loads every file with torch.load, which is weights-only from torch 2.6 on.
@@ -12,6 +13,7 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from studio.control import depth_anything
 from studio.control.aux import import_aux
 
 
@@ -55,8 +57,9 @@ DETECTORS: dict[str, dict[str, Any]] = {
     "openpose": dict(run=_openpose, control_type="pose", weights="body_pose_model.pth"),
     "depth_midas": dict(run=_run("midas", "MidasDetector"), control_type="depth",
                         weights="dpt_hybrid-midas-501f0c75.pt"),
-    "depth_anything": dict(run=_absent, control_type="depth", weights="depth_anything_vitl14.pth",
-                           missing=NO_CODE.format("Depth-Anything")),
+    # transformers' DepthAnythingForDepthEstimation (controlnet-aux 0.0.10 has no Depth-Anything)
+    "depth_anything": dict(run=depth_anything.depth_anything, control_type="depth", weights="depth_anything_vitl14.pth",
+                           folder="depth-anything"),
     "lineart_realistic": dict(run=_run("lineart", "LineartDetector"), control_type="lineart", weights="sk_model.pth"),
     "lineart_coarse": dict(run=_run("lineart", "LineartDetector", coarse=True), control_type="lineart",
                            weights="sk_model2.pth"),

@@ -1,0 +1,72 @@
+"""Tiny random detectors of the real architectures for transformers-run preprocessors: Depth-Anything
+as the original repository's state dict (the file sd-webui-controlnet loads) and as a transformers folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+_HIDDEN, _LAYERS = 64, 4
+
+
+def tiny_depth_anything() -> torch.nn.Module:
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    torch.manual_seed(0)
+    backbone = Dinov2Config(hidden_size=_HIDDEN, num_hidden_layers=_LAYERS, num_attention_heads=1,
+                            intermediate_size=4 * _HIDDEN, image_size=518, patch_size=14,
+                            out_indices=[1, 2, 3, 4], apply_layernorm=True, reshape_hidden_states=False)
+    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=_HIDDEN, patch_size=14,
+                                 fusion_hidden_size=16, neck_hidden_sizes=[8, 16, 32, 32], head_hidden_size=8)
+    return DepthAnythingForDepthEstimation(config).eval()
+
+
+def _original_key(key: str) -> str | None:
+    """transformers' key -> the original repository's (the inverse of studio.control.depth_anything's
+    renames, written out independently so a wrong rename there fails the load)."""
+    parts = key.split(".")
+    if key.startswith("backbone.embeddings."):
+        return {"cls_token": "pretrained.cls_token", "mask_token": "pretrained.mask_token",
+                "position_embeddings": "pretrained.pos_embed"}.get(parts[2], "pretrained.patch_embed.proj." + parts[-1])
+    if key.startswith("backbone.layernorm."):
+        return "pretrained.norm." + parts[-1]
+    if key.startswith("backbone.encoder.layer."):
+        block, rest = parts[3], ".".join(parts[4:])
+        rest = {"layer_scale1.lambda1": "ls1.gamma", "layer_scale2.lambda1": "ls2.gamma"}.get(rest, rest)
+        rest = rest.replace("attention.o_proj.", "attn.proj.")
+        return None if "_proj" in rest else f"pretrained.blocks.{block}.{rest}"
+    if key.startswith("neck.reassemble_stage.layers."):
+        kind = {"projection": "projects", "resize": "resize_layers"}[parts[4]]
+        return f"depth_head.{kind}.{parts[3]}.{parts[-1]}"
+    if key.startswith("neck.convs."):
+        return f"depth_head.scratch.layer{int(parts[2]) + 1}_rn.{parts[-1]}"
+    if key.startswith("neck.fusion_stage.layers."):
+        refinenet = 4 - int(parts[3])
+        if parts[4] == "projection":
+            return f"depth_head.scratch.refinenet{refinenet}.out_conv.{parts[-1]}"
+        unit, conv = parts[4][-1], parts[5][-1]
+        return f"depth_head.scratch.refinenet{refinenet}.resConfUnit{unit}.conv{conv}.{parts[-1]}"
+    return {"head.conv1": "depth_head.scratch.output_conv1", "head.conv2": "depth_head.scratch.output_conv2.0",
+            "head.conv3": "depth_head.scratch.output_conv2.2"}[".".join(parts[:2])] + "." + parts[-1]
+
+
+def original_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    state = model.state_dict()
+    out = {original: value for key, value in state.items() if (original := _original_key(key)) is not None}
+    for block in range(_LAYERS):
+        prefix = f"backbone.encoder.layer.{block}.attention."
+        for part in ("weight", "bias"):
+            out[f"pretrained.blocks.{block}.attn.qkv.{part}"] = torch.cat(
+                [state[f"{prefix}{name}.{part}"] for name in ("q_proj", "k_proj", "v_proj")])
+    return out
+
+
+def save_depth_anything_file(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(original_state(tiny_depth_anything()), folder / "depth_anything_vitl14.pth")
+    return folder / "depth_anything_vitl14.pth"
+
+
+def save_depth_anything_folder(folder: Path) -> Path:
+    tiny_depth_anything().save_pretrained(folder / "depth-anything")
+    return folder / "depth-anything"
