@@ -8,12 +8,14 @@ controlnet-aux loads every file with torch.load, which is weights-only from torc
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from PIL import Image
 
-from studio.control import depth_anything
+from studio.control import pose
 from studio.control.aux import import_aux
 
 
@@ -37,13 +39,24 @@ def _extra(detector: str, weights: Path) -> dict[str, Any]:
 
 
 def _openpose(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
-    """OpenPose body keypoints from a photo (controlnet_aux), with body_pose_model.pth."""
-    OpenposeDetector = import_aux("controlnet_aux.open_pose").OpenposeDetector
-    Body = import_aux("controlnet_aux.open_pose.body").Body
-    detector = OpenposeDetector(Body(str(weights)))
-    size = max(image.size)
-    pose = detector(image.convert("RGB"), detect_resolution=size, image_resolution=size, output_type="pil")
-    return pose.convert("RGB").resize(image.size)
+    """OpenPose body keypoints from a photo (controlnet_aux), with body_pose_model.pth. The people
+    found ride along as sd-webui-controlnet's pose JSON in the image's info (pose.POSE_INFO_KEY)."""
+    open_pose = import_aux("controlnet_aux.open_pose")
+    util = import_aux("controlnet_aux.util")
+    detector = open_pose.OpenposeDetector(import_aux("controlnet_aux.open_pose.body").Body(str(weights)))
+    pixels = util.resize_image(util.HWC3(np.asarray(image.convert("RGB"))), max(image.size))
+    height, width = pixels.shape[:2]
+    people = detector.detect_poses(pixels)
+    canvas = open_pose.draw_poses(people, height, width, draw_body=True, draw_hand=False, draw_face=False)
+    drawn = Image.fromarray(util.HWC3(canvas)).resize(image.size, Image.Resampling.BILINEAR)
+    drawn.info[pose.POSE_INFO_KEY] = pose.people_as_openpose_json(people, image.width, image.height)
+    return drawn
+
+
+def _depth_anything(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
+    """transformers' Depth-Anything (depth_anything.py), imported on first use: the web and UI layers
+    list this registry without loading torch or transformers."""
+    return importlib.import_module("studio.control.depth_anything").depth_anything(image, a, b, weights)
 
 
 def _absent(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
@@ -58,7 +71,7 @@ DETECTORS: dict[str, dict[str, Any]] = {
     "depth_midas": dict(run=_run("midas", "MidasDetector"), control_type="depth",
                         weights="dpt_hybrid-midas-501f0c75.pt"),
     # transformers' DepthAnythingForDepthEstimation (controlnet-aux 0.0.10 has no Depth-Anything)
-    "depth_anything": dict(run=depth_anything.depth_anything, control_type="depth", weights="depth_anything_vitl14.pth",
+    "depth_anything": dict(run=_depth_anything, control_type="depth", weights="depth_anything_vitl14.pth",
                            folder="depth-anything"),
     "lineart_realistic": dict(run=_run("lineart", "LineartDetector"), control_type="lineart", weights="sk_model.pth"),
     "lineart_coarse": dict(run=_run("lineart", "LineartDetector", coarse=True), control_type="lineart",
