@@ -92,6 +92,10 @@ def option_table(settings: Settings, samplers: tuple[str, ...] = ()) -> dict[str
         "default_cfg_scale": Option(7.0, number(0.0, MAX_CFG), "Default CFG scale", "Defaults"),
         "CLIP_stop_at_last_layers": Option(1, whole(1, MAX_CLIP_SKIP), "Clip skip (requests that set none use this)",
                                            "Stable Diffusion"),
+        # A1111's eta options (Sampler parameters): requests that set no `eta` use these.
+        "eta_ddim": Option(0.0, number(0.0, 1.0), "Eta for DDIM (noise multiplier)", "Sampler parameters"),
+        "eta_ancestral": Option(1.0, number(0.0, 1.0), "Eta for k-diffusion samplers (noise multiplier; "
+                                "ancestral and SDE samplers)", "Sampler parameters"),
         "live_previews_enable": Option(every > 0, boolean, "Show live previews of the created image", "Live previews"),
         "show_progress_every_n_steps": Option(every if every > 0 else 10, whole(1, 1000),
                                               "Live preview display period (steps)", "Live previews"),
