@@ -59,6 +59,11 @@ def _depth_anything(image: Image.Image, a: float, b: float, weights: Path) -> Im
     return importlib.import_module("studio.control.depth_anything").depth_anything(image, a, b, weights)
 
 
+def _segment(image: Image.Image, a: float, b: float, folder: Path) -> Image.Image:
+    """ADE20K segmentation by transformers' OneFormer or UperNet (segment.py), imported on first use."""
+    return importlib.import_module("studio.control.segment").segment(image, a, b, folder)
+
+
 def _absent(image: Image.Image, a: float, b: float, weights: Path) -> Image.Image:
     raise ValueError("this detector's code is not part of this install")
 
@@ -85,10 +90,13 @@ DETECTORS: dict[str, dict[str, Any]] = {
     "mlsd": dict(run=_run("mlsd", "MLSDdetector", thr_v="a", thr_d="b"), control_type="mlsd",
                  weights="mlsd_large_512_fp32.pth", threshold_a="MLSD Value Threshold",
                  threshold_b="MLSD Distance Threshold", range_a=(0.01, 2.0, 0.1), range_b=(0.01, 20.0, 0.1)),
-    "seg_ofade20k": dict(run=_absent, control_type="seg", weights="250_16_swin_l_oneformer_ade20k_160k.pth",
-                         missing=NO_CODE.format("OneFormer (ADE20k)")),
-    "seg_ufade20k": dict(run=_absent, control_type="seg", weights="upernet_global_small.pth",
-                         missing=NO_CODE.format("UniFormer (ADE20k)")),
+    # transformers' OneFormer / UperNet from a transformers folder (segment.py): sd-webui-controlnet's
+    # detectron2 / mmseg files are not readable here. UperNet (ConvNeXt or Swin) stands in for UniFormer.
+    "seg_ofade20k": dict(run=_segment, control_type="seg", weights="250_16_swin_l_oneformer_ade20k_160k.pth",
+                         folder="oneformer-ade20k", reads_file=False),
+    "seg_ufade20k": dict(run=_segment, control_type="seg", weights="upernet_global_small.pth",
+                         folder="upernet-ade20k", reads_file=False),
     "inpaint_only+lama": dict(run=_absent, control_type="inpaint", weights="ControlNetLama.pth",
-                              missing=NO_CODE.format("LaMa")),
+                              missing=NO_CODE.format("LaMa") + " (ControlNetLama.pth); use inpaint_only: the same "
+                              "inpaint ControlNet, without LaMa's pre-fill of the masked area"),
 }

@@ -42,8 +42,8 @@ class PreprocessorSpec:
         return None
 
     def unavailable_reason(self, annotators: AnnotatorDirs) -> str | None:
-        if self.weights is None or self.weights_path(annotators) is not None:
-            return self.missing
+        if self.missing or self.weights is None or self.weights_path(annotators) is not None:
+            return self.missing  # code that is absent stays the reason, with or without the weights
         where = " or ".join(str(folder) for folder in _dirs(annotators))
         if not self.reads_file:
             return (f"needs a transformers-format folder {self.folder}/ (config.json + model.safetensors) under "

@@ -70,3 +70,36 @@ def save_depth_anything_file(folder: Path) -> Path:
 def save_depth_anything_folder(folder: Path) -> Path:
     tiny_depth_anything().save_pretrained(folder / "depth-anything")
     return folder / "depth-anything"
+
+
+def save_upernet_folder(folder: Path) -> Path:
+    """A tiny UperNet (ConvNeXt backbone) with ADE20K's 150 classes, as models/.../upernet-ade20k/."""
+    from transformers import ConvNextConfig, UperNetConfig, UperNetForSemanticSegmentation
+
+    torch.manual_seed(0)
+    backbone = ConvNextConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
+                              out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = UperNetConfig(backbone_config=backbone, hidden_size=16, num_labels=150, use_auxiliary_head=False)
+    UperNetForSemanticSegmentation(config).save_pretrained(folder / "upernet-ade20k")
+    return folder / "upernet-ade20k"
+
+
+def save_oneformer_folder(folder: Path) -> Path:
+    """A tiny OneFormer (Swin backbone) with ADE20K's 150 classes and a CLIP tokenizer beside it, as the
+    hub's shi-labs folders ship one, as models/.../oneformer-ade20k/."""
+    from transformers import OneFormerConfig, OneFormerForUniversalSegmentation, SwinConfig
+
+    from studio.default_model.components import write_tokenizer
+
+    torch.manual_seed(0)
+    backbone = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+                          out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = OneFormerConfig(backbone_config=backbone, num_queries=8, conv_dim=32, mask_dim=32, hidden_dim=32,
+                             encoder_feedforward_dim=32, encoder_layers=1, decoder_layers=2, num_attention_heads=1,
+                             dim_feedforward=32, text_encoder_width=32, text_encoder_num_layers=1,
+                             text_encoder_vocab_size=100, text_encoder_proj_layers=1, num_labels=150,
+                             is_training=False)
+    target = folder / "oneformer-ade20k"
+    OneFormerForUniversalSegmentation(config).save_pretrained(target)
+    write_tokenizer(target, ["the", "task", "is", "semantic"])
+    return target
