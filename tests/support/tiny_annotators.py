@@ -103,3 +103,22 @@ def save_oneformer_folder(folder: Path) -> Path:
     OneFormerForUniversalSegmentation(config).save_pretrained(target)
     write_tokenizer(target, ["the", "task", "is", "semantic"])
     return target
+
+
+def save_clip_folder(folder: Path) -> Path:
+    """A tiny random transformers CLIPModel with a CLIP tokenizer, as models/interrogate/<name>/."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from studio.default_model.components import write_tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = write_tokenizer(folder, ["a", "photograph", "painting", "red", "blue", "ball"])
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 77, "projection_dim": 16},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8, "projection_dim": 16},
+        projection_dim=16)
+    CLIPModel(config).save_pretrained(folder)
+    return folder
