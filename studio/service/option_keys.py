@@ -106,6 +106,10 @@ def option_table(settings: Settings, samplers: tuple[str, ...] = ()) -> dict[str
                                          "Face restoration", FACE_RESTORERS),
         "code_former_weight": Option(0.5, number(0.0, 1.0),
                                      "CodeFormer weight (0 = maximum effect; 1 = minimum effect)", "Face restoration"),
+        # A1111's eta options (Sampler parameters): requests that set no `eta` use these.
+        "eta_ddim": Option(0.0, number(0.0, 1.0), "Eta for DDIM (noise multiplier)", "Sampler parameters"),
+        "eta_ancestral": Option(1.0, number(0.0, 1.0), "Eta for k-diffusion samplers (noise multiplier; "
+                                "ancestral and SDE samplers)", "Sampler parameters"),
         "live_previews_enable": Option(every > 0, boolean, "Show live previews of the created image", "Live previews"),
         "show_progress_every_n_steps": Option(every if every > 0 else 10, whole(1, 1000),
                                               "Live preview display period (steps)", "Live previews"),
