@@ -22,11 +22,13 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -185,6 +187,10 @@ def per_image(plan: Plan, engine: Any, fp32: Any) -> dict[str, Any]:
                                                                             images["studio default"])}
 
 
+def _image(engine: Any, request: Any) -> Any:
+    return engine.run(request).images[0].image
+
+
 def token_merging(plan: Plan, engine: Any) -> dict[str, Any]:
     """ToMe 0.3 / 0.5 vs off at each size: per image (few-step settings) and per UNet step (CFG batch)."""
     from studio.generation.speedups import token_merging as merged
@@ -196,14 +202,14 @@ def token_merging(plan: Plan, engine: Any) -> dict[str, Any]:
     for size in plan.tome_sizes:
         request = GenerationRequest(prompt=PROMPT, seed=1, width=size, height=size, sampler_name=fast["sampler_name"],
                                     steps=fast["steps"], cfg_scale=fast["cfg_scale"])
-        cases = {f"ToMe {r}" if r else "off": (lambda r=r: engine.run(request.replace(token_merging_ratio=r)).images[0].image)
+        cases = {f"ToMe {r}" if r else "off": partial(_image, engine, request.replace(token_merging_ratio=r))
                  for r in (0.0, 0.3, 0.5)}
         image_t, images = compare(cases, plan.rounds, f"ToMe {size}² per image")
         latents = torch.randn(2, pipe.unet.config.in_channels, size // 8, size // 8, generator=torch.Generator().manual_seed(1),
                               dtype=pipe.unet.dtype)
         text = torch.randn(2, 77, pipe.unet.config.cross_attention_dim, dtype=pipe.unet.dtype)
 
-        def step(ratio: float) -> Callable[[], None]:
+        def step(ratio: float, latents: torch.Tensor = latents, text: torch.Tensor = text) -> Callable[[], None]:
             def call() -> None:
                 with merged(pipe, ratio), torch.inference_mode():
                     pipe.unet(latents, torch.tensor(500), encoder_hidden_states=text)
@@ -232,7 +238,7 @@ def openvino(plan: Plan) -> dict[str, Any]:
         return {"error": f"not in this run: benchmarks.openvino_compare.measure is not on this branch ({error})"}
     try:
         return measure(plan.size, plan.steps, max(plan.rounds, 1))
-    except Exception as error:  # a failed comparison is a finding for the page, not a lost run
+    except Exception as error:  # noqa: BLE001 - a failed comparison is a finding for the page, not a lost run
         return {"error": f"failed: {type(error).__name__}: {error}"}
 
 
@@ -258,25 +264,32 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR, docs: Path | None = DOCS,
     results: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "kind": plan.kind,
                                "command": command, "plan": plan.__dict__, "machine": machine(),
                                "fast_preset": fast_settings()}
-    with TemporaryDirectory() as tmp:
-        results["starts"] = starts(plan)  # first: subprocesses, before this process holds GBs of weights
-        engine, fp32, results["model"] = load_models(plan, Path(tmp))
-        results["per_image"] = per_image(plan, engine, fp32)
-        del fp32
-        results["token_merging"] = token_merging(plan, engine)
-        del engine
-    results["openvino"] = openvino(plan)
-    results["load_average_at_end"] = list(os.getloadavg())
-    results["duration_s"] = round(time.perf_counter() - _T0, 1)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{plan.kind}.json"
-    path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+    def measured(key: str, call: Callable[[], Any]) -> None:
+        """One group into the results, saved at once (a later failure keeps what was measured)."""
+        try:
+            results[key] = call()
+        except Exception as error:  # noqa: BLE001 - recorded on the page as a failure, the run goes on
+            results[key] = {"error": f"failed: {type(error).__name__}: {error}"}
+        results["load_average_at_end"] = list(os.getloadavg())
+        results["duration_s"] = round((datetime.now(timezone.utc) - started).total_seconds(), 1)
+        path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        print(f"{key}: {json.dumps(results[key], default=str)[:2000]}", file=sys.stderr, flush=True)
+
+    with TemporaryDirectory() as tmp:
+        engine, fp32, results["model"] = load_models(plan, Path(tmp))
+        measured("per_image", partial(per_image, plan, engine, fp32))
+        del fp32
+        measured("token_merging", partial(token_merging, plan, engine))
+        del engine
+    measured("openvino", partial(openvino, plan))
+    measured("starts", partial(starts, plan))  # fresh processes, after this one's weights are freed
     if docs is not None:
         write_section(results, path, docs)
     return results, path
 
-
-_T0 = time.perf_counter()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                          ("start_rounds", 0 if args.no_starts else args.start_rounds)):
         if value is not None:
             plan = replace(plan, **{field: value})
-    command = "python -m benchmarks.run --issue26" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-                                                             if a != "--issue26")
+    given = sys.argv[1:] if argv is None else argv
+    command = "python -m benchmarks.run --issue26" + "".join(f" {a}" for a in given if a != "--issue26")
     _, path = run(plan, args.results_dir, None if args.no_docs else args.docs, command)
     print(f"results: {path}", file=sys.stderr)
     return 0
