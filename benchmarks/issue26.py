@@ -8,7 +8,8 @@
 - token merging 0.3 / 0.5 at 512² and 768², per image (few-step settings) and per UNet step;
 - start-up: the CLI's cold image vs the import floor (benchmarks/starts.py).
 
-    python -m benchmarks.run --issue26 [--smoke] [--no-starts] [--rounds N] [--results-dir DIR] [--docs PATH]
+    python -m benchmarks.run --issue26 [--smoke] [--no-starts] [--rounds N] [--step-rounds N] [--start-rounds N]
+                                       [--results-dir DIR] [--docs PATH | --no-docs] [--from-results FILE]
 
 The model is the random full-size SD1.5 single file benchmarks/workloads.py builds (nothing is
 downloaded); --smoke uses the embedded default model at tiny sizes (the test of this generator).
@@ -302,7 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--from-results", type=Path, help="write the docs section from this results file, no run")
     args = parser.parse_args(argv)
+    if args.from_results:
+        from benchmarks.issue26_doc import write_section
+
+        write_section(json.loads(args.from_results.read_text()), args.from_results, args.docs)
+        return 0
     plan = PLANS["issue26-smoke" if args.smoke else "issue26"]
     for field, value in (("rounds", args.rounds), ("step_rounds", args.step_rounds),
                          ("start_rounds", 0 if args.no_starts else args.start_rounds)):
