@@ -37,7 +37,11 @@ def write_section(results: dict[str, Any], results_path: Path, docs: Path) -> No
     docs.write_text(replace_section(text, section(results, results_path)))
 
 
+MISSING = {"error": "not in this run (the run was stopped before this group)"}
+
+
 def section(results: dict[str, Any], results_path: Path) -> str:
+    results = {**{key: MISSING for key in ("per_image", "token_merging", "openvino", "starts")}, **results}
     m = results["machine"]
     command = results["command"].replace(" --no-docs", "")
     lines = [
