@@ -148,6 +148,9 @@ class GenerationRequest:
     # on every other step, 0 = never (studio/generation/speedups.py).
     token_merging_ratio: float = 0.0
     s_min_uncond: float = 0.0
+    # A1111's eta: the noise DDIM (default 0) or an ancestral/SDE sampler (default 1) adds back each step;
+    # None: the eta_ddim / eta_ancestral option's (studio/generation/eta.py).
+    eta: float | None = None
     # Style names from styles.csv. The generation service expands them into the two prompts and keeps the
     # names here as a record (the engine never expands them: a saved recipe has them expanded).
     styles: tuple[str, ...] = ()
@@ -178,6 +181,11 @@ class GenerationRequest:
     # None or "" (or A1111's "None"): no refiner. The engine records the title it used.
     refiner_checkpoint: str | None = None
     refiner_switch_at: float = 0.8
+    # A1111's "Restore faces": each image's faces through face_restoration_model ("" = the option's; GFPGAN,
+    # CodeFormer, RestoreFormer from models/) with CodeFormer's fidelity code_former_weight.
+    restore_faces: bool = False
+    face_restoration_model: str = ""
+    code_former_weight: float = 0.5
 
     @property
     def mode(self) -> str:
@@ -248,6 +256,11 @@ class GenerationRequest:
         check_int("cache_interval", self.cache_interval, 1, MAX_CACHE_INTERVAL)
         check_number("token_merging_ratio", self.token_merging_ratio, 0.0, 0.9)
         check_number("s_min_uncond", self.s_min_uncond, 0.0, 100.0)
+        for name, kind in (("restore_faces", bool), ("face_restoration_model", str)):
+            check_type(name, getattr(self, name), kind)
+        check_number("code_former_weight", self.code_former_weight, 0.0, 1.0)
+        if self.eta is not None:
+            check_number("eta", self.eta, 0.0, 1.0)
         self._validate_totals()
         if self.model is not None:
             check_text("model", self.model, 500)

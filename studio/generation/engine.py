@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 from PIL import Image
 
 from studio.checkpoints.devices import pick_device
+from studio.checkpoints.faces import FaceRestorers
 from studio.checkpoints.manager import LoadedModel, ModelManager
 from studio.checkpoints.openvino_unet import resolve_backend
 from studio.checkpoints.refiners import Refiners
@@ -59,6 +60,7 @@ class Engine:
         self.networks = NetworkManager(models.settings)
         self.refiners = Refiners(models.settings)  # the SDXL refiner, kept loaded beside the base
         self.upscalers = Upscalers(models.settings.models_dir, pick_device(models.settings.device))
+        self.faces = FaceRestorers(models.settings.models_dir, pick_device(models.settings.device))
         self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
         self.progress = Progress()
         self._lock = threading.Lock()
@@ -107,6 +109,8 @@ class Engine:
             raise RequestError("prompts joined by AND work without the SDXL refiner and ControlNet units for now")
         if request.enable_hr:
             self.upscalers.get(request.hr_upscaler, "hr_upscaler")  # an unknown name fails before sampling
+        if request.restore_faces:  # missing restorer or detector files: refused before sampling
+            self.faces.check(request.face_restoration_model, "restore_faces")
         return RunPlan(model, request, sampling, inputs, controls, refiner_model, networks, prompts, self.samplers,
                        self.upscalers, self.models.settings, self.preprocessors, backend)
 
@@ -147,6 +151,7 @@ class Engine:
                 self._skip.clear()
                 skipped += 1
                 continue
+            batch = [self._restore_faces(request, img) for img in batch]
             finished = [GeneratedImage(modes.finish(plan.inputs, img), s, first + i,
                                        image_prompts[i] if image_prompts else None)
                         for i, (img, s) in enumerate(zip(batch, seeds))]
@@ -156,6 +161,12 @@ class Engine:
                 for item in finished:
                     on_image(so_far, item)
         return result(False)
+
+    def _restore_faces(self, request: GenerationRequest, image: Image.Image) -> Image.Image:
+        """A1111's "Restore faces": before the inpaint overlay, with the request's restorer."""
+        if not request.restore_faces:
+            return image
+        return self.faces.restore(image, request.face_restoration_model, request.code_former_weight)
 
     @staticmethod
     def _sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]] | None,
@@ -193,6 +204,8 @@ class Engine:
             vae=self.networks.resolve_vae(request.vae),
             hr_sampler_name=self._hires_sampler(request.hr_sampler_name),
             refiner_checkpoint=self.refiners.resolve(request.refiner_checkpoint).title if request.uses_refiner else None,
+            face_restoration_model=(request.face_restoration_model or next(iter(self.faces.names()), "CodeFormer"))
+            if request.restore_faces else request.face_restoration_model,
         )
 
     def _hires_sampler(self, name: str) -> str:
@@ -260,9 +273,9 @@ class Engine:
 
     def run_extras(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
         """Upscale finished images (the Extras tab/API), one job at a time like generation."""
-        request.validate(image_upscaler_names(self.upscalers.entries()))
+        request.validate(image_upscaler_names(self.upscalers.entries()), self.faces.missing)
         with self._lock:
-            return [upscale_image(image, request, self.upscalers) for image in images]
+            return [upscale_image(image, request, self.upscalers, self.faces) for image in images]
 
     def preview(self, latents: Any, method: str) -> Image.Image:
         """A live preview of the running job's latents (call from its step callback)."""
