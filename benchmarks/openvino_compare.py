@@ -104,14 +104,19 @@ def measure(size: int = 512, steps: int = 1, rounds: int = 3, full: bool = False
                                   rounds, "eager fp32"))
     cases = {name: entry for group in groups for name, entry in group["cases"].items()}
     per_step = {name: round(entry["cpu_s"]["median"] / steps, 3) for name, entry in cases.items()}
+    speed = {name: round(per_step["eager bf16"] / value, 3) for name, value in per_step.items()}
+    difference = {name: _difference(out, reference) for name, out in outputs.items()}
     return {
+        # the headline figures as plain numbers (benchmarks/issue26_doc.py shows the top-level numbers)
+        "eager_bf16_step_cpu_s": per_step["eager bf16"], "openvino_bf16_step_cpu_s": per_step["openvino bf16"],
+        "openvino_bf16_speedup_vs_eager_bf16": speed["openvino bf16"],
+        "openvino_bf16_difference": difference["openvino bf16"], "eager_bf16_difference": difference["eager bf16"],
         "kind": "openvino", "size": size, "steps_per_round": steps, "rounds": rounds,
         "openvino": __import__("openvino").__version__, "precision_hint_default": openvino_unet.precision_hint(),
         "load_average": list(os.getloadavg()), "machine": machine(),
         "conversion_cpu_s": conversion_cpu, "compile_cpu_s": compile_cpu,
         "per_step_cpu_s": per_step,
-        "speed_vs_eager_bf16": {name: round(per_step["eager bf16"] / value, 3) for name, value in per_step.items()},
-        "difference_vs_eager_fp32": {name: _difference(out, reference) for name, out in outputs.items()},
+        "speed_vs_eager_bf16": speed, "difference_vs_eager_fp32": difference,
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "timings": groups,
     }

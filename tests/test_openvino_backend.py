@@ -13,9 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("openvino")
-pytestmark = pytest.mark.openvino
-
 from studio.checkpoints import openvino_unet
 from studio.cli.main import build_parser
 from studio.cli.settings_flags import settings_from_args
@@ -23,6 +20,9 @@ from studio.generation import backend
 from studio.request import ControlUnit, GenerationRequest, RequestError
 from studio.service.option_keys import BACKENDS
 from tests.support.served import api_client
+
+pytest.importorskip("openvino")  # the openvino extra (CI installs it)
+pytestmark = pytest.mark.openvino
 
 BASE = GenerationRequest(prompt="a red circle", seed=5, steps=3, width=64, height=64)
 
@@ -172,3 +172,17 @@ def test_lora_is_fused_into_its_own_conversion(settings):
     assert openvino_unet.conversions == before + 1  # the same LoRA state again: compiled already
     got, lora, plain = (np.asarray(r.images[0].image, dtype=np.float32) for r in (fused, eager_lora, eager_plain))
     assert np.abs(lora - plain).mean() > 4 * max(np.abs(got - lora).mean(), 0.5)  # the LoRA's effect is kept
+
+
+def test_performance_page_row_reads_the_benchmark_file(tmp_path):
+    from benchmarks.report import openvino_rows
+
+    assert openvino_rows({"results_dir": str(tmp_path)})[0][2] == "not measured"
+    (tmp_path / "20260101T000000Z-openvino.json").write_text(json.dumps({
+        "openvino": "2026.4.1-1-abc", "size": 512, "rounds": 3, "load_average": [9.5, 9, 9],
+        "per_step_cpu_s": {"eager bf16": 11.6, "openvino bf16": 9.0},
+        "speed_vs_eager_bf16": {"eager bf16": 1.0, "openvino bf16": 1.29},
+        "difference_vs_eager_fp32": {"eager bf16": 0.012, "openvino bf16": 0.027}}))
+    name, figures, verdict = openvino_rows({"results_dir": str(tmp_path)})[0]
+    assert "512²" in name and "openvino bf16 9.00 s (1.29 ×, difference 0.027)" in figures and "load 9.5" in figures
+    assert verdict.startswith("faster")
