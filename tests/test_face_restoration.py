@@ -171,3 +171,16 @@ def test_gfpgan_from_a1111s_file_name_restores_a_face(tmp_path):
                      Upscalers(tmp_path), restorers)
     changed = np.any(np.asarray(result) != np.asarray(image), axis=-1)
     assert result.size == image.size and changed.any() and not changed.all()
+
+
+def test_codeformer_is_registered_from_spandrel_extra_arches():
+    """CodeFormer's real network is too slow for the suite on a CPU (checked by hand: it loads from a
+    `params_ema` file and its weight changes the result); here: its keys are recognised as CodeFormer."""
+    from studio.checkpoints.faces import restorer_registry
+
+    keys = ("position_emb", "idx_pred_layer.1.weight", "quantize.embedding.weight",
+            "ft_layers.0.self_attn.in_proj_weight", "encoder.blocks.0.weight")
+    state = {key: torch.zeros(1) for key in keys}
+    registry = restorer_registry()
+    assert [support.architecture.id for support in registry if support.detect(state)] == ["CodeFormer"]
+    assert {support.architecture.id for support in registry} == {"GFPGAN", "RestoreFormer", "CodeFormer"}

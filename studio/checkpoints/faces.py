@@ -38,7 +38,7 @@ def _read_state(path: Path) -> dict[str, Any]:
                          "(.pth files are read weights-only; re-save it as .safetensors)") from error
 
 
-def _registry() -> Any:
+def restorer_registry() -> Any:
     """Only the face restorers' architectures (an upscaler in models/GFPGAN is not taken for one)."""
     import spandrel
     import spandrel_extra_arches  # MIT; its CodeFormer arch is under the S-Lab licence (non-commercial use)
@@ -55,7 +55,7 @@ def load_restorer(path: Path, name: str, device: torch.device | str = "cpu") -> 
 
     state = _read_state(path)
     try:
-        descriptor = spandrel.ModelLoader(device, registry=_registry()).load_from_state_dict(
+        descriptor = spandrel.ModelLoader(device, registry=restorer_registry()).load_from_state_dict(
             spandrel.canonicalize_state_dict(state))
     except spandrel.UnsupportedModelError as error:
         raise ModelError(f"{path.name}: not a GFPGAN, CodeFormer or RestoreFormer model") from error
