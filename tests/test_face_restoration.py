@@ -184,3 +184,9 @@ def test_codeformer_is_registered_from_spandrel_extra_arches():
     registry = restorer_registry()
     assert [support.architecture.id for support in registry if support.detect(state)] == ["CodeFormer"]
     assert {support.architecture.id for support in registry} == {"GFPGAN", "RestoreFormer", "CodeFormer"}
+
+
+def test_without_the_detector_file_detection_is_refused_naming_it(tmp_path):
+    with pytest.raises(RequestError, match=f"place it in {tmp_path / 'GFPGAN'}") as refused:
+        FaceRestorers(tmp_path).detect(picture(32))
+    assert face_files.DETECTOR_FILE in str(refused.value)

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from studio.checkpoints import face_paste
-from studio.checkpoints.face_files import detector_file, missing_reason, present, restorer_file
+from studio.checkpoints.face_files import DETECTOR_FILE, detector_file, missing_reason, present, restorer_file
 from studio.checkpoints.retinaface import Face, RetinaFace, detect, load_state
 from studio.errors import ModelError
 from studio.request import RequestError
@@ -142,7 +142,8 @@ class FaceRestorers:
     def detector(self) -> RetinaFace:
         path = detector_file(self.models_dir)
         if path is None:
-            self.check("GFPGAN", "face restoration")  # names the detector file to place
+            raise RequestError(f"face restoration needs the face detector {DETECTOR_FILE} (RetinaFace ResNet-50, "
+                               f"from facexlib): place it in {self.models_dir / 'GFPGAN'}; nothing is downloaded")
         with self._lock:
             if self._detector is None or self._detector[0] != path:
                 self._detector = (path, load_detector(path, self.device))
