@@ -13,19 +13,21 @@ import random
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from PIL import Image
 
 from studio.checkpoints.devices import pick_device
 from studio.checkpoints.faces import FaceRestorers
 from studio.checkpoints.manager import LoadedModel, ModelManager
+from studio.checkpoints.openvino_unet import resolve_backend
 from studio.checkpoints.refiners import Refiners
 from studio.checkpoints.upscaler_files import image_upscaler_names
 from studio.checkpoints.upscalers import Upscalers
 from studio.control.preprocessors import PREPROCESSORS
 from studio.errors import ModelError
 from studio.generation import modes, outpaint
+from studio.generation.backend import check_request
 from studio.generation.controls import prepare_controls
 from studio.generation.extras import process as upscale_image
 from studio.generation.extras_request import ExtrasRequest
@@ -65,6 +67,8 @@ class Engine:
         self._interrupt = threading.Event()
         self._skip = threading.Event()
         self._runner: int | None = None  # ident of the thread running a job
+        # The UNet backend's choice (auto, eager, openvino): the flag, or the options store's `backend` once wired.
+        self.backend_choice: Callable[[], str] = lambda: models.settings.backend
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, request: GenerationRequest, on_step: StepCallback | None = None,
@@ -78,6 +82,7 @@ class Engine:
         request.validate(samplers=None)
         with self._turn(control):
             self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
+            self.backend_for(request)  # what the backend refuses: before loading or resolving anything
             model = self.models.get(request.model)
             request = self.resolve(request, model).validate(samplers=self.samplers)  # 1. seed, size, names
             scheduler_for(self.samplers, request, model.pipe)  # 2. a sampler the model cannot use: before any work
@@ -92,6 +97,7 @@ class Engine:
         if model.pipe.unet.config.in_channels != 4 and request.mode != "inpaint":
             # 9-channel inpainting UNets take a mask and a masked image with every step.
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
+        backend = self.backend_for(request)
         inputs = modes.prepare(request)
         controls = prepare_controls(self.models.settings, model, request, inputs, self.preprocessors)
         refiner_model = self.refiner_for(model, request)
@@ -106,7 +112,14 @@ class Engine:
         if request.restore_faces:  # missing restorer or detector files: refused before sampling
             self.faces.check(request.face_restoration_model, "restore_faces")
         return RunPlan(model, request, sampling, inputs, controls, refiner_model, networks, prompts, self.samplers,
-                       self.upscalers, self.models.settings, self.preprocessors)
+                       self.upscalers, self.models.settings, self.preprocessors, backend)
+
+    def backend_for(self, request: GenerationRequest) -> str:
+        """The UNet backend of this run (eager or openvino); RequestError for what openvino does not run."""
+        backend = resolve_backend(self.backend_choice(), pick_device(self.models.settings.device))
+        if backend == "openvino":
+            check_request(request, sum(unit.enabled for unit in request.controlnet_units), request.uses_refiner)
+        return backend
 
     def _iterate(self, plan: RunPlan, steps: Steps, prompts_for: PromptsFor | None, on_image: ImageCallback | None,
                  iterations: range) -> RunResult:

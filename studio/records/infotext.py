@@ -17,6 +17,7 @@ import json
 import re
 from typing import Any, Mapping
 
+from studio.generation.eta import infotext_eta
 from studio.request import (
     CONTROL_MODES,
     CONTROL_RESIZE_MODES,
@@ -72,6 +73,8 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         params["Token merging ratio"] = request.token_merging_ratio
     if request.s_min_uncond > 0:
         params["NGMS"] = request.s_min_uncond
+    if eta := infotext_eta(request.sampler_name, request.eta):  # A1111: "Eta DDIM" / "Eta", when not the default
+        params[eta[0]] = eta[1]  # a float, as A1111 writes it ("Eta DDIM: 1.0")
     if request.styles:  # the prompts above are already expanded; the names are a record (not re-applied)
         params["Styles"] = json.dumps(list(request.styles), ensure_ascii=False)
     params.update(hires_params(request))
@@ -313,6 +316,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Cache interval": ("cache_interval", int),
     "Token merging ratio": ("token_merging_ratio", float),
     "NGMS": ("s_min_uncond", float),
+    "Eta DDIM": ("eta", float),
+    "Eta": ("eta", float),
     "Hires upscale": ("hr_scale", float),
     "Hires resize-1": ("hr_resize_x", int),
     "Hires resize-2": ("hr_resize_y", int),

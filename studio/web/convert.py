@@ -42,6 +42,7 @@ def to_request(body: Txt2ImgBody, services: "Services") -> GenerationRequest:
         "clip_skip": clip_skip(body.override_settings),
         "token_merging_ratio": (body.override_settings or {}).get("token_merging_ratio", 0.0),  # A1111's option
         "s_min_uncond": (body.override_settings or {}).get("s_min_uncond", body.s_min_uncond),
+        "eta": body.eta,
         "styles": tuple(body.styles or ()),  # expanded (and unknown names refused) by the generation service
         "refiner_checkpoint": refiner_checkpoint(body.refiner_checkpoint, services),
         "refiner_switch_at": body.refiner_switch_at,

@@ -62,6 +62,8 @@ class Txt2ImgBody(BaseModel):
     # The studio's: a preset from presets/ ("lcm", "turbo", ...) fills the fields the body leaves unset.
     preset: str | None = None
     s_min_uncond: Float = 0.0  # A1111's "Negative Guidance minimum sigma"
+    eta: Float | None = Field(default=None, description="DDIM's / ancestral samplers' noise (0..1); null: the "
+                              "eta_ddim / eta_ancestral option's")
     save_images: bool = False
     alwayson_scripts: dict[str, Any] | None = None
 
