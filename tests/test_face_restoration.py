@@ -171,3 +171,39 @@ def test_gfpgan_from_a1111s_file_name_restores_a_face(tmp_path):
                      Upscalers(tmp_path), restorers)
     changed = np.any(np.asarray(result) != np.asarray(image), axis=-1)
     assert result.size == image.size and changed.any() and not changed.all()
+
+
+def test_codeformer_is_registered_from_spandrel_extra_arches():
+    """CodeFormer's real network is too slow for the suite on a CPU (checked by hand: it loads from a
+    `params_ema` file and its weight changes the result); here: its keys are recognised as CodeFormer."""
+    from studio.checkpoints.faces import restorer_registry
+
+    keys = ("position_emb", "idx_pred_layer.1.weight", "quantize.embedding.weight",
+            "ft_layers.0.self_attn.in_proj_weight", "encoder.blocks.0.weight")
+    state = {key: torch.zeros(1) for key in keys}
+    registry = restorer_registry()
+    assert [support.architecture.id for support in registry if support.detect(state)] == ["CodeFormer"]
+    assert {support.architecture.id for support in registry} == {"GFPGAN", "RestoreFormer", "CodeFormer"}
+
+
+def test_without_the_detector_file_detection_is_refused_naming_it(tmp_path):
+    with pytest.raises(RequestError, match=f"place it in {tmp_path / 'GFPGAN'}") as refused:
+        FaceRestorers(tmp_path).detect(picture(32))
+    assert face_files.DETECTOR_FILE in str(refused.value)
+
+
+def test_options_fill_the_restorer_and_infotext_round_trips(settings):
+    from studio.records.infotext import params_to_request_fields, parse_infotext
+    from studio.request import GenerationRequest
+    from studio.service.options import OptionsService
+
+    options = OptionsService(settings)
+    options.update({"face_restoration_model": "GFPGAN", "code_former_weight": 0.2})
+    job = options.job_request(GenerationRequest(prompt="a face", restore_faces=True))
+    assert (job.face_restoration_model, job.code_former_weight) == ("GFPGAN", 0.2)
+    named = options.job_request(GenerationRequest(restore_faces=True, face_restoration_model="CodeFormer"))
+    assert named.face_restoration_model == "CodeFormer"  # the request's own choice wins
+    assert options.job_request(GenerationRequest()).face_restoration_model == ""  # off: nothing filled
+    fields = params_to_request_fields(parse_infotext("a face\nSteps: 2, Seed: 1, Face restoration: GFPGAN, Size: 64x64"))
+    assert (fields["restore_faces"], fields["face_restoration_model"]) == (True, "GFPGAN")
+    assert params_to_request_fields(parse_infotext("a face\nSteps: 2, Seed: 1, Size: 64x64"))["restore_faces"] is False

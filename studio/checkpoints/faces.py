@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from studio.checkpoints import face_paste
-from studio.checkpoints.face_files import detector_file, missing_reason, present, restorer_file
+from studio.checkpoints.face_files import DETECTOR_FILE, detector_file, missing_reason, present, restorer_file
 from studio.checkpoints.retinaface import Face, RetinaFace, detect, load_state
 from studio.errors import ModelError
 from studio.request import RequestError
@@ -38,7 +38,7 @@ def _read_state(path: Path) -> dict[str, Any]:
                          "(.pth files are read weights-only; re-save it as .safetensors)") from error
 
 
-def _registry() -> Any:
+def restorer_registry() -> Any:
     """Only the face restorers' architectures (an upscaler in models/GFPGAN is not taken for one)."""
     import spandrel
     import spandrel_extra_arches  # MIT; its CodeFormer arch is under the S-Lab licence (non-commercial use)
@@ -55,7 +55,7 @@ def load_restorer(path: Path, name: str, device: torch.device | str = "cpu") -> 
 
     state = _read_state(path)
     try:
-        descriptor = spandrel.ModelLoader(device, registry=_registry()).load_from_state_dict(
+        descriptor = spandrel.ModelLoader(device, registry=restorer_registry()).load_from_state_dict(
             spandrel.canonicalize_state_dict(state))
     except spandrel.UnsupportedModelError as error:
         raise ModelError(f"{path.name}: not a GFPGAN, CodeFormer or RestoreFormer model") from error
@@ -142,7 +142,8 @@ class FaceRestorers:
     def detector(self) -> RetinaFace:
         path = detector_file(self.models_dir)
         if path is None:
-            self.check("GFPGAN", "face restoration")  # names the detector file to place
+            raise RequestError(f"face restoration needs the face detector {DETECTOR_FILE} (RetinaFace ResNet-50, "
+                               f"from facexlib): place it in {self.models_dir / 'GFPGAN'}; nothing is downloaded")
         with self._lock:
             if self._detector is None or self._detector[0] != path:
                 self._detector = (path, load_detector(path, self.device))

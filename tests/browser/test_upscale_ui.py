@@ -69,6 +69,13 @@ def test_hires_fix_doubles_the_size_and_writes_its_infotext(page, upscale_server
     params = read_generation_info(saved)["params"]
     assert (params["Hires upscaler"], params["Hires upscale"], params["Hires steps"]) == ("tiny-esrgan-4x", "2", "2")
     assert params["Denoising strength"] == "0.5"
+    # "Restore faces" reaches the engine: with no restorer files here, the page says which file to place where
+    page.locator("#txt2img_restore_faces input").check()
+    page.click("#txt2img_generate")
+    page.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('codeformer-v0.1.0.pth')",
+                           timeout=120_000)
+    assert "models/Codeformer" in page.locator("#txt2img_status").inner_text()
+    page.locator("#txt2img_restore_faces input").uncheck()
 
 
 def picture(path: Path, colour: tuple[int, int, int]) -> Path:
