@@ -124,7 +124,10 @@ def weights_key(unet: Any, model_hash: str) -> str:
     with torch.no_grad():
         for name, param in unet.named_parameters():
             digest.update(f"{name}{tuple(param.shape)}".encode())
-            digest.update(param.detach().flatten()[:16].float().numpy().tobytes())
+            first = param.detach()
+            while first.ndim > 1:  # a view of the first values: no copy of channels-last weights
+                first = first[0]
+            digest.update(first[:16].float().numpy().tobytes())
     digest.update(lora_state(unet).encode())
     return digest.hexdigest()[:24]
 

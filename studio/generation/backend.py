@@ -60,6 +60,7 @@ def stand_in(model: LoadedModel, settings: Settings) -> openvino_unet.OpenVinoUN
 def unet_backend(pipe: Any, model: LoadedModel, settings: Settings, backend: str) -> Iterator[None]:
     """Run `pipe` with the backend's UNet for the duration (eager: nothing changes)."""
     if backend != "openvino":
+        _compiled.clear()  # back on eager: the compiled UNet (and the eager UNet it holds) can go
         yield
         return
     eager = pipe.unet
