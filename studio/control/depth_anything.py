@@ -79,7 +79,7 @@ def config_from_state(state: dict[str, torch.Tensor]) -> Any:
     tokens = state["pretrained.pos_embed"].shape[1] - 1
     backbone = Dinov2Config(
         hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),  # DINOv2: 64 per head
-        intermediate_size=state["pretrained.blocks.0.mlp.fc1.weight"].shape[0], patch_size=patch,
+        mlp_ratio=state["pretrained.blocks.0.mlp.fc1.weight"].shape[0] // hidden, patch_size=patch,
         image_size=round(math.sqrt(tokens)) * patch, out_indices=list(range(layers - 3, layers + 1)),
         apply_layernorm=True, reshape_hidden_states=False)
     return DepthAnythingConfig(

@@ -14,7 +14,7 @@ def tiny_depth_anything() -> torch.nn.Module:
 
     torch.manual_seed(0)
     backbone = Dinov2Config(hidden_size=_HIDDEN, num_hidden_layers=_LAYERS, num_attention_heads=1,
-                            intermediate_size=4 * _HIDDEN, image_size=518, patch_size=14,
+                            mlp_ratio=2, image_size=518, patch_size=14,
                             out_indices=[1, 2, 3, 4], apply_layernorm=True, reshape_hidden_states=False)
     config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=_HIDDEN, patch_size=14,
                                  fusion_hidden_size=16, neck_hidden_sizes=[8, 16, 32, 32], head_hidden_size=8)
