@@ -122,3 +122,27 @@ def save_clip_folder(folder: Path) -> Path:
         projection_dim=16)
     CLIPModel(config).save_pretrained(folder)
     return folder
+
+
+BLIP_WORDS = ("a", "picture", "of", "red", "ball", "on", "blue")
+
+
+def save_blip_folder(folder: Path) -> Path:
+    """A tiny random transformers BLIP captioner with a BERT tokenizer of a few words, as models/BLIP/<name>/."""
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *BLIP_WORDS, "[DEC]"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(str(folder / "vocab.txt"), bos_token="[DEC]").save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BlipConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 32, "encoder_hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64,
+                     "bos_token_id": vocab.index("[DEC]"), "sep_token_id": vocab.index("[SEP]"), "pad_token_id": 0,
+                     "eos_token_id": vocab.index("[SEP]")},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16)
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    return folder
