@@ -206,6 +206,14 @@ NOTES = [
 ]
 
 
+def _issue26_section(docs: Path) -> list[str]:
+    """The page's issue-26 section (benchmarks/issue26.py writes it from its own run): kept as it is."""
+    from benchmarks.issue26_doc import existing_section
+
+    kept = existing_section(docs.read_text()) if docs.is_file() else ""
+    return kept.rstrip("\n").split("\n") + [""] if kept else []
+
+
 def write_performance_doc(results: dict[str, Any], results_path: Path, docs: Path) -> None:
     results = {**results, "results_dir": results_path.parent}
     m = results["machine"]
@@ -229,6 +237,7 @@ def write_performance_doc(results: dict[str, Any], results_path: Path, docs: Pat
         "Recommended checkpoint form: **fp16 `.safetensors`** — it loads straight into bf16/fp16 with the "
         "smallest read; fp32 files work too (read tensor by tensor, never as a whole float32 copy).",
         "",
+        *_issue26_section(docs),
         *NOTES,
         "## All groups",
         "",

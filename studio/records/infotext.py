@@ -60,6 +60,7 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         "CFG scale": format_number(request.cfg_scale),
         "Seed": request.seed,
         **variation_params(request),
+        "Face restoration": request.face_restoration_model if request.restore_faces else None,  # A1111's place
         "Size": "{}x{}".format(*_output_size(request)),
         "Model hash": model_hash,
         "Model": model_name,
@@ -350,6 +351,10 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
         values.setdefault("subseed_strength", 0.0)
         values.setdefault("seed_resize_from_w", -1)
         values.setdefault("seed_resize_from_h", -1)
+    if "Face restoration" in params:  # A1111 writes the restorer's name when "Restore faces" was on
+        values.update(restore_faces=True, face_restoration_model=params["Face restoration"].strip())
+    elif "Steps" in params:
+        values["restore_faces"] = False
     if "vae" not in values and "Steps" in params:
         values["vae"] = "Automatic"  # A1111 writes `VAE` only when a VAE file replaced the model's own
     # A1111 >= 1.9 writes "Sampler: DPM++ 2M, Schedule type: Karras" (the request's `scheduler`);

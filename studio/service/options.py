@@ -115,6 +115,10 @@ class OptionsService:
         kind = eta_kind(request.sampler_name)
         if request.eta is None and kind is not None and float(self.get(ETA_OPTION[kind])) != DEFAULT_ETA[kind]:
             request = request.replace(eta=float(self.get(ETA_OPTION[kind])))
+        if request.restore_faces:  # "Restore faces" runs the options' restorer unless the request names one
+            weight = self.get("code_former_weight") if request.code_former_weight == 0.5 else request.code_former_weight
+            request = request.replace(face_restoration_model=request.face_restoration_model
+                                      or self.get("face_restoration_model"), code_former_weight=weight)
         return request
 
     def save_folder(self, mode: str) -> Path | None:

@@ -1,9 +1,8 @@
 """A1111's system routes in its shapes: scripts, script-info, extensions, memory, unload/reload-checkpoint,
 face-restorers, realesrgan-models, hypernetworks, sd-modules, interrogate, server-stop/-restart/-kill.
 
-What this studio has not got is answered honestly: empty lists where A1111 lists optional parts
-(face restorers), a clear 501 where A1111 would run a model that is not here (interrogate without a
-CLIP model folder).
+What this studio has not got is answered honestly: only the face restorers whose files are in models/,
+a clear 501 where A1111 would run a model that is not here (interrogate without a CLIP model folder).
 """
 from __future__ import annotations
 
@@ -62,8 +61,8 @@ def routes(router: APIRouter, services: "Services") -> None:
 
     @router.get(f"{PREFIX}/face-restorers")
     def face_restorers() -> list[dict[str, Any]]:
-        """Empty: face restoration (GFPGAN, CodeFormer) is not available here."""
-        return []
+        """The restorers whose weights are in models/GFPGAN or models/Codeformer, in A1111's shape."""
+        return services.extras.face_restorers()
 
     @router.get(f"{PREFIX}/realesrgan-models")
     def realesrgan_models() -> list[dict[str, Any]]:

@@ -85,8 +85,9 @@ def test_extras_upscales_a_single_image_and_a_batch(page, upscale_server, tmp_pa
     page.locator("#extras_image input[type=file]").set_input_files(str(picture(tmp_path / "one.png", (200, 30, 30))))
     pick(page, "#extras_upscaler_1", "tiny-esrgan-4x")
     set_number(page, "extras_upscaling_resize", "4")
-    page.click("#extras_face_restoration")  # the accordion says why face restoration is off
-    assert "Unavailable — face restoration" in page.locator("#extras_face_restoration_reason").inner_text(timeout=10_000)
+    page.click("#extras_face_restoration")  # the accordion says which face restoration files to place, and where
+    reason = page.locator("#extras_face_restoration_reason").inner_text(timeout=10_000)
+    assert "GFPGANv1.4.pth" in reason and "codeformer-v0.1.0.pth" in reason
     page.click("#extras_generate")
     page.wait_for_function("document.querySelector('#extras_info textarea')?.value.includes('tiny-esrgan-4x')",
                            timeout=120_000)
