@@ -6,6 +6,7 @@ import base64
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -86,3 +87,11 @@ def test_a_depth_unit_runs_depth_anything_and_its_controlnet(engine):
         shutil.rmtree(net)
         weights.unlink()
         engine.models.current().controlnets.pop(net.name, None)
+
+
+def test_a_broken_file_is_the_requests_error_naming_it(tmp_path):
+    folder = tmp_path / "ControlNet" / "annotators"
+    folder.mkdir(parents=True)
+    (folder / "depth_anything_vitl14.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="depth_anything_vitl14.pth could not be loaded"):
+        run_preprocessor("depth_anything", photo(), 0, 0, annotator_dirs(tmp_path))

@@ -68,3 +68,12 @@ def test_a_blip_folder_adds_a_caption_first(settings):
         assert answer.status_code == 200, answer.text
         first, *ranked = answer.json()["caption"].split(", ")
         assert len(ranked) == 6 and first.split() and set(first.split()) <= set(BLIP_WORDS)
+
+
+def test_a_partial_clip_folder_is_refused_naming_it(settings):
+    folder = settings.models_dir / "interrogate" / "clip-partial"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "clip"}')  # no weights, no tokenizer
+    with api_client(settings) as client:
+        answer = client.post("/sdapi/v1/interrogate", json={"image": png_b64(), "model": "clip"})
+        assert answer.status_code == 501 and "could not load its models (clip-partial)" in answer.json()["detail"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,13 @@ def _load(path: str, stamp: int) -> Any:
 
 
 def load(path: Path) -> Any:
-    """The model in `path` (file or folder), kept while the same file is used again."""
-    return _load(str(path), path.stat().st_mtime_ns)
+    """The model in `path` (file or folder), kept while the same file is used again; ValueError (the
+    request's error, naming the file) when it cannot be read."""
+    try:
+        return _load(str(path), path.stat().st_mtime_ns)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path.name} could not be loaded as Depth-Anything: {str(error).splitlines()[0][:300]}") \
+            from error
 
 
 def _input(image: Image.Image, multiple: int) -> torch.Tensor:

@@ -65,5 +65,9 @@ def interrogate(settings: Settings, image: Image.Image, model: str = "clip") -> 
             f"and its tokenizer files, e.g. openai/clip-vit-large-patch14) under {interrogate_dir(settings)}/ "
             "(nothing is downloaded; a transformers BLIP folder under models/BLIP/ adds a caption)")
     # imported on first use: the web layer reaches this module without torch
-    return importlib.import_module("studio.prompting.interrogate").interrogate(
-        image, folder, lists_dir(settings), blip_folder=blip_folder(settings))
+    run = importlib.import_module("studio.prompting.interrogate").interrogate
+    try:
+        return run(image, folder, lists_dir(settings), blip_folder=blip_folder(settings))
+    except (OSError, ValueError, RuntimeError, KeyError) as error:  # a partial or broken model folder
+        raise InterrogatorUnavailable(f"interrogate could not load its models ({folder.name}): "
+                                      f"{str(error).splitlines()[0][:300]}") from error
