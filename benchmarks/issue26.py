@@ -39,6 +39,9 @@ from benchmarks.run import DOCS, PROMPT, RESULTS_DIR, machine
 FAST_PRESET = Path(__file__).resolve().parent.parent / "presets" / "fast-cpu.json"
 
 
+GROUPS = ("per_image", "token_merging", "openvino", "starts")
+
+
 @dataclass(frozen=True)
 class Plan:
     kind: str
@@ -50,6 +53,7 @@ class Plan:
     step_rounds: int = 3  # per-UNet-step rounds (token merging)
     start_rounds: int = 3  # 0: start-up not in this run
     openvino: bool = True
+    groups: tuple[str, ...] = GROUPS  # which of them this run measures
 
 
 PLANS = {
@@ -101,8 +105,8 @@ def pixel_difference(a: Any, b: Any) -> float:
 # ---------------------------------------------------------------- models
 
 
-def load_models(plan: Plan, root: Path) -> tuple[Any, Any, str]:
-    """(studio Engine, diffusers' fp32 pipeline on the same weights, a description of the model)."""
+def load_models(plan: Plan, root: Path, with_fp32: bool = True) -> tuple[Any, Any, str]:
+    """(studio Engine, diffusers' fp32 pipeline on the same weights or None, a description of the model)."""
     from studio.checkpoints.manager import ModelManager
     from studio.generation.engine import Engine
     from studio.settings import Settings
@@ -116,7 +120,7 @@ def load_models(plan: Plan, root: Path) -> tuple[Any, Any, str]:
                                               cache_dir=root / "cache")))
         engine.models.current()
         fp32 = DiffusionPipeline.from_pretrained(DEFAULT_MODEL_DIR, dtype=torch.float32, local_files_only=True,
-                                                 safety_checker=None, requires_safety_checker=False)
+                                                 safety_checker=None, requires_safety_checker=False) if with_fp32 else None
         described = "the embedded default model"
     else:
         from diffusers import StableDiffusionPipeline
@@ -131,9 +135,10 @@ def load_models(plan: Plan, root: Path) -> tuple[Any, Any, str]:
         config = single_file.with_tokenizer(single_file.SHIPPED_CONFIGS / "sd15", settings)
         fp32 = StableDiffusionPipeline.from_single_file(str(path), config=str(config), dtype=torch.float32,
                                                         local_files_only=True, safety_checker=None,
-                                                        requires_safety_checker=False)
+                                                        requires_safety_checker=False) if with_fp32 else None
         described = f"a random full-size SD1.5 single file ({path.name}, benchmarks/workloads.py)"
-    fp32.set_progress_bar_config(disable=True)
+    if fp32 is not None:
+        fp32.set_progress_bar_config(disable=True)
     return engine, fp32, described
 
 
@@ -279,14 +284,19 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR, docs: Path | None = DOCS,
         path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         print(f"{key}: {json.dumps(results[key], default=str)[:2000]}", file=sys.stderr, flush=True)
 
-    with TemporaryDirectory() as tmp:
-        engine, fp32, results["model"] = load_models(plan, Path(tmp))
-        measured("per_image", partial(per_image, plan, engine, fp32))
-        del fp32
-        measured("token_merging", partial(token_merging, plan, engine))
-        del engine
-    measured("openvino", partial(openvino, plan))
-    measured("starts", partial(starts, plan))  # fresh processes, after this one's weights are freed
+    if {"per_image", "token_merging"} & set(plan.groups):
+        with TemporaryDirectory() as tmp:
+            engine, fp32, results["model"] = load_models(plan, Path(tmp), "per_image" in plan.groups)
+            if "per_image" in plan.groups:
+                measured("per_image", partial(per_image, plan, engine, fp32))
+            del fp32
+            if "token_merging" in plan.groups:
+                measured("token_merging", partial(token_merging, plan, engine))
+            del engine
+    if "openvino" in plan.groups:
+        measured("openvino", partial(openvino, plan))
+    if "starts" in plan.groups:
+        measured("starts", partial(starts, plan))  # fresh processes, after this one's weights are freed
     if docs is not None:
         write_section(results, path, docs)
     return results, path
@@ -303,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--groups", help=f"a comma-separated subset of {','.join(GROUPS)} (default: all)")
     parser.add_argument("--from-results", type=Path, help="write the docs section from this results file, no run")
     args = parser.parse_args(argv)
     if args.from_results:
@@ -311,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         write_section(json.loads(args.from_results.read_text()), args.from_results, args.docs)
         return 0
     plan = PLANS["issue26-smoke" if args.smoke else "issue26"]
+    if args.groups:
+        unknown = set(args.groups.split(",")) - set(GROUPS)
+        if unknown:
+            parser.error(f"unknown groups: {', '.join(sorted(unknown))} (choose from {', '.join(GROUPS)})")
+        plan = replace(plan, groups=tuple(g for g in GROUPS if g in args.groups.split(",")))
     for field, value in (("rounds", args.rounds), ("step_rounds", args.step_rounds),
                          ("start_rounds", 0 if args.no_starts else args.start_rounds)):
         if value is not None:
