@@ -314,12 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--groups", help=f"a comma-separated subset of {','.join(GROUPS)} (default: all)")
-    parser.add_argument("--from-results", type=Path, help="write the docs section from this results file, no run")
+    parser.add_argument("--from-results", type=Path, nargs="+",
+                        help="write the docs section from results file(s), no run (later files fill missing groups)")
     args = parser.parse_args(argv)
     if args.from_results:
-        from benchmarks.issue26_doc import write_section
+        from benchmarks.issue26_doc import merged, write_section
 
-        write_section(json.loads(args.from_results.read_text()), args.from_results, args.docs)
+        write_section(merged(args.from_results), args.from_results[0], args.docs)
         return 0
     plan = PLANS["issue26-smoke" if args.smoke else "issue26"]
     if args.groups:
