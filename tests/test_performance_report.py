@@ -89,3 +89,14 @@ def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
     again.write_text(OLD_PAGE)
     assert issue26.main(["--from-results", str(path), "--docs", str(again)]) == 0
     assert again.read_text() == text
+
+    # groups measured by a second process side by side (--groups) fill the ones the first lacks, said so
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({k: v for k, v in results.items() if k != "token_merging"}))
+    second.write_text(json.dumps({**results, "plan": {**results["plan"], "groups": ["token_merging"]}}))
+    both = tmp_path / "both.md"
+    both.write_text(OLD_PAGE)
+    assert issue26.main(["--from-results", str(first), str(second), "--docs", str(both)]) == 0
+    combined = both.read_text()
+    assert "token merging from `benchmarks/results/second.json`" in combined
+    assert _rows(combined)["Token merging at 64² (vs off)"] == rows["Token merging at 64² (vs off)"]
