@@ -53,6 +53,7 @@ class Plan:
     step_rounds: int = 3  # per-UNet-step rounds (token merging)
     start_rounds: int = 3  # 0: start-up not in this run
     openvino: bool = True
+    tome_image_sizes: tuple[int, ...] | None = None  # token merging per image at these sizes (None: all)
     groups: tuple[str, ...] = GROUPS  # which of them this run measures
 
 
@@ -210,27 +211,34 @@ def token_merging(plan: Plan, engine: Any) -> dict[str, Any]:
                                     steps=fast["steps"], cfg_scale=fast["cfg_scale"])
         cases = {f"ToMe {r}" if r else "off": partial(_image, engine, request.replace(token_merging_ratio=r))
                  for r in (0.0, 0.3, 0.5)}
-        image_t, images = compare(cases, plan.rounds, f"ToMe {size}² per image")
+        whole = plan.tome_image_sizes is None or size in plan.tome_image_sizes  # else per step only (cost)
+        image_t, images = compare(cases, plan.rounds, f"ToMe {size}² per image") if whole else ({}, {})
         latents = torch.randn(2, pipe.unet.config.in_channels, size // 8, size // 8, generator=torch.Generator().manual_seed(1),
                               dtype=pipe.unet.dtype)
         text = torch.randn(2, 77, pipe.unet.config.cross_attention_dim, dtype=pipe.unet.dtype)
 
-        def step(ratio: float, latents: torch.Tensor = latents, text: torch.Tensor = text) -> Callable[[], None]:
-            def call() -> None:
+        def step(ratio: float, latents: torch.Tensor = latents, text: torch.Tensor = text) -> Callable[[], Any]:
+            def call() -> Any:
                 with merged(pipe, ratio), torch.inference_mode():
-                    pipe.unet(latents, torch.tensor(500), encoder_hidden_states=text)
+                    return pipe.unet(latents, torch.tensor(500), encoder_hidden_states=text).sample.float()
             return call
 
         step(0.0)()  # kernel set-up at this size
-        step_t, _ = compare({name: step(r) for name, r in zip(cases, (0.0, 0.3, 0.5))}, plan.step_rounds,
-                            f"ToMe {size}² per step")
-        out[str(size)] = {name: {"per_image": image_t[name], "per_step": step_t[name],
-                                 "image_speedup": round(image_t["off"]["cpu_median_s"] / image_t[name]["cpu_median_s"], 2),
-                                 "step_speedup": round(step_t["off"]["cpu_median_s"] / step_t[name]["cpu_median_s"], 2),
-                                 "pixel_difference_vs_off": pixel_difference(images[name], images["off"])}
-                          for name in cases}
+        step_t, outputs = compare({name: step(r) for name, r in zip(cases, (0.0, 0.3, 0.5))}, plan.step_rounds,
+                                  f"ToMe {size}² per step")
+        off = outputs["off"]
+        out[str(size)] = {name: {
+            "per_image": image_t.get(name), "per_step": step_t[name],
+            "image_speedup": round(image_t["off"]["cpu_median_s"] / image_t[name]["cpu_median_s"], 2) if whole else None,
+            "step_speedup": round(step_t["off"]["cpu_median_s"] / step_t[name]["cpu_median_s"], 2),
+            "pixel_difference_vs_off": pixel_difference(images[name], images["off"]) if whole else None,
+            # the UNet output's mean absolute change relative to its mean magnitude, one step
+            "unet_output_difference_vs_off": round(float((outputs[name] - off).abs().mean() / off.abs().mean()), 4),
+        } for name in cases}
     return {"settings": f"per image: {fast['sampler_name']} {fast['steps']} steps CFG {fast['cfg_scale']:g}, "
-                        f"{plan.rounds} round(s); per step: one UNet call on a CFG batch of 2, {plan.step_rounds} "
+                        f"{plan.rounds} round(s), at "
+                        + (", ".join(f"{v}²" for v in plan.tome_image_sizes) if plan.tome_image_sizes is not None
+                           else "every size") + f"; per step: one UNet call on a CFG batch of 2, {plan.step_rounds} "
                         "interleaved round(s), medians", "sizes": out}
 
 
@@ -313,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--tome-image-sizes", help="comma-separated sizes with token merging per image (default: "
+                        "all; the others per UNet step only)")
     parser.add_argument("--groups", help=f"a comma-separated subset of {','.join(GROUPS)} (default: all)")
     parser.add_argument("--from-results", type=Path, nargs="+",
                         help="write the docs section from results file(s), no run (later files fill missing groups)")
@@ -328,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown groups: {', '.join(sorted(unknown))} (choose from {', '.join(GROUPS)})")
         plan = replace(plan, groups=tuple(g for g in GROUPS if g in args.groups.split(",")))
+    if args.tome_image_sizes:
+        plan = replace(plan, tome_image_sizes=tuple(int(v) for v in args.tome_image_sizes.split(",")))
     for field, value in (("rounds", args.rounds), ("step_rounds", args.step_rounds),
                          ("start_rounds", 0 if args.no_starts else args.start_rounds)):
         if value is not None:

@@ -162,8 +162,11 @@ def tome_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "error" in data:
         return [("Token merging 0.3 / 0.5 (vs off)", data["error"], "not measured")]
     return [(f"Token merging at {size}² (vs off)",
-             "; ".join(f"{name}: {c['image_speedup']:.2f} × per image, {c['step_speedup']:.2f} × per UNet step, "
-                       f"pixel difference {c['pixel_difference_vs_off']:.2f}" for name, c in cases.items() if name != "off"),
+             "; ".join(f"{name}: " + (f"{c['image_speedup']:.2f} × per image, " if c["image_speedup"] else "")
+                       + f"{c['step_speedup']:.2f} × per UNet step, "
+                       + (f"pixel difference {c['pixel_difference_vs_off']:.2f}" if c["per_image"] else
+                          f"UNet output change {100 * c.get('unet_output_difference_vs_off', 0):.1f} % (per step only)")
+                       for name, c in cases.items() if name != "off"),
              "") for size, cases in data["sizes"].items()]
 
 
@@ -193,13 +196,19 @@ def token_merging_table(data: dict[str, Any]) -> list[str]:
         return []
     lines = [f"**Token merging** ({data['settings']}):", "",
              ("| Size | Ratio | CPU s per image | Speed-up per image | CPU s per UNet step | Speed-up per step "
-              "| Pixel difference vs off |"), "|---|---|---|---|---|---|---|"]
+              "| Pixel difference vs off | UNet output change vs off |"), "|---|---|---|---|---|---|---|---|"]
     for size, cases in data["sizes"].items():
-        for name, c in cases.items():
-            lines.append(f"| {size}² | {name} | {c['per_image']['cpu_median_s']:.1f} | {c['image_speedup']:.2f} × | "
-                         f"{c['per_step']['cpu_median_s']:.2f} | {c['step_speedup']:.2f} × | "
-                         f"{c['pixel_difference_vs_off']:.2f} |")
+        lines += [_tome_line(size, name, c) for name, c in cases.items()]
     return [*lines, ""]
+
+
+def _tome_line(size: str, name: str, c: dict[str, Any]) -> str:
+    image = c["per_image"]
+    per_image = (f"{image['cpu_median_s']:.1f} | {c['image_speedup']:.2f} × | " if image
+                 else "not measured (per step only) | | ")
+    difference = f"{c['pixel_difference_vs_off']:.2f}" if image else ""
+    return (f"| {size}² | {name} | {per_image}{c['per_step']['cpu_median_s']:.2f} | {c['step_speedup']:.2f} × | "
+            f"{difference} | {100 * c.get('unet_output_difference_vs_off', 0):.1f} % |")
 
 
 # Issue-26 figures other commands give (quality on held-out prompts, the regression check's own test):

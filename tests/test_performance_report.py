@@ -54,8 +54,8 @@ def _rows(text: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
-    plan = issue26.Plan("issue26-smoke", "default", 64, (64,), steps=2, rounds=1, step_rounds=1, start_rounds=0,
-                        openvino=False)
+    plan = issue26.Plan("issue26-smoke", "default", 64, (64, 72), steps=2, rounds=1, step_rounds=1, start_rounds=0,
+                        openvino=False, tome_image_sizes=(64,))
     docs = tmp_path / "performance.md"
     docs.write_text(OLD_PAGE)
     results, path = issue26.run(plan, tmp_path / "results", docs, "python -m benchmarks.run --issue26 --smoke")
@@ -68,6 +68,8 @@ def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
     assert studio["pixel_difference_vs_previous"] < 1.0  # fp32 default model: the studio is diffusers' image
     merged = results["token_merging"]["sizes"]["64"]
     assert merged["off"]["pixel_difference_vs_off"] == 0 and merged["ToMe 0.5"]["pixel_difference_vs_off"] > 0
+    per_step = results["token_merging"]["sizes"]["72"]  # per UNet step only: no image, the output's change
+    assert per_step["ToMe 0.5"]["per_image"] is None and per_step["ToMe 0.5"]["unet_output_difference_vs_off"] > 0
 
     text = docs.read_text()
     assert "old figures" not in text and text.startswith("# Performance\n\nintro\n")
@@ -80,6 +82,7 @@ def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
     assert any(key.startswith("Few-step (LCM 4 steps, CFG 1) vs 2 steps") for key in rows)
     assert rows["OpenVINO vs eager (`benchmarks.openvino_compare.measure`)"].endswith("| not in this run |")
     assert "ToMe 0.3" in rows["Token merging at 64² (vs off)"] and "ToMe 0.5" in rows["Token merging at 64² (vs off)"]
+    assert "per image" not in rows["Token merging at 72² (vs off)"] and "(per step only)" in rows["Token merging at 72² (vs off)"]
     assert next(v for k, v in rows.items() if k.startswith("Start-up")).endswith("| not in this run |")
     for case in cases:
         assert case in rows  # the per-image table
