@@ -36,6 +36,7 @@ import torch
 
 from benchmarks.run import DOCS, PROMPT, RESULTS_DIR, machine
 
+OPENVINO_STEPS = 1  # UNet calls per case and round in the OpenVINO comparison (each costs ~10-20 s CPU at 512²)
 FAST_PRESET = Path(__file__).resolve().parent.parent / "presets" / "fast-cpu.json"
 
 
@@ -250,8 +251,8 @@ def openvino(plan: Plan) -> dict[str, Any]:
         from benchmarks.openvino_compare import measure
     except ImportError as error:
         return {"error": f"not in this run: benchmarks.openvino_compare.measure is not on this branch ({error})"}
-    try:
-        return measure(plan.size, plan.steps, max(plan.rounds, 1))
+    try:  # per UNet call (CFG batch of 2): OPENVINO_STEPS calls per case and round, plan.step_rounds rounds
+        return measure(plan.size, OPENVINO_STEPS, max(plan.step_rounds, 1))
     except Exception as error:  # noqa: BLE001 - a failed comparison is a finding for the page, not a lost run
         return {"error": f"failed: {type(error).__name__}: {error}"}
 
