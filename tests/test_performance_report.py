@@ -48,6 +48,21 @@ def test_start_compile_openvino_and_cuda_rows(tmp_path: Path):
     assert "## Issue 26 (hand-written)\n\nold figures\n" in docs.read_text()  # issue26.py's section is kept
 
 
+def test_openvino_row_from_openvino_compare_measure():
+    from benchmarks.issue26_doc import openvino_row
+
+    cases = ("eager bf16", "eager fp32", "openvino bf16", "openvino f32")
+    data = {"size": 512, "rounds": 1, "steps_per_round": 1, "conversion_cpu_s": 21.7,
+            "per_step_cpu_s": dict(zip(cases, (11.6, 17.4, 9.0, 17.3))),
+            "speed_vs_eager_bf16": dict(zip(cases, (1.0, 0.67, 1.29, 0.67))),
+            "difference_vs_eager_fp32": dict(zip(cases, (0.012, 0.0, 0.027, 0.001)))}
+    name, measured, verdict = openvino_row(data)
+    assert name.startswith("OpenVINO") and verdict == "faster than eager bf16"
+    assert "openvino bf16 9.00 s (1.29 × eager bf16's speed, output difference vs fp32 0.027)" in measured
+    assert "conversion 22 s CPU once" in measured
+    assert openvino_row({"error": "not in this run: no openvino"})[2] == "not in this run"
+
+
 def _rows(text: str) -> dict[str, str]:
     return {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
 
@@ -80,7 +95,7 @@ def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
     assert first[0].startswith("64² per image, 2 steps: diffusers fp32 default → studio default")
     assert "fast-cpu" in first[1] and "goal ≥ 5 ×" in rows[first[1]]
     assert any(key.startswith("Few-step (LCM 4 steps, CFG 1) vs 2 steps") for key in rows)
-    assert rows["OpenVINO vs eager (`benchmarks.openvino_compare.measure`)"].endswith("| not in this run |")
+    assert next(v for k, v in rows.items() if k.startswith("OpenVINO")).endswith("| not in this run |")
     assert "ToMe 0.3" in rows["Token merging at 64² (vs off)"] and "ToMe 0.5" in rows["Token merging at 64² (vs off)"]
     assert "per image" not in rows["Token merging at 72² (vs off)"] and "(per step only)" in rows["Token merging at 72² (vs off)"]
     assert next(v for k, v in rows.items() if k.startswith("Start-up")).endswith("| not in this run |")
