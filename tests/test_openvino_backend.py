@@ -186,3 +186,20 @@ def test_performance_page_row_reads_the_benchmark_file(tmp_path):
     name, figures, verdict = openvino_rows({"results_dir": str(tmp_path)})[0]
     assert "512²" in name and "openvino bf16 9.00 s (1.29 ×, difference 0.027)" in figures and "load 9.5" in figures
     assert verdict.startswith("faster")
+
+
+def test_sdxl_unet_with_its_added_conditions_runs_on_openvino(settings):
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
+    from tests.support.tiny_sdxl import write_tiny_sdxl_base
+
+    write_tiny_sdxl_base(settings.models_dir / "Stable-diffusion" / "tinyxl")
+    engine = Engine(ModelManager(settings))
+    request = BASE.replace(steps=2, model=next(t for t in engine.models.titles() if "tinyxl" in t))
+    eager = engine.run(request)
+    engine.backend_choice = lambda: "openvino"
+    before = openvino_unet.conversions
+    converted = engine.run(request)
+    assert openvino_unet.conversions == before + 1  # pooled prompt and size conditioning are graph inputs
+    got, expected = (np.asarray(r.images[0].image, dtype=np.float32) for r in (converted, eager))
+    assert expected.std() > 5 and np.abs(got - expected).mean() < 2.0

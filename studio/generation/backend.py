@@ -39,8 +39,9 @@ def refusals(request: GenerationRequest, control_units: int, refiner: bool) -> l
 def check_request(request: GenerationRequest, control_units: int, refiner: bool) -> None:
     found = refusals(request, control_units, refiner)
     if found:
-        raise RequestError(f"the openvino backend does not run {'; '.join(found)}: leave them out, or switch "
-                           "the backend to eager (Settings, or --backend eager)")
+        raise RequestError(f"the openvino backend does not run {'; '.join(found)}: turn "
+                           f"{'it' if len(found) == 1 else 'them'} off, or switch the backend to eager "
+                           "(Settings, or --backend eager)")
 
 
 def stand_in(model: LoadedModel, settings: Settings) -> openvino_unet.OpenVinoUNet:
