@@ -36,7 +36,11 @@ import torch
 
 from benchmarks.run import DOCS, PROMPT, RESULTS_DIR, machine
 
+OPENVINO_STEPS = 1  # UNet calls per case and round in the OpenVINO comparison (each costs ~10-20 s CPU at 512²)
 FAST_PRESET = Path(__file__).resolve().parent.parent / "presets" / "fast-cpu.json"
+
+
+GROUPS = ("per_image", "token_merging", "openvino", "starts")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class Plan:
     step_rounds: int = 3  # per-UNet-step rounds (token merging)
     start_rounds: int = 3  # 0: start-up not in this run
     openvino: bool = True
+    tome_image_sizes: tuple[int, ...] | None = None  # token merging per image at these sizes (None: all)
+    groups: tuple[str, ...] = GROUPS  # which of them this run measures
 
 
 PLANS = {
@@ -101,8 +107,8 @@ def pixel_difference(a: Any, b: Any) -> float:
 # ---------------------------------------------------------------- models
 
 
-def load_models(plan: Plan, root: Path) -> tuple[Any, Any, str]:
-    """(studio Engine, diffusers' fp32 pipeline on the same weights, a description of the model)."""
+def load_models(plan: Plan, root: Path, with_fp32: bool = True) -> tuple[Any, Any, str]:
+    """(studio Engine, diffusers' fp32 pipeline on the same weights or None, a description of the model)."""
     from studio.checkpoints.manager import ModelManager
     from studio.generation.engine import Engine
     from studio.settings import Settings
@@ -116,7 +122,7 @@ def load_models(plan: Plan, root: Path) -> tuple[Any, Any, str]:
                                               cache_dir=root / "cache")))
         engine.models.current()
         fp32 = DiffusionPipeline.from_pretrained(DEFAULT_MODEL_DIR, dtype=torch.float32, local_files_only=True,
-                                                 safety_checker=None, requires_safety_checker=False)
+                                                 safety_checker=None, requires_safety_checker=False) if with_fp32 else None
         described = "the embedded default model"
     else:
         from diffusers import StableDiffusionPipeline
@@ -131,9 +137,10 @@ def load_models(plan: Plan, root: Path) -> tuple[Any, Any, str]:
         config = single_file.with_tokenizer(single_file.SHIPPED_CONFIGS / "sd15", settings)
         fp32 = StableDiffusionPipeline.from_single_file(str(path), config=str(config), dtype=torch.float32,
                                                         local_files_only=True, safety_checker=None,
-                                                        requires_safety_checker=False)
+                                                        requires_safety_checker=False) if with_fp32 else None
         described = f"a random full-size SD1.5 single file ({path.name}, benchmarks/workloads.py)"
-    fp32.set_progress_bar_config(disable=True)
+    if fp32 is not None:
+        fp32.set_progress_bar_config(disable=True)
     return engine, fp32, described
 
 
@@ -205,27 +212,34 @@ def token_merging(plan: Plan, engine: Any) -> dict[str, Any]:
                                     steps=fast["steps"], cfg_scale=fast["cfg_scale"])
         cases = {f"ToMe {r}" if r else "off": partial(_image, engine, request.replace(token_merging_ratio=r))
                  for r in (0.0, 0.3, 0.5)}
-        image_t, images = compare(cases, plan.rounds, f"ToMe {size}² per image")
+        whole = plan.tome_image_sizes is None or size in plan.tome_image_sizes  # else per step only (cost)
+        image_t, images = compare(cases, plan.rounds, f"ToMe {size}² per image") if whole else ({}, {})
         latents = torch.randn(2, pipe.unet.config.in_channels, size // 8, size // 8, generator=torch.Generator().manual_seed(1),
                               dtype=pipe.unet.dtype)
         text = torch.randn(2, 77, pipe.unet.config.cross_attention_dim, dtype=pipe.unet.dtype)
 
-        def step(ratio: float, latents: torch.Tensor = latents, text: torch.Tensor = text) -> Callable[[], None]:
-            def call() -> None:
+        def step(ratio: float, latents: torch.Tensor = latents, text: torch.Tensor = text) -> Callable[[], Any]:
+            def call() -> Any:
                 with merged(pipe, ratio), torch.inference_mode():
-                    pipe.unet(latents, torch.tensor(500), encoder_hidden_states=text)
+                    return pipe.unet(latents, torch.tensor(500), encoder_hidden_states=text).sample.float()
             return call
 
         step(0.0)()  # kernel set-up at this size
-        step_t, _ = compare({name: step(r) for name, r in zip(cases, (0.0, 0.3, 0.5))}, plan.step_rounds,
-                            f"ToMe {size}² per step")
-        out[str(size)] = {name: {"per_image": image_t[name], "per_step": step_t[name],
-                                 "image_speedup": round(image_t["off"]["cpu_median_s"] / image_t[name]["cpu_median_s"], 2),
-                                 "step_speedup": round(step_t["off"]["cpu_median_s"] / step_t[name]["cpu_median_s"], 2),
-                                 "pixel_difference_vs_off": pixel_difference(images[name], images["off"])}
-                          for name in cases}
+        step_t, outputs = compare({name: step(r) for name, r in zip(cases, (0.0, 0.3, 0.5))}, plan.step_rounds,
+                                  f"ToMe {size}² per step")
+        off = outputs["off"]
+        out[str(size)] = {name: {
+            "per_image": image_t.get(name), "per_step": step_t[name],
+            "image_speedup": round(image_t["off"]["cpu_median_s"] / image_t[name]["cpu_median_s"], 2) if whole else None,
+            "step_speedup": round(step_t["off"]["cpu_median_s"] / step_t[name]["cpu_median_s"], 2),
+            "pixel_difference_vs_off": pixel_difference(images[name], images["off"]) if whole else None,
+            # the UNet output's mean absolute change relative to its mean magnitude, one step
+            "unet_output_difference_vs_off": round(float((outputs[name] - off).abs().mean() / off.abs().mean()), 4),
+        } for name in cases}
     return {"settings": f"per image: {fast['sampler_name']} {fast['steps']} steps CFG {fast['cfg_scale']:g}, "
-                        f"{plan.rounds} round(s); per step: one UNet call on a CFG batch of 2, {plan.step_rounds} "
+                        f"{plan.rounds} round(s), at "
+                        + (", ".join(f"{v}²" for v in plan.tome_image_sizes) if plan.tome_image_sizes is not None
+                           else "every size") + f"; per step: one UNet call on a CFG batch of 2, {plan.step_rounds} "
                         "interleaved round(s), medians", "sizes": out}
 
 
@@ -237,8 +251,8 @@ def openvino(plan: Plan) -> dict[str, Any]:
         from benchmarks.openvino_compare import measure
     except ImportError as error:
         return {"error": f"not in this run: benchmarks.openvino_compare.measure is not on this branch ({error})"}
-    try:
-        return measure(plan.size, plan.steps, max(plan.rounds, 1))
+    try:  # per UNet call (CFG batch of 2): OPENVINO_STEPS calls per case and round, plan.step_rounds rounds
+        return measure(plan.size, OPENVINO_STEPS, max(plan.step_rounds, 1))
     except Exception as error:  # noqa: BLE001 - a failed comparison is a finding for the page, not a lost run
         return {"error": f"failed: {type(error).__name__}: {error}"}
 
@@ -279,14 +293,19 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR, docs: Path | None = DOCS,
         path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         print(f"{key}: {json.dumps(results[key], default=str)[:2000]}", file=sys.stderr, flush=True)
 
-    with TemporaryDirectory() as tmp:
-        engine, fp32, results["model"] = load_models(plan, Path(tmp))
-        measured("per_image", partial(per_image, plan, engine, fp32))
-        del fp32
-        measured("token_merging", partial(token_merging, plan, engine))
-        del engine
-    measured("openvino", partial(openvino, plan))
-    measured("starts", partial(starts, plan))  # fresh processes, after this one's weights are freed
+    if {"per_image", "token_merging"} & set(plan.groups):
+        with TemporaryDirectory() as tmp:
+            engine, fp32, results["model"] = load_models(plan, Path(tmp), "per_image" in plan.groups)
+            if "per_image" in plan.groups:
+                measured("per_image", partial(per_image, plan, engine, fp32))
+            del fp32
+            if "token_merging" in plan.groups:
+                measured("token_merging", partial(token_merging, plan, engine))
+            del engine
+    if "openvino" in plan.groups:
+        measured("openvino", partial(openvino, plan))
+    if "starts" in plan.groups:
+        measured("starts", partial(starts, plan))  # fresh processes, after this one's weights are freed
     if docs is not None:
         write_section(results, path, docs)
     return results, path
@@ -303,14 +322,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--no-docs", action="store_true")
-    parser.add_argument("--from-results", type=Path, help="write the docs section from this results file, no run")
+    parser.add_argument("--tome-image-sizes", help="comma-separated sizes with token merging per image (default: "
+                        "all; the others per UNet step only)")
+    parser.add_argument("--groups", help=f"a comma-separated subset of {','.join(GROUPS)} (default: all)")
+    parser.add_argument("--from-results", type=Path, nargs="+",
+                        help="write the docs section from results file(s), no run (later files fill missing groups)")
     args = parser.parse_args(argv)
     if args.from_results:
-        from benchmarks.issue26_doc import write_section
+        from benchmarks.issue26_doc import merged, write_section
 
-        write_section(json.loads(args.from_results.read_text()), args.from_results, args.docs)
+        write_section(merged(args.from_results), args.from_results[0], args.docs)
         return 0
     plan = PLANS["issue26-smoke" if args.smoke else "issue26"]
+    if args.groups:
+        unknown = set(args.groups.split(",")) - set(GROUPS)
+        if unknown:
+            parser.error(f"unknown groups: {', '.join(sorted(unknown))} (choose from {', '.join(GROUPS)})")
+        plan = replace(plan, groups=tuple(g for g in GROUPS if g in args.groups.split(",")))
+    if args.tome_image_sizes:
+        plan = replace(plan, tome_image_sizes=tuple(int(v) for v in args.tome_image_sizes.split(",")))
     for field, value in (("rounds", args.rounds), ("step_rounds", args.step_rounds),
                          ("start_rounds", 0 if args.no_starts else args.start_rounds)):
         if value is not None:
