@@ -1,13 +1,14 @@
 """`--backend openvino` (plain openvino, no optimum) against eager torch, per UNet step, on the
 SD1.5-size random model of benchmarks/workloads.py:
 
-    PYTHONPATH=$PWD python -m benchmarks.openvino_compare [--size 512] [--steps 2] [--rounds 3]
+    PYTHONPATH=$PWD python -m benchmarks.openvino_compare [--size 512] [--steps 20] [--rounds 3] [--full]
 
 Eager bf16 (the studio's CPU default for SD1.5-size models where the CPU has bf16: channels last)
 and OpenVINO with the bf16 precision hint, interleaved round by round in this one process and timed
 in process CPU time; with --full also eager fp32 and OpenVINO f32 as a second interleaved pair (the
 four at once need ~11 GiB for SD1.5). One "step" is one UNet call at batch 2
-(CFG's two halves) on size/8 latents and 77 tokens; `steps` calls are timed together. Each case's
+(CFG's two halves) on size/8 latents and 77 tokens, one call per case and round (at least 3 rounds);
+`steps` only scales the step to an image's UNet cost (steps x per step). Each case's
 output is compared with eager fp32's (mean |difference| / mean |fp32 output|). The conversion goes
 through the studio's own code and cache (studio/checkpoints/openvino_unet.py), so its time is paid
 once per cache folder; it is reported when this run paid it.
@@ -49,14 +50,16 @@ def _difference(output: torch.Tensor, reference: torch.Tensor) -> float:
     return round(float((output.float() - reference).abs().mean() / reference.abs().mean()), 5)
 
 
-def measure(size: int = 512, steps: int = 1, rounds: int = 3, full: bool = False) -> dict[str, Any]:
-    """Per-step CPU seconds of eager bf16 and OpenVINO bf16 at `size`² (interleaved), their ratio, and
+def measure(size: int = 512, steps: int = 20, rounds: int = 3, full: bool = False) -> dict[str, Any]:
+    """Per-step CPU seconds of eager bf16 and OpenVINO bf16 at `size`² (interleaved, at least 3 rounds),
+    their ratio, the UNet's share of a `steps`-step image, and
     each one's output difference to eager fp32. `full`: then eager fp32 and OpenVINO f32 too, as a
     second interleaved pair (SD1.5 in fp32 twice: ~7 GiB more; run it on a machine with the room)."""
     from studio.checkpoints import openvino_unet
     from studio.checkpoints.devices import configure_threads
 
     configure_threads()
+    rounds = max(rounds, 3)  # one UNet call each: cheap enough for a median of 3 even when images get 1 round
     unet, model_hash = _load_unet()
     from benchmarks.workloads import BENCH_CACHE
 
@@ -77,8 +80,7 @@ def measure(size: int = 512, steps: int = 1, rounds: int = 3, full: bool = False
     def case(name: str, model: Any, dtype: torch.dtype) -> Callable[[], None]:
         def run() -> None:
             with torch.inference_mode():
-                for _ in range(steps):
-                    outputs[name] = model(sample.to(dtype), timestep, text.to(dtype)).sample
+                outputs[name] = model(sample.to(dtype), timestep, text.to(dtype)).sample
         return run
 
     def compiled(eager: Any, hint: str) -> Any:
@@ -103,7 +105,7 @@ def measure(size: int = 512, steps: int = 1, rounds: int = 3, full: bool = False
                                    "openvino f32": case("openvino f32", compiled(unet, "f32"), torch.float32)},
                                   rounds, "eager fp32"))
     cases = {name: entry for group in groups for name, entry in group["cases"].items()}
-    per_step = {name: round(entry["cpu_s"]["median"] / steps, 3) for name, entry in cases.items()}
+    per_step = {name: round(entry["cpu_s"]["median"], 3) for name, entry in cases.items()}
     speed = {name: round(per_step["eager bf16"] / value, 3) for name, value in per_step.items()}
     difference = {name: _difference(out, reference) for name, out in outputs.items()}
     return {
@@ -111,7 +113,8 @@ def measure(size: int = 512, steps: int = 1, rounds: int = 3, full: bool = False
         "eager_bf16_step_cpu_s": per_step["eager bf16"], "openvino_bf16_step_cpu_s": per_step["openvino bf16"],
         "openvino_bf16_speedup_vs_eager_bf16": speed["openvino bf16"],
         "openvino_bf16_difference": difference["openvino bf16"], "eager_bf16_difference": difference["eager bf16"],
-        "kind": "openvino", "size": size, "steps_per_round": steps, "rounds": rounds,
+        "per_image_unet_cpu_s": {name: round(value * steps, 1) for name, value in per_step.items()},
+        "kind": "openvino", "size": size, "image_steps": steps, "rounds": rounds,
         "openvino": __import__("openvino").__version__, "precision_hint_default": openvino_unet.precision_hint(),
         "load_average": list(os.getloadavg()), "machine": machine(),
         "conversion_cpu_s": conversion_cpu, "compile_cpu_s": compile_cpu,
@@ -125,7 +128,7 @@ def measure(size: int = 512, steps: int = 1, rounds: int = 3, full: bool = False
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=1, help="UNet calls timed together per case and round")
+    parser.add_argument("--steps", type=int, default=20, help="an image's sampling steps (scales the per-step figure)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="eager fp32 and OpenVINO f32 too (~7 GiB more memory)")
     args = parser.parse_args(argv)
