@@ -1,122 +1,147 @@
-"""OpenVINO (optimum-intel) side by side with the studio's bf16 path, on the SD1.5-size random model.
+"""`--backend openvino` (plain openvino, no optimum) against eager torch, per UNet step, on the
+SD1.5-size random model of benchmarks/workloads.py:
 
-optimum-intel is not a dependency of the studio: run this in a separate venv that has it
-(`python -m venv /work/ovenv`, our dependencies plus `optimum-intel[openvino]`):
+    PYTHONPATH=$PWD python -m benchmarks.openvino_compare [--size 512] [--steps 20] [--rounds 3] [--full]
 
-    PYTHONPATH=$PWD /work/ovenv/bin/python -m benchmarks.openvino_compare [--size 256] [--steps 6]
+Eager bf16 (the studio's CPU default for SD1.5-size models where the CPU has bf16: channels last)
+and OpenVINO with the bf16 precision hint, interleaved round by round in this one process and timed
+in process CPU time; with --full also eager fp32 and OpenVINO f32 as a second interleaved pair (the
+four at once need ~11 GiB for SD1.5). One "step" is one UNet call at batch 2
+(CFG's two halves) on size/8 latents and 77 tokens, one call per case and round (at least 3 rounds);
+`steps` only scales the step to an image's UNet cost (steps x per step). Each case's
+output is compared with eager fp32's (mean |difference| / mean |fp32 output|). The conversion goes
+through the studio's own code and cache (studio/checkpoints/openvino_unet.py), so its time is paid
+once per cache folder; it is reported when this run paid it.
 
-The random checkpoint (benchmarks/workloads.py) is exported offline: loaded in fp32 from the single
-file, saved as a diffusers folder, converted by optimum-intel to OpenVINO IR (kept in the bench
-cache). Both pipelines run Euler at the same size, steps and CFG; the cases are interleaved rep by
-rep in this one process and timed in CPU time. Per step = (N-step image - 1-step image) / (N - 1).
-Writes benchmarks/results/<UTC>-openvino.json.
+`measure(size, steps, rounds)` returns the figures as a dict (docs/performance.md's generator calls
+it); `main` also writes benchmarks/results/<UTC>-openvino.json.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import gc
 import json
-import sys
+import os
+import resource
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.run import PROMPT, RESULTS_DIR, interleaved, machine
+from benchmarks.run import RESULTS_DIR, interleaved, machine
 
 
-def _version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
-
-
-def export(single: Path, cache: Path) -> Path:
-    """The OpenVINO IR folder of `single`, exported once (fp32 diffusers folder -> optimum-intel)."""
-    from diffusers import StableDiffusionPipeline
-    from optimum.intel import OVStableDiffusionPipeline
-
-    from studio.checkpoints import single_file
+def _load_unet() -> tuple[Any, str]:
+    """The random SD1.5-size UNet in fp32 (as the studio loads it) and its model hash."""
+    from benchmarks.workloads import BENCH_CACHE, sd15_single_file
+    from studio.checkpoints.manager import ModelManager
     from studio.settings import Settings
 
-    ir = cache / f"{single.stem}-openvino"
-    if (ir / "model_index.json").is_file():
-        return ir
-    folder = cache / f"{single.stem}-diffusers"
-    if not (folder / "model_index.json").is_file():
-        config = single_file.with_tokenizer(single_file.SHIPPED_CONFIGS / "sd15", Settings(cache_dir=cache / "cache"))
-        pipe = StableDiffusionPipeline.from_single_file(str(single), config=str(config), dtype=torch.float32,
-                                                        local_files_only=True, safety_checker=None,
-                                                        requires_safety_checker=False)
-        pipe.save_pretrained(folder)
-        del pipe
-    ov = OVStableDiffusionPipeline.from_pretrained(folder, export=True, compile=False, local_files_only=True)
-    ov.save_pretrained(ir)
-    return ir
+    single = sd15_single_file(torch.float16)
+    models = ModelManager(Settings(models_dir=BENCH_CACHE, cache_dir=BENCH_CACHE / "cache", dtype="float32"))
+    model = models.load(single.name)
+    return model.pipe.unet.eval(), model.hash
+
+
+def _difference(output: torch.Tensor, reference: torch.Tensor) -> float:
+    return round(float((output.float() - reference).abs().mean() / reference.abs().mean()), 5)
+
+
+def measure(size: int = 512, steps: int = 20, rounds: int = 3, full: bool = False) -> dict[str, Any]:
+    """Per-step CPU seconds of eager bf16 and OpenVINO bf16 at `size`² (interleaved, at least 3 rounds),
+    their ratio, the UNet's share of a `steps`-step image, and
+    each one's output difference to eager fp32. `full`: then eager fp32 and OpenVINO f32 too, as a
+    second interleaved pair (SD1.5 in fp32 twice: ~7 GiB more; run it on a machine with the room)."""
+    from studio.checkpoints import openvino_unet
+    from studio.checkpoints.devices import configure_threads
+
+    configure_threads()
+    rounds = max(rounds, 3)  # one UNet call each: cheap enough for a median of 3 even when images get 1 round
+    unet, model_hash = _load_unet()
+    from benchmarks.workloads import BENCH_CACHE
+
+    cpu = time.process_time()
+    before = openvino_unet.conversions
+    xml = openvino_unet.converted_ir(unet, BENCH_CACHE / "cache" / "openvino", model_hash)
+    conversion_cpu = round(time.process_time() - cpu, 1) if openvino_unet.conversions > before else None
+    gc.collect()
+
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(2, unet.config.in_channels, size // 8, size // 8, generator=generator)
+    text = torch.randn(2, 77, unet.config.cross_attention_dim, generator=generator)
+    timestep = torch.tensor(500)
+    outputs: dict[str, torch.Tensor] = {}
+    with torch.inference_mode():
+        reference = unet(sample, timestep, text).sample.float()  # eager fp32: what every case is compared with
+
+    def case(name: str, model: Any, dtype: torch.dtype) -> Callable[[], None]:
+        def run() -> None:
+            with torch.inference_mode():
+                outputs[name] = model(sample.to(dtype), timestep, text.to(dtype)).sample
+        return run
+
+    def compiled(eager: Any, hint: str) -> Any:
+        cpu = time.process_time()
+        model = openvino_unet.OpenVinoUNet(eager, xml, hint)
+        compile_cpu[hint] = round(time.process_time() - cpu, 2)
+        return model
+
+    compile_cpu: dict[str, float] = {}
+    # The studio's CPU bf16 path (pick_dtype + channels_last) and OpenVINO's bf16 hint.
+    bf16 = copy.deepcopy(unet).to(torch.bfloat16).to(memory_format=torch.channels_last)
+    if not full:
+        del unet
+        gc.collect()
+    groups = [interleaved({"eager bf16": case("eager bf16", bf16, torch.bfloat16),
+                           "openvino bf16": case("openvino bf16", compiled(bf16, "bf16"), torch.float32)},
+                          rounds, "eager bf16")]
+    if full:
+        del bf16
+        gc.collect()
+        groups.append(interleaved({"eager fp32": case("eager fp32", unet, torch.float32),
+                                   "openvino f32": case("openvino f32", compiled(unet, "f32"), torch.float32)},
+                                  rounds, "eager fp32"))
+    cases = {name: entry for group in groups for name, entry in group["cases"].items()}
+    per_step = {name: round(entry["cpu_s"]["median"], 3) for name, entry in cases.items()}
+    speed = {name: round(per_step["eager bf16"] / value, 3) for name, value in per_step.items()}
+    difference = {name: _difference(out, reference) for name, out in outputs.items()}
+    return {
+        # the headline figures as plain numbers (benchmarks/issue26_doc.py shows the top-level numbers)
+        "eager_bf16_step_cpu_s": per_step["eager bf16"], "openvino_bf16_step_cpu_s": per_step["openvino bf16"],
+        "openvino_bf16_speedup_vs_eager_bf16": speed["openvino bf16"],
+        "openvino_bf16_difference": difference["openvino bf16"], "eager_bf16_difference": difference["eager bf16"],
+        "per_image_unet_cpu_s": {name: round(value * steps, 1) for name, value in per_step.items()},
+        "kind": "openvino", "size": size, "image_steps": steps, "rounds": rounds,
+        "openvino": __import__("openvino").__version__, "precision_hint_default": openvino_unet.precision_hint(),
+        "load_average": list(os.getloadavg()), "machine": machine(),
+        "conversion_cpu_s": conversion_cpu, "compile_cpu_s": compile_cpu,
+        "per_step_cpu_s": per_step,
+        "speed_vs_eager_bf16": speed, "difference_vs_eager_fp32": difference,
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "timings": groups,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--reps", type=int, default=3)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=20, help="an image's sampling steps (scales the per-step figure)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--full", action="store_true", help="eager fp32 and OpenVINO f32 too (~7 GiB more memory)")
     args = parser.parse_args(argv)
-
-    import openvino
-    from diffusers import EulerDiscreteScheduler
-    from optimum.intel import OVStableDiffusionPipeline
-
-    from benchmarks.workloads import BENCH_CACHE, sd15_single_file
-    from studio.checkpoints.devices import configure_threads
-    from studio.checkpoints.manager import ModelManager
-    from studio.generation.engine import Engine
-    from studio.request import GenerationRequest
-    from studio.settings import Settings
-
-    configure_threads()
-    single = sd15_single_file(torch.float16)
     started = datetime.now(timezone.utc)
-    ir = export(single, BENCH_CACHE)
-    print(f"exported in {(datetime.now(timezone.utc) - started).total_seconds():.0f} s", file=sys.stderr, flush=True)
-
-    engine = Engine(ModelManager(Settings(models_dir=BENCH_CACHE, cache_dir=BENCH_CACHE / "cache")))
-    studio_pipe = engine.models.load(single.name).pipe
-    ov = OVStableDiffusionPipeline.from_pretrained(ir, compile=False, local_files_only=True)
-    ov.reshape(batch_size=1, height=args.size, width=args.size, num_images_per_prompt=1)
-    ov.compile()
-    ov.scheduler = EulerDiscreteScheduler.from_config(ov.scheduler.config)
-    ov.set_progress_bar_config(disable=True)
-    precision = openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
-
-    def studio_run(steps: int) -> Any:
-        request = GenerationRequest(prompt=PROMPT, sampler_name="Euler", steps=steps, seed=1,
-                                    width=args.size, height=args.size)
-        return lambda: engine.run(request)
-
-    def ov_run(steps: int) -> Any:
-        return lambda: ov(PROMPT, num_inference_steps=steps, width=args.size, height=args.size, guidance_scale=7.0,
-                          generator=torch.Generator().manual_seed(1))
-
-    timings = interleaved({f"studio {studio_pipe.unet.dtype} {args.steps} steps".replace("torch.", ""): studio_run(args.steps),
-                           f"openvino {args.steps} steps": ov_run(args.steps),
-                           "studio 1 step": studio_run(1), "openvino 1 step": ov_run(1)},
-                          args.reps, f"studio {studio_pipe.unet.dtype} {args.steps} steps".replace("torch.", ""))
-    cases = timings["cases"]
-    med = {name: entry["cpu_s"]["median"] for name, entry in cases.items()}
-    names = list(med)
-    per_step = {"studio": (med[names[0]] - med[names[2]]) / (args.steps - 1),
-                "openvino": (med[names[1]] - med[names[3]]) / (args.steps - 1)}
-    results = {"started": started.isoformat(timespec="seconds"), "kind": "openvino",
-               "command": "python -m benchmarks.openvino_compare", "machine": machine(),
-               "openvino": openvino.__version__, "optimum_intel": _version("optimum-intel"), "openvino_cpu_precision": str(precision),
-               "settings": f"{args.size}x{args.size}, {args.steps} steps, Euler, CFG 7, batch 1",
-               "timings": timings, "per_step_cpu_s": {k: round(v, 3) for k, v in per_step.items()},
-               "openvino_over_studio_per_image": cases[names[1]]["ratio_cpu"],
-               "openvino_over_studio_per_step": round(per_step["openvino"] / per_step["studio"], 3)}
+    results = {"started": started.isoformat(timespec="seconds"),
+               "command": f"python -m benchmarks.openvino_compare --size {args.size} --steps {args.steps} "
+                          f"--rounds {args.rounds}" + (" --full" if args.full else ""),
+               **measure(args.size, args.steps, args.rounds, args.full)}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}-openvino.json"
     path.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=1))
+    print(json.dumps({k: v for k, v in results.items() if k not in ("machine", "timings")}, indent=1))
+    print(f"written to {path}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """The benchmark suite: every figure a ratio to a baseline measured in the same process.
 
     python -m benchmarks.run [--quick] [--smoke] [--results-dir DIR] [--no-docs]
+    python -m benchmarks.run --issue26 [--smoke] ...   (benchmarks/issue26.py: issue 26's section)
 
 Workloads: the embedded default model (each core sampler, studio vs bare diffusers at equal
 settings) and an SD1.5-size random-weight model written as a single file and cached outside the
@@ -302,7 +303,13 @@ def _command(plan: Plan) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--issue26" in argv:  # issue 26's one-run figures and docs section: its own options
+        from benchmarks.issue26 import main as issue26
+
+        return issue26([a for a in argv if a != "--issue26"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--issue26", action="store_true", help="issue 26's figures (benchmarks/issue26.py)")
     parser.add_argument("--quick", action="store_true", help="fewer steps, 256² only (< 10 minutes)")
     parser.add_argument("--smoke", action="store_true", help="default model, one sampler, 2 steps (seconds)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)

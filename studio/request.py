@@ -148,6 +148,8 @@ class GenerationRequest:
     # on every other step, 0 = never (studio/generation/speedups.py).
     token_merging_ratio: float = 0.0
     s_min_uncond: float = 0.0
+    # A1111's eta: DDIM's (default 0) / ancestral and SDE samplers' (1) noise; None: the option's (generation/eta.py)
+    eta: float | None = None
     # Style names from styles.csv. The generation service expands them into the two prompts and keeps the
     # names here as a record (the engine never expands them: a saved recipe has them expanded).
     styles: tuple[str, ...] = ()
@@ -178,6 +180,10 @@ class GenerationRequest:
     # None or "" (or A1111's "None"): no refiner. The engine records the title it used.
     refiner_checkpoint: str | None = None
     refiner_switch_at: float = 0.8
+    # A1111's "Restore faces": faces through face_restoration_model ("" = the option's) at CodeFormer's weight.
+    restore_faces: bool = False
+    face_restoration_model: str = ""
+    code_former_weight: float = 0.5
 
     @property
     def mode(self) -> str:
@@ -229,9 +235,7 @@ class GenerationRequest:
                 continue
             check_int(name, value, MIN_SIZE, MAX_SIZE)
             if value % 8:
-                raise RequestError(
-                    f"{name} must be a multiple of 8 (got {value}; nearest: {_nearest8(value)})"
-                )
+                raise RequestError(f"{name} must be a multiple of 8 (got {value}; nearest: {_nearest8(value)})")
         check_int("seed", self.seed, -1, MAX_SEED)
         self._validate_variation()
         check_int("clip_skip", self.clip_skip, 1, MAX_CLIP_SKIP)
@@ -246,8 +250,13 @@ class GenerationRequest:
         check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         check_int("n_iter", self.n_iter, 1, MAX_BATCH_COUNT)
         check_int("cache_interval", self.cache_interval, 1, MAX_CACHE_INTERVAL)
-        check_number("token_merging_ratio", self.token_merging_ratio, 0.0, 0.9)
-        check_number("s_min_uncond", self.s_min_uncond, 0.0, 100.0)
+        for name, low, high in (("token_merging_ratio", 0.0, 0.9), ("s_min_uncond", 0.0, 100.0),
+                                ("code_former_weight", 0.0, 1.0)):
+            check_number(name, getattr(self, name), low, high)
+        for name, kind in (("restore_faces", bool), ("face_restoration_model", str)):
+            check_type(name, getattr(self, name), kind)
+        if self.eta is not None:
+            check_number("eta", self.eta, 0.0, 1.0)
         self._validate_totals()
         if self.model is not None:
             check_text("model", self.model, 500)

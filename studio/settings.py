@@ -28,6 +28,9 @@ class Settings:
     threads: int | None = None  # torch CPU threads; None: the physical cores
     # torch.compile the UNet (inductor, frozen weights), compile cache in cache_dir (studio/checkpoints/compilation.py).
     compile: bool = False
+    # The UNet's backend: auto (eager for now), eager (torch) or openvino (studio/checkpoints/openvino_unet.py);
+    # the Settings page's `backend` option starts from it.
+    backend: str = "auto"
     # CUDA memory (A1111's flags): model CPU offload / sequential CPU offload (studio/checkpoints/offload.py).
     medvram: bool = False
     lowvram: bool = False

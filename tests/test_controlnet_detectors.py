@@ -108,12 +108,13 @@ def test_every_detector_without_its_file_names_the_file(tmp_path, module, file):
     assert file in PREPROCESSORS[module].unavailable_reason(annotator_dirs(tmp_path))
 
 
-def test_a_detector_whose_code_is_absent_says_so_once_its_file_is_there(tmp_path):
+def test_a_detector_whose_code_is_absent_says_so_with_or_without_its_file(tmp_path):
     folder = tmp_path / "ControlNet" / "annotators"
+    before = PREPROCESSORS["inpaint_only+lama"].unavailable_reason(annotator_dirs(tmp_path))
     folder.mkdir(parents=True)
-    (folder / "upernet_global_small.pth").write_bytes(b"")
-    reason = PREPROCESSORS["seg_ufade20k"].unavailable_reason(annotator_dirs(tmp_path))
-    assert "cannot run here even with its weights" in reason
+    (folder / "ControlNetLama.pth").write_bytes(b"")
+    reason = PREPROCESSORS["inpaint_only+lama"].unavailable_reason(annotator_dirs(tmp_path))
+    assert reason == before and "cannot run here even with its weights" in reason and "use inpaint_only" in reason
 
 
 @pytest.fixture(scope="module")

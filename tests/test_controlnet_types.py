@@ -103,7 +103,7 @@ def test_inpaint_only_marks_the_masked_area_as_minus_one(tmp_path):
 
 
 def test_inpaint_lama_is_refused_naming_its_weights(tmp_path):
-    with pytest.raises(ValueError, match=r"inpaint_only\+lama.*unavailable.*ControlNetLama\.pth"):
+    with pytest.raises(ValueError, match=r"inpaint_only\+lama.*unavailable.*ControlNetLama\.pth.*use inpaint_only"):
         run_preprocessor("inpaint_only+lama", scene(), 0, 0, tmp_path, mask=left_half_mask())
 
 

@@ -98,11 +98,11 @@ def test_extra_batch_images_blend_two_upscalers_and_scale_to(client):
 @pytest.mark.parametrize(("route", "body", "message"), [
     ("extra-single-image", {"upscaler_1": "nope"}, "unknown upscaler_1 'nope'"),
     ("extra-single-image", {"upscaler_1": "Latent"}, "unknown upscaler_1 'Latent'"),
-    ("extra-single-image", {"gfpgan_visibility": 1}, "gfpgan_visibility: face restoration"),
-    ("extra-single-image", {"codeformer_visibility": 0.5}, "codeformer_visibility: face restoration"),
+    ("extra-single-image", {"gfpgan_visibility": 1}, "gfpgan_visibility: GFPGAN needs its weights: place GFPGANv1.4.pth"),
+    ("extra-single-image", {"codeformer_visibility": 0.5}, "codeformer_visibility: CodeFormer needs its weights"),
     ("extra-single-image", {"upscaling_resize": 0.5}, "upscaling_resize must be between 1 and 8"),
     ("txt2img", {"prompt": "x", "steps": 1, "width": 64, "height": 64, "restore_faces": True},
-     "restore_faces: face restoration"),
+     "restore_faces: CodeFormer needs its weights: place codeformer-v0.1.0.pth"),
 ])
 def test_bad_or_unavailable_requests_are_422(client, route, body, message):
     if route.startswith("extra"):

@@ -13,7 +13,7 @@ import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import save_file
 
-from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, DISTILLED_MODEL_TITLE
 from studio.records.infotext import parse_infotext
 from studio.request import GenerationRequest
 from studio.service.few_step import recognise
@@ -90,6 +90,7 @@ def test_presets_are_recognised_from_lora_metadata_names_and_checkpoints(few_ste
     assert recognise(settings, "a cat", "sd_xl_turbo_1.0_fp16.safetensors").values["steps"] == 1
     assert recognise(settings, "a cat", "my-lcm").preset == "lcm"  # the folder's LCMScheduler
     assert recognise(settings, "a cat", "studio-default-64px") is None
+    assert recognise(settings, "a cat", DISTILLED_MODEL_TITLE).preset == "lcm"  # the shipped 4-step model
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +127,17 @@ def test_the_shipped_distilled_model_follows_prompts_in_four_steps_at_cfg_1():
     prompts = {"a red circle on a white background": "red", "a blue square on a yellow background": "blue"}
     images = generate(pipe, list(prompts), "LCM", cfg=1.0, steps=4)
     assert [classify(image).color for image in images] == list(prompts.values())
+
+
+def test_the_distilled_model_is_offered_and_runs_through_the_engine(engine):
+    """The offline few-step path: pick it in the model list, LCM 4 steps at CFG 1, the prompt's colour."""
+    from studio.default_model.reading import classify
+
+    request = GenerationRequest(prompt="a red circle on a white background", model=DISTILLED_MODEL_TITLE,
+                                sampler_name="LCM", steps=4, cfg_scale=1.0, seed=3)
+    try:
+        result = engine.run(request)
+    finally:
+        engine.models.load("studio-default-64px")
+    assert result.request.model == DISTILLED_MODEL_TITLE
+    assert classify(result.images[0].image).color == "red"

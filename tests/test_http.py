@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE
+from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE, DISTILLED_MODEL_TITLE
 from studio.cli import main as cli
 from studio.cli.serve import serve
 from studio.generation.samplers import SAMPLERS
@@ -276,7 +276,7 @@ def test_schedulers_list_a1111s_twelve_with_rho_and_inner_model(client):
 def test_sd_models_and_refresh(client):
     assert client.post(f"{API}/refresh-checkpoints").status_code == 200
     items = client.get(f"{API}/sd-models").json()
-    assert [item["model_name"] for item in items] == [DEFAULT_MODEL_TITLE, COPY_MODEL]
+    assert [item["model_name"] for item in items] == [DEFAULT_MODEL_TITLE, DISTILLED_MODEL_TITLE, COPY_MODEL]
     assert all(set(item) == {"title", "model_name", "hash", "sha256", "filename", "config"} for item in items)
     loaded = items[0]  # the hash is known for the loaded model and is part of its title, as in A1111
     assert loaded["title"] == f"{DEFAULT_MODEL_TITLE} [{loaded['hash']}]" and len(loaded["hash"]) == 10

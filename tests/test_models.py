@@ -3,7 +3,13 @@ import shutil
 import numpy as np
 import pytest
 
-from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE, discover_models, find_model
+from studio.checkpoints.catalog import (
+    DEFAULT_MODEL_DIR,
+    DEFAULT_MODEL_TITLE,
+    DISTILLED_MODEL_TITLE,
+    discover_models,
+    find_model,
+)
 from studio.checkpoints.manager import ModelManager
 from studio.errors import ModelError
 from studio.generation.engine import Engine
@@ -20,7 +26,7 @@ def test_diffusers_folder_in_models_tree_is_discovered_and_generates(settings):
     shutil.copytree(DEFAULT_MODEL_DIR, folder, ignore=shutil.ignore_patterns("controlnet-*"))
     (settings.models_dir / "Stable-diffusion" / "notes.txt").write_text("not a model")
     titles = [entry.title for entry in discover_models(settings)]
-    assert titles == [DEFAULT_MODEL_TITLE, "my-diffusers-model"]
+    assert titles == [DEFAULT_MODEL_TITLE, DISTILLED_MODEL_TITLE, "my-diffusers-model"]
     engine = Engine(ModelManager(settings))
     result = engine.run(GenerationRequest(prompt="a blue square", steps=3, seed=5, model="my-diffusers-model"))
     assert result.request.model == "my-diffusers-model"
@@ -239,7 +245,8 @@ def test_diffusers_folders_differing_only_in_scheduler_config_hash_differently(s
     from studio.checkpoints.catalog import model_hash
 
     root = settings.models_dir / "Stable-diffusion"
-    first, second = _copy_default(root / "first"), _copy_default(root / "second")
+    _copy_default(root / "first")
+    second = _copy_default(root / "second")
     config_file = second / "scheduler" / "scheduler_config.json"
     config = json.loads(config_file.read_text())
     config["timestep_spacing"] = "leading"

@@ -3,8 +3,8 @@ A1111's script_args and extend the image on the chosen sides, keeping the origin
 from __future__ import annotations
 
 import base64
-import json
 import io
+import json
 from typing import Iterator
 
 import numpy as np

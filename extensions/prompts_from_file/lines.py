@@ -4,7 +4,7 @@ A line without `--` is a prompt. Otherwise it is parsed like a command line (she
 `--prompt "a cat" --negative_prompt blurry --steps 10 --seed 3`; `--prompt` and
 `--negative_prompt` take every word up to the next `--option`. The keys are A1111's
 (scripts/prompts_from_file.py `prompt_tags`); the ones that would change how the studio saves
-(output folders, not saving) or that it cannot do (tiling, face restoration)
+(output folders, not saving) or that it cannot do (tiling)
 are refused with the reason, never ignored.
 """
 from __future__ import annotations
@@ -32,10 +32,10 @@ FIELDS: Mapping[str, Callable[[str], Any]] = {
     "prompt": str, "negative_prompt": str, "styles": str, "seed": _int, "sampler_name": str, "sampler_index": _int,
     "batch_size": _int, "n_iter": _int, "steps": _int, "cfg_scale": _float, "width": _int, "height": _int,
     "subseed": _int, "subseed_strength": _float, "seed_resize_from_h": _int, "seed_resize_from_w": _int,
+    "restore_faces": _bool,  # with the face_restoration_model option's restorer; refused when its files are absent
 }
 # A1111 keys accepted only with a value that changes nothing here (key -> (parser, is harmless, why not))
 NEUTRAL: Mapping[str, tuple[Callable[[str], Any], Callable[[Any], bool], str]] = {
-    "restore_faces": (_bool, lambda v: not v, "face restoration is not available here"),
     "tiling": (_bool, lambda v: not v, "tiling is not supported here"),
     "do_not_save_samples": (_bool, lambda v: not v, "images are always saved with their parameters"),
     "do_not_save_grid": (_bool, lambda v: True, ""),  # this script makes no grid

@@ -23,6 +23,10 @@ from studio.settings import PACKAGE_DIR, Settings
 
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights"
 DEFAULT_MODEL_TITLE = "studio-default-64px"
+# The same model distilled for 4-step LCM sampling (studio/default_model/distill.py): the offline
+# few-step path. "lcm" in the title selects the LCM preset (service/few_step.py).
+DISTILLED_MODEL_DIR = PACKAGE_DIR / "default_model" / "weights-lcm"
+DISTILLED_MODEL_TITLE = "studio-default-lcm-4step"
 CHECKPOINT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # "org/name" as the Hub spells repo ids; no "..", no leading "." or "/" (checked again at load).
@@ -46,8 +50,10 @@ def stable_diffusion_dir(settings: Settings) -> Path:
 
 
 def discover_models(settings: Settings) -> list[ModelEntry]:
-    """Every model the studio can offer: the default first, then models/ in name order."""
+    """Every model the studio can offer: the default first, its 4-step distillation, then models/ in name order."""
     entries = [ModelEntry(DEFAULT_MODEL_TITLE, "default", str(DEFAULT_MODEL_DIR))]
+    if (DISTILLED_MODEL_DIR / "model_index.json").is_file():
+        entries.append(ModelEntry(DISTILLED_MODEL_TITLE, "default", str(DISTILLED_MODEL_DIR)))
     root = stable_diffusion_dir(settings)
     if not root.is_dir():
         return entries

@@ -26,9 +26,8 @@ from diffusers.loaders.single_file import load_single_file_sub_model
 from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 from safetensors import safe_open
 
-from studio.checkpoints import clip_vocab, parameterization
+from studio.checkpoints import clip_vocab, parameterization, required_weights
 from studio.checkpoints import files as checkpoint_io
-from studio.checkpoints import required_weights
 from studio.errors import ModelError, describe_load_error
 from studio.errors import first_line as _first_line
 from studio.settings import PACKAGE_DIR, Settings

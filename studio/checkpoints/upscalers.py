@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from studio.checkpoints.upscaler_files import (LATENT_UPSCALERS, PIXEL_UPSCALERS, UpscalerEntry, discover,
-                                               missing_reason)
+from studio.checkpoints.upscaler_files import LATENT_UPSCALERS, PIXEL_UPSCALERS, UpscalerEntry, discover, missing_reason
 from studio.errors import ModelError
 from studio.request import RequestError
 

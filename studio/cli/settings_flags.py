@@ -35,6 +35,10 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the UNet (opt-in, for long-running servers: the first image of each "
                              "size compiles, later ones run faster; the compile cache is kept in the cache folder)")
+    parser.add_argument("--backend", default=defaults.backend, choices=("auto", "eager", "openvino"),
+                        help="the UNet's backend: eager (torch), openvino (converted once per model and LoRA set, "
+                             "cached in the cache folder; CPU only; needs `pip install openvino`), auto (eager); "
+                             "also a Settings choice")
     parser.add_argument("--medvram", action="store_true",
                         help="CUDA: keep each model (text encoder, UNet, VAE) in CPU RAM until it runs (less VRAM)")
     parser.add_argument("--lowvram", action="store_true",
@@ -106,6 +110,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         safe_mode=args.safe_mode,
         threads=args.threads,
         compile=getattr(args, "compile", False),
+        backend=getattr(args, "backend", "auto"),
         medvram=getattr(args, "medvram", False),
         lowvram=getattr(args, "lowvram", False),
         live_preview_every=getattr(args, "live_preview_every", 5),

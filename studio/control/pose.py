@@ -102,6 +102,25 @@ def pose_to_openpose_json(keypoints: Sequence[Point], width: int, height: int) -
     return {"canvas_width": width, "canvas_height": height, "people": [{"pose_keypoints_2d": flat}]}
 
 
+POSE_INFO_KEY = "openpose"  # a detected pose image's info key holding its people_as_openpose_json
+
+
+def people_as_openpose_json(people: Sequence[Any], width: int, height: int) -> dict[str, Any]:
+    """controlnet_aux's PoseResults as sd-webui-controlnet's /controlnet/detect `poses` item: its
+    coordinates are fractions of the canvas (as its detector gives them), missing points (0, 0, 0),
+    hands and face None (the body model finds neither)."""
+    def flat(points: Any) -> list[float] | None:
+        if not points:
+            return None
+        return [value for point in points
+                for value in ([float(point.x), float(point.y), 1.0] if point is not None else [0.0, 0.0, 0.0])]
+
+    return {"people": [{"pose_keypoints_2d": flat(person.body.keypoints), "face_keypoints_2d": flat(person.face),
+                        "hand_left_keypoints_2d": flat(person.left_hand),
+                        "hand_right_keypoints_2d": flat(person.right_hand)} for person in people],
+            "canvas_height": height, "canvas_width": width}
+
+
 def pose_from_openpose_json(data: Mapping[str, Any]) -> tuple[list[Point], int, int]:
     """Read the first person of an OpenPose JSON: (keypoints, canvas_width, canvas_height)."""
     people = data.get("people") or []

@@ -28,17 +28,29 @@ class PreprocessorSpec:
     range_b: tuple[float, float, float] = (1, 255, 200)
     uses_mask: bool = False  # run(image, mask) instead: the unit's (or the inpaint) mask
     missing: str | None = None  # why it cannot run in this install at all (its detector's code is absent)
+    folder: str | None = None  # a transformers-format folder (config.json + safetensors) accepted as well
+    reads_file: bool = True  # False: only `folder` runs; sd-webui-controlnet's `weights` file is not readable
 
     def weights_path(self, annotators: AnnotatorDirs) -> Path | None:
-        """Where its weights file is (the first folder that has it), None when absent."""
-        found = [folder / self.weights for folder in _dirs(annotators) if self.weights and (folder / self.weights).is_file()]
-        return found[0] if found else None
+        """Where its weights are (file, or transformers folder; the first annotators folder that has
+        them), None when absent."""
+        for root in _dirs(annotators):
+            if self.folder and (root / self.folder / "config.json").is_file():
+                return root / self.folder
+            if self.weights and self.reads_file and (root / self.weights).is_file():
+                return root / self.weights
+        return None
 
     def unavailable_reason(self, annotators: AnnotatorDirs) -> str | None:
-        if self.weights is None or self.weights_path(annotators) is not None:
-            return self.missing
+        if self.missing or self.weights is None or self.weights_path(annotators) is not None:
+            return self.missing  # code that is absent stays the reason, with or without the weights
         where = " or ".join(str(folder) for folder in _dirs(annotators))
-        return f"needs {self.weights} under {where} (detector weights are never downloaded)"
+        if not self.reads_file:
+            return (f"needs a transformers-format folder {self.folder}/ (config.json + model.safetensors) under "
+                    f"{where}; sd-webui-controlnet's {self.weights} is not readable here "
+                    "(detector weights are never downloaded)")
+        also = f" (or a transformers-format folder {self.folder}/ with config.json)" if self.folder else ""
+        return f"needs {self.weights}{also} under {where} (detector weights are never downloaded)"
 
 
 def _dirs(annotators: AnnotatorDirs) -> tuple[Path, ...]:

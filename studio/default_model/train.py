@@ -146,8 +146,10 @@ def train_unet(out: Path, minutes: float, anneal: bool = False) -> None:
     opt = torch.optim.AdamW(params, lr=hyper.lr, weight_decay=1e-2)
     state = stage.load() or {"step": 0, "minutes": 0.0}
     if "unet" in state:
-        unet.load_state_dict(state["unet"]); text.load_state_dict(state["text"])
-        ema_unet.load_state_dict(state["ema_unet"]); ema_text.load_state_dict(state["ema_text"])
+        unet.load_state_dict(state["unet"])
+        text.load_state_dict(state["text"])
+        ema_unet.load_state_dict(state["ema_unet"])
+        ema_text.load_state_dict(state["ema_text"])
     if "opt" in state:
         opt.load_state_dict(state["opt"])
     sched = noise_scheduler()

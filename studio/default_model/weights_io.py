@@ -28,7 +28,8 @@ def load_base(out: Path, weights: Optional[str] = None) -> tuple[Any, Any, Any, 
         weights = json.loads(choice_file.read_text())["weights"] if choice_file.exists() else "ema"
     prefix = "ema_" if weights == "ema" else ""
     unet, text = C.build_unet(), C.build_text_encoder(tokenizer)
-    unet.load_state_dict(state[f"{prefix}unet"]); text.load_state_dict(state[f"{prefix}text"])
+    unet.load_state_dict(state[f"{prefix}unet"])
+    text.load_state_dict(state[f"{prefix}text"])
     for m in (unet, text):
         m.eval().requires_grad_(False)
     return vae, text, tokenizer, unet

@@ -5,6 +5,7 @@ non-zero sigma (A1111 hands them only that range, and `n` = the step count for D
 from __future__ import annotations
 
 import math
+
 import torch
 
 from studio.generation.ksamplers import Noise, Sampler, ancestral_step

@@ -13,18 +13,21 @@ import random
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from PIL import Image
 
 from studio.checkpoints.devices import pick_device
+from studio.checkpoints.faces import FaceRestorers
 from studio.checkpoints.manager import LoadedModel, ModelManager
+from studio.checkpoints.openvino_unet import resolve_backend
 from studio.checkpoints.refiners import Refiners
 from studio.checkpoints.upscaler_files import image_upscaler_names
 from studio.checkpoints.upscalers import Upscalers
 from studio.control.preprocessors import PREPROCESSORS
 from studio.errors import ModelError
 from studio.generation import modes, outpaint
+from studio.generation.backend import check_request
 from studio.generation.controls import prepare_controls
 from studio.generation.extras import process as upscale_image
 from studio.generation.extras_request import ExtrasRequest
@@ -57,12 +60,15 @@ class Engine:
         self.networks = NetworkManager(models.settings)
         self.refiners = Refiners(models.settings)  # the SDXL refiner, kept loaded beside the base
         self.upscalers = Upscalers(models.settings.models_dir, pick_device(models.settings.device))
+        self.faces = FaceRestorers(models.settings.models_dir, pick_device(models.settings.device))
         self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
         self.progress = Progress()
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self._skip = threading.Event()
         self._runner: int | None = None  # ident of the thread running a job
+        # The UNet backend's choice (auto, eager, openvino): the flag, or the options store's `backend` once wired.
+        self.backend_choice: Callable[[], str] = lambda: models.settings.backend
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, request: GenerationRequest, on_step: StepCallback | None = None,
@@ -76,6 +82,7 @@ class Engine:
         request.validate(samplers=None)
         with self._turn(control):
             self.progress = Progress(steps=request.steps, images=request.n_iter, started=time.monotonic())
+            self.backend_for(request)  # what the backend refuses: before loading or resolving anything
             model = self.models.get(request.model)
             request = self.resolve(request, model).validate(samplers=self.samplers)  # 1. seed, size, names
             scheduler_for(self.samplers, request, model.pipe)  # 2. a sampler the model cannot use: before any work
@@ -90,6 +97,7 @@ class Engine:
         if model.pipe.unet.config.in_channels != 4 and request.mode != "inpaint":
             # 9-channel inpainting UNets take a mask and a masked image with every step.
             raise RequestError(f"{model.entry.title} is an inpainting model: use it with an image and a mask (Inpaint)")
+        backend = self.backend_for(request)
         inputs = modes.prepare(request)
         controls = prepare_controls(self.models.settings, model, request, inputs, self.preprocessors)
         refiner_model = self.refiner_for(model, request)
@@ -101,8 +109,17 @@ class Engine:
             raise RequestError("prompts joined by AND work without the SDXL refiner and ControlNet units for now")
         if request.enable_hr:
             self.upscalers.get(request.hr_upscaler, "hr_upscaler")  # an unknown name fails before sampling
+        if request.restore_faces:  # missing restorer or detector files: refused before sampling
+            self.faces.check(request.face_restoration_model, "restore_faces")
         return RunPlan(model, request, sampling, inputs, controls, refiner_model, networks, prompts, self.samplers,
-                       self.upscalers, self.models.settings, self.preprocessors)
+                       self.upscalers, self.models.settings, self.preprocessors, backend)
+
+    def backend_for(self, request: GenerationRequest) -> str:
+        """The UNet backend of this run (eager or openvino); RequestError for what openvino does not run."""
+        backend = resolve_backend(self.backend_choice(), pick_device(self.models.settings.device))
+        if backend == "openvino":
+            check_request(request, sum(unit.enabled for unit in request.controlnet_units), request.uses_refiner)
+        return backend
 
     def _iterate(self, plan: RunPlan, steps: Steps, prompts_for: PromptsFor | None, on_image: ImageCallback | None,
                  iterations: range) -> RunResult:
@@ -134,6 +151,7 @@ class Engine:
                 self._skip.clear()
                 skipped += 1
                 continue
+            batch = [self._restore_faces(request, img) for img in batch]
             finished = [GeneratedImage(modes.finish(plan.inputs, img), s, first + i,
                                        image_prompts[i] if image_prompts else None)
                         for i, (img, s) in enumerate(zip(batch, seeds))]
@@ -143,6 +161,12 @@ class Engine:
                 for item in finished:
                     on_image(so_far, item)
         return result(False)
+
+    def _restore_faces(self, request: GenerationRequest, image: Image.Image) -> Image.Image:
+        """A1111's "Restore faces": before the inpaint overlay, with the request's restorer."""
+        if not request.restore_faces:
+            return image
+        return self.faces.restore(image, request.face_restoration_model, request.code_former_weight)
 
     @staticmethod
     def _sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]] | None,
@@ -180,6 +204,8 @@ class Engine:
             vae=self.networks.resolve_vae(request.vae),
             hr_sampler_name=self._hires_sampler(request.hr_sampler_name),
             refiner_checkpoint=self.refiners.resolve(request.refiner_checkpoint).title if request.uses_refiner else None,
+            face_restoration_model=(request.face_restoration_model or next(iter(self.faces.names()), "CodeFormer"))
+            if request.restore_faces else request.face_restoration_model,
         )
 
     def _hires_sampler(self, name: str) -> str:
@@ -247,9 +273,9 @@ class Engine:
 
     def run_extras(self, images: list[Image.Image], request: ExtrasRequest) -> list[Image.Image]:
         """Upscale finished images (the Extras tab/API), one job at a time like generation."""
-        request.validate(image_upscaler_names(self.upscalers.entries()))
+        request.validate(image_upscaler_names(self.upscalers.entries()), self.faces.missing)
         with self._lock:
-            return [upscale_image(image, request, self.upscalers) for image in images]
+            return [upscale_image(image, request, self.upscalers, self.faces) for image in images]
 
     def preview(self, latents: Any, method: str) -> Image.Image:
         """A live preview of the running job's latents (call from its step callback)."""

@@ -1,16 +1,27 @@
-"""Extras: upscale finished images (one upscaler, or two blended), then fit A1111's "scale to" size."""
+"""Extras: upscale finished images (one upscaler, or two blended), fit A1111's "scale to" size, then
+restore faces (GFPGAN, then CodeFormer, each blended over the picture by its visibility) as A1111's
+postprocessing scripts run in that order."""
 from __future__ import annotations
 
 from PIL import Image, ImageOps
 
+from studio.checkpoints.faces import FaceRestorers
 from studio.checkpoints.upscalers import Upscalers
 from studio.generation.extras_request import MAX_EXTRAS_SIZE, ExtrasRequest
 from studio.request import RequestError
 
 
-def process(image: Image.Image, request: ExtrasRequest, upscalers: Upscalers) -> Image.Image:
-    """One image through upscaler 1 (and upscaler 2 blended over it by its visibility)."""
-    image = image.convert("RGB")
+def process(image: Image.Image, request: ExtrasRequest, upscalers: Upscalers,
+            faces: FaceRestorers | None = None) -> Image.Image:
+    """One image through upscaler 1 (and upscaler 2 blended over it by its visibility), then the faces."""
+    image = upscale(image.convert("RGB"), request, upscalers)
+    if faces is not None:
+        image = faces.blend(image, "GFPGAN", request.gfpgan_visibility)
+        image = faces.blend(image, "CodeFormer", request.codeformer_visibility, request.codeformer_weight)
+    return image
+
+
+def upscale(image: Image.Image, request: ExtrasRequest, upscalers: Upscalers) -> Image.Image:
     if not request.upscales:
         return image
     width, height = _fit_size(image, request)

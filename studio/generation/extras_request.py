@@ -1,12 +1,12 @@
 """The Extras request: upscale finished images with one upscaler, or two blended (A1111's "Upscaler 2
 visibility"); checked here, run by extras.py. Fields carry A1111's /sdapi/v1/extra-* names. Face
-restoration (GFPGAN/CodeFormer) is not available: see `face_restoration_unavailable`; asking for it
-is refused, never ignored.
+restoration follows the upscale as in A1111 (GFPGAN, then CodeFormer, each blended by its visibility);
+a restorer whose files are absent is refused with the file to place, never ignored.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from PIL import Image
 
@@ -18,20 +18,10 @@ RESIZE_MODES = ("Scale by", "Scale to")
 MAX_EXTRAS_SCALE = 8.0
 MAX_EXTRAS_SIZE = 8192
 
-FACE_RESTORATION_UNAVAILABLE = (
-    "face restoration (GFPGAN/CodeFormer) is not available: spandrel can load GFPGAN weights, but restoring "
-    "faces in a picture also needs a face detector and aligner (facexlib), which is not bundled and fetches "
-    "its own weights from the network; CodeFormer is only in spandrel_extra_arches under a non-commercial licence"
-)
-
-
-def face_restoration_unavailable() -> str | None:
-    """Why face restoration cannot run here (None would mean it can)."""
-    return FACE_RESTORATION_UNAVAILABLE
-
-
-def refuse_face_restoration(field: str) -> None:
-    raise RequestError(f"{field}: {FACE_RESTORATION_UNAVAILABLE}")
+# (restorer name) -> why it cannot run here, or None (studio.checkpoints.face_files.missing_reason)
+FaceCheck = Callable[[str], "str | None"]
+# Extras' fields -> the restorer each one runs
+FACE_FIELDS = {"gfpgan_visibility": "GFPGAN", "codeformer_visibility": "CodeFormer"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +43,7 @@ class ExtrasRequest:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known and v is not None})
 
-    def validate(self, upscaler_names: list[str]) -> "ExtrasRequest":
+    def validate(self, upscaler_names: list[str], face_missing: FaceCheck | None = None) -> "ExtrasRequest":
         check_int("resize_mode", self.resize_mode, 0, 1)
         check_number("upscaling_resize", self.upscaling_resize, 1.0, MAX_EXTRAS_SCALE)
         check_int("upscaling_resize_w", self.upscaling_resize_w, 1, MAX_EXTRAS_SIZE)
@@ -70,9 +60,10 @@ class ExtrasRequest:
         check_number("extras_upscaler_2_visibility", self.extras_upscaler_2_visibility, 0.0, 1.0)
         for name in ("gfpgan_visibility", "codeformer_visibility", "codeformer_weight"):
             check_number(name, getattr(self, name), 0.0, 1.0)
-        for name in ("gfpgan_visibility", "codeformer_visibility"):
-            if getattr(self, name) > 0 and face_restoration_unavailable():
-                refuse_face_restoration(name)
+        for name, restorer in FACE_FIELDS.items():
+            reason = face_missing(restorer) if face_missing is not None and getattr(self, name) > 0 else None
+            if reason is not None:
+                raise RequestError(f"{name}: {reason}")
         return self
 
     @property
@@ -99,6 +90,11 @@ class ExtrasRequest:
         if self.upscaler_2 != "None" and self.extras_upscaler_2_visibility > 0:
             parts.append(f"Postprocess upscaler 2: {self.upscaler_2}")
             parts.append(f"Postprocess upscaler 2 visibility: {self.extras_upscaler_2_visibility:g}")
+        if self.gfpgan_visibility > 0:
+            parts.append(f"GFPGAN visibility: {round(self.gfpgan_visibility, 3):g}")
+        if self.codeformer_visibility > 0:
+            parts.append(f"CodeFormer visibility: {round(self.codeformer_visibility, 3):g}")
+            parts.append(f"CodeFormer weight: {round(self.codeformer_weight, 3):g}")
         return ", ".join(parts)
 
 

@@ -49,7 +49,7 @@ def euler_ancestral(s: list[float], x: torch.Tensor, ctx: Noise) -> Sampler:
         den, x, _ = yield x, s[i]
         down, up = ancestral_step(s[i], s[i + 1], ctx.eta)
         x = x + _d(x, s[i], den) * (down - s[i])
-        if s[i + 1] > 0:
+        if s[i + 1] > 0 and up > 0:  # eta 0 (DDIM's default) draws no noise: the generator stays as Euler's
             x = x + ctx.randn(x) * up
     return x
 

@@ -52,7 +52,9 @@ K_SAMPLERS: dict[str, KSampler] = {
     "dpm_fast": KSampler(dpm_solver.dpm_fast),
     "dpm_adaptive": KSampler(dpm_solver.dpm_adaptive, budget=lambda n: max(3 * n, 12)),
     "restart": KSampler(ksamplers.restart),
-    "ddim": KSampler(ksamplers.euler, automatic="DDIM"),  # DDIM at eta 0 (A1111's default) is Euler in sigma space
+    # DDIM in sigma space is Euler ancestral with DDIM's eta (0, A1111's default: plain Euler): its
+    # σ_t(η) noise is exactly k-diffusion's sigma_up for the same eta.
+    "ddim": KSampler(ksamplers.euler_ancestral, automatic="DDIM"),
     "plms": KSampler(ksamplers.plms, automatic="DDIM"),
     "ddim_cfgpp": KSampler(ksamplers.ddim_cfgpp, needs_uncond=True, automatic="DDIM"),
 }

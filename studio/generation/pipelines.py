@@ -44,7 +44,7 @@ def scheduler_for(samplers: Mapping[str, SamplerSpec], request: GenerationReques
     RequestError when the sampler cannot follow the model's schedule or take the schedule type."""
     try:
         scheduler = make_scheduler(request.sampler_name, pipe.scheduler.config, samplers, request.scheduler,
-                                   sdxl="text_encoder_2" in pipe.components)
+                                   sdxl="text_encoder_2" in pipe.components, eta=request.eta)
     except SamplerUnavailableError as error:
         raise RequestError(str(error)) from error
     if seeds is not None and hasattr(scheduler, "noise_sampler_seed"):

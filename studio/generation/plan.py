@@ -30,3 +30,4 @@ class RunPlan:
     upscalers: Upscalers
     settings: Settings = Settings()  # where models and detector weights are (ControlNet units' passes)
     preprocessors: Mapping[str, Any] = field(default_factory=dict)  # the run's preprocessor registry
+    backend: str = "eager"  # the UNet's backend for this run: eager or openvino (studio/generation/backend.py)

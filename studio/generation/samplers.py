@@ -43,6 +43,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import is_torchsde_available
 
 from studio.errors import UnknownSamplerError
+from studio.generation.eta import DEFAULT_ETA, K_SAMPLER_ETA
 from studio.generation.kscheduler import KScheduler
 from studio.generation.schedules import SCHEDULES
 
@@ -275,14 +276,22 @@ def make_scheduler(
     registry: Mapping[str, SamplerSpec] = SAMPLERS,
     schedule: str = AUTOMATIC,
     sdxl: bool = False,
+    eta: float | None = None,
 ) -> SchedulerMixin:
     """A fresh scheduler for one run, built from the model's own scheduler config: the diffusers one
     where it runs the pair, else the k-diffusion sampler (`sdxl` picks Align Your Steps' table).
 
     SamplerUnavailableError when neither can follow the model's schedule or take the schedule type.
+    An `eta` other than the sampler's default runs its k-diffusion sampler: diffusers' ancestral
+    schedulers have none, and DDIM's lives in the pipeline call (one path for every pass here).
     """
     spec = registry[resolve_sampler_name(name, registry)]
     label = resolve_schedule_type(schedule)
+    kind = K_SAMPLER_ETA.get(spec.k_sampler or "")
+    k_eta = DEFAULT_ETA[kind] if kind else 1.0
+    if kind and eta is not None and float(eta) != k_eta:
+        return KScheduler.from_config(dict(config), sampler=spec.k_sampler, schedule=spec.implied_schedule or label,
+                                      sdxl=sdxl, eta=float(eta))
     try:
         extra = schedule_kwargs(name, label, registry)
         reason = spec.diffusers_reason(config, label)
@@ -294,7 +303,7 @@ def make_scheduler(
     if spec.k_sampler is None:
         raise SamplerUnavailableError(f"sampler {name!r} is not available for this model: {reason}")
     k_schedule = spec.implied_schedule or label
-    return KScheduler.from_config(dict(config), sampler=spec.k_sampler, schedule=k_schedule, sdxl=sdxl)
+    return KScheduler.from_config(dict(config), sampler=spec.k_sampler, schedule=k_schedule, sdxl=sdxl, eta=k_eta)
 
 
 def _follow_zero_snr(scheduler: type[SchedulerMixin], config: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,10 @@ depend on what ran before them.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import logging
 
 from studio.networks import discovery, embeddings, hashes, lora, lycoris, vae
 from studio.networks.discovery import AUTOMATIC, NetworkFile

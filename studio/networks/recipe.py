@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from studio.networks import discovery, hashes
-from studio.networks.index import LoraIndex
 from studio.networks.discovery import AUTOMATIC
+from studio.networks.index import LoraIndex
 from studio.request import RequestError
 from studio.settings import Settings
 

@@ -17,6 +17,7 @@ import json
 import re
 from typing import Any, Mapping
 
+from studio.generation.eta import infotext_eta
 from studio.request import (
     CONTROL_MODES,
     CONTROL_RESIZE_MODES,
@@ -59,6 +60,7 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         "CFG scale": format_number(request.cfg_scale),
         "Seed": request.seed,
         **variation_params(request),
+        "Face restoration": request.face_restoration_model if request.restore_faces else None,  # A1111's place
         "Size": "{}x{}".format(*_output_size(request)),
         "Model hash": model_hash,
         "Model": model_name,
@@ -71,6 +73,8 @@ def request_params(request: GenerationRequest, model_name: str, model_hash: str)
         params["Token merging ratio"] = request.token_merging_ratio
     if request.s_min_uncond > 0:
         params["NGMS"] = request.s_min_uncond
+    if eta := infotext_eta(request.sampler_name, request.eta):  # A1111: "Eta DDIM" / "Eta", when not the default
+        params[eta[0]] = eta[1]  # a float, as A1111 writes it ("Eta DDIM: 1.0")
     if request.styles:  # the prompts above are already expanded; the names are a record (not re-applied)
         params["Styles"] = json.dumps(list(request.styles), ensure_ascii=False)
     params.update(hires_params(request))
@@ -312,6 +316,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "Cache interval": ("cache_interval", int),
     "Token merging ratio": ("token_merging_ratio", float),
     "NGMS": ("s_min_uncond", float),
+    "Eta DDIM": ("eta", float),
+    "Eta": ("eta", float),
     "Hires upscale": ("hr_scale", float),
     "Hires resize-1": ("hr_resize_x", int),
     "Hires resize-2": ("hr_resize_y", int),
@@ -345,6 +351,10 @@ def params_to_request_fields(params: Mapping[str, str]) -> dict[str, Any]:
         values.setdefault("subseed_strength", 0.0)
         values.setdefault("seed_resize_from_w", -1)
         values.setdefault("seed_resize_from_h", -1)
+    if "Face restoration" in params:  # A1111 writes the restorer's name when "Restore faces" was on
+        values.update(restore_faces=True, face_restoration_model=params["Face restoration"].strip())
+    elif "Steps" in params:
+        values["restore_faces"] = False
     if "vae" not in values and "Steps" in params:
         values["vae"] = "Automatic"  # A1111 writes `VAE` only when a VAE file replaced the model's own
     # A1111 >= 1.9 writes "Sampler: DPM++ 2M, Schedule type: Karras" (the request's `scheduler`);

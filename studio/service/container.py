@@ -73,6 +73,7 @@ def build_services(settings: Settings, engine: Engine | None = None, extensions:
     networks = NetworkService(settings, engine.networks, models)
     options = OptionsService(settings, networks, tuple(models.sampler_names()))
     generation.options = options  # the store lists the models' samplers, and the models wait in generation's queue
+    engine.backend_choice = lambda: options.get("backend")  # the Settings page's choice, from the next job
     return Services(
         settings=settings, generation=generation, models=models, networks=networks, options=options,
         control=ControlService(settings, models, engine.preprocessors),

@@ -8,9 +8,10 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 from PIL import Image
 
+from studio.checkpoints import face_files
 from studio.checkpoints.upscaler_files import UpscalerEntry, image_upscaler_names
 from studio.generation.engine import Engine
-from studio.generation.extras_request import ExtrasRequest, face_restoration_unavailable
+from studio.generation.extras_request import ExtrasRequest
 from studio.records import storage
 from studio.service.batch import BatchResult, folder_policy, run_extras_folder
 from studio.service.outputs import OutputService
@@ -38,9 +39,13 @@ class ExtrasService:
         """The ones that upscale pixels (Extras)."""
         return image_upscaler_names(self.upscalers())
 
-    @staticmethod
-    def face_restoration_unavailable() -> str | None:
-        return face_restoration_unavailable()
+    def face_restorers(self) -> list[dict[str, Any]]:
+        """A1111's /sdapi/v1/face-restorers items for the restorers whose weights are in models/."""
+        return face_files.api_items(self.settings.models_dir)
+
+    def face_restoration_missing(self, name: str) -> str | None:
+        """Why restorer `name` cannot run (the file to place and where), None when it can."""
+        return face_files.missing_reason(self.settings.models_dir, name)
 
     def run(self, images: Sequence[ImageSource], values: Mapping[str, Any], save: bool = True,
             user: str | None = None, owner: str | None = None) -> tuple[list[Any], str]:

@@ -8,8 +8,8 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from studio.checkpoints.catalog import ModelEntry, discover_models
-from studio.checkpoints.memory import memory_report
 from studio.checkpoints.manager import LoadedModel
+from studio.checkpoints.memory import memory_report
 from studio.checkpoints.refiners import declared_pipeline
 from studio.generation.engine import Engine
 from studio.generation.samplers import (

@@ -11,11 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from studio.checkpoints.face_files import RESTORERS
 from studio.errors import RequestError, check_int, check_number, check_text, check_type
 from studio.records.filenames import check_pattern
 from studio.request import MAX_CFG, MAX_CLIP_SKIP, MAX_CONTROL_UNITS, MAX_STEPS
 from studio.settings import Settings
 
+# studio.checkpoints.openvino_unet.BACKENDS (that module imports torch; the web layer must not): a test keeps them equal
+BACKENDS = ("auto", "eager", "openvino")
+
+FACE_RESTORERS = tuple(RESTORERS)  # A1111's names: CodeFormer, GFPGAN (and RestoreFormer)
 # studio.generation.previews' methods (that module imports torch; the web layer must not): a test keeps them equal
 PREVIEW_METHODS = ("Approx cheap", "TAESD", "Full")
 
@@ -90,8 +95,21 @@ def option_table(settings: Settings, samplers: tuple[str, ...] = ()) -> dict[str
                                        "Defaults", samplers or None),
         "default_steps": Option(20, whole(1, MAX_STEPS), "Default sampling steps", "Defaults"),
         "default_cfg_scale": Option(7.0, number(0.0, MAX_CFG), "Default CFG scale", "Defaults"),
+        # The UNet's backend (--backend is its default): applies from the next job; openvino converts once per
+        # model and LoRA set (cached) and refuses ControlNet, step caching, token merging and the refiner.
+        "backend": Option(settings.backend, choice(BACKENDS), "UNet backend (auto: eager; openvino: CPU, converted "
+                          "once per model and LoRA set)", "Optimizations", BACKENDS),
         "CLIP_stop_at_last_layers": Option(1, whole(1, MAX_CLIP_SKIP), "Clip skip (requests that set none use this)",
                                            "Stable Diffusion"),
+        # A1111's face restoration options ("Restore faces" runs this restorer; CodeFormer's fidelity weight).
+        "face_restoration_model": Option("CodeFormer", choice(FACE_RESTORERS), "Face restoration model",
+                                         "Face restoration", FACE_RESTORERS),
+        "code_former_weight": Option(0.5, number(0.0, 1.0),
+                                     "CodeFormer weight (0 = maximum effect; 1 = minimum effect)", "Face restoration"),
+        # A1111's eta options (Sampler parameters): requests that set no `eta` use these.
+        "eta_ddim": Option(0.0, number(0.0, 1.0), "Eta for DDIM (noise multiplier)", "Sampler parameters"),
+        "eta_ancestral": Option(1.0, number(0.0, 1.0), "Eta for k-diffusion samplers (noise multiplier; "
+                                "ancestral and SDE samplers)", "Sampler parameters"),
         "live_previews_enable": Option(every > 0, boolean, "Show live previews of the created image", "Live previews"),
         "show_progress_every_n_steps": Option(every if every > 0 else 10, whole(1, 1000),
                                               "Live preview display period (steps)", "Live previews"),

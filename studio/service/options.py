@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from studio.errors import RequestError, StudioError
+from studio.generation.eta import DEFAULT_ETA, eta_kind
+from studio.generation.eta import OPTION as ETA_OPTION
 from studio.request import GenerationRequest
 from studio.service.option_keys import LIVE_KEYS, READ_ONLY_KEYS, SHARED_KEYS, Option, option_table
 from studio.settings import Settings
@@ -105,9 +107,19 @@ class OptionsService:
 
     # -- what jobs use -------------------------------------------------------------------------------
     def job_request(self, request: GenerationRequest) -> GenerationRequest:
-        """A request that sets no clip skip (1) gets the option's, as A1111's global setting."""
+        """A request that sets no clip skip (1) gets the option's, as A1111's global setting; one that
+        sets no eta gets eta_ddim's or eta_ancestral's (by its sampler) when that is not the default."""
         clip_skip = self.get("CLIP_stop_at_last_layers")
-        return request.replace(clip_skip=clip_skip) if request.clip_skip == 1 and clip_skip != 1 else request
+        if request.clip_skip == 1 and clip_skip != 1:
+            request = request.replace(clip_skip=clip_skip)
+        kind = eta_kind(request.sampler_name)
+        if request.eta is None and kind is not None and float(self.get(ETA_OPTION[kind])) != DEFAULT_ETA[kind]:
+            request = request.replace(eta=float(self.get(ETA_OPTION[kind])))
+        if request.restore_faces:  # "Restore faces" runs the options' restorer unless the request names one
+            weight = self.get("code_former_weight") if request.code_former_weight == 0.5 else request.code_former_weight
+            request = request.replace(face_restoration_model=request.face_restoration_model
+                                      or self.get("face_restoration_model"), code_former_weight=weight)
+        return request
 
     def save_folder(self, mode: str) -> Path | None:
         """The option's folder for this mode's images when it is not the default (outputs/<mode>-images)."""

@@ -43,14 +43,16 @@ def build_extras_tab(extras: "ExtrasService") -> dict[str, gr.components.Compone
                 upscaler_2 = gr.Dropdown(names, value="None", label="Upscaler 2", elem_id="extras_upscaler_2")
                 visibility = gr.Slider(0, 1, value=0, step=0.01, label="Upscaler 2 visibility",
                                        elem_id="extras_upscaler_2_visibility")
-            reason = extras.face_restoration_unavailable()
             with gr.Accordion("Face restoration (GFPGAN / CodeFormer)", open=False, elem_id="extras_face_restoration"):
-                gr.Slider(0, 1, value=0, step=0.01, label="GFPGAN visibility", interactive=reason is None,
-                          elem_id="extras_gfpgan_visibility")
-                gr.Slider(0, 1, value=0, step=0.01, label="CodeFormer visibility", interactive=reason is None,
-                          elem_id="extras_codeformer_visibility")
-                if reason:
-                    gr.Markdown(f"Unavailable — {reason}.", elem_id="extras_face_restoration_reason")
+                gfpgan = gr.Slider(0, 1, value=0, step=0.01, label="GFPGAN visibility",
+                                   elem_id="extras_gfpgan_visibility")
+                codeformer = gr.Slider(0, 1, value=0, step=0.01, label="CodeFormer visibility",
+                                       elem_id="extras_codeformer_visibility")
+                weight = gr.Slider(0, 1, value=0, step=0.01, elem_id="extras_codeformer_weight",
+                                   label="CodeFormer weight (0 = maximum effect, 1 = minimum)")
+                missing = [why for why in map(extras.face_restoration_missing, ("GFPGAN", "CodeFormer")) if why]
+                if missing:  # where the files go (nothing is downloaded); a run asking for one is refused likewise
+                    gr.Markdown("Files to place — " + " ".join(missing), elem_id="extras_face_restoration_reason")
             run = gr.Button("Upscale", variant="primary", elem_id="extras_generate", elem_classes="generate")
         with gr.Column():
             gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", elem_id="extras_gallery",
@@ -63,13 +65,15 @@ def build_extras_tab(extras: "ExtrasService") -> dict[str, gr.components.Compone
 
     def upscale(kind: str, single: Image.Image | None, batch: list[Any] | None, input_dir: str, output_dir: str,
                 resize_mode: int, by: float, to_w: float, to_h: float, crop_fit: bool, first: str, second: str,
-                blend: float, http: gr.Request,
+                blend: float, gfpgan_visibility: float, codeformer_visibility: float, codeformer_weight: float,
+                http: gr.Request,
                 progress: gr.Progress = gr.Progress()) -> tuple:
         with user_errors():
             values = {"resize_mode": int(resize_mode), "upscaling_resize": float(by),
                       "upscaling_resize_w": int(to_w or 0), "upscaling_resize_h": int(to_h or 0),
                       "upscaling_crop": bool(crop_fit), "upscaler_1": first, "upscaler_2": second,
-                      "extras_upscaler_2_visibility": float(blend)}
+                      "extras_upscaler_2_visibility": float(blend), "gfpgan_visibility": float(gfpgan_visibility),
+                      "codeformer_visibility": float(codeformer_visibility), "codeformer_weight": float(codeformer_weight)}
             if kind == "folder":
                 result = extras.folder(values, input_dir, output_dir, lambda f, d: progress(f, desc=d), user=user_of(http))
                 items, _ = shown(result.paths, extras.settings.outputs_dir)
@@ -79,7 +83,7 @@ def build_extras_tab(extras: "ExtrasService") -> dict[str, gr.components.Compone
         return [(str(path), "{}x{}".format(*Image.open(path).size)) for path in paths], text
 
     run.click(upscale, inputs=[source, image, files, folders["input_dir"], folders["output_dir"], mode, scale, width,
-                               height, crop, upscaler_1, upscaler_2, visibility],
+                               height, crop, upscaler_1, upscaler_2, visibility, gfpgan, codeformer, weight],
               outputs=[gallery, info], concurrency_id="generation", concurrency_limit=1)
     return {"image": image, "gallery": gallery}
 

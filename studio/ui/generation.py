@@ -128,7 +128,8 @@ def build_generation_tab(
                 cache = gr.Radio([(label, value) for label, value in CACHE_CHOICES.items()],
                                  value=DEFAULTS.cache_interval, label="Cache (faster, a little less detail)",
                                  elem_id=f"{name}_cache_interval", scale=2)
-            widgets: dict[str, gr.components.Component] = {"cache_interval": cache}
+            widgets: dict[str, gr.components.Component] = {"cache_interval": cache, "restore_faces": gr.Checkbox(
+                label="Restore faces", value=False, elem_id=f"{name}_restore_faces")}  # Settings: face restoration model
             build_preset_row(services, name, model, prompt,  # few-step presets, recognised from the model / LoRAs
                              {"sampler_name": sampler, "scheduler": scheduler, "steps": steps, "cfg_scale": cfg})
             if strength:

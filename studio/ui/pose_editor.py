@@ -156,7 +156,7 @@ def build_pose_canvas(tools: ModuleType, prefix: str, text: str) -> PoseControls
     canvas = gr.HTML(
         text, html_template=read_asset("pose_editor.html"), css_template=read_asset("pose_editor.css"),
         js_on_load=read_asset("pose_editor.js"), apply_default_css=False, elem_id=f"{prefix}_pose_canvas",
-        elem_classes="pose-editor", names=list(tools.KEYPOINT_NAMES), limbs=[list(l) for l in tools.LIMBS],
+        elem_classes="pose-editor", names=list(tools.KEYPOINT_NAMES), limbs=[list(limb) for limb in tools.LIMBS],
         colors=[list(c) for c in tools.COLORS],
     )
     with gr.Row(equal_height=True):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from studio.control.pose import POSE_INFO_KEY
 from studio.images import decode_image, encode_image
 from studio.request import RequestError
 from studio.service.admission import admit_detection
@@ -71,7 +72,8 @@ def routes(router: APIRouter, services: "Services") -> None:
 
     @router.post("/controlnet/detect", tags=["controlnet"])
     def controlnet_detect(body: DetectBody) -> dict[str, Any]:
-        """Run a preprocessor on each image: {"images": [base64 PNG], "info": "Success"}."""
+        """Run a preprocessor on each image: {"images": [base64 PNG], "info": "Success"}; openpose adds
+        "poses": one OpenPose JSON per image (keypoints as fractions of canvas_width/canvas_height)."""
         modules = control.preprocessors()
         module = body.controlnet_module if body.controlnet_module in modules else body.controlnet_module.lower()
         if module not in modules:
@@ -92,4 +94,8 @@ def routes(router: APIRouter, services: "Services") -> None:
                 results.append(control.detect(module, image, body.controlnet_processor_res, a, b, mask))
             except ValueError as error:
                 raise RequestError(f"{module}: {error}") from error
-        return {"images": [encode_image(image).split(",", 1)[1] for image in results], "info": "Success"}
+        answer: dict[str, Any] = {"images": [encode_image(image).split(",", 1)[1] for image in results], "info": "Success"}
+        poses = [image.info[POSE_INFO_KEY] for image in results if POSE_INFO_KEY in image.info]
+        if poses:  # sd-webui-controlnet: openpose modules add the people they found, one dict per image
+            answer["poses"] = poses
+        return answer

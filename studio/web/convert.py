@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from studio.generation.extras_request import refuse_face_restoration
 from studio.images import decode_image, peek_size
 from studio.request import GenerationRequest, RequestError
 from studio.service.admission import admit_inputs
@@ -43,9 +42,14 @@ def to_request(body: Txt2ImgBody, services: "Services") -> GenerationRequest:
         "clip_skip": clip_skip(body.override_settings),
         "token_merging_ratio": (body.override_settings or {}).get("token_merging_ratio", 0.0),  # A1111's option
         "s_min_uncond": (body.override_settings or {}).get("s_min_uncond", body.s_min_uncond),
+        "eta": body.eta,
         "styles": tuple(body.styles or ()),  # expanded (and unknown names refused) by the generation service
         "refiner_checkpoint": refiner_checkpoint(body.refiner_checkpoint, services),
         "refiner_switch_at": body.refiner_switch_at,
+        # A1111's "Restore faces" with its options' restorer and CodeFormer weight (override_settings may name them)
+        "restore_faces": bool(body.restore_faces),
+        "face_restoration_model": (body.override_settings or {}).get("face_restoration_model", ""),
+        "code_former_weight": (body.override_settings or {}).get("code_former_weight", 0.5),
     }
     if isinstance(body, Img2ImgBody):
         values.update(img2img_values(body))
@@ -144,8 +148,6 @@ def refuse_unsupported(body: Txt2ImgBody) -> None:
     for name in body.alwayson_scripts or {}:
         if name.lower() != "controlnet":
             raise RequestError(f"always on script {name[:100]} not found (only controlnet is served)")
-    if body.restore_faces:
-        refuse_face_restoration("restore_faces")
 
 
 def sampler(body: Txt2ImgBody, services: "Services") -> str:

@@ -27,9 +27,10 @@ PREFIX = "/sdapi/v1"
 class ExtrasBaseBody(BaseModel):
     resize_mode: int = Field(default=0, description="0: scale by upscaling_resize, 1: to upscaling_resize_w x _h")
     show_extras_results: bool = True
-    gfpgan_visibility: float = Field(default=0, description="refused when > 0: face restoration is not available")
-    codeformer_visibility: float = Field(default=0, description="refused when > 0: face restoration is not available")
-    codeformer_weight: float = 0
+    gfpgan_visibility: float = Field(default=0, description="GFPGAN face restoration blended by this (models/GFPGAN)")
+    codeformer_visibility: float = Field(default=0, description="CodeFormer face restoration blended by this "
+                                         "(models/Codeformer)")
+    codeformer_weight: float = Field(default=0, description="CodeFormer's fidelity: 0 = maximum effect, 1 = minimum")
     upscaling_resize: float = 2
     upscaling_resize_w: int = 512
     upscaling_resize_h: int = 512

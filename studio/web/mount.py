@@ -10,8 +10,19 @@ from fastapi import APIRouter, Depends, FastAPI
 from studio.service.folders import named_folders
 from studio.service.uploads import UploadQuota
 from studio.service.users import user_names
-from studio.web import (cluster, controlnet, docs, extras, generation, networks, options, pnginfo, presets, progress,
-                        system)
+from studio.web import (
+    cluster,
+    controlnet,
+    docs,
+    extras,
+    generation,
+    networks,
+    options,
+    pnginfo,
+    presets,
+    progress,
+    system,
+)
 from studio.web.auth import AccessPolicy, RefuseApiListing, RequireLogin, basic_auth_dependency, limit_body_size
 from studio.web.errors import studio_route
 from studio.web.outputs_guard import OwnOutputsOnly

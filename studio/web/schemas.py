@@ -52,7 +52,8 @@ class Txt2ImgBody(BaseModel):
     refiner_checkpoint: str | None = Field(default=None, description="SDXL refiner: a model title from "
                                              "/sdapi/v1/sd-models; null or \"None\": no refiner")
     refiner_switch_at: Float = Field(default=0.8, description="the fraction of the steps the base model runs")
-    restore_faces: bool | None = Field(default=None, description="refused: face restoration is not available")
+    restore_faces: bool | None = Field(default=None, description="restore faces with the face_restoration_model option "
+                                       "(see /sdapi/v1/face-restorers); 422 naming the file to place when absent")
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool = True
     script_name: str | None = None
@@ -61,6 +62,8 @@ class Txt2ImgBody(BaseModel):
     # The studio's: a preset from presets/ ("lcm", "turbo", ...) fills the fields the body leaves unset.
     preset: str | None = None
     s_min_uncond: Float = 0.0  # A1111's "Negative Guidance minimum sigma"
+    eta: Float | None = Field(default=None, description="DDIM's / ancestral samplers' noise (0..1); null: the "
+                              "eta_ddim / eta_ancestral option's")
     save_images: bool = False
     alwayson_scripts: dict[str, Any] | None = None
 

@@ -1,8 +1,8 @@
 """A1111's system routes in its shapes: scripts, script-info, extensions, memory, unload/reload-checkpoint,
 face-restorers, realesrgan-models, hypernetworks, sd-modules, interrogate, server-stop/-restart/-kill.
 
-What this studio has not got is answered honestly: empty lists where A1111 lists optional parts
-(face restorers), a clear 501 where A1111 would run a model that is not here (interrogate).
+What this studio has not got is answered honestly: only the face restorers whose files are in models/,
+a clear 501 where A1111 would run a model that is not here (interrogate without a CLIP model folder).
 """
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from studio.images import decode_image
+from studio.service import interrogate as interrogation
 from studio.service import lifecycle
 
 if TYPE_CHECKING:
     from studio.service.container import Services
 
 PREFIX = "/sdapi/v1"
-# What A1111's interrogators read (it downloads them; nothing is downloaded here).
-INTERROGATOR_FILES = {"clip": "models/BLIP/model_base_caption_capfilt_large.pth",
-                      "deepdanbooru": "models/torch_deepdanbooru/model-resnet_custom_v3.pt"}
 
 
 class InterrogateRequest(BaseModel):
@@ -63,8 +61,8 @@ def routes(router: APIRouter, services: "Services") -> None:
 
     @router.get(f"{PREFIX}/face-restorers")
     def face_restorers() -> list[dict[str, Any]]:
-        """Empty: face restoration (GFPGAN, CodeFormer) is not available here."""
-        return []
+        """The restorers whose weights are in models/GFPGAN or models/Codeformer, in A1111's shape."""
+        return services.extras.face_restorers()
 
     @router.get(f"{PREFIX}/realesrgan-models")
     def realesrgan_models() -> list[dict[str, Any]]:
@@ -84,14 +82,17 @@ def routes(router: APIRouter, services: "Services") -> None:
         return services.networks.vae_items()
 
     @router.post(f"{PREFIX}/interrogate")
-    def interrogate(body: InterrogateRequest) -> JSONResponse:
-        if body.model not in INTERROGATOR_FILES:
+    def interrogate(body: InterrogateRequest) -> Any:
+        """A1111's {"caption": ...}: the CLIP interrogator's ranked lists when models/interrogate/ holds a
+        CLIP model folder; 501 naming the folder to place when not."""
+        if body.model not in interrogation.MODELS:
             return JSONResponse(status_code=422, content={
-                "detail": f"model: unknown interrogator {body.model!r}; A1111's are: {', '.join(INTERROGATOR_FILES)}"})
-        decode_image(body.image, "image")  # a bad image is the client's error first (422)
-        return JSONResponse(status_code=501, content={
-            "detail": f"interrogate is not available: the {body.model} interrogator model "
-                      f"({INTERROGATOR_FILES[body.model]}) is not part of this offline studio and it cannot run one"})
+                "detail": f"model: unknown interrogator {body.model!r}; A1111's are: {', '.join(interrogation.MODELS)}"})
+        image = decode_image(body.image, "image")  # a bad image is the client's error first (422)
+        try:
+            return {"caption": interrogation.interrogate(services.settings, image, body.model)}
+        except interrogation.InterrogatorUnavailable as error:
+            return JSONResponse(status_code=501, content={"detail": str(error)})
 
     def process_control(name: str, action: Any) -> Any:
         def handler() -> JSONResponse:

@@ -53,7 +53,7 @@ RAW_BODIES = {
     "a Hub repo id": '{"override_settings": {"sd_model_checkpoint": "evil-org/x"}}',
     "a hash alone that matches nothing": '{"override_settings": {"sd_model_checkpoint": "[deadbeef00]"}}',
     "a non-string model title": '{"override_settings": {"sd_model_checkpoint": 5}}',
-    "restore_faces asked for": '{"restore_faces": true}',
+    "restore_faces without its files": '{"restore_faces": true}',
     "an unknown style": '{"styles": ["' + MARKER + '"]}',
     "an unknown script": '{"script_name": "' + MARKER + '"}',
     "a control threshold of Infinity": json.dumps({"alwayson_scripts": {"controlnet": {"args": [

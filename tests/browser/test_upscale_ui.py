@@ -69,6 +69,13 @@ def test_hires_fix_doubles_the_size_and_writes_its_infotext(page, upscale_server
     params = read_generation_info(saved)["params"]
     assert (params["Hires upscaler"], params["Hires upscale"], params["Hires steps"]) == ("tiny-esrgan-4x", "2", "2")
     assert params["Denoising strength"] == "0.5"
+    # "Restore faces" reaches the engine: with no restorer files here, the page says which file to place where
+    page.locator("#txt2img_restore_faces input").check()
+    page.click("#txt2img_generate")
+    page.wait_for_function("document.querySelector('#txt2img_status')?.innerText.includes('codeformer-v0.1.0.pth')",
+                           timeout=120_000)
+    assert "models/Codeformer" in page.locator("#txt2img_status").inner_text()
+    page.locator("#txt2img_restore_faces input").uncheck()
 
 
 def picture(path: Path, colour: tuple[int, int, int]) -> Path:
@@ -85,8 +92,9 @@ def test_extras_upscales_a_single_image_and_a_batch(page, upscale_server, tmp_pa
     page.locator("#extras_image input[type=file]").set_input_files(str(picture(tmp_path / "one.png", (200, 30, 30))))
     pick(page, "#extras_upscaler_1", "tiny-esrgan-4x")
     set_number(page, "extras_upscaling_resize", "4")
-    page.click("#extras_face_restoration")  # the accordion says why face restoration is off
-    assert "Unavailable — face restoration" in page.locator("#extras_face_restoration_reason").inner_text(timeout=10_000)
+    page.click("#extras_face_restoration")  # the accordion says which face restoration files to place, and where
+    reason = page.locator("#extras_face_restoration_reason").inner_text(timeout=10_000)
+    assert "GFPGANv1.4.pth" in reason and "codeformer-v0.1.0.pth" in reason
     page.click("#extras_generate")
     page.wait_for_function("document.querySelector('#extras_info textarea')?.value.includes('tiny-esrgan-4x')",
                            timeout=120_000)

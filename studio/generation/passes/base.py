@@ -10,6 +10,7 @@ from diffusers import DiffusionPipeline
 
 from studio.checkpoints.manager import LoadedModel
 from studio.generation import imageops
+from studio.generation.backend import unet_backend
 from studio.generation.composable import composable
 from studio.generation.controls import control_kwargs, ip_adapter_kwargs, steering
 from studio.generation.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
@@ -59,7 +60,7 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     if noise is not None and (inputs.mode == "txt2img" or (inputs.mode == "inpaint" and request.denoising_strength >= 1)):
         kwargs["latents"] = noise  # pure noise to start from: no add_noise call to hand it to
     kwargs.update(control_kwargs(inputs.mode, controls), **ip_adapter_kwargs(controls))
-    with (torch.inference_mode(), steering(plan.settings, model, pipe, controls, request, seeds[0]),
+    with (torch.inference_mode(), unet_backend(pipe, model, plan.settings, plan.backend), steering(plan.settings, model, pipe, controls, request, seeds[0]),
           step_cache(pipe, request.cache_interval), nan_safe_decode(pipe.vae),
           composable(pipe, prompts.conditioning, len(seeds), inputs.steps_to_run(request)),
           token_merging(pipe, request.token_merging_ratio), skip_uncond_at_low_sigma(pipe, request.s_min_uncond)):

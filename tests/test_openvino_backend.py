@@ -1,0 +1,205 @@
+"""`--backend openvino`: the UNet converted with plain openvino, run behind the same pipeline.
+
+One conversion for the whole module (the embedded default model's UNet, into the session's cache
+folder); every other test reads it from the cache. fp32 precision hint: results close to eager.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from studio.checkpoints import openvino_unet
+from studio.cli.main import build_parser
+from studio.cli.settings_flags import settings_from_args
+from studio.generation import backend
+from studio.request import ControlUnit, GenerationRequest, RequestError
+from studio.service.option_keys import BACKENDS
+from tests.support.served import api_client
+
+pytest.importorskip("openvino")  # the openvino extra (CI installs it)
+pytestmark = pytest.mark.openvino
+
+BASE = GenerationRequest(prompt="a red circle", seed=5, steps=3, width=64, height=64)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fp32_hint() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STUDIO_OPENVINO_PRECISION", "f32")
+        yield
+
+
+@pytest.fixture(scope="module")
+def converted(engine, shared_settings):
+    """The default model's UNet as OpenVINO runs it (converted once here, or found in the cache)."""
+    model = engine.models.current()
+    return backend.stand_in(model, shared_settings)
+
+
+@pytest.fixture
+def on_openvino(engine) -> Iterator[None]:
+    choice = engine.backend_choice
+    engine.backend_choice = lambda: "openvino"
+    try:
+        yield
+    finally:
+        engine.backend_choice = choice
+
+
+def test_unet_output_matches_eager_at_several_sizes_without_reconverting(engine, converted):
+    unet = engine.models.current().pipe.unet
+    before = openvino_unet.conversions
+    context = unet.config.cross_attention_dim
+    generator = torch.Generator().manual_seed(0)
+    for batch, size, tokens in ((2, 8, 77), (1, 12, 154), (3, 9, 77), (1, 65, 77)):  # batch, latent size, prompt length change
+        sample = torch.randn(batch, unet.config.in_channels, size, size + 2, generator=generator)
+        text = torch.randn(batch, tokens, context, generator=generator)
+        with torch.no_grad():
+            expected = unet(sample, torch.tensor(400), text).sample
+            got = converted(sample, torch.tensor(400), text).sample
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        assert (got - expected).abs().mean() < 1e-4 * max(1.0, float(expected.abs().mean()))
+    assert openvino_unet.conversions == before  # dynamic shapes: no new conversion for a new size
+    assert converted.config is unet.config and converted.device == unet.device and converted.dtype == unet.dtype
+
+
+def test_second_load_reads_the_cache(engine, converted, shared_settings):
+    model = engine.models.current()
+    folder = shared_settings.cache_dir / "openvino" / openvino_unet.weights_key(model.pipe.unet, model.hash)
+    ir = folder / "unet.xml"
+    assert ir.is_file() and (folder / "unet.bin").stat().st_size > 1000
+    stamp, before = ir.stat().st_mtime_ns, openvino_unet.conversions
+    backend._compiled.clear()  # as after a restart: only the disk cache is left
+    again = backend.stand_in(model, shared_settings)
+    assert again is not converted and openvino_unet.conversions == before and ir.stat().st_mtime_ns == stamp
+
+
+def test_weights_key_follows_the_weights(engine):
+    model = engine.models.current()
+    unet = model.pipe.unet
+    key = openvino_unet.weights_key(unet, model.hash)
+    assert openvino_unet.weights_key(unet, "another-model") != key
+    parameter = next(unet.parameters())
+    with torch.no_grad():
+        parameter.flatten()[0] += 1.0
+        try:
+            assert openvino_unet.weights_key(unet, model.hash) != key  # a fused LoRA changes weights: reconvert
+        finally:
+            parameter.flatten()[0] -= 1.0
+    assert openvino_unet.weights_key(unet, model.hash) == key
+
+
+def test_engine_makes_an_image_close_to_eager(engine, converted, on_openvino):
+    before = openvino_unet.conversions
+    result = engine.run(BASE)
+    engine.backend_choice = lambda: "eager"
+    eager = engine.run(BASE)
+    assert openvino_unet.conversions == before
+    got, expected = (np.asarray(r.images[0].image, dtype=np.float32) for r in (result, eager))
+    assert got.shape == expected.shape == (64, 64, 3)
+    assert np.abs(got - expected).mean() < 2.0  # of 255: the same picture
+    assert engine.models.current().pipe.unet is not converted  # swapped back after the run
+
+
+def test_another_size_and_hires_fix_run_on_the_same_conversion(engine, converted, on_openvino):
+    before = openvino_unet.conversions
+    result = engine.run(BASE.replace(width=104, height=72, steps=2, enable_hr=True, hr_scale=1.5,
+                                     hr_second_pass_steps=1, denoising_strength=0.5))
+    assert result.images[0].image.size == (152, 104)  # hires sizes round to 8 px: 19x13 latents
+    assert openvino_unet.conversions == before
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"cache_interval": 2}, "cache_interval"),
+    ({"token_merging_ratio": 0.3}, "token_merging_ratio"),
+    ({"controlnet_units": (ControlUnit(control_type="canny", image=Image.new("RGB", (64, 64))),)}, "ControlNet"),
+    ({"refiner_checkpoint": "some-refiner"}, "refiner"),
+])
+def test_unsupported_features_are_refused_by_name(engine, on_openvino, change, named):
+    with pytest.raises(RequestError, match=named) as refused:
+        engine.run(BASE.replace(**change))
+    assert "backend" in str(refused.value)
+
+
+def test_flag_setting_and_option_agree():
+    args = build_parser().parse_args(["generate", "--prompt", "x", "--backend", "openvino"])
+    assert settings_from_args(args).backend == "openvino"
+    assert BACKENDS == openvino_unet.BACKENDS
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--backend", "tensorrt"])
+    assert openvino_unet.precision_hint(fast_bf16=False) == "f32"
+
+
+def test_http_option_switches_the_backend(engine, converted, shared_settings):
+    choice = engine.backend_choice
+    body = {"prompt": "a red circle", "seed": 3, "steps": 2, "width": 64, "height": 64}
+    with api_client(shared_settings, engine) as client:
+        try:
+            assert client.post("/sdapi/v1/options", json={"backend": "openvino"}).status_code == 200
+            assert client.get("/sdapi/v1/options").json()["backend"] == "openvino"
+            done = client.post("/sdapi/v1/txt2img", json=body)
+            assert done.status_code == 200 and len(done.json()["images"]) == 1
+            refused = client.post("/sdapi/v1/txt2img", json={**body, "override_settings": {"cache_interval": 2}})
+            assert 400 <= refused.status_code < 500 and "openvino" in refused.text
+            bad = client.post("/sdapi/v1/options", json={"backend": "tensorrt"})
+            assert bad.status_code == 422 or bad.status_code == 400
+            assert "backend" in json.dumps(bad.json())
+        finally:
+            client.post("/sdapi/v1/options", json={"backend": "auto"})  # config.json is shared by the session
+            engine.backend_choice = choice
+
+
+def test_lora_is_fused_into_its_own_conversion(settings):
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
+    from tests.support import network_files
+
+    engine = Engine(ModelManager(settings))
+    (settings.models_dir / "Lora").mkdir(parents=True)
+    network_files.kohya_lora(engine.models.current().pipe, settings.models_dir / "Lora" / "styled.safetensors")
+    with_lora = BASE.replace(prompt="a red circle <lora:styled:1>")
+    eager_lora, eager_plain = engine.run(with_lora), engine.run(BASE)
+    engine.backend_choice = lambda: "openvino"
+    before = openvino_unet.conversions
+    fused = engine.run(with_lora)
+    assert openvino_unet.conversions == before + 1  # this LoRA state's own graph
+    engine.run(with_lora)
+    assert openvino_unet.conversions == before + 1  # the same LoRA state again: compiled already
+    got, lora, plain = (np.asarray(r.images[0].image, dtype=np.float32) for r in (fused, eager_lora, eager_plain))
+    assert np.abs(lora - plain).mean() > 4 * max(np.abs(got - lora).mean(), 0.5)  # the LoRA's effect is kept
+
+
+def test_performance_page_row_reads_the_benchmark_file(tmp_path):
+    from benchmarks.report import openvino_rows
+
+    assert openvino_rows({"results_dir": str(tmp_path)})[0][2] == "not measured"
+    (tmp_path / "20260101T000000Z-openvino.json").write_text(json.dumps({
+        "openvino": "2026.4.1-1-abc", "size": 512, "rounds": 3, "load_average": [9.5, 9, 9],
+        "per_step_cpu_s": {"eager bf16": 11.6, "openvino bf16": 9.0},
+        "speed_vs_eager_bf16": {"eager bf16": 1.0, "openvino bf16": 1.29},
+        "difference_vs_eager_fp32": {"eager bf16": 0.012, "openvino bf16": 0.027}}))
+    name, figures, verdict = openvino_rows({"results_dir": str(tmp_path)})[0]
+    assert "512²" in name and "openvino bf16 9.00 s (1.29 ×, difference 0.027)" in figures and "load 9.5" in figures
+    assert verdict.startswith("faster")
+
+
+def test_sdxl_unet_with_its_added_conditions_runs_on_openvino(settings):
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
+    from tests.support.tiny_sdxl import write_tiny_sdxl_base
+
+    write_tiny_sdxl_base(settings.models_dir / "Stable-diffusion" / "tinyxl")
+    engine = Engine(ModelManager(settings))
+    request = BASE.replace(steps=2, model=next(t for t in engine.models.titles() if "tinyxl" in t))
+    eager = engine.run(request)
+    engine.backend_choice = lambda: "openvino"
+    before = openvino_unet.conversions
+    converted = engine.run(request)
+    assert openvino_unet.conversions == before + 1  # pooled prompt and size conditioning are graph inputs
+    got, expected = (np.asarray(r.images[0].image, dtype=np.float32) for r in (converted, eager))
+    assert expected.std() > 5 and np.abs(got - expected).mean() < 2.0
