@@ -16,8 +16,8 @@ from PIL import Image
 from studio.checkpoints import openvino_parts, openvino_unet
 from studio.cli.main import build_parser
 from studio.cli.settings_flags import settings_from_args
-from studio.generation import backend
 from studio.errors import ModelError
+from studio.generation import backend
 from studio.request import ControlUnit, GenerationRequest, RequestError
 from studio.service.option_keys import BACKENDS
 from tests.support.served import api_client
