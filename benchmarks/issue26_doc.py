@@ -117,7 +117,7 @@ def per_image_table(results: dict[str, Any]) -> list[str]:
         "| Case | Settings | CPU s | Speed-up vs diffusers fp32 | vs the row above | Pixel difference vs the row above |",
         "|---|---|---|---|---|---|",
         *[f"| {r['case']} | {r['what']} | {r['cpu_median_s']:.1f} | {r['speedup_vs_diffusers_fp32']:.2f} × | "
-          f"{r['speedup_vs_previous']:.2f} × | {r['pixel_difference_vs_previous']:.2f} |" for r in image["rows"]],
+          f"{r['speedup_vs_previous']:.2f} × | {_number(r['pixel_difference_vs_previous'])} |" for r in image["rows"]],
         "",
         ("**The fastest documented path** is the preset `fast-cpu` (presets/fast-cpu.json: "
          + ", ".join(f"{k}={v}" for k, v in results["fast_preset"].items()) + "), chosen in the UI's preset list or "
@@ -127,6 +127,10 @@ def per_image_table(results: dict[str, Any]) -> list[str]:
          "weights-lcm) to look right."),
         "",
     ]
+
+
+def _number(value: float | None) -> str:
+    return "not recorded" if value is None else f"{value:.2f}"
 
 
 def _row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -149,14 +153,15 @@ def image_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         (f"{size}² per image, {steps} steps: diffusers fp32 default → studio default",
          (f"{base['cpu_median_s']:.1f} s → {default['cpu_median_s']:.1f} s CPU: "
           f"**{default['speedup_vs_diffusers_fp32']:.2f} ×** faster ({default['what']}); pixel difference "
-          f"{default['pixel_difference_vs_previous']:.2f}"), ""),
+          f"{_number(default['pixel_difference_vs_previous'])}"), ""),
         (f"{size}² per image: the fastest documented path (`fast-cpu` preset; fastest measured row: {fastest['case']})",
          (f"{fastest['cpu_median_s']:.1f} s CPU: **{fastest['speedup_vs_diffusers_fp32']:.2f} ×** faster than "
           f"diffusers fp32; pixel difference vs the studio default "
-          f"{image['fastest_pixel_difference_vs_studio_default']:.2f} (few-step sampling changes the image most)"),
+          f"{_number(image['fastest_pixel_difference_vs_studio_default'])} (few-step sampling changes the image most)"),
          f"goal ≥ {GOAL:g} ×: " + ("met" if fastest["speedup_vs_diffusers_fp32"] >= GOAL else "missed")),
         (f"Few-step ({few['what']}) vs {steps} steps (studio default), per image",
-         f"**{few['speedup_vs_previous']:.2f} ×** faster; pixel difference {few['pixel_difference_vs_previous']:.2f}", ""),
+         f"**{few['speedup_vs_previous']:.2f} ×** faster; pixel difference {_number(few['pixel_difference_vs_previous'])}",
+         ""),
     ]
 
 
