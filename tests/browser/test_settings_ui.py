@@ -22,8 +22,11 @@ def open_settings(page) -> None:
 def apply(page) -> str:
     before = page.inner_text("#settings_result")
     page.click("#settings_submit")
-    page.wait_for_function("(before) => document.querySelector('#settings_result')?.innerText !== before", arg=before,
-                           timeout=60_000)
+    # The answer, not Gradio's progress text ("0.5s") shown while a busy machine works on it.
+    page.wait_for_function("""(before) => {
+        const said = document.querySelector('#settings_result')?.innerText;
+        return said !== before && /settings changed|Not applied|No setting changed/.test(said || '');
+    }""", arg=before, timeout=60_000)
     return page.inner_text("#settings_result")
 
 
