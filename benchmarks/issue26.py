@@ -278,7 +278,7 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR, docs: Path | None = DOCS,
     started = datetime.now(timezone.utc)
     results: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "kind": plan.kind,
                                "command": command, "plan": plan.__dict__, "machine": machine(),
-                               "fast_preset": fast_settings()}
+                               "fast_preset": fast_settings(), "commit": _commit()}
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{plan.kind}.json"
 
@@ -310,6 +310,14 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR, docs: Path | None = DOCS,
         write_section(results, path, docs)
     return results, path
 
+
+
+def _commit() -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parent)
+    return done.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,10 +50,9 @@ def build_ui(services: "Services") -> gr.Blocks:
     models, generation, outputs = services.models, services.generation, services.outputs
     hide_folders(named_folders(services.settings))  # error texts name files relative to these
     with gr.Blocks(title="Diffusion Studio") as demo:
-        # Output galleries show the whole image, small ones scaled by a whole factor with crisp pixels;
-        # the Inpaint editor's unused crop canvas is out of the layout (its redraws cost nothing).
-        styles = read_asset("output_images.css") + read_asset("inpaint_editor.css")
-        gr.HTML("", head=f"<style>{styles}</style><script>{read_asset('output_images.js')}</script>", visible="hidden")
+        # Output galleries show the whole image, small ones scaled by a whole factor with crisp pixels.
+        gr.HTML("", head=f"<style>{read_asset('output_images.css')}</style>"
+                         f"<script>{read_asset('output_images.js')}</script>", visible="hidden")
         with gr.Row(equal_height=True):
             gr.Markdown("## Diffusion Studio", elem_classes="studio-title")
             model = gr.Dropdown(models.titles(), value=models.current_title(), label="Stable Diffusion checkpoint",
