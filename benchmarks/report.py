@@ -201,11 +201,11 @@ NOTES = [
     "in the same cache (keyed by its own weights; the text encoders' key includes the embedding table, so a "
     "textual-inversion embedding is its own conversion; all hidden states are outputs, so clip skip works); the "
     "VAE encoder (img2img, hires) stays eager. Measured with `python -m benchmarks.openvino_compare --parts "
-    "--size 256` (SD1.5-size random model, eager bf16 vs OpenVINO bf16, process CPU s, 3 interleaved rounds, "
-    "medians, load 13.6; `20261207T044849Z-openvino-parts.json`): VAE decode of one 256² image 4.83 s → "
-    "3.38 s (1.43 ×; difference vs eager fp32 0.023 eager bf16, 0.022 OpenVINO bf16); text encoder, prompt + "
-    "negative (batch 2, 77 tokens) 1.04 s → 0.19 s (5.55 ×; difference 0.011 / 0.007); conversion ~14 s CPU "
-    "each, once. "
+    "--size 512` (SD1.5-size random model, eager bf16 vs OpenVINO bf16, process CPU s, 3 interleaved rounds, "
+    "medians, load ~7–11, peak 4.0 GiB; `20261207T045542Z-openvino-parts.json`): VAE decode of one 512² image "
+    "18.11 s → 14.09 s (1.29 ×; at 256²: 4.83 → 3.38 s, 1.43 ×; difference vs eager fp32 0.024 eager bf16, "
+    "0.022 OpenVINO bf16); text encoder, prompt + negative (batch 2, 77 tokens) 1.12 s → 0.18 s (6.0 ×; "
+    "difference 0.011 / 0.007); conversion ~14 s CPU each, once. "
     "`python -m benchmarks.openvino_compare [--size 512] [--full]` measures it (eager fp32 and OpenVINO f32 "
     "with --full, ~7 GiB more).",
     "",

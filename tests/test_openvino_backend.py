@@ -255,12 +255,12 @@ def test_text_encoder_matches_eager_with_clip_skip(engine, shared_settings):
 
 def test_engine_runs_decoder_and_text_encoder_on_openvino_and_reads_the_cache(engine, converted, shared_settings,
                                                                               on_openvino):
-    model = engine.models.current()
-    engine.run(BASE)  # converts (or finds) every part
+    model, one_step = engine.models.current(), BASE.replace(steps=1)
+    engine.run(one_step)  # converts (or finds) every part
     before = dict(openvino_parts.conversions)
     decoder, encoder = backend._compiled["vae_decoder"][1], backend._compiled["text_encoder"][1]
     calls = decoder.calls, encoder.calls
-    engine.run(BASE.replace(seed=6))
+    engine.run(one_step.replace(seed=6))
     assert decoder.calls > calls[0] and encoder.calls > calls[1]  # the run went through both
     assert model.pipe.vae.decoder is decoder.eager and model.pipe.text_encoder is encoder.eager
     folder = shared_settings.cache_dir / "openvino"
@@ -270,17 +270,20 @@ def test_engine_runs_decoder_and_text_encoder_on_openvino_and_reads_the_cache(en
     assert all(path.is_file() for path in files.values())
     stamps = {part: path.stat().st_mtime_ns for part, path in files.items()}
     backend._compiled.clear()  # as after a restart: only the disk cache is left
-    engine.run(BASE)
+    engine.run(one_step)
     assert openvino_parts.conversions == before
     assert {part: path.stat().st_mtime_ns for part, path in files.items()} == stamps
 
 
-def test_textual_inversion_gets_its_own_text_encoder_conversion(settings):
+def test_textual_inversion_gets_its_own_text_encoder_conversion(settings, shared_settings, converted):
+    from dataclasses import replace
+
     from studio.checkpoints.manager import ModelManager
     from studio.generation.engine import Engine
     from tests.support import network_files
 
-    engine = Engine(ModelManager(settings))
+    # its own models folder (the embedding), the session's cache: the UNet and VAE decoder are found there
+    engine = Engine(ModelManager(replace(settings, cache_dir=shared_settings.cache_dir)))
     pipe = engine.models.current().pipe
     (settings.models_dir / "embeddings").mkdir(parents=True)
     network_files.embedding(pipe, settings.models_dir / "embeddings" / "ovstyle.safetensors")
