@@ -148,8 +148,7 @@ class GenerationRequest:
     # on every other step, 0 = never (studio/generation/speedups.py).
     token_merging_ratio: float = 0.0
     s_min_uncond: float = 0.0
-    # A1111's eta: the noise DDIM (default 0) or an ancestral/SDE sampler (default 1) adds back each step;
-    # None: the eta_ddim / eta_ancestral option's (studio/generation/eta.py).
+    # A1111's eta: DDIM's (default 0) / ancestral and SDE samplers' (1) noise; None: the option's (generation/eta.py)
     eta: float | None = None
     # Style names from styles.csv. The generation service expands them into the two prompts and keeps the
     # names here as a record (the engine never expands them: a saved recipe has them expanded).

@@ -59,6 +59,19 @@ def browser():
     yield from launched_browser()
 
 
+AUTH_USER, AUTH_PASSWORD = "alice", "long-secret"
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory: pytest.TempPathFactory):
+    """`python -m studio serve --auth alice:long-secret`, shared by the flag and the browser login tests
+    (neither changes it; a start costs a Python, torch and model load)."""
+    from tests.browser.conftest import started_server
+
+    with started_server(tmp_path_factory.mktemp("auth"), ["--auth", f"{AUTH_USER}:{AUTH_PASSWORD}"]) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module whose images are compared only with each other: on a CPU

@@ -3,11 +3,11 @@ import sys
 
 from studio.generation.samplers import SAMPLERS
 from studio.records.pnginfo import read_generation_info
+from tests.support.cli_in_process import refused_in_process
 
 
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
-
 
 def test_generate_writes_pngs_with_infotext_and_prints_paths(tmp_path):
     out = tmp_path / "out"
@@ -25,11 +25,11 @@ def test_generate_writes_pngs_with_infotext_and_prints_paths(tmp_path):
     assert info["params"]["Steps"] == "3" and info["params"]["CFG scale"] == "6"
 
 
-def test_generate_rejects_bad_input_with_a_message(tmp_path):
-    done = run_cli("generate", "--prompt", "x", "--width", "70", "--out", str(tmp_path))
-    assert done.returncode == 2
-    assert "width must be a multiple of 8" in done.stderr
-    assert "Traceback" not in done.stderr
+def test_generate_rejects_bad_input_with_a_message(tmp_path, capsys):
+    code, stderr = refused_in_process(capsys, "generate", "--prompt", "x", "--width", "70", "--out", str(tmp_path))
+    assert code == 2
+    assert "width must be a multiple of 8" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_samplers_and_models_list_the_registries(tmp_path):
@@ -41,7 +41,7 @@ def test_samplers_and_models_list_the_registries(tmp_path):
     assert models.stdout.splitlines()[0].startswith("studio-default-64px\tdefault")
 
 
-def test_preset_fills_fields_and_explicit_flags_win(tmp_path):
+def test_preset_fills_fields_and_explicit_flags_win(tmp_path, capsys):
     out = tmp_path / "out"
     done = run_cli("generate", "--prompt", "a red square", "--preset", "draft", "--steps", "3", "--seed", "5",
                    "--out", str(out))
@@ -49,8 +49,8 @@ def test_preset_fills_fields_and_explicit_flags_win(tmp_path):
     params = read_generation_info(next(out.glob("*.png")))["params"]
     assert params["Sampler"] == "DPM++ 2M Karras"  # from the preset
     assert params["Steps"] == "3"  # the flag wins over the preset's 10
-    unknown = run_cli("generate", "--prompt", "x", "--preset", "nope", "--out", str(out))
-    assert unknown.returncode == 2 and "unknown preset 'nope'" in unknown.stderr
+    code, stderr = refused_in_process(capsys, "generate", "--prompt", "x", "--preset", "nope", "--out", str(out))
+    assert code == 2 and "unknown preset 'nope'" in stderr
 
 
 def test_every_shipped_preset_is_a_valid_request():

@@ -10,18 +10,19 @@ import sys
 from PIL import Image
 
 from studio.cli.main import build_parser
+from tests.support.cli_in_process import refused_in_process
 
 
 def run_cli(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
-def test_an_unknown_sampler_is_one_line_and_exit_2(tmp_path):
-    done = run_cli("generate", "--prompt", "x", "--sampler-name", "Nope", "--steps", "1", "--out", str(tmp_path / "out"),
-                   "--models-dir", str(tmp_path / "models"))
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert "unknown sampler 'Nope'" in done.stderr and "Euler a" in done.stderr and "Traceback" not in done.stderr
+def test_an_unknown_sampler_is_one_line_and_exit_2(tmp_path, capsys):
+    code, stderr = refused_in_process(capsys, "generate", "--prompt", "x", "--sampler-name", "Nope", "--steps", "1",
+                                      "--out", str(tmp_path / "out"), "--models-dir", str(tmp_path / "models"))
+    assert code == 2
+    assert stderr.strip().count("\n") == 0, stderr
+    assert "unknown sampler 'Nope'" in stderr and "Euler a" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

@@ -6,6 +6,7 @@ import base64
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -60,3 +61,37 @@ def test_detect_route_runs_depth_anything(settings):
         assert found.status_code == 200, found.text
         image = Image.open(io.BytesIO(base64.b64decode(found.json()["images"][0])))
         assert image.size == (64, 64) and np.asarray(image).std() > 0
+
+
+def test_a_depth_unit_runs_depth_anything_and_its_controlnet(engine):
+    from studio.request import ControlUnit, GenerationRequest
+    from tests.support.tiny_controlnets import save_random_controlnet
+
+    models = engine.models.settings.models_dir
+    annotators = models / "ControlNet" / "annotators"
+    net = save_random_controlnet(engine.models.current().pipe.unet, models / "ControlNet" / "control_v11f1p_sd15_depth",
+                                 seed=6)
+    weights = save_depth_anything_file(annotators)
+    try:
+        base = GenerationRequest(prompt="a red ball", sampler_name="Euler", steps=3, seed=9, width=64, height=64)
+        unit = ControlUnit(control_type="depth", image=photo(), module="depth_anything")
+        result = engine.run(base.replace(controlnet_units=(unit,)))
+        assert result.controls.titles == ("control_v11f1p_sd15_depth",)
+        control = np.asarray(result.controls.images[0])
+        assert control.shape == (64, 64, 3) and control.min() == 0 and control.max() == 255
+        plain = np.asarray(engine.run(base).images[0].image, dtype=float)
+        assert np.abs(np.asarray(result.images[0].image, dtype=float) - plain).mean() > 0.5
+    finally:
+        import shutil
+
+        shutil.rmtree(net)
+        weights.unlink()
+        engine.models.current().controlnets.pop(net.name, None)
+
+
+def test_a_broken_file_is_the_requests_error_naming_it(tmp_path):
+    folder = tmp_path / "ControlNet" / "annotators"
+    folder.mkdir(parents=True)
+    (folder / "depth_anything_vitl14.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="depth_anything_vitl14.pth could not be loaded"):
+        run_preprocessor("depth_anything", photo(), 0, 0, annotator_dirs(tmp_path))

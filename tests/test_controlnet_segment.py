@@ -50,3 +50,11 @@ def test_detect_route_segments_and_refuses_lama_naming_inpaint_only(settings):
         lama = client.post("/controlnet/detect", json={**body, "controlnet_module": "inpaint_only+lama",
                                                        "controlnet_masks": [image]})
         assert lama.status_code == 422 and "use inpaint_only" in lama.json()["detail"]
+
+
+def test_a_partial_folder_is_the_requests_error_naming_it(tmp_path):
+    folder = tmp_path / "ControlNet" / "annotators" / "upernet-ade20k"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "upernet"}')  # no weights
+    with pytest.raises(ValueError, match="upernet-ade20k/ could not be loaded"):
+        run_preprocessor("seg_ufade20k", photo(), 0, 0, annotator_dirs(tmp_path))

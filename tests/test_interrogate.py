@@ -10,7 +10,7 @@ from PIL import Image
 
 from studio.prompting.interrogate import SHIPPED_LISTS, categories
 from tests.support.served import api_client
-from tests.support.tiny_annotators import save_clip_folder
+from tests.support.tiny_annotators import BLIP_WORDS, save_blip_folder, save_clip_folder
 from tests.test_controlnet_detectors import photo
 
 
@@ -58,3 +58,22 @@ def test_interrogate_ranks_the_lists_with_the_placed_clip_model(settings):
 def test_a_bad_image_is_the_clients_error_first(settings, image):
     with api_client(settings) as client:
         assert client.post("/sdapi/v1/interrogate", json={"image": image, "model": "clip"}).status_code == 422
+
+
+def test_a_blip_folder_adds_a_caption_first(settings):
+    save_clip_folder(settings.models_dir / "interrogate" / "clip-tiny")
+    save_blip_folder(settings.models_dir / "BLIP" / "blip-tiny")
+    with api_client(settings) as client:
+        answer = client.post("/sdapi/v1/interrogate", json={"image": png_b64(), "model": "clip"})
+        assert answer.status_code == 200, answer.text
+        first, *ranked = answer.json()["caption"].split(", ")
+        assert len(ranked) == 6 and first.split() and set(first.split()) <= set(BLIP_WORDS)
+
+
+def test_a_partial_clip_folder_is_refused_naming_it(settings):
+    folder = settings.models_dir / "interrogate" / "clip-partial"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "clip"}')  # no weights, no tokenizer
+    with api_client(settings) as client:
+        answer = client.post("/sdapi/v1/interrogate", json={"image": png_b64(), "model": "clip"})
+        assert answer.status_code == 501 and "could not load its models (clip-partial)" in answer.json()["detail"]

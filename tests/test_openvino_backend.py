@@ -13,16 +13,17 @@ import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("openvino")
-pytestmark = pytest.mark.openvino
-
-from studio.checkpoints import openvino_unet
+from studio.checkpoints import openvino_parts, openvino_unet
 from studio.cli.main import build_parser
 from studio.cli.settings_flags import settings_from_args
+from studio.errors import ModelError
 from studio.generation import backend
 from studio.request import ControlUnit, GenerationRequest, RequestError
 from studio.service.option_keys import BACKENDS
 from tests.support.served import api_client
+
+pytest.importorskip("openvino")  # the openvino extra (CI installs it)
+pytestmark = pytest.mark.openvino
 
 BASE = GenerationRequest(prompt="a red circle", seed=5, steps=3, width=64, height=64)
 
@@ -172,3 +173,134 @@ def test_lora_is_fused_into_its_own_conversion(settings):
     assert openvino_unet.conversions == before + 1  # the same LoRA state again: compiled already
     got, lora, plain = (np.asarray(r.images[0].image, dtype=np.float32) for r in (fused, eager_lora, eager_plain))
     assert np.abs(lora - plain).mean() > 4 * max(np.abs(got - lora).mean(), 0.5)  # the LoRA's effect is kept
+
+
+def test_performance_page_row_reads_the_benchmark_file(tmp_path):
+    from benchmarks.report import openvino_rows
+
+    assert openvino_rows({"results_dir": str(tmp_path)})[0][2] == "not measured"
+    (tmp_path / "20260101T000000Z-openvino.json").write_text(json.dumps({
+        "openvino": "2026.4.1-1-abc", "size": 512, "rounds": 3, "load_average": [9.5, 9, 9],
+        "per_step_cpu_s": {"eager bf16": 11.6, "openvino bf16": 9.0},
+        "speed_vs_eager_bf16": {"eager bf16": 1.0, "openvino bf16": 1.29},
+        "difference_vs_eager_fp32": {"eager bf16": 0.012, "openvino bf16": 0.027}}))
+    name, figures, verdict = openvino_rows({"results_dir": str(tmp_path)})[0]
+    assert "512²" in name and "openvino bf16 9.00 s (1.29 ×, difference 0.027)" in figures and "load 9.5" in figures
+    assert verdict.startswith("faster")
+
+
+def test_sdxl_unet_with_its_added_conditions_runs_on_openvino(settings):
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
+    from tests.support.tiny_sdxl import write_tiny_sdxl_base
+
+    write_tiny_sdxl_base(settings.models_dir / "Stable-diffusion" / "tinyxl")
+    engine = Engine(ModelManager(settings))
+    request = BASE.replace(steps=2, model=next(t for t in engine.models.titles() if "tinyxl" in t))
+    eager = engine.run(request)
+    engine.backend_choice = lambda: "openvino"
+    before = openvino_unet.conversions
+    converted = engine.run(request)
+    assert openvino_unet.conversions == before + 1  # pooled prompt and size conditioning are graph inputs
+    got, expected = (np.asarray(r.images[0].image, dtype=np.float32) for r in (converted, eager))
+    assert expected.std() > 5 and np.abs(got - expected).mean() < 2.0
+
+
+# --- VAE decoder and text encoders (studio/checkpoints/openvino_parts.py) -----------------------------
+
+def test_vae_decoder_matches_eager_and_keeps_the_decode_interface(engine, shared_settings):
+    model = engine.models.current()
+    vae = model.pipe.vae
+    decoder = backend.decoder_stand_in(model, shared_settings, vae)
+    before = dict(openvino_parts.conversions)
+    generator = torch.Generator().manual_seed(1)
+    for batch, height, width in ((1, 8, 8), (2, 13, 19)):  # dynamic batch and size: one conversion
+        latents = torch.randn(batch, vae.config.latent_channels, height, width, generator=generator)
+        with torch.no_grad():
+            expected = vae.decode(latents).sample
+            vae.decoder = decoder
+            try:
+                got, = vae.decode(latents, return_dict=False)
+            finally:
+                vae.decoder = decoder.eager
+        scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        assert got.shape == expected.shape == (batch, 3, height * scale, width * scale) and got.dtype == expected.dtype
+        assert (got - expected).abs().mean() < 1e-4
+    assert openvino_parts.conversions == before
+
+
+def test_text_encoder_matches_eager_with_clip_skip(engine, shared_settings):
+    from studio.prompting.conditioning import prepare_prompts
+
+    model = engine.models.current()
+    pipe = model.pipe
+    encoder = backend.encoder_stand_in(model, shared_settings, "text_encoder", pipe.text_encoder)
+    ids = torch.randint(0, pipe.text_encoder.get_input_embeddings().weight.shape[0], (2, 77),
+                        generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected, got = pipe.text_encoder(ids, output_hidden_states=True), encoder(ids, output_hidden_states=True)
+    assert type(got) is type(expected) and len(got.hidden_states) == len(expected.hidden_states)
+    for a, b in ((got[0], expected[0]), (got.pooler_output, expected.pooler_output),
+                 (got.hidden_states[-2], expected.hidden_states[-2])):
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-3
+    for clip_skip in (1, 2):  # our prompting reads the last or an earlier hidden state
+        eager = prepare_prompts(pipe, "a red (circle:1.2)", "blue", 3, clip_skip).pipeline_kwargs(1)
+        with backend.text_encoders_backend(pipe, model, shared_settings, "openvino"):
+            converted = prepare_prompts(pipe, "a red (circle:1.2)", "blue", 3, clip_skip).pipeline_kwargs(1)
+        assert pipe.text_encoder is encoder.eager  # swapped back
+        assert (converted["prompt_embeds"] - eager["prompt_embeds"]).abs().max() < 1e-3
+    with pytest.raises(ModelError, match="77-token"):
+        encoder(ids[:, :20])
+
+
+def test_engine_runs_decoder_and_text_encoder_on_openvino_and_reads_the_cache(engine, converted, shared_settings,
+                                                                              on_openvino):
+    model, one_step = engine.models.current(), BASE.replace(steps=1)
+    engine.run(one_step)  # converts (or finds) every part
+    before = dict(openvino_parts.conversions)
+    decoder, encoder = backend._compiled["vae_decoder"][1], backend._compiled["text_encoder"][1]
+    calls = decoder.calls, encoder.calls
+    engine.run(one_step.replace(seed=6))
+    assert decoder.calls > calls[0] and encoder.calls > calls[1]  # the run went through both
+    assert model.pipe.vae.decoder is decoder.eager and model.pipe.text_encoder is encoder.eager
+    folder = shared_settings.cache_dir / "openvino"
+    files = {part: folder / key / f"{part}.xml" for part, key in (
+        ("vae_decoder", openvino_parts.decoder_key(model.pipe.vae, model.hash)),
+        ("text_encoder", openvino_parts.encoder_key(model.pipe.text_encoder, model.hash)))}
+    assert all(path.is_file() for path in files.values())
+    stamps = {part: path.stat().st_mtime_ns for part, path in files.items()}
+    backend._compiled.clear()  # as after a restart: only the disk cache is left
+    engine.run(one_step)
+    assert openvino_parts.conversions == before
+    assert {part: path.stat().st_mtime_ns for part, path in files.items()} == stamps
+
+
+def test_textual_inversion_gets_its_own_text_encoder_conversion(settings, shared_settings, converted):
+    from dataclasses import replace
+
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
+    from tests.support import network_files
+
+    # its own models folder (the embedding), the session's cache: the UNet and VAE decoder are found there
+    engine = Engine(ModelManager(replace(settings, cache_dir=shared_settings.cache_dir)))
+    pipe = engine.models.current().pipe
+    (settings.models_dir / "embeddings").mkdir(parents=True)
+    network_files.embedding(pipe, settings.models_dir / "embeddings" / "ovstyle.safetensors")
+    request = BASE.replace(prompt="a red circle ovstyle")
+    eager = engine.run(request)
+    key = openvino_parts.encoder_key(pipe.text_encoder, engine.models.current().hash)
+    engine.backend_choice = lambda: "openvino"
+    before = openvino_parts.conversions["text_encoder"]
+    converted = engine.run(request)
+    assert openvino_parts.conversions["text_encoder"] == before + 1
+    assert backend._compiled["text_encoder"][0][1] == key  # the table with the embedding's rows
+    weight = pipe.text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        weight[-1, 0] += 1.0  # another embedding of the same length: other rows, another key
+        try:
+            assert openvino_parts.encoder_key(pipe.text_encoder, engine.models.current().hash) != key
+        finally:
+            weight[-1, 0] -= 1.0
+    got, expected = (np.asarray(r.images[0].image, dtype=np.float32) for r in (converted, eager))
+    assert np.abs(got - expected).mean() < 2.0

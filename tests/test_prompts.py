@@ -205,7 +205,7 @@ def test_infotext_round_trip_and_reproduce_are_bit_identical(engine, shared_sett
 A1111_RE_WEIGHT = __import__("re").compile(r"^((?:\s|.)*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$")
 
 
-@settings(max_examples=2000, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None, derandomize=True)  # every line-to-line step of split_and by example 19 (traced); 2000 added none
 @given(st.lists(st.sampled_from(list("ab :.+-\n") + ["1", "0.5", " :2", ":.5", "AND"]), max_size=16).map("".join))
 def test_and_subprompts_and_weights_read_as_a1111_reads_them(text):
     """split_and against A1111's get_multicond_prompt_list (its re_AND and re_weight) on short prompts."""

@@ -1,20 +1,59 @@
-"""Every sampler × schedule type pair in the registry runs (A1111 1.10 runs them all): a 2-step
-txt2img and img2img on a tiny real SD 1.5-config pipeline, with the scheduler the engine builds;
-the images are finite and not flat. On the default model's zero-terminal-SNR schedule every pair
-is driven through the scheduler interface, and the samplers once refused there make images."""
+"""Every sampler × schedule type pair in the registry runs (A1111 1.10 runs them all) on a tiny real
+SD 1.5-config model, with the scheduler the engine builds. Every pair is driven as diffusers' txt2img
+and img2img pipelines drive a scheduler (their own timestep, begin-index and step-argument code; CFG's
+doubled batch) to finite, non-flat latents; a cover of the pairs (each sampler, each sampler's other
+route, each schedule type on both routes) makes real 2-step txt2img and img2img images. On the default
+model's zero-terminal-SNR schedule every pair is driven through the scheduler interface, and the
+samplers once refused there make images."""
+import copy
 import inspect
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from studio.checkpoints.catalog import DEFAULT_MODEL_DIR
+from studio.checkpoints.single_file import SHIPPED_CONFIGS
 from studio.generation.kscheduler import KScheduler
-from studio.generation.samplers import SAMPLERS, SCHEDULE_TYPES, make_scheduler
+from studio.generation.samplers import (
+    SAMPLERS,
+    SCHEDULE_TYPES,
+    SamplerUnavailableError,
+    make_scheduler,
+    schedule_kwargs,
+)
 from studio.request import GenerationRequest
 
 PAIRS = [(sampler, schedule) for sampler in SAMPLERS for schedule in SCHEDULE_TYPES]
+SD15_CONFIG = json.loads((SHIPPED_CONFIGS / "sd15" / "scheduler" / "scheduler_config.json").read_text())
+
+
+def _route(sampler: str, schedule: str) -> str:
+    """The scheduler a pair runs on with SD 1.5's config: its diffusers class or its k-diffusion sampler."""
+    spec = SAMPLERS[sampler]
+    try:
+        schedule_kwargs(sampler, schedule)
+        reason = spec.diffusers_reason(SD15_CONFIG, schedule)
+    except SamplerUnavailableError:
+        reason = "no diffusers option"
+    return spec.scheduler.__name__ if reason is None else f"k-diffusion {spec.k_sampler}"
+
+
+def _cover() -> list[tuple[str, str]]:
+    """Each sampler on Automatic and on its other route (if any); each schedule type on each route it has."""
+    chosen: list[tuple[str, str]] = []
+    for sampler in SAMPLERS:
+        chosen.append((sampler, "Automatic"))
+        chosen += [pair for pair in PAIRS if pair[0] == sampler and _route(*pair) != _route(sampler, "Automatic")][:1]
+    for schedule in SCHEDULE_TYPES:
+        for k_route in (True, False):
+            chosen += [pair for pair in PAIRS if pair[1] == schedule and _route(*pair).startswith("k-") == k_route][:1]
+    return list(dict.fromkeys(chosen))
+
+
+COVER = _cover()
 FORMERLY_REFUSED = ["DPM++ 2M SDE Karras", "Heun", "LMS", "LMS Karras", "DPM2 Karras", "DPM2 a", "DPM2 a Karras", "PLMS"]
 
 
@@ -45,8 +84,52 @@ def _check(images):
     assert images.std() > 1e-3  # not a flat image
 
 
+def _drive(scheduler, steps: int, strength: float | None = None, seed: int = 0) -> torch.Tensor:
+    """The denoising loop of diffusers' SD pipelines (txt2img, or img2img at `strength`) with their
+    own timestep, begin-index and step-argument code; a smooth function stands in for the UNet."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import retrieve_timesteps
+
+    pipe = SimpleNamespace(scheduler=scheduler)
+    if hasattr(scheduler, "noise_sampler_seed"):
+        scheduler.noise_sampler_seed = [seed]
+    generator = torch.Generator().manual_seed(seed)
+    timesteps, _ = retrieve_timesteps(scheduler, steps, "cpu")
+    latents = torch.randn(1, 4, 8, 8, generator=generator)
+    if strength is None:
+        latents = latents * scheduler.init_noise_sigma
+    else:
+        timesteps, _ = StableDiffusionImg2ImgPipeline.get_timesteps(pipe, steps, strength, "cpu")
+        noise = torch.randn(latents.shape, generator=generator)
+        latents = scheduler.add_noise(latents, noise, timesteps[:1].repeat(1))
+    extra = StableDiffusionPipeline.prepare_extra_step_kwargs(pipe, generator, 0.0)
+    for t in timesteps:
+        model_input = scheduler.scale_model_input(torch.cat([latents] * 2), t)
+        uncond, text = (0.1 * model_input + torch.tensor([0.0, 0.05]).view(2, 1, 1, 1)).chunk(2)
+        latents = scheduler.step(uncond + 7.0 * (text - uncond), t, latents, **extra, return_dict=False)[0]
+    return latents
+
+
 @pytest.mark.parametrize(("sampler", "schedule"), PAIRS)
-def test_every_pair_makes_a_txt2img_and_an_img2img_image(pipes, sampler, schedule):
+def test_every_pair_runs_the_txt2img_and_img2img_loops(sampler, schedule):
+    # Built once and copied unused for each loop (the same state as a second build): diffusers' DPM2
+    # schedulers spend ~0.3 s of CPU building their 1000-step table.
+    built = make_scheduler(sampler, SD15_CONFIG, SAMPLERS, schedule)
+    for strength in (None, 0.75):
+        latents = _drive(copy.deepcopy(built), 4 if strength else 2, strength)
+        assert latents.shape == (1, 4, 8, 8) and torch.isfinite(latents).all(), strength
+        assert latents.std() > 1e-3, strength  # not flat
+
+
+def test_the_cover_has_every_sampler_and_schedule_type_and_every_route():
+    assert {sampler for sampler, _ in COVER} == set(SAMPLERS)
+    assert {schedule for _, schedule in COVER} == set(SCHEDULE_TYPES)
+    assert {_route(*pair) for pair in COVER} == {_route(*pair) for pair in PAIRS}
+    assert {_route(*pair) for pair in COVER if pair[1] == "Automatic"} >= {_route(sampler, "Automatic") for sampler in SAMPLERS}
+
+
+@pytest.mark.parametrize(("sampler", "schedule"), COVER)
+def test_a_cover_of_the_pairs_makes_txt2img_and_img2img_images(pipes, sampler, schedule):
     txt2img, img2img, (positive, negative), config = pipes
     common = dict(prompt_embeds=positive, negative_prompt_embeds=negative, num_inference_steps=2, guidance_scale=7.0,
                   output_type="np")

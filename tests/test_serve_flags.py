@@ -5,9 +5,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import pytest
-
-from tests.browser.conftest import started_server
+from tests.conftest import AUTH_PASSWORD, AUTH_USER
 
 
 def status(url, data=None):
@@ -18,18 +16,12 @@ def status(url, data=None):
         return error.code
 
 
-@pytest.fixture(scope="module")
-def authed_server(tmp_path_factory):
-    with started_server(tmp_path_factory.mktemp("auth"), ["--auth", "alice:secret"]) as server:
-        yield server
-
-
-def test_auth_flag_requires_login_for_the_ui(authed_server):
-    assert status(authed_server.url + "config") == 401
-    wrong = urllib.parse.urlencode({"username": "alice", "password": "nope"}).encode()
-    assert status(authed_server.url + "login", wrong) == 400
-    right = urllib.parse.urlencode({"username": "alice", "password": "secret"}).encode()
-    assert status(authed_server.url + "login", right) == 200
+def test_auth_flag_requires_login_for_the_ui(auth_server):
+    assert status(auth_server.url + "config") == 401
+    wrong = urllib.parse.urlencode({"username": AUTH_USER, "password": "nope"}).encode()
+    assert status(auth_server.url + "login", wrong) == 400
+    right = urllib.parse.urlencode({"username": AUTH_USER, "password": AUTH_PASSWORD}).encode()
+    assert status(auth_server.url + "login", right) == 200
 
 
 def test_listening_publicly_without_api_auth_refuses_to_start(tmp_path):

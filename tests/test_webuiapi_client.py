@@ -1,8 +1,9 @@
 """The unmodified `webuiapi` client (mix1009/sdwebuiapi, what many A1111 scripts use) against a real
 server on the embedded default model: every method that maps to a feature here works.
 
-Methods for what this studio does not have (the interrogator, the promptgen extension, A1111's
-long-removed artists lists) must fail with a clear 4xx/501, never a 500. The test prints N of M.
+Methods for what this studio does not have (the promptgen extension, A1111's long-removed artists
+lists) must fail with a clear 4xx/501, never a 500. The interrogator runs from a tiny CLIP folder
+placed in models/interrogate/. The test prints N of M.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from PIL import Image
 from studio.cli.serve import serve
 from studio.settings import Settings
 from tests.browser.conftest import free_port
+from tests.support.tiny_annotators import save_clip_folder
 
 webuiapi = pytest.importorskip("webuiapi")
 
 # Not features of this studio: the call must be refused clearly (the client raises or gets a 4xx/501 body).
-UNAVAILABLE = {"interrogate", "list_prompt_gen_models", "prompt_gen", "get_artist_categories", "get_artists"}
+UNAVAILABLE = {"list_prompt_gen_models", "prompt_gen", "get_artist_categories", "get_artists"}
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     root = tmp_path_factory.mktemp("webuiapi")
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", cache_dir=root / "cache",
                         port=free_port(), open_browser=False)
+    save_clip_folder(settings.models_dir / "interrogate" / "clip-tiny")  # /sdapi/v1/interrogate's model
     _, demo, _ = serve(settings, block=False)
     try:
         yield webuiapi.WebUIApi(host="127.0.0.1", port=settings.port, sampler="Euler", steps=3)

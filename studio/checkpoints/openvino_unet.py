@@ -117,15 +117,22 @@ def _examples(unet: Any, names: list[str]) -> tuple[list[torch.Tensor], list[Any
     return [tensors[n] for n in names], [ov.PartialShape(shapes[n]) for n in names]
 
 
-def weights_key(unet: Any, model_hash: str) -> str:
-    """What the converted IR depends on: the weights (with LoRA layers and scales), the inputs, openvino."""
+def weights_key(module: Any, model_hash: str, extra: str = "") -> str:
+    """What a converted IR depends on: the weights (with LoRA layers and scales), the inputs, openvino.
+    `extra`: more of the weights than the first values (the text encoders' embedding tables: textual
+    inversion adds or rewrites rows)."""
     openvino = require()
-    digest = hashlib.sha256(f"{FORMAT}|{openvino.__version__}|{model_hash}|{unet.dtype}".encode())
+    dtype = next(module.parameters()).dtype
+    digest = hashlib.sha256(f"{FORMAT}|{openvino.__version__}|{model_hash}|{dtype}".encode())
     with torch.no_grad():
-        for name, param in unet.named_parameters():
+        for name, param in module.named_parameters():
             digest.update(f"{name}{tuple(param.shape)}".encode())
-            digest.update(param.detach().flatten()[:16].float().numpy().tobytes())
-    digest.update(lora_state(unet).encode())
+            first = param.detach()
+            while first.ndim > 1:  # a view of the first values: no copy of channels-last weights
+                first = first[0]
+            digest.update(first[:16].float().numpy().tobytes())
+    digest.update(lora_state(module).encode())
+    digest.update(extra.encode())
     return digest.hexdigest()[:24]
 
 
@@ -145,42 +152,60 @@ def lora_state(unet: Any) -> str:
 def converted_ir(unet: Any, cache: Path, model_hash: str) -> Path:
     """The IR file of this UNet state, converted once (then read from the cache)."""
     global conversions
-    openvino = require()
     names = _input_names(unet)
-    folder = cache / weights_key(unet, model_hash)
-    xml = folder / "unet.xml"
+    xml = cache / weights_key(unet, model_hash) / "unet.xml"
+    if convert_once(_Traced(unet, names), lambda: _examples(unet, names), names, xml, "UNet"):
+        conversions += 1
+    return xml
+
+
+def convert_once(traced: torch.nn.Module, examples: Any, names: list[str], xml: Path, what: str) -> bool:
+    """Convert `traced` (positional tensor inputs `names`, example inputs and shapes from `examples()`)
+    into `xml` unless it is there already; True when this call converted."""
+    openvino = require()
+    folder = xml.parent
     with _lock:
         if xml.is_file() and xml.with_suffix(".bin").is_file():
-            return xml
-        examples, shapes = _examples(unet, names)
-        log.info("converting the UNet to OpenVINO (once per model and LoRA set; cached in %s)", folder)
+            return False
+        inputs, shapes = examples()
+        log.info("converting the %s to OpenVINO (once per weights; cached in %s)", what, folder)
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # TracerWarnings for diffusers' shape checks, which hold for any size
-                model = openvino.convert_model(_Traced(unet, names).eval(), example_input=tuple(examples), input=shapes)
+                model = openvino.convert_model(traced.eval(), example_input=tuple(inputs), input=shapes)
         except Exception as error:  # the converter raises its own OpConversionFailure, RuntimeError...
-            raise ModelError(f"OpenVINO could not convert this UNet: {str(error).splitlines()[0][:300]}") from error
+            raise ModelError(f"OpenVINO could not convert this {what}: {str(error).splitlines()[0][:300]}") from error
         for port, name in zip(model.inputs, names):
             port.get_tensor().set_names({name})
         model = _float32_edges(openvino, model)
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / "unet.partial.xml"
+        partial = xml.with_name(xml.stem + ".partial.xml")
         openvino.save_model(model, partial, compress_to_fp16=False)
         partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))  # .bin first: the .xml marks it complete
         partial.replace(xml)
-        conversions += 1
-        return xml
+        return True
 
 
 def _float32_edges(openvino: Any, model: Any) -> Any:
-    """fp32 inputs and output whatever the weights' dtype (numpy has no bf16)."""
+    """fp32 float inputs and outputs whatever the weights' dtype (numpy has no bf16); integer inputs
+    (token ids) stay as they are."""
     from openvino.preprocess import PrePostProcessor
 
     ppp = PrePostProcessor(model)
-    for index in range(len(model.inputs)):
-        ppp.input(index).tensor().set_element_type(openvino.Type.f32)
-    ppp.output(0).tensor().set_element_type(openvino.Type.f32)
+    for index, port in enumerate(model.inputs):
+        if port.get_element_type().is_real():
+            ppp.input(index).tensor().set_element_type(openvino.Type.f32)
+    for index, port in enumerate(model.outputs):
+        if port.get_element_type().is_real():
+            ppp.output(index).tensor().set_element_type(openvino.Type.f32)
     return ppp.build()
+
+
+def compile_ir(openvino: Any, xml: Path, hint: str) -> Any:
+    """The IR compiled for the CPU at `hint` precision."""
+    # torch's thread count (--threads, else the physical cores): OpenVINO would otherwise take every logical CPU
+    config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    return openvino.Core().compile_model(str(xml), "CPU", config)
 
 
 class OpenVinoUNet(torch.nn.Module):
@@ -193,9 +218,7 @@ class OpenVinoUNet(torch.nn.Module):
         object.__setattr__(self, "eager", unet)  # not a submodule: no second copy in parameters()/to()
         self.names = _input_names(unet)
         self.hint = hint
-        # torch's thread count (--threads, else the physical cores): OpenVINO would otherwise take every logical CPU
-        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-        self.compiled = openvino.Core().compile_model(str(xml), "CPU", config)
+        self.compiled = compile_ir(openvino, xml, hint)
         self.request = self.compiled.create_infer_request()
 
     @property

@@ -36,7 +36,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, with_model: bool = True)
                         help="torch.compile the UNet (opt-in, for long-running servers: the first image of each "
                              "size compiles, later ones run faster; the compile cache is kept in the cache folder)")
     parser.add_argument("--backend", default=defaults.backend, choices=("auto", "eager", "openvino"),
-                        help="the UNet's backend: eager (torch), openvino (converted once per model and LoRA set, "
+                        help="the UNet's (and VAE decoder's, text encoders') backend: eager (torch), openvino (converted once "
+                             "per model and LoRA set, "
                              "cached in the cache folder; CPU only; needs `pip install openvino`), auto (eager); "
                              "also a Settings choice")
     parser.add_argument("--medvram", action="store_true",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def config_from_state(state: dict[str, torch.Tensor]) -> Any:
     tokens = state["pretrained.pos_embed"].shape[1] - 1
     backbone = Dinov2Config(
         hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),  # DINOv2: 64 per head
-        intermediate_size=state["pretrained.blocks.0.mlp.fc1.weight"].shape[0], patch_size=patch,
+        mlp_ratio=state["pretrained.blocks.0.mlp.fc1.weight"].shape[0] // hidden, patch_size=patch,
         image_size=round(math.sqrt(tokens)) * patch, out_indices=list(range(layers - 3, layers + 1)),
         apply_layernorm=True, reshape_hidden_states=False)
     return DepthAnythingConfig(
@@ -108,8 +109,13 @@ def _load(path: str, stamp: int) -> Any:
 
 
 def load(path: Path) -> Any:
-    """The model in `path` (file or folder), kept while the same file is used again."""
-    return _load(str(path), path.stat().st_mtime_ns)
+    """The model in `path` (file or folder), kept while the same file is used again; ValueError (the
+    request's error, naming the file) when it cannot be read."""
+    try:
+        return _load(str(path), path.stat().st_mtime_ns)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path.name} could not be loaded as Depth-Anything: {str(error).splitlines()[0][:300]}") \
+            from error
 
 
 def _input(image: Image.Image, multiple: int) -> torch.Tensor:

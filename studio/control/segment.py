@@ -54,7 +54,10 @@ def _pixels(image: Image.Image) -> torch.Tensor:
 
 def class_map(image: Image.Image, folder: Path) -> np.ndarray:
     """The ADE20K class index of every pixel (height, width)."""
-    model, task = _load(str(folder), (folder / "config.json").stat().st_mtime_ns)
+    try:
+        model, task = _load(str(folder), (folder / "config.json").stat().st_mtime_ns)
+    except (OSError, RuntimeError, KeyError) as error:  # a partial folder: the request's error, naming it
+        raise ValueError(f"{folder.name}/ could not be loaded: {str(error).splitlines()[0][:300]}") from error
     pixels = _pixels(image).to(model.dtype)
     with torch.inference_mode():
         if task is not None:

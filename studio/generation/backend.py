@@ -1,5 +1,7 @@
-"""The UNet backend of a run: eager torch, or the OpenVINO compiled UNet (studio/checkpoints/openvino_unet.py)
-swapped into the pipeline for the pass and swapped back after it.
+"""The backend of a run: eager torch, or OpenVINO compiled parts swapped into the pipeline for the pass
+and swapped back after it: the UNet (studio/checkpoints/openvino_unet.py), the VAE decoder and the text
+encoders (studio/checkpoints/openvino_parts.py; the prompts are encoded in the engine's plan, inside
+`text_encoders_backend`).
 
 What the OpenVINO UNet cannot do is refused before any work, by name (never silently run eager):
 ControlNet units, reference_only and IP-Adapter (they change the UNet's call or its attention),
@@ -13,13 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from studio.checkpoints import openvino_unet
+import torch
+
+from studio.checkpoints import openvino_parts, openvino_unet
 from studio.checkpoints.manager import LoadedModel
 from studio.request import GenerationRequest, RequestError
 from studio.settings import Settings
 
-# The one compiled UNet kept in memory: (id of the eager UNet, weights key) -> stand-in.
-_compiled: dict[tuple[int, str], openvino_unet.OpenVinoUNet] = {}
+# One compiled stand-in per part kept in memory: part -> ((id of the eager module, weights key), stand-in).
+_compiled: dict[str, tuple[tuple[int, str], Any]] = {}
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
 
 
 def refusals(request: GenerationRequest, control_units: int, refiner: bool) -> list[str]:
@@ -39,8 +44,9 @@ def refusals(request: GenerationRequest, control_units: int, refiner: bool) -> l
 def check_request(request: GenerationRequest, control_units: int, refiner: bool) -> None:
     found = refusals(request, control_units, refiner)
     if found:
-        raise RequestError(f"the openvino backend does not run {'; '.join(found)}: leave them out, or switch "
-                           "the backend to eager (Settings, or --backend eager)")
+        raise RequestError(f"the openvino backend does not run {'; '.join(found)}: turn "
+                           f"{'it' if len(found) == 1 else 'them'} off, or switch the backend to eager "
+                           "(Settings, or --backend eager)")
 
 
 def stand_in(model: LoadedModel, settings: Settings) -> openvino_unet.OpenVinoUNet:
@@ -49,22 +55,70 @@ def stand_in(model: LoadedModel, settings: Settings) -> openvino_unet.OpenVinoUN
     if any(module._forward_hooks for module in unet.modules()):
         raise RequestError("the openvino backend does not run LyCORIS (LoHa/LoKr) networks: leave them out, "
                            "or switch the backend to eager")
-    key = (id(unet), openvino_unet.weights_key(unet, model.hash))
-    if key not in _compiled:
-        _compiled.clear()  # one compiled UNet in memory: the last state used
-        _compiled[key] = openvino_unet.openvino_unet(unet, settings.cache_dir, model.hash)
-    return _compiled[key]
+    return _kept("unet", unet, openvino_unet.weights_key(unet, model.hash),
+                 lambda: openvino_unet.openvino_unet(unet, settings.cache_dir, model.hash))
+
+
+def _kept(part: str, eager: Any, key: str, make: Any) -> Any:
+    """The part's stand-in for this weights key: the one in memory, else `make()` (which replaces it)."""
+    held = _compiled.get(part)
+    if held is None or held[0] != (id(eager), key):
+        _compiled.pop(part, None)  # one compiled version per part in memory: the last state used
+        _compiled[part] = ((id(eager), key), make())
+    return _compiled[part][1]
+
+
+def decoder_stand_in(model: LoadedModel, settings: Settings, vae: Any) -> openvino_parts.OpenVinoDecoder:
+    """`vae.decoder` as OpenVINO runs it (the VAE may be a user-chosen one: keyed by its own weights)."""
+    return _kept("vae_decoder", vae.decoder, openvino_parts.decoder_key(vae, model.hash),
+                 lambda: openvino_parts.openvino_decoder(vae, settings.cache_dir, model.hash))
+
+
+def encoder_stand_in(model: LoadedModel, settings: Settings, part: str, encoder: Any) -> openvino_parts.OpenVinoTextEncoder:
+    """A text encoder as OpenVINO runs it (keyed by its weights, LoRA state and embedding table)."""
+    return _kept(part, encoder, openvino_parts.encoder_key(encoder, model.hash),
+                 lambda: openvino_parts.openvino_text_encoder(encoder, settings.cache_dir, model.hash, part))
+
+
+def _swappable_vae(vae: Any) -> bool:
+    return vae is not None and isinstance(getattr(vae, "decoder", None), torch.nn.Module) \
+        and hasattr(vae.decoder, "conv_in") and not isinstance(vae.decoder, openvino_parts.OpenVinoDecoder)
+
+
+@contextmanager
+def text_encoders_backend(pipe: Any, model: LoadedModel, settings: Settings, backend: str) -> Iterator[None]:
+    """Encode prompts with the backend's text encoders for the duration (eager: nothing changes)."""
+    if backend != "openvino":
+        yield
+        return
+    eager = {part: getattr(pipe, part) for part in TEXT_ENCODERS if getattr(pipe, part, None) is not None}
+    for part, encoder in eager.items():
+        if isinstance(encoder, openvino_parts.OpenVinoTextEncoder):
+            continue  # already swapped by an outer block
+        object.__setattr__(pipe, part, encoder_stand_in(model, settings, part, encoder))
+    try:
+        yield
+    finally:
+        for part, encoder in eager.items():
+            object.__setattr__(pipe, part, encoder)
 
 
 @contextmanager
 def unet_backend(pipe: Any, model: LoadedModel, settings: Settings, backend: str) -> Iterator[None]:
     """Run `pipe` with the backend's UNet for the duration (eager: nothing changes)."""
     if backend != "openvino":
+        _compiled.clear()  # back on eager: the compiled parts (and the eager modules they hold) can go
         yield
         return
-    eager = pipe.unet
+    eager, vae = pipe.unet, getattr(pipe, "vae", None)
+    decoder = vae.decoder if _swappable_vae(vae) else None
     object.__setattr__(pipe, "unet", stand_in(model, settings))  # not registered: the pipeline's config keeps the UNet
     try:
-        yield
+        if decoder is not None:
+            vae.decoder = decoder_stand_in(model, settings, vae)  # vae.decode(...) runs post_quant_conv, then this
+        with text_encoders_backend(pipe, model, settings, backend):  # for prompts the pipeline encodes itself
+            yield
     finally:
         object.__setattr__(pipe, "unet", eager)
+        if decoder is not None:
+            vae.decoder = decoder

@@ -27,7 +27,7 @@ from studio.checkpoints.upscalers import Upscalers
 from studio.control.preprocessors import PREPROCESSORS
 from studio.errors import ModelError
 from studio.generation import modes, outpaint
-from studio.generation.backend import check_request
+from studio.generation.backend import check_request, text_encoders_backend
 from studio.generation.controls import prepare_controls
 from studio.generation.extras import process as upscale_image
 from studio.generation.extras_request import ExtrasRequest
@@ -104,7 +104,8 @@ class Engine:
         networks = self.networks.apply(model, request)  # LoRA tags, embeddings, VAE (cached on the model)
         sampling = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
-        prompts = prepare_prompts(model.pipe, sampling.prompt, sampling.negative_prompt, request.steps, request.clip_skip)
+        with text_encoders_backend(model.pipe, model, self.models.settings, backend):
+            prompts = prepare_prompts(model.pipe, sampling.prompt, sampling.negative_prompt, request.steps, request.clip_skip)
         if prompts.conditioning is not None and prompts.conditioning.parts and (refiner_model or controls.units):
             raise RequestError("prompts joined by AND work without the SDXL refiner and ControlNet units for now")
         if request.enable_hr:

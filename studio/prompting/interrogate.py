@@ -1,6 +1,7 @@
-"""A1111's CLIP interrogator without its caption model: the image is ranked against category lists
-(artists, flavors, mediums, movements; `name.topN.txt` keeps the N best, as A1111 names them) by a
-transformers CLIPModel the user placed in a folder, and the best items are joined with ", ".
+"""A1111's CLIP interrogator: a caption by a transformers BLIP model when the user placed one (none is
+needed), then the image ranked against category lists (artists, flavors, mediums, movements;
+`name.topN.txt` keeps the N best, as A1111 names them) by a transformers CLIPModel the user placed
+in a folder, the best items joined with ", ".
 
 The lists are the user's `*.txt` under models/interrogate/ when there are any, else the small ones
 shipped beside this module. Scores follow A1111's `rank`: the softmax of 100 x cosine similarity.
@@ -89,15 +90,34 @@ def rank(image_features: torch.Tensor, text_features: torch.Tensor, items: tuple
     return [(items[int(label)], float(prob) * 100) for prob, label in zip(probs, labels)]
 
 
-def interrogate(image: Image.Image, clip_folder: Path, lists: Path, with_ranks: bool = False) -> str:
-    """The best items of every list, ", "-joined (A1111's `(item:score)` form with `with_ranks`)."""
+@functools.lru_cache(maxsize=1)
+def _load_blip(folder: str, stamp: int) -> tuple[Any, Any]:
+    from transformers import AutoTokenizer, BlipForConditionalGeneration
+
+    model = BlipForConditionalGeneration.from_pretrained(folder, local_files_only=True).eval()
+    return model, AutoTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+def caption(image: Image.Image, blip_folder: Path, min_length: int = 24, max_length: int = 48) -> str:
+    """BLIP's greedy caption (A1111's defaults: one beam, 24 to 48 tokens)."""
+    model, tokenizer = _load_blip(str(blip_folder), (blip_folder / "config.json").stat().st_mtime_ns)
+    pixels = _pixels(image, int(model.config.vision_config.image_size)).to(model.dtype)
+    ids = model.generate(pixel_values=pixels, num_beams=1, do_sample=False, min_length=min_length,
+                         max_length=max_length)
+    return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+
+
+def interrogate(image: Image.Image, clip_folder: Path, lists: Path, with_ranks: bool = False,
+                blip_folder: Path | None = None) -> str:
+    """The caption (with a BLIP folder) and the best items of every list, ", "-joined (A1111's
+    `(item:score)` form with `with_ranks`)."""
     with _lock, torch.inference_mode():
+        words = [caption(image, blip_folder)] if blip_folder is not None else []
         model, tokenizer = _load(str(clip_folder), (clip_folder / "config.json").stat().st_mtime_ns)
         pixels = _pixels(image, int(model.config.vision_config.image_size)).to(model.dtype)
         image_features = _unit(_features(model.get_image_features(pixel_values=pixels)))
-        words = []
         for category in categories(lists):
             text_features = _text_features(model, tokenizer, category.items)
             for item, score in rank(image_features, text_features, category.items, category.topn):
                 words.append(f"({item}:{score / 100:.3f})" if with_ranks else item)
-    return ", ".join(words)
+    return ", ".join(word for word in words if word)

@@ -1,6 +1,7 @@
 """/sdapi/v1/interrogate: A1111's CLIP interrogator when a transformers CLIP model folder is under
-models/interrogate/ (studio/prompting/interrogate.py ranks the category lists with it); refused,
-naming the folder to place, when none is. DeepBooru's model is not supported here."""
+models/interrogate/ (studio/prompting/interrogate.py ranks the category lists with it), with a
+caption first when a transformers BLIP folder is under models/BLIP/; refused, naming the folder to
+place, when there is no CLIP model. DeepBooru's model is not supported here."""
 from __future__ import annotations
 
 import importlib
@@ -26,13 +27,21 @@ def interrogate_dir(settings: Settings) -> Path:
 
 def clip_folder(settings: Settings) -> Path | None:
     """The first folder under models/interrogate/ holding a transformers CLIPModel (config.json model_type "clip")."""
-    root = interrogate_dir(settings)
+    return _model_folder(interrogate_dir(settings), "clip")
+
+
+def blip_folder(settings: Settings) -> Path | None:
+    """The first transformers BLIP captioning folder under models/BLIP/ (A1111's BLIP folder)."""
+    return _model_folder(settings.models_dir / "BLIP", "blip")
+
+
+def _model_folder(root: Path, model_type: str) -> Path | None:
     for folder in sorted(root.iterdir()) if root.is_dir() else ():
         try:
             config = json.loads((folder / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(config, dict) and config.get("model_type") == "clip":
+        if isinstance(config, dict) and config.get("model_type") == model_type:
             return folder
     return None
 
@@ -54,6 +63,11 @@ def interrogate(settings: Settings, image: Image.Image, model: str = "clip") -> 
         raise InterrogatorUnavailable(
             f"interrogate needs a CLIP model: place a transformers CLIPModel folder (config.json, model.safetensors "
             f"and its tokenizer files, e.g. openai/clip-vit-large-patch14) under {interrogate_dir(settings)}/ "
-            "(nothing is downloaded; no caption model runs here, the answer is the ranked category lists)")
+            "(nothing is downloaded; a transformers BLIP folder under models/BLIP/ adds a caption)")
     # imported on first use: the web layer reaches this module without torch
-    return importlib.import_module("studio.prompting.interrogate").interrogate(image, folder, lists_dir(settings))
+    run = importlib.import_module("studio.prompting.interrogate").interrogate
+    try:
+        return run(image, folder, lists_dir(settings), blip_folder=blip_folder(settings))
+    except (OSError, ValueError, RuntimeError, KeyError) as error:  # a partial or broken model folder
+        raise InterrogatorUnavailable(f"interrogate could not load its models ({folder.name}): "
+                                      f"{str(error).splitlines()[0][:300]}") from error

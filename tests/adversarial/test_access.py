@@ -6,8 +6,6 @@ the default loopback name), so the exposure rules apply while no traffic leaves 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -105,9 +103,23 @@ def test_the_same_credentials_open_the_ui_and_the_api(public_server):
         assert config.status_code == 200 and "studio-default-64px" in config.text
 
 
+class Started(BaseException):
+    """Raised past the access check: the server would start (a BaseException, so no handler hides it)."""
+
+
 @pytest.mark.parametrize("flags", [["--listen"], ["--listen", "--no-api"], ["--host", "127.0.0.2", "--no-api"]])
-def test_a_public_bind_without_credentials_refuses_to_start(tmp_path: Path, flags: list[str]):
-    done = subprocess.run([sys.executable, "-m", "studio", "serve", *flags, "--no-browser", "--port", str(free_port()),
-                           "--outputs-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert done.returncode != 0
-    assert "--auth" in done.stderr and "Traceback" not in done.stderr
+def test_a_public_bind_without_credentials_refuses_to_start(tmp_path: Path, flags: list[str], monkeypatch, capsys):
+    """Through `python -m studio serve`'s own `main` in this process (the exit code is main's return value;
+    tests/test_serve_flags.py runs one such refusal as a real process). Getting past the access check
+    raises instead of starting a server that would block the test."""
+    from studio.cli import serve as serving
+    from studio.cli.main import main
+
+    def started(*_: object) -> None:
+        raise Started(flags)
+
+    monkeypatch.setattr(serving, "check_user_names", started)  # the first step after the access check
+    code = main(["serve", *flags, "--no-browser", "--port", str(free_port()), "--outputs-dir", str(tmp_path)])
+    stderr = capsys.readouterr().err
+    assert code != 0
+    assert "--auth" in stderr and "Traceback" not in stderr

@@ -36,13 +36,26 @@ def server(tmp_path: Path):
         running.stop()
 
 
-def test_the_start_output_has_our_url_and_not_gradios_share_hint(server):
+@pytest.fixture(scope="module")
+def idle_server(tmp_path_factory: pytest.TempPathFactory):
+    """One started server for the checks that leave it as it was; the idle SIGTERM test, last in
+    this file, ends it (a start costs a Python, torch and model load)."""
+    running = RealServer(tmp_path_factory.mktemp("idle"))
+    try:
+        yield running.wait_ready()
+    finally:
+        running.stop()
+
+
+def test_the_start_output_has_our_url_and_not_gradios_share_hint(idle_server):
+    server = idle_server
     output = server.output()
     assert f"Diffusion Studio running on http://{HOST}:{server.port}" in output
     assert "share=True" not in output and "launch()" not in output
 
 
-def test_uvicorn_closes_silent_connections_and_refuses_huge_headers(server):
+def test_uvicorn_closes_silent_connections_and_refuses_huge_headers(idle_server):
+    server = idle_server
     with socket.create_connection((HOST, server.port), timeout=GUARD) as silent:
         assert silent.recv(1) == b""  # closed by the server (keep-alive timeout armed at connect), not by our guard
     with socket.create_connection((HOST, server.port), timeout=GUARD) as huge:
@@ -53,7 +66,9 @@ def test_uvicorn_closes_silent_connections_and_refuses_huge_headers(server):
     assert httpx.get(server.url + "/sdapi/v1/samplers", auth=(USER, PASSWORD), timeout=120).status_code == 200
 
 
-def test_sigterm_on_an_idle_server_exits_and_logs_it(server):
+def test_sigterm_on_an_idle_server_exits_and_logs_it(idle_server):
+    server = idle_server
+    assert server.process.poll() is None  # still running after the checks above
     code = terminate(server)
     assert code == 0, f"exit status {code}:\n{server.output()[-2000:]}"
     assert "SIGTERM" in server.output()

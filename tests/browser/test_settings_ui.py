@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.browser.conftest import started_server, studio_page
@@ -65,28 +66,37 @@ def test_settings_are_edited_applied_saved_and_used_by_the_next_image(browser, t
         assert any(re.fullmatch(r"\d{5}-5-blue sky red circle-3\.png", name) for name in names), names
 
 
-def test_return_grid_puts_the_batch_grid_first_in_the_gallery(browser, tmp_path):
+def test_return_grid_puts_the_batch_grid_first_in_the_gallery(browser, server):
     """Issue 25 item 8: A1111's "Show grid in gallery" and "Always save all generated image grids",
-    ticked on the Settings page, give a batch's grid first in the Output gallery, saved to txt2img-grids/."""
-    with started_server(tmp_path) as server, studio_page(browser, server.url) as page:
-        open_settings(page)
-        page.check("#setting_return_grid input[type=checkbox]")
-        page.check("#setting_grid_save input[type=checkbox]")
-        assert "return_grid" in apply(page)
-        page.click("button[role=tab]:has-text('txt2img')")
-        page.fill("#txt2img_prompt textarea", "a red circle on a blue background")
-        for name, value in (("steps", "2"), ("batch_size", "2")):
-            field = page.locator(f"#txt2img_{name} input[type=number]").first
-            field.fill(value)
-            field.press("Tab")
-        page.click("#txt2img_generate")
-        page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed:')",
-                               timeout=180_000)
-        # the grid (2 images: one row, 128x64) first, then the two 64x64 images
-        page.wait_for_function("""() => {
-            const imgs = [...document.querySelectorAll('#txt2img_gallery .thumbnail-small img')];
-            return imgs.length === 3 && imgs.every(i => i.complete) && imgs[0].naturalWidth === 128
-                && imgs[0].naturalHeight === 64 && imgs[1].naturalWidth === 64 && imgs[2].naturalWidth === 64;
-        }""", timeout=60_000)
-        assert "Grid" in page.inner_text("#txt2img_gallery")  # its caption
-        assert len(list((tmp_path / "outputs" / "txt2img-grids").rglob("*.png"))) == 1
+    ticked on the Settings page, give a batch's grid first in the Output gallery, saved to txt2img-grids/.
+    On the session's server (a start of its own costs a Python, torch and model load): both options are
+    set back afterwards, whatever happened."""
+    grids = server.outputs / "txt2img-grids"
+    before = len(list(grids.rglob("*.png")))
+    try:
+        with studio_page(browser, server.url) as page:
+            open_settings(page)
+            page.check("#setting_return_grid input[type=checkbox]")
+            page.check("#setting_grid_save input[type=checkbox]")
+            assert "return_grid" in apply(page)
+            page.click("button[role=tab]:has-text('txt2img')")
+            page.fill("#txt2img_prompt textarea", "a red circle on a blue background")
+            for name, value in (("steps", "2"), ("batch_size", "2")):
+                field = page.locator(f"#txt2img_{name} input[type=number]").first
+                field.fill(value)
+                field.press("Tab")
+            page.click("#txt2img_generate")
+            page.wait_for_function("document.querySelector('#txt2img_infotext textarea')?.value.includes('Seed:')",
+                                   timeout=180_000)
+            # the grid (2 images: one row, 128x64) first, then the two 64x64 images
+            page.wait_for_function("""() => {
+                const imgs = [...document.querySelectorAll('#txt2img_gallery .thumbnail-small img')];
+                return imgs.length === 3 && imgs.every(i => i.complete) && imgs[0].naturalWidth === 128
+                    && imgs[0].naturalHeight === 64 && imgs[1].naturalWidth === 64 && imgs[2].naturalWidth === 64;
+            }""", timeout=60_000)
+            assert "Grid" in page.inner_text("#txt2img_gallery")  # its caption
+            assert len(list(grids.rglob("*.png"))) == before + 1
+    finally:
+        reset = httpx.post(server.url + "sdapi/v1/options", json={"return_grid": False, "grid_save": False},
+                           timeout=120)
+        assert reset.status_code == 200, reset.text

@@ -106,13 +106,19 @@ def test_send_to_img2img_and_inpaint_carries_every_parameter_and_the_seed_used(p
 
 
 def test_the_inpaint_brush_is_visible_on_a_white_image(page, tmp_path: Path):
+    """...and the Inpaint tab leaves the page idle (issue 25 §6): shown empty, and with the
+    pointer resting on the canvas after a stroke (the editor redraws on pointer events there)."""
     import io
 
     import numpy as np
 
+    from tests.browser.idle import idle_busy_seconds
+
     white = tmp_path / "white.png"
     Image.new("RGB", (64, 64), "white").save(white)
     open_tab(page, "Inpaint")
+    busy = idle_busy_seconds(page)
+    assert busy < 0.5, f"the empty Inpaint tab kept the main thread busy {busy:.2f} s of 5 s idle"
     page.locator("#inpaint_editor input[type=file]").set_input_files(str(white))
     page.wait_for_timeout(1500)
     page.locator("#inpaint_editor button[aria-label='Brush']").first.click()
@@ -122,8 +128,11 @@ def test_the_inpaint_brush_is_visible_on_a_white_image(page, tmp_path: Path):
     page.mouse.down()
     page.mouse.move(cx + 30, cy, steps=15)
     page.mouse.up()
-    page.wait_for_timeout(500)
+    page.mouse.move(cx, cy + 40)
+    busy = idle_busy_seconds(page)
+    assert busy < 0.5, f"after painting, the main thread was busy {busy:.2f} s of 5 s idle"
     page.mouse.move(box["x"] - 50, box["y"] - 50)  # the brush cursor away from the stroke
+    page.wait_for_timeout(500)
     shot = Image.open(io.BytesIO(page.screenshot(clip={"x": cx - 20, "y": cy - 2, "width": 40, "height": 4})))
     screenshot(page, "inpaint-brush-on-white")
     pixels = np.asarray(shot.convert("RGB")).astype(int)

@@ -14,7 +14,7 @@ def tiny_depth_anything() -> torch.nn.Module:
 
     torch.manual_seed(0)
     backbone = Dinov2Config(hidden_size=_HIDDEN, num_hidden_layers=_LAYERS, num_attention_heads=1,
-                            intermediate_size=4 * _HIDDEN, image_size=518, patch_size=14,
+                            mlp_ratio=2, image_size=518, patch_size=14,
                             out_indices=[1, 2, 3, 4], apply_layernorm=True, reshape_hidden_states=False)
     config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=_HIDDEN, patch_size=14,
                                  fusion_hidden_size=16, neck_hidden_sizes=[8, 16, 32, 32], head_hidden_size=8)
@@ -121,4 +121,28 @@ def save_clip_folder(folder: Path) -> Path:
                        "image_size": 32, "patch_size": 8, "projection_dim": 16},
         projection_dim=16)
     CLIPModel(config).save_pretrained(folder)
+    return folder
+
+
+BLIP_WORDS = ("a", "picture", "of", "red", "ball", "on", "blue")
+
+
+def save_blip_folder(folder: Path) -> Path:
+    """A tiny random transformers BLIP captioner with a BERT tokenizer of a few words, as models/BLIP/<name>/."""
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *BLIP_WORDS, "[DEC]"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(str(folder / "vocab.txt"), bos_token="[DEC]").save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BlipConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 32, "encoder_hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64,
+                     "bos_token_id": vocab.index("[DEC]"), "sep_token_id": vocab.index("[SEP]"), "pad_token_id": 0,
+                     "eos_token_id": vocab.index("[SEP]")},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16)
+    BlipForConditionalGeneration(config).save_pretrained(folder)
     return folder

@@ -10,7 +10,7 @@ from diffusers import DiffusionPipeline
 
 from studio.checkpoints.manager import LoadedModel
 from studio.generation import imageops
-from studio.generation.backend import unet_backend
+from studio.generation.backend import text_encoders_backend, unet_backend
 from studio.generation.composable import composable
 from studio.generation.controls import control_kwargs, ip_adapter_kwargs, steering
 from studio.generation.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
@@ -41,7 +41,8 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
         pipe.scheduler = with_noise(pipe.scheduler, noise)  # img2img/inpaint add their noise there
     # per-image prompts are compared with the prompt as requested (the encoded one has its network
     # tags taken out and its embeddings put in)
-    prompts, text_kwargs = text_inputs(model, plan.request, plan.prompts, image_prompts, len(seeds), plan.networks)
+    with text_encoders_backend(model.pipe, model, plan.settings, plan.backend):
+        prompts, text_kwargs = text_inputs(model, plan.request, plan.prompts, image_prompts, len(seeds), plan.networks)
     swaps = prompts.conditioning is not None and prompts.conditioning.changes
     kwargs: dict[str, Any] = dict(
         **text_kwargs,
