@@ -36,6 +36,9 @@ def _build_options(options: "OptionsService") -> Loader:
         gr.Markdown(f"Saved in `{options.path}`; applied to the next job without a restart."
                     + (" On this shared server only the operator changes server-wide settings." if options.shared else ""))
     result = gr.Markdown("", elem_id="settings_result")
+    # Filled by the page load with an empty span: the fields below hold the store's values from then on
+    # (what a script or a test waits for before editing, so the load does not overwrite its edits).
+    loaded = gr.HTML("", elem_id="settings_loaded", padding=False)
     sections: dict[str, list[str]] = {}
     for key, option in options.table.items():
         sections.setdefault(option.section, []).append(key)
@@ -63,9 +66,9 @@ def _build_options(options: "OptionsService") -> Loader:
 
     def current() -> list[Any]:
         now = options.values()
-        return [now.get(name) for name in names]
+        return [now.get(name) for name in names] + ['<span class="settings-loaded"></span>']
 
-    return current, [widgets[n] for n in names]
+    return current, [widgets[n] for n in names] + [loaded]
 
 
 def _widget(key: str, option: Any, value: Any) -> gr.components.Component:

@@ -17,6 +17,9 @@ DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 def open_settings(page) -> None:
     page.click("button[role=tab]:has-text('Settings')")
     page.wait_for_selector("#settings_submit", timeout=60_000)
+    # The page load fills the fields with the store's values: edit only after it did (on a busy machine it
+    # can come after the first fill and would overwrite it).
+    page.wait_for_selector("#settings_loaded .settings-loaded", state="attached", timeout=60_000)
 
 
 def apply(page) -> str:
