@@ -17,7 +17,6 @@ from studio.checkpoints import openvino_parts, openvino_unet
 from studio.cli.main import build_parser
 from studio.cli.settings_flags import settings_from_args
 from studio.errors import ModelError
-from studio.generation import backend
 from studio.request import ControlUnit, GenerationRequest, RequestError
 from studio.service.option_keys import BACKENDS
 from tests.support.served import api_client
@@ -39,7 +38,7 @@ def fp32_hint() -> Iterator[None]:
 def converted(engine, shared_settings):
     """The default model's UNet as OpenVINO runs it (converted once here, or found in the cache)."""
     model = engine.models.current()
-    return backend.stand_in(model, shared_settings)
+    return engine.compiled.unet(model, shared_settings)
 
 
 @pytest.fixture
@@ -54,7 +53,7 @@ def on_openvino(engine) -> Iterator[None]:
 
 def test_unet_output_matches_eager_at_several_sizes_without_reconverting(engine, converted):
     unet = engine.models.current().pipe.unet
-    before = openvino_unet.conversions
+    before = engine.compiled.conversions["unet"]
     context = unet.config.cross_attention_dim
     generator = torch.Generator().manual_seed(0)
     for batch, size, tokens in ((2, 8, 77), (1, 12, 154), (3, 9, 77), (1, 65, 77)):  # batch, latent size, prompt length change
@@ -65,7 +64,7 @@ def test_unet_output_matches_eager_at_several_sizes_without_reconverting(engine,
             got = converted(sample, torch.tensor(400), text).sample
         assert got.shape == expected.shape and got.dtype == expected.dtype
         assert (got - expected).abs().mean() < 1e-4 * max(1.0, float(expected.abs().mean()))
-    assert openvino_unet.conversions == before  # dynamic shapes: no new conversion for a new size
+    assert engine.compiled.conversions["unet"] == before  # dynamic shapes: no new conversion for a new size
     assert converted.config is unet.config and converted.device == unet.device and converted.dtype == unet.dtype
 
 
@@ -74,10 +73,11 @@ def test_second_load_reads_the_cache(engine, converted, shared_settings):
     folder = shared_settings.cache_dir / "openvino" / openvino_unet.weights_key(model.pipe.unet, model.hash)
     ir = folder / "unet.xml"
     assert ir.is_file() and (folder / "unet.bin").stat().st_size > 1000
-    stamp, before = ir.stat().st_mtime_ns, openvino_unet.conversions
-    backend._compiled.clear()  # as after a restart: only the disk cache is left
-    again = backend.stand_in(model, shared_settings)
-    assert again is not converted and openvino_unet.conversions == before and ir.stat().st_mtime_ns == stamp
+    stamp, before = ir.stat().st_mtime_ns, engine.compiled.conversions["unet"]
+    engine.compiled.clear()  # as after a restart: only the disk cache is left
+    again = engine.compiled.unet(model, shared_settings)
+    assert again is not converted and not again.converted and ir.stat().st_mtime_ns == stamp
+    assert engine.compiled.conversions["unet"] == before
 
 
 def test_weights_key_follows_the_weights(engine):
@@ -96,11 +96,11 @@ def test_weights_key_follows_the_weights(engine):
 
 
 def test_engine_makes_an_image_close_to_eager(engine, converted, on_openvino):
-    before = openvino_unet.conversions
+    before = engine.compiled.conversions["unet"]
     result = engine.run(BASE)
     engine.backend_choice = lambda: "eager"
     eager = engine.run(BASE)
-    assert openvino_unet.conversions == before
+    assert engine.compiled.conversions["unet"] == before
     got, expected = (np.asarray(r.images[0].image, dtype=np.float32) for r in (result, eager))
     assert got.shape == expected.shape == (64, 64, 3)
     assert np.abs(got - expected).mean() < 2.0  # of 255: the same picture
@@ -108,11 +108,11 @@ def test_engine_makes_an_image_close_to_eager(engine, converted, on_openvino):
 
 
 def test_another_size_and_hires_fix_run_on_the_same_conversion(engine, converted, on_openvino):
-    before = openvino_unet.conversions
+    before = engine.compiled.conversions["unet"]
     result = engine.run(BASE.replace(width=104, height=72, steps=2, enable_hr=True, hr_scale=1.5,
                                      hr_second_pass_steps=1, denoising_strength=0.5))
     assert result.images[0].image.size == (152, 104)  # hires sizes round to 8 px: 19x13 latents
-    assert openvino_unet.conversions == before
+    assert engine.compiled.conversions["unet"] == before
 
 
 @pytest.mark.parametrize("change, named", [
@@ -166,11 +166,11 @@ def test_lora_is_fused_into_its_own_conversion(settings):
     with_lora = BASE.replace(prompt="a red circle <lora:styled:1>")
     eager_lora, eager_plain = engine.run(with_lora), engine.run(BASE)
     engine.backend_choice = lambda: "openvino"
-    before = openvino_unet.conversions
+    before = engine.compiled.conversions["unet"]
     fused = engine.run(with_lora)
-    assert openvino_unet.conversions == before + 1  # this LoRA state's own graph
+    assert engine.compiled.conversions["unet"] == before + 1  # this LoRA state's own graph
     engine.run(with_lora)
-    assert openvino_unet.conversions == before + 1  # the same LoRA state again: compiled already
+    assert engine.compiled.conversions["unet"] == before + 1  # the same LoRA state again: compiled already
     got, lora, plain = (np.asarray(r.images[0].image, dtype=np.float32) for r in (fused, eager_lora, eager_plain))
     assert np.abs(lora - plain).mean() > 4 * max(np.abs(got - lora).mean(), 0.5)  # the LoRA's effect is kept
 
@@ -199,9 +199,9 @@ def test_sdxl_unet_with_its_added_conditions_runs_on_openvino(settings):
     request = BASE.replace(steps=2, model=next(t for t in engine.models.titles() if "tinyxl" in t))
     eager = engine.run(request)
     engine.backend_choice = lambda: "openvino"
-    before = openvino_unet.conversions
+    before = engine.compiled.conversions["unet"]
     converted = engine.run(request)
-    assert openvino_unet.conversions == before + 1  # pooled prompt and size conditioning are graph inputs
+    assert engine.compiled.conversions["unet"] == before + 1  # pooled prompt and size conditioning are graph inputs
     got, expected = (np.asarray(r.images[0].image, dtype=np.float32) for r in (converted, eager))
     assert expected.std() > 5 and np.abs(got - expected).mean() < 2.0
 
@@ -211,8 +211,8 @@ def test_sdxl_unet_with_its_added_conditions_runs_on_openvino(settings):
 def test_vae_decoder_matches_eager_and_keeps_the_decode_interface(engine, shared_settings):
     model = engine.models.current()
     vae = model.pipe.vae
-    decoder = backend.decoder_stand_in(model, shared_settings, vae)
-    before = dict(openvino_parts.conversions)
+    decoder = engine.compiled.decoder(model, shared_settings, vae)
+    before = dict(engine.compiled.conversions)
     generator = torch.Generator().manual_seed(1)
     for batch, height, width in ((1, 8, 8), (2, 13, 19)):  # dynamic batch and size: one conversion
         latents = torch.randn(batch, vae.config.latent_channels, height, width, generator=generator)
@@ -226,7 +226,7 @@ def test_vae_decoder_matches_eager_and_keeps_the_decode_interface(engine, shared
         scale = 2 ** (len(vae.config.block_out_channels) - 1)
         assert got.shape == expected.shape == (batch, 3, height * scale, width * scale) and got.dtype == expected.dtype
         assert (got - expected).abs().mean() < 1e-4
-    assert openvino_parts.conversions == before
+    assert dict(engine.compiled.conversions) == before
 
 
 def test_text_encoder_matches_eager_with_clip_skip(engine, shared_settings):
@@ -234,7 +234,7 @@ def test_text_encoder_matches_eager_with_clip_skip(engine, shared_settings):
 
     model = engine.models.current()
     pipe = model.pipe
-    encoder = backend.encoder_stand_in(model, shared_settings, "text_encoder", pipe.text_encoder)
+    encoder = engine.compiled.encoder(model, shared_settings, "text_encoder", pipe.text_encoder)
     ids = torch.randint(0, pipe.text_encoder.get_input_embeddings().weight.shape[0], (2, 77),
                         generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -245,7 +245,7 @@ def test_text_encoder_matches_eager_with_clip_skip(engine, shared_settings):
         assert a.shape == b.shape and (a - b).abs().max() < 1e-3
     for clip_skip in (1, 2):  # our prompting reads the last or an earlier hidden state
         eager = prepare_prompts(pipe, "a red (circle:1.2)", "blue", 3, clip_skip).pipeline_kwargs(1)
-        with backend.text_encoders_backend(pipe, model, shared_settings, "openvino"):
+        with engine.compiled.text_encoders_backend(pipe, model, shared_settings, "openvino"):
             converted = prepare_prompts(pipe, "a red (circle:1.2)", "blue", 3, clip_skip).pipeline_kwargs(1)
         assert pipe.text_encoder is encoder.eager  # swapped back
         assert (converted["prompt_embeds"] - eager["prompt_embeds"]).abs().max() < 1e-3
@@ -257,8 +257,8 @@ def test_engine_runs_decoder_and_text_encoder_on_openvino_and_reads_the_cache(en
                                                                               on_openvino):
     model, one_step = engine.models.current(), BASE.replace(steps=1)
     engine.run(one_step)  # converts (or finds) every part
-    before = dict(openvino_parts.conversions)
-    decoder, encoder = backend._compiled["vae_decoder"][1], backend._compiled["text_encoder"][1]
+    before = dict(engine.compiled.conversions)
+    decoder, encoder = engine.compiled.held("vae_decoder"), engine.compiled.held("text_encoder")
     calls = decoder.calls, encoder.calls
     engine.run(one_step.replace(seed=6))
     assert decoder.calls > calls[0] and encoder.calls > calls[1]  # the run went through both
@@ -269,9 +269,9 @@ def test_engine_runs_decoder_and_text_encoder_on_openvino_and_reads_the_cache(en
         ("text_encoder", openvino_parts.encoder_key(model.pipe.text_encoder, model.hash)))}
     assert all(path.is_file() for path in files.values())
     stamps = {part: path.stat().st_mtime_ns for part, path in files.items()}
-    backend._compiled.clear()  # as after a restart: only the disk cache is left
+    engine.compiled.clear()  # as after a restart: only the disk cache is left
     engine.run(one_step)
-    assert openvino_parts.conversions == before
+    assert dict(engine.compiled.conversions) == before
     assert {part: path.stat().st_mtime_ns for part, path in files.items()} == stamps
 
 
@@ -291,10 +291,10 @@ def test_textual_inversion_gets_its_own_text_encoder_conversion(settings, shared
     eager = engine.run(request)
     key = openvino_parts.encoder_key(pipe.text_encoder, engine.models.current().hash)
     engine.backend_choice = lambda: "openvino"
-    before = openvino_parts.conversions["text_encoder"]
+    before = engine.compiled.conversions["text_encoder"]
     converted = engine.run(request)
-    assert openvino_parts.conversions["text_encoder"] == before + 1
-    assert backend._compiled["text_encoder"][0][1] == key  # the table with the embedding's rows
+    assert engine.compiled.conversions["text_encoder"] == before + 1
+    assert engine.compiled.held_key("text_encoder") == key  # the table with the embedding's rows
     weight = pipe.text_encoder.get_input_embeddings().weight
     with torch.no_grad():
         weight[-1, 0] += 1.0  # another embedding of the same length: other rows, another key

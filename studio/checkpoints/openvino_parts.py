@@ -12,12 +12,11 @@ the key from the part's own weights: studio.checkpoints.openvino_unet.weights_ke
   same transformers output class. Textual-inversion embeddings change the embedding table: its rows
   are part of the key (`embedding_digest`), so a new embedding is a new conversion, never a stale one.
 
-`conversions` counts conversions per part in this process (tests check cache hits with it).
+A stand-in's `converted` says whether making it converted (False: its IR came from the disk cache).
 """
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,12 @@ from studio.checkpoints import openvino_unet
 from studio.errors import ModelError
 
 TOKENS = 77  # CLIP's context: our prompting and diffusers' encode_prompt pad every chunk to it
-conversions: Counter[str] = Counter()
 
 
 class _Part(torch.nn.Module):
     """An OpenVINO compiled part standing in for an eager module (kept unregistered for its attributes)."""
+
+    converted = False  # whether making it converted the IR (False: read from the disk cache)
 
     def __init__(self, eager: torch.nn.Module, xml: Path, hint: str) -> None:
         super().__init__()
@@ -75,7 +75,7 @@ class OpenVinoDecoder(_Part):
         return self.infer(latents=z)[0].to(z.dtype)
 
 
-def decoder_ir(vae: Any, cache: Path, model_hash: str) -> Path:
+def decoder_ir(vae: Any, cache: Path, model_hash: str) -> tuple[Path, bool]:
     decoder = vae.decoder
     xml = cache / openvino_unet.weights_key(decoder, model_hash) / "vae_decoder.xml"
 
@@ -86,9 +86,7 @@ def decoder_ir(vae: Any, cache: Path, model_hash: str) -> Path:
         return ([torch.randn(1, channels, 9, 11, dtype=next(decoder.parameters()).dtype)],
                 [ov.PartialShape([-1, channels, -1, -1])])
 
-    if openvino_unet.convert_once(_DecoderTraced(decoder), examples, ["latents"], xml, "VAE decoder"):
-        conversions["vae_decoder"] += 1
-    return xml
+    return xml, openvino_unet.convert_once(_DecoderTraced(decoder), examples, ["latents"], xml, "VAE decoder")
 
 
 class _DecoderTraced(torch.nn.Module):
@@ -101,8 +99,10 @@ class _DecoderTraced(torch.nn.Module):
 
 
 def openvino_decoder(vae: Any, cache_dir: Path, model_hash: str, hint: str | None = None) -> OpenVinoDecoder:
-    xml = decoder_ir(vae, cache_dir / "openvino", model_hash)
-    return OpenVinoDecoder(vae.decoder, xml, hint or openvino_unet.precision_hint())
+    xml, converted = decoder_ir(vae, cache_dir / "openvino", model_hash)
+    stand = OpenVinoDecoder(vae.decoder, xml, hint or openvino_unet.precision_hint())
+    stand.converted = converted
+    return stand
 
 
 def decoder_key(vae: Any, model_hash: str) -> str:
@@ -137,16 +137,14 @@ def encoder_key(encoder: Any, model_hash: str) -> str:
     return openvino_unet.weights_key(encoder, model_hash, extra=embedding_digest(encoder))
 
 
-def encoder_ir(encoder: Any, cache: Path, model_hash: str, part: str) -> Path:
+def encoder_ir(encoder: Any, cache: Path, model_hash: str, part: str) -> tuple[Path, bool]:
     xml = cache / encoder_key(encoder, model_hash) / f"{part}.xml"
 
     def examples() -> tuple[list[torch.Tensor], list[Any]]:
         import openvino as ov
         return [torch.zeros(2, TOKENS, dtype=torch.long)], [ov.PartialShape([-1, TOKENS])]
 
-    if openvino_unet.convert_once(_EncoderTraced(encoder), examples, ["input_ids"], xml, part.replace("_", " ")):
-        conversions[part] += 1
-    return xml
+    return xml, openvino_unet.convert_once(_EncoderTraced(encoder), examples, ["input_ids"], xml, part.replace("_", " "))
 
 
 class OpenVinoTextEncoder(_Part):
@@ -179,5 +177,7 @@ class OpenVinoTextEncoder(_Part):
 
 def openvino_text_encoder(encoder: Any, cache_dir: Path, model_hash: str, part: str,
                           hint: str | None = None) -> OpenVinoTextEncoder:
-    xml = encoder_ir(encoder, cache_dir / "openvino", model_hash, part)
-    return OpenVinoTextEncoder(encoder, xml, hint or openvino_unet.precision_hint())
+    xml, converted = encoder_ir(encoder, cache_dir / "openvino", model_hash, part)
+    stand = OpenVinoTextEncoder(encoder, xml, hint or openvino_unet.precision_hint())
+    stand.converted = converted
+    return stand

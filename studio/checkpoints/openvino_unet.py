@@ -6,8 +6,7 @@ that is the fusing), with dynamic batch, height, width and prompt length, so siz
 converting again. The IR is kept on disk under `<cache_dir>/openvino/<key>/` where the key is the
 weights' identity (model hash, dtype, a digest of every parameter's name, shape and first values),
 the LoRA state (active adapters and their scales) and the openvino version: a second load, or a
-restart, reads the IR instead of converting. `conversions` counts conversions in this process
-(tests check a cache hit with it).
+restart, reads the IR instead of converting. A stand-in's `converted` says whether making it converted.
 
 Precision: bf16 where the CPU has it (avx512_bf16 / AMX, studio.checkpoints.devices), else fp32;
 OpenVINO's CPU plugin otherwise picks bf16 by itself on such CPUs, so fp32 is asked for explicitly.
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "eager", "openvino")
 FORMAT = 2  # bump when the traced inputs or the wrapper change: old IRs are then not reused
-conversions = 0  # conversions done by this process (a cache hit does none)
 _lock = threading.Lock()
 
 
@@ -149,14 +147,11 @@ def lora_state(unet: Any) -> str:
     return ";".join(parts)
 
 
-def converted_ir(unet: Any, cache: Path, model_hash: str) -> Path:
-    """The IR file of this UNet state, converted once (then read from the cache)."""
-    global conversions
+def converted_ir(unet: Any, cache: Path, model_hash: str) -> tuple[Path, bool]:
+    """The IR file of this UNet state, converted once (then read from the cache); True when this call converted."""
     names = _input_names(unet)
     xml = cache / weights_key(unet, model_hash) / "unet.xml"
-    if convert_once(_Traced(unet, names), lambda: _examples(unet, names), names, xml, "UNet"):
-        conversions += 1
-    return xml
+    return xml, convert_once(_Traced(unet, names), lambda: _examples(unet, names), names, xml, "UNet")
 
 
 def convert_once(traced: torch.nn.Module, examples: Any, names: list[str], xml: Path, what: str) -> bool:
@@ -212,6 +207,8 @@ class OpenVinoUNet(torch.nn.Module):
     """Stands in for UNet2DConditionModel inside a pipeline: same config, dtype and device, same
     call; the eager UNet stays (unregistered) for whatever else reads its attributes."""
 
+    converted = False  # whether making it converted the IR (False: read from the disk cache)
+
     def __init__(self, unet: Any, xml: Path, hint: str) -> None:
         super().__init__()
         openvino = require()
@@ -258,5 +255,7 @@ class OpenVinoUNet(torch.nn.Module):
 
 def openvino_unet(unet: Any, cache_dir: Path, model_hash: str, hint: str | None = None) -> OpenVinoUNet:
     """The compiled OpenVINO stand-in of `unet` in its current state (converted or read from the cache)."""
-    xml = converted_ir(unet, cache_dir / "openvino", model_hash)
-    return OpenVinoUNet(unet, xml, hint or precision_hint())
+    xml, converted = converted_ir(unet, cache_dir / "openvino", model_hash)
+    stand = OpenVinoUNet(unet, xml, hint or precision_hint())
+    stand.converted = converted
+    return stand

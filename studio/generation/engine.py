@@ -27,7 +27,7 @@ from studio.checkpoints.upscalers import Upscalers
 from studio.control.preprocessors import PREPROCESSORS
 from studio.errors import ModelError
 from studio.generation import modes, outpaint
-from studio.generation.backend import check_request, text_encoders_backend
+from studio.generation.backend import CompiledParts, check_request
 from studio.generation.controls import prepare_controls
 from studio.generation.extras import process as upscale_image
 from studio.generation.extras_request import ExtrasRequest
@@ -61,6 +61,7 @@ class Engine:
         self.refiners = Refiners(models.settings)  # the SDXL refiner, kept loaded beside the base
         self.upscalers = Upscalers(models.settings.models_dir, pick_device(models.settings.device))
         self.faces = FaceRestorers(models.settings.models_dir, pick_device(models.settings.device))
+        self.compiled = CompiledParts()  # --backend openvino's compiled parts
         self.previewer = Previewer(models.settings.models_dir / "VAE-approx")
         self.progress = Progress()
         self._lock = threading.Lock()
@@ -104,7 +105,7 @@ class Engine:
         networks = self.networks.apply(model, request)  # LoRA tags, embeddings, VAE (cached on the model)
         sampling = request.replace(prompt=networks.prompt, negative_prompt=networks.negative_prompt)
         # A1111 schedules prompt edits over the requested steps, also in img2img (where fewer run).
-        with text_encoders_backend(model.pipe, model, self.models.settings, backend):
+        with self.compiled.text_encoders_backend(model.pipe, model, self.models.settings, backend):
             prompts = prepare_prompts(model.pipe, sampling.prompt, sampling.negative_prompt, request.steps, request.clip_skip)
         if prompts.conditioning is not None and prompts.conditioning.parts and (refiner_model or controls.units):
             raise RequestError("prompts joined by AND work without the SDXL refiner and ControlNet units for now")
@@ -113,7 +114,7 @@ class Engine:
         if request.restore_faces:  # missing restorer or detector files: refused before sampling
             self.faces.check(request.face_restoration_model, "restore_faces")
         return RunPlan(model, request, sampling, inputs, controls, refiner_model, networks, prompts, self.samplers,
-                       self.upscalers, self.models.settings, self.preprocessors, backend)
+                       self.upscalers, self.models.settings, self.preprocessors, backend, self.compiled)
 
     def backend_for(self, request: GenerationRequest) -> str:
         """The UNet backend of this run (eager or openvino); RequestError for what openvino does not run."""

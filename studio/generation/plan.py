@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from studio.checkpoints.manager import LoadedModel
 from studio.checkpoints.refiners import LoadedRefiner
 from studio.checkpoints.upscalers import Upscalers
+from studio.generation.backend import CompiledParts
 from studio.generation.modes import ModeInputs
 from studio.generation.results import Controls
 from studio.generation.samplers import SamplerSpec
@@ -31,3 +32,4 @@ class RunPlan:
     settings: Settings = Settings()  # where models and detector weights are (ControlNet units' passes)
     preprocessors: Mapping[str, Any] = field(default_factory=dict)  # the run's preprocessor registry
     backend: str = "eager"  # the UNet's backend for this run: eager or openvino (studio/generation/backend.py)
+    compiled: CompiledParts = field(default_factory=CompiledParts)  # the engine's OpenVINO parts

@@ -10,7 +10,6 @@ from diffusers import DiffusionPipeline
 
 from studio.checkpoints.manager import LoadedModel
 from studio.generation import imageops
-from studio.generation.backend import text_encoders_backend, unet_backend
 from studio.generation.composable import composable
 from studio.generation.controls import control_kwargs, ip_adapter_kwargs, steering
 from studio.generation.latents import initial_noise, latent_upscale, masked_latents, vae_round_trip
@@ -41,7 +40,7 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
         pipe.scheduler = with_noise(pipe.scheduler, noise)  # img2img/inpaint add their noise there
     # per-image prompts are compared with the prompt as requested (the encoded one has its network
     # tags taken out and its embeddings put in)
-    with text_encoders_backend(model.pipe, model, plan.settings, plan.backend):
+    with plan.compiled.text_encoders_backend(model.pipe, model, plan.settings, plan.backend):
         prompts, text_kwargs = text_inputs(model, plan.request, plan.prompts, image_prompts, len(seeds), plan.networks)
     swaps = prompts.conditioning is not None and prompts.conditioning.changes
     kwargs: dict[str, Any] = dict(
@@ -61,7 +60,7 @@ def sample(plan: RunPlan, seeds: list[int], image_prompts: list[tuple[str, str]]
     if noise is not None and (inputs.mode == "txt2img" or (inputs.mode == "inpaint" and request.denoising_strength >= 1)):
         kwargs["latents"] = noise  # pure noise to start from: no add_noise call to hand it to
     kwargs.update(control_kwargs(inputs.mode, controls), **ip_adapter_kwargs(controls))
-    with (torch.inference_mode(), unet_backend(pipe, model, plan.settings, plan.backend), steering(plan.settings, model, pipe, controls, request, seeds[0]),
+    with (torch.inference_mode(), plan.compiled.unet_backend(pipe, model, plan.settings, plan.backend), steering(plan.settings, model, pipe, controls, request, seeds[0]),
           step_cache(pipe, request.cache_interval), nan_safe_decode(pipe.vae),
           composable(pipe, prompts.conditioning, len(seeds), inputs.steps_to_run(request)),
           token_merging(pipe, request.token_merging_ratio), skip_uncond_at_low_sigma(pipe, request.s_min_uncond)):

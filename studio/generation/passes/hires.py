@@ -17,7 +17,6 @@ from PIL import Image
 
 from studio.checkpoints.upscaler_files import LATENT_UPSCALERS
 from studio.checkpoints.upscalers import Upscalers, upscale_latents
-from studio.generation.backend import unet_backend
 from studio.generation.controls import at_size, control_kwargs, ip_adapter_kwargs, steering
 from studio.generation.latents import decode
 from studio.generation.pipelines import pipeline_for, scheduler_for
@@ -95,7 +94,7 @@ def sample(plan: RunPlan, first: Any, seeds: list[int], steps: Steps) -> list[Im
     offset = steps.progress.step
     kwargs = pass_kwargs(request, source, seeds)
     kwargs.update(control_kwargs("img2img", controls), **ip_adapter_kwargs(controls))
-    with (torch.inference_mode(), unet_backend(pipe, model, plan.settings, plan.backend),
+    with (torch.inference_mode(), plan.compiled.unet_backend(pipe, model, plan.settings, plan.backend),
           steering(plan.settings, model, pipe, controls, request, seeds[0]), nan_safe_decode(pipe.vae)):
         output = pipe(**kwargs, callback_on_step_end=steps.callback(offset=offset),
                       callback_on_step_end_tensor_inputs=["latents"], output_type="pil")
