@@ -64,7 +64,13 @@ def test_an_unknown_method_is_refused(final_run):
         preview_image(final_run[1], final_run[2], "Fancy")
 
 
-def test_the_studio_makes_a_preview_every_n_steps_only(engine, shared_settings, final_run):
+def own_outputs(settings, tmp_path: Path):
+    """The session's settings with outputs (and so config.json, where options other tests set are saved) of this test's own."""
+    return settings.replace(outputs_dir=tmp_path / "outputs")
+
+
+def test_the_studio_makes_a_preview_every_n_steps_only(engine, shared_settings, final_run, tmp_path):
+    shared_settings = own_outputs(shared_settings, tmp_path)
     studio = build_services(shared_settings.replace(live_preview_every=3), engine=engine,
                             extensions=ExtensionManager(shared_settings))
     latents = final_run[1]
@@ -84,7 +90,8 @@ def _distance(a, b) -> float:
 
 
 @pytest.mark.parametrize("sampler", ["Euler", "Euler a", "DPM++ 2M Karras", "DDIM", "UniPC"])
-def test_the_halfway_preview_is_closer_to_the_final_image_than_to_the_noise(engine, shared_settings, sampler):
+def test_the_halfway_preview_is_closer_to_the_final_image_than_to_the_noise(engine, shared_settings, sampler, tmp_path):
+    shared_settings = own_outputs(shared_settings, tmp_path)
     studio = build_services(shared_settings.replace(live_preview_every=10), engine=engine,
                             extensions=ExtensionManager(shared_settings))
     previews, noisy = [], []

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from studio.checkpoints import face_paste
 from studio.checkpoints.face_files import DETECTOR_FILE, detector_file, missing_reason, present, restorer_file
 from studio.checkpoints.retinaface import Face, RetinaFace, detect, load_state
 from studio.errors import ModelError
@@ -92,6 +91,8 @@ def run_restorer(descriptor: Any, face: np.ndarray, weight: float = 0.5) -> np.n
 
 def restore_faces(image: Image.Image, descriptor: Any, faces: list[Face], weight: float = 0.5) -> Image.Image:
     """Each face cropped aligned from the original, restored, and pasted back in turn."""
+    from studio.checkpoints import face_paste  # OpenCV on first use: `python -m studio generate` never needs it
+
     original = np.asarray(image.convert("RGB"))
     result = original.copy()
     for face in faces:
