@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from studio.images import decode_image
 from studio.service import interrogate as interrogation
 from studio.service import lifecycle
+from studio.web.callers import caller
 
 if TYPE_CHECKING:
     from studio.service.container import Services
@@ -82,7 +83,7 @@ def routes(router: APIRouter, services: "Services") -> None:
         return services.networks.vae_items()
 
     @router.post(f"{PREFIX}/interrogate")
-    def interrogate(body: InterrogateRequest) -> Any:
+    def interrogate(body: InterrogateRequest, http: Request) -> Any:
         """A1111's {"caption": ...}: the CLIP interrogator's ranked lists when models/interrogate/ holds a
         CLIP model folder; 501 naming the folder to place when not."""
         if body.model not in interrogation.MODELS:
@@ -90,7 +91,10 @@ def routes(router: APIRouter, services: "Services") -> None:
                 "detail": f"model: unknown interrogator {body.model!r}; A1111's are: {', '.join(interrogation.MODELS)}"})
         image = decode_image(body.image, "image")  # a bad image is the client's error first (422)
         try:
-            return {"caption": interrogation.interrogate(services.settings, image, body.model)}
+            # A model run like an Extras job: one turn in generation's fair queue (its size and per-user
+            # share refused at once with a 429), never a thread of its own beside the engine.
+            with services.generation.queue.exclusive(caller(http).owner):
+                return {"caption": interrogation.interrogate(services.settings, image, body.model)}
         except interrogation.InterrogatorUnavailable as error:
             return JSONResponse(status_code=501, content={"detail": str(error)})
 
