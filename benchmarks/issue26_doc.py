@@ -191,7 +191,7 @@ def openvino_row(data: dict[str, Any]) -> tuple[str, str, str]:
     conversion = (f"; conversion {data['conversion_cpu_s']:.0f} s CPU once (cached on disk)"
                   if data.get("conversion_cpu_s") else "; conversion cached on disk (not paid in this run)")
     best = speed.get("openvino bf16", 0)
-    return (name, f"{data['size']}², CFG batch of 2, {data['rounds']} round(s) of {data['steps_per_round']} call(s): "
+    return (name, f"{data['size']}², CFG batch of 2, {data['rounds']} round(s) of {data.get('steps_per_round', 1)} call(s): "
             f"{figures}{conversion}; OpenVINO refuses step caching and token merging, so it is an alternative "
             "to them in the fast path, not an addition", "faster than eager bf16" if best > 1 else "not faster")
 
