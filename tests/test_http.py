@@ -27,7 +27,6 @@ from PIL import Image, ImageDraw
 
 from studio.checkpoints.catalog import DEFAULT_MODEL_DIR, DEFAULT_MODEL_TITLE, DISTILLED_MODEL_TITLE
 from studio.cli import main as cli
-from studio.cli.serve import serve
 from studio.generation.samplers import SAMPLERS
 from studio.records.infotext import parse_infotext
 from studio.request import GenerationRequest
@@ -36,6 +35,7 @@ from studio.settings import Settings
 from studio.web.auth import AccessPolicy, ApiExposureError, access_policy, check_exposure
 from studio.web.mount import build_api
 from tests.browser.conftest import free_port
+from tests.support.served import served_studio
 
 API = "/sdapi/v1"
 BASE = {"prompt": "a red circle on a blue background", "negative_prompt": "green", "sampler_name": "Euler",
@@ -70,13 +70,8 @@ def served(root: Path) -> Iterator[tuple[Services, httpx.Client]]:
     # the same thread count is what makes the API and the CLI agree bit for bit.
     settings = Settings(models_dir=root / "models", outputs_dir=root / "outputs", extensions_dir=root / "ext",
                         cache_dir=root / "cache", port=free_port(), open_browser=False)
-    studio, demo, _ = serve(settings, block=False)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=120)
-    try:
+    with served_studio(settings, timeout=120) as (studio, client):
         yield studio, client
-    finally:
-        client.close()
-        demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from studio.web.mount import build_api
 
 
 @contextmanager
-def served_studio(settings: Settings) -> Iterator[tuple[Services, httpx.Client]]:
+def served_studio(settings: Settings, timeout: float = 300) -> Iterator[tuple[Services, httpx.Client]]:
     services, demo, _ = serve(settings, block=False)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=300)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=timeout)
     try:
         yield services, client
     finally:
