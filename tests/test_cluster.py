@@ -118,7 +118,7 @@ def body_for(seed: int, model: str | None = None, **fields: Any) -> dict[str, An
     body = {"prompt": "a red square", "steps": STEPS, "width": SIZE, "height": SIZE, "seed": seed,
             "save_images": True, **fields}
     if model:
-        body["override_settings"] = {"sd_model_checkpoint": model}
+        body["override_settings"] = {**body.get("override_settings", {}), "sd_model_checkpoint": model}
     return body
 
 
