@@ -179,7 +179,7 @@ def check_backend_override(overrides: dict[str, Any] | None, services: "Services
     repeat the current choice (clients that copy /options do) but not switch it; never ignored silently."""
     if not overrides or "backend" not in overrides:
         return
-    from studio.checkpoints.openvino_unet import BACKENDS
+    from studio.service.option_keys import BACKENDS
 
     value = overrides["backend"]
     if value not in BACKENDS:
