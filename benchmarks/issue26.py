@@ -6,6 +6,7 @@
 - OpenVINO vs eager (benchmarks/openvino_compare.measure, when the branch that adds it is merged);
 - few-step (LCM 4 steps, CFG 1) vs 20 steps;
 - token merging 0.3 / 0.5 at 512² and 768², per image (few-step settings) and per UNet step;
+- negative guidance minimum sigma (`s_min_uncond`) per image at 256² (benchmarks/negative_guidance.py);
 - start-up: the CLI's cold image vs the import floor (benchmarks/starts.py).
 
     python -m benchmarks.run --issue26 [--smoke] [--no-starts] [--rounds N] [--step-rounds N] [--start-rounds N]
@@ -40,7 +41,7 @@ OPENVINO_STEPS = 1  # UNet calls per case and round in the OpenVINO comparison (
 FAST_PRESET = Path(__file__).resolve().parent.parent / "presets" / "fast-cpu.json"
 
 
-GROUPS = ("per_image", "token_merging", "openvino", "starts")
+GROUPS = ("per_image", "token_merging", "negative_guidance", "openvino", "starts")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Plan:
     openvino: bool = True
     tome_image_sizes: tuple[int, ...] | None = None  # token merging per image at these sizes (None: all)
     groups: tuple[str, ...] = GROUPS  # which of them this run measures
+    uncond_size: int = 256  # negative guidance minimum sigma, per image (3 images at this size)
 
 
 PLANS = {
@@ -243,6 +245,12 @@ def token_merging(plan: Plan, engine: Any) -> dict[str, Any]:
                         "interleaved round(s), medians", "sizes": out}
 
 
+def negative_guidance(plan: Plan, engine: Any) -> dict[str, Any]:
+    from benchmarks.negative_guidance import measure
+
+    return measure(min(plan.uncond_size, plan.size), plan.steps, plan.rounds, engine, compare, pixel_difference)
+
+
 def openvino(plan: Plan) -> dict[str, Any]:
     """benchmarks/openvino_compare.measure(size, steps, rounds) when present, else why not."""
     if not plan.openvino:
@@ -293,7 +301,7 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR, docs: Path | None = DOCS,
         path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         print(f"{key}: {json.dumps(results[key], default=str)[:2000]}", file=sys.stderr, flush=True)
 
-    if {"per_image", "token_merging"} & set(plan.groups):
+    if {"per_image", "token_merging", "negative_guidance"} & set(plan.groups):
         with TemporaryDirectory() as tmp:
             engine, fp32, results["model"] = load_models(plan, Path(tmp), "per_image" in plan.groups)
             if "per_image" in plan.groups:
@@ -301,6 +309,8 @@ def run(plan: Plan, results_dir: Path = RESULTS_DIR, docs: Path | None = DOCS,
             del fp32
             if "token_merging" in plan.groups:
                 measured("token_merging", partial(token_merging, plan, engine))
+            if "negative_guidance" in plan.groups:
+                measured("negative_guidance", partial(negative_guidance, plan, engine))
             del engine
     if "openvino" in plan.groups:
         measured("openvino", partial(openvino, plan))

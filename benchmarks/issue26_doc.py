@@ -57,7 +57,8 @@ MISSING = {"error": "not in this run (the run was stopped before this group)"}
 
 
 def section(results: dict[str, Any], results_path: Path) -> str:
-    results = {**{key: MISSING for key in ("per_image", "token_merging", "openvino", "starts")}, **results}
+    results = {**{key: MISSING for key in ("per_image", "token_merging", "negative_guidance", "openvino", "starts")},
+               **results}
     m = results["machine"]
     command = results["command"].replace(" --no-docs", "")
     lines = [
@@ -141,7 +142,7 @@ def _row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [*image_rows(results), openvino_row(results["openvino"]), *tome_rows(results["token_merging"]),
-            start_row(results["starts"])]
+            uncond_row(results["negative_guidance"]), start_row(results["starts"])]
 
 
 def image_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -194,6 +195,18 @@ def openvino_row(data: dict[str, Any]) -> tuple[str, str, str]:
     return (name, f"{data['size']}², CFG batch of 2, {data['rounds']} round(s) of {data.get('steps_per_round', 1)} call(s): "
             f"{figures}{conversion}; OpenVINO refuses step caching and token merging, so it is an alternative "
             "to them in the fast path, not an addition", "faster than eager bf16" if best > 1 else "not faster")
+
+
+def uncond_row(data: dict[str, Any]) -> tuple[str, str, str]:
+    name = "Negative Guidance minimum sigma (`s_min_uncond`, A1111's rule: every other step below it skips the " \
+           "unconditional pass), per image (vs off)"
+    if "error" in data:
+        return name, data["error"], "not measured"
+    cases = {k: c for k, c in data["cases"].items() if k != "off"}
+    return (name, f"{data['settings']}: off {data['cases']['off']['cpu_median_s']:.1f} s CPU; " + "; ".join(
+        f"{k}: {c['cpu_median_s']:.1f} s, **{c['speedup_vs_off']:.2f} ×**, {c['halved_unet_calls']} of "
+        f"{c['unet_calls']} UNet calls on half the batch, pixel difference {c['pixel_difference_vs_off']:.2f}"
+        for k, c in cases.items()), "")
 
 
 def start_row(data: dict[str, Any]) -> tuple[str, str, str]:

@@ -48,6 +48,9 @@ def _open(text: str, name: str) -> Image.Image:
         text = text.split(",", 1)[1]
     try:
         image = Image.open(io.BytesIO(base64.b64decode(text.strip(), validate=False)))
+    except Image.DecompressionBombError:  # PIL refuses headers over twice its own limit when it opens them
+        raise RequestError(f"{name}'s header claims more pixels than PIL opens; at most {MAX_INPUT_PIXELS / 1e6:.1f} "
+                           f"million pixels (e.g. {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE}) are accepted") from None
     except Exception as error:  # PIL raises several types for undecodable data
         raise RequestError(f"{name} is not a decodable base64 image") from error
     check_input_size(image, name)

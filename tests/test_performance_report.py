@@ -85,6 +85,11 @@ def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
     assert merged["off"]["pixel_difference_vs_off"] == 0 and merged["ToMe 0.5"]["pixel_difference_vs_off"] > 0
     per_step = results["token_merging"]["sizes"]["72"]  # per UNet step only: no image, the output's change
     assert per_step["ToMe 0.5"]["per_image"] is None and per_step["ToMe 0.5"]["unet_output_difference_vs_off"] > 0
+    uncond = results["negative_guidance"]["cases"]
+    assert list(uncond) == ["off", "s_min_uncond 1", "s_min_uncond 3"] and uncond["off"]["pixel_difference_vs_off"] == 0
+    for case in ("s_min_uncond 1", "s_min_uncond 3"):  # a halved UNet call changes the image, none leaves it alone
+        assert uncond[case]["halved_unet_calls"] <= 1
+        assert (uncond[case]["pixel_difference_vs_off"] > 0) == (uncond[case]["halved_unet_calls"] > 0)
 
     text = docs.read_text()
     assert "old figures" not in text and text.startswith("# Performance\n\nintro\n")
@@ -99,6 +104,7 @@ def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
     assert "ToMe 0.3" in rows["Token merging at 64² (vs off)"] and "ToMe 0.5" in rows["Token merging at 64² (vs off)"]
     assert "per image" not in rows["Token merging at 72² (vs off)"] and "(per step only)" in rows["Token merging at 72² (vs off)"]
     assert next(v for k, v in rows.items() if k.startswith("Start-up")).endswith("| not in this run |")
+    assert "s_min_uncond 3: " in next(v for k, v in rows.items() if k.startswith("Negative Guidance minimum sigma"))
     for case in cases:
         assert case in rows  # the per-image table
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 def to_request(body: Txt2ImgBody, services: "Services") -> GenerationRequest:
     refuse_unsupported(body)
+    check_backend_override(body.override_settings, services)
     admit_inputs([(name, peek_size(text, name)) for name, text in body_images(body)])  # before any decode
     values: dict[str, Any] = {
         "prompt": body.prompt,
@@ -171,6 +172,22 @@ def refiner_checkpoint(title: str | None, services: "Services") -> str | None:
         return resolve_checkpoint(title, services).title
     except RequestError as error:
         raise RequestError(f"refiner_checkpoint: {error}".replace("sd_model_checkpoint must", "it must")) from None
+
+
+def check_backend_override(overrides: dict[str, Any] | None, services: "Services") -> None:
+    """override_settings.backend: the backend is a server-wide option (a conversion and its memory), so a request may
+    repeat the current choice (clients that copy /options do) but not switch it; never ignored silently."""
+    if not overrides or "backend" not in overrides:
+        return
+    from studio.service.option_keys import BACKENDS
+
+    value = overrides["backend"]
+    if value not in BACKENDS:
+        raise RequestError(f"override_settings.backend must be one of {', '.join(BACKENDS)}")
+    current = services.options.get("backend") if services.options is not None else services.settings.backend
+    if value != current:
+        raise RequestError(f"override_settings.backend cannot switch one request to {value} (the server runs "
+                           f"{current}): set the backend option in Settings or through the options API")
 
 
 def checkpoint(overrides: dict[str, Any] | None, services: "Services") -> str | None:
