@@ -4,7 +4,8 @@
 One cluster for the module (starting Ray and two replicas is the slow part): 16 concurrent API
 requests, all answered, spread over both replicas, each image bit-identical to a single-process
 run at the same seed; a replica killed mid-job, its job retried on the other with nothing lost or
-duplicated in outputs/; requests for two checkpoints routed to the replica holding each.
+duplicated in outputs/; requests for two checkpoints routed to the replica holding each; the
+`backend` option set over HTTP followed by the replicas from the next job (refusals as 422).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import numpy as np
@@ -117,7 +118,7 @@ def body_for(seed: int, model: str | None = None, **fields: Any) -> dict[str, An
     body = {"prompt": "a red square", "steps": STEPS, "width": SIZE, "height": SIZE, "seed": seed,
             "save_images": True, **fields}
     if model:
-        body["override_settings"] = {"sd_model_checkpoint": model}
+        body["override_settings"] = {**body.get("override_settings", {}), "sd_model_checkpoint": model}
     return body
 
 
@@ -190,6 +191,51 @@ def test_requests_for_two_checkpoints_go_to_the_replica_that_holds_each(cluster,
         holders.setdefault(answer["model"], set()).add(answer["replica"])
     assert set(holders) == set(models[:2]) and all(len(replicas) == 1 for replicas in holders.values()), holders
     assert holders[DEFAULT_MODEL_TITLE] != holders[OTHER_MODEL]
+
+
+@pytest.fixture
+def backend_option(cluster: ClusterServer) -> Iterator[Callable[[str], None]]:
+    """Sets the ingress's `backend` option over HTTP (as Settings does); the value before comes back after."""
+    url = cluster.url + "sdapi/v1/options"
+    before = httpx.get(url, timeout=60).json()["backend"]
+
+    def choose(backend: str) -> None:
+        answer = httpx.post(url, json={"backend": backend}, timeout=60)
+        assert answer.status_code == 200 and httpx.get(url, timeout=60).json()["backend"] == backend, answer.text
+
+    yield choose
+    choose(before)
+
+
+def test_the_backend_option_reaches_the_replicas_and_their_refusals_reach_the_caller(cluster, single_process,
+                                                                                   backend_option):
+    merging = {"override_settings": {"token_merging_ratio": 0.3}}  # a feature openvino refuses, eager runs
+    backend_option("openvino")
+    with ThreadPoolExecutor(4) as pool:  # side by side: whichever replicas take them
+        refused = list(pool.map(lambda seed: httpx.post(cluster.url + "sdapi/v1/txt2img", timeout=600,
+                                                        json=body_for(seed, **merging)), range(1100, 1104)))
+    for answer in refused:  # the replica's RequestError, as a single server answers it
+        assert answer.status_code == 422, answer.text[:500]
+        assert "openvino backend does not run token merging" in answer.json()["detail"]
+        assert "Traceback" not in answer.text and "RayTaskError" not in answer.text
+
+    backend_option("eager")
+    (merged,) = decoded(txt2img(cluster, 1100, **merging))
+    expected = reference(single_process, 1100, **merging)[0]
+    assert np.array_equal(np.asarray(merged.convert("RGB")), expected)
+
+
+def test_a_replica_makes_an_openvino_image_once_the_option_says_so(cluster, single_process, backend_option):
+    pytest.importorskip("openvino")
+    eager = reference(single_process, 1200)[0]
+    backend_option("openvino")
+    (image,) = decoded(txt2img(cluster, 1200))
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    difference = np.abs(pixels - eager).mean()
+    assert 0 < difference < 8  # of 255: the same picture, from OpenVINO's UNet (bf16 or f32) rather than torch's
+    backend_option("eager")
+    (image,) = decoded(txt2img(cluster, 1200))
+    assert np.array_equal(np.asarray(image.convert("RGB")), eager)
 
 
 @pytest.mark.browser

@@ -27,6 +27,9 @@ class JobOrder:
     request: GenerationRequest
     save: bool  # the replica saves into a scratch folder and ships the files' images (with companions)
     on_step: bool = True  # report progress to the board
+    # The options store's `backend` at the ingress when the job was sent (Settings or /sdapi/v1/options):
+    # the replica runs the job on it. None: the replica's own choice (its --backend).
+    backend: str | None = None
 
 
 @dataclass(frozen=True)

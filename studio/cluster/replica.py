@@ -6,6 +6,9 @@ does. Jobs run in a worker thread (the engine's own lock keeps one job at a time
 takes one request at a time, so the router spreads jobs over the replicas). Torch threads are
 set explicitly and recorded in every image's recipe, so a seed gives the same pixels on any
 replica. Images come back by value; the ingress writes outputs/.
+The options live at the ingress: a job carries the ones the replica must follow (its backend, in the
+JobOrder; its VAE, in the request), so a change in Settings or /sdapi/v1/options reaches every
+replica from the next job.
 """
 from __future__ import annotations
 
@@ -38,6 +41,11 @@ class StudioReplica:
         configure_threads(threads)
         self.services = build_services(settings)
         self.services.models.current()  # the start-up model, before the first job
+        # The backend of the job running here (None: this replica's own choice, i.e. its --backend).
+        # Serve gives a replica one request at a time, so one attribute serves every call.
+        self.backend: str | None = None
+        engine, own_choice = self.services.models.engine, self.services.models.engine.backend_choice
+        engine.backend_choice = lambda: self.backend or own_choice()
         self.board = board
         context = serve.get_replica_context()
         self.replica = Replica(context.replica_id.unique_id, os.getpid(), ray.util.get_node_ip_address(),
@@ -56,14 +64,16 @@ class StudioReplica:
 
     async def generate(self, order: JobOrder) -> ReplicaResult:
         await self._hold_model()
+        self.backend = order.backend
         return await asyncio.to_thread(self._generate, order)
 
     async def describe(self) -> ModelFacts:
         await self._hold_model()
         return await asyncio.to_thread(self._facts)
 
-    async def reproduce(self, png: bytes) -> Reproduction:
+    async def reproduce(self, png: bytes, backend: str | None = None) -> Reproduction:
         await self._hold_model()
+        self.backend = backend
         return await asyncio.to_thread(self._reproduce, png)
 
     async def extras(self, images: list[Image.Image], values: dict[str, Any]) -> tuple[list[Image.Image], str]:

@@ -101,6 +101,11 @@ class RemoteGeneration(GenerationService):
         self.networks = networks
         self.outputs = outputs
         self.parallel_jobs = capacity  # jobs the replicas can run at once (the web layer lets this many through)
+        self.options: OptionsService | None = None  # the store (Settings, /sdapi/v1/options) the jobs follow
+
+    def backend(self) -> str | None:
+        """The options' `backend` now: each job tells its replica (None: the replicas' --backend)."""
+        return self.options.get("backend") if self.options is not None else None
 
     def submit(self, request: GenerationRequest, on_step: StepCallback | None = None, save: bool = True,
                directory: Path | None = None, owner: str | None = None, user: str | None = None,
@@ -113,7 +118,7 @@ class RemoteGeneration(GenerationService):
         model = self.models.title_of(request.model)
         request = request.replace(model=model,
                                   vae=request.vae if request.vae is not None else self.networks.selected_vae())
-        result = self.client.run_job(JobOrder(new_job_id(), request, save), model, on_step)
+        result = self.client.run_job(JobOrder(new_job_id(), request, save, backend=self.backend()), model, on_step)
         target = directory or storage.output_dir(self.outputs.folder(user),
                                                  "txt2img" if result.request.mode == "txt2img" else "img2img")
         images = [land(shipped, target) for shipped in result.images]
@@ -124,7 +129,8 @@ class RemoteGeneration(GenerationService):
         recipe = read_recipe(source)
         refuse_unknown_model(recipe.request.model, self.models.titles())
         admit(recipe.request, self.settings.control_net_unit_count)
-        made: Reproduction = self.client.call("reproduce", self.models.title_of(recipe.request.model), png_bytes(source))
+        made: Reproduction = self.client.call("reproduce", self.models.title_of(recipe.request.model), png_bytes(source),
+                                              self.backend())
         if not save:
             return made
         folder = "txt2img" if made.request.mode == "txt2img" else "img2img"
@@ -206,12 +212,14 @@ def connect_services(settings: Settings, client: ClusterClient, capacity: int) -
     models = RemoteModels(settings, engine, client)
     networks = NetworkService(settings, engine.networks, models)
     generation = RemoteGeneration(settings, client, models, networks, outputs, capacity)
+    options = OptionsService(settings, networks, tuple(models.sampler_names()))
+    generation.options = options  # Settings' and /sdapi/v1/options' backend travels with every job
     return Services(
         settings=settings, generation=generation, models=models, networks=networks,
         control=ControlService(settings, models, engine.preprocessors), outputs=outputs,
         extras=RemoteExtras(settings, engine, outputs, client, models), styles=styles,
         extensions=ExtensionService(settings, manager, generation, models, outputs.folder),
-        cluster=ClusterView(client, models, capacity), options=OptionsService(settings, networks, tuple(models.sampler_names())),
+        cluster=ClusterView(client, models, capacity), options=options,
     )
 
 
