@@ -95,6 +95,27 @@ def test_weights_key_follows_the_weights(engine):
     assert openvino_unet.weights_key(unet, model.hash) == key
 
 
+def test_a_bf16_channels_last_unet_converts_to_the_same_outputs(engine, tmp_path):
+    """The studio's CPU bf16 layout (channels_last): OpenVINO's converter read those weights as if
+    contiguous (NaN outputs, a segfault at SD1.5 size). Converted right, and the layout is kept."""
+    import copy
+
+    unet = copy.deepcopy(engine.models.current().pipe.unet).to(torch.bfloat16).to(memory_format=torch.channels_last)
+    conv = unet.conv_in.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    stand = openvino_unet.openvino_unet(unet, tmp_path, "bf16-layout", hint="f32")
+    assert stand.converted
+    assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)  # eager's layout is back
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, unet.config.in_channels, 8, 8, generator=generator)
+    text = torch.randn(1, 77, unet.config.cross_attention_dim, generator=generator)
+    with torch.no_grad():
+        expected = unet(sample.bfloat16(), torch.tensor(400), text.bfloat16()).sample.float()
+        got = stand(sample, torch.tensor(400), text).sample.float()
+    assert torch.isfinite(got).all()
+    assert (got - expected).abs().mean() < 0.05 * max(1.0, float(expected.abs().mean()))  # bf16 rounding only
+
+
 def test_engine_makes_an_image_close_to_eager(engine, converted, on_openvino):
     before = engine.compiled.conversions["unet"]
     result = engine.run(BASE)

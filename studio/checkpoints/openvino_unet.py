@@ -18,6 +18,8 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,9 @@ from studio.errors import ModelError
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "eager", "openvino")
-FORMAT = 2  # bump when the traced inputs or the wrapper change: old IRs are then not reused
+# bump when the traced inputs, the wrapper or the conversion change: old IRs are then not reused
+# (3: weights converted from the contiguous layout; bf16 channels_last IRs of FORMAT 2 were wrong)
+FORMAT = 3
 _lock = threading.Lock()
 
 
@@ -164,21 +168,42 @@ def convert_once(traced: torch.nn.Module, examples: Any, names: list[str], xml: 
             return False
         inputs, shapes = examples()
         log.info("converting the %s to OpenVINO (once per weights; cached in %s)", what, folder)
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # TracerWarnings for diffusers' shape checks, which hold for any size
-                model = openvino.convert_model(traced.eval(), example_input=tuple(inputs), input=shapes)
-        except Exception as error:  # the converter raises its own OpConversionFailure, RuntimeError...
-            raise ModelError(f"OpenVINO could not convert this {what}: {str(error).splitlines()[0][:300]}") from error
-        for port, name in zip(model.inputs, names):
-            port.get_tensor().set_names({name})
-        model = _float32_edges(openvino, model)
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = xml.with_name(xml.stem + ".partial.xml")
-        openvino.save_model(model, partial, compress_to_fp16=False)
+        with contiguous_weights(traced):  # until saved: the converted model reads the weights' memory
+            try:
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # TracerWarnings for diffusers' shape checks, which hold for any size
+                    model = openvino.convert_model(traced.eval(), example_input=tuple(inputs), input=shapes)
+            except Exception as error:  # the converter raises its own OpConversionFailure, RuntimeError...
+                raise ModelError(f"OpenVINO could not convert this {what}: {str(error).splitlines()[0][:300]}") from error
+            for port, name in zip(model.inputs, names):
+                port.get_tensor().set_names({name})
+            model = _float32_edges(openvino, model)
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = xml.with_name(xml.stem + ".partial.xml")
+            openvino.save_model(model, partial, compress_to_fp16=False)
+            del model
         partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))  # .bin first: the .xml marks it complete
         partial.replace(xml)
         return True
+
+
+@contextmanager
+def contiguous_weights(module: torch.nn.Module) -> Iterator[None]:
+    """The module's channels_last weights in the contiguous layout while it is converted, restored after.
+
+    OpenVINO's PyTorch frontend shares the weights' memory and reads bf16 tensors as if contiguous:
+    the studio's CPU bf16 layout (channels_last, studio.checkpoints.devices) gave NaN outputs, and a
+    segfault on SD1.5's UNet. The layout changes in place (each weight's copy replaces it), so
+    the memory peak stays that of one weight."""
+    moved = [tensor for tensor in (*module.parameters(), *module.buffers())
+             if tensor.dim() == 4 and not tensor.is_contiguous()]
+    for tensor in moved:
+        tensor.data = tensor.data.contiguous()
+    try:
+        yield
+    finally:
+        for tensor in moved:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 def _float32_edges(openvino: Any, model: Any) -> Any:
