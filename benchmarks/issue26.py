@@ -2,8 +2,9 @@
 
 - per image at 512²: diffusers' fp32 default, the studio's default, and the studio's fastest
   documented path (presets/fast-cpu.json), each acceleration added one at a time with its speed-up
-  and the mean pixel difference it makes;
-- OpenVINO vs eager (benchmarks/openvino_compare.measure, when the branch that adds it is merged);
+  and the mean pixel difference it makes; and the studio default on `--backend openvino` (UNet, VAE
+  decoder, text encoders: benchmarks/openvino_image.py), interleaved with them, its conversion apart;
+- OpenVINO vs eager per UNet step (benchmarks/openvino_compare.measure);
 - few-step (LCM 4 steps, CFG 1) vs 20 steps;
 - token merging 0.3 / 0.5 at 512² and 768², per image (few-step settings) and per UNet step;
 - negative guidance minimum sigma (`s_min_uncond`) per image at 256² (benchmarks/negative_guidance.py);
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.openvino_image import CASE as OV_CASE
 from benchmarks.run import DOCS, PROMPT, RESULTS_DIR, machine
 
 OPENVINO_STEPS = 1  # UNet calls per case and round in the OpenVINO comparison (each costs ~10-20 s CPU at 512²)
@@ -179,22 +181,45 @@ def per_image(plan: Plan, engine: Any, fp32: Any) -> dict[str, Any]:
     # one-time kernel set-up (oneDNN primitives, allocator) outside the timings: a 1-step image of each
     fp32(PROMPT, num_inference_steps=1, width=size, height=size)
     engine.run(default.replace(steps=1))
-    timings, images = compare({name: call for name, _, call in chain}, plan.rounds, f"{size}² per image")
-    rows, previous = [], None
+    cases = {name: call for name, _, call in chain}
+    ov = _openvino_case(plan, engine, default)  # the studio default on --backend openvino: one more case
+    if ov.get("case") is not None:
+        cases = {**dict(list(cases.items())[:2]), OV_CASE: ov["case"].call, **dict(list(cases.items())[2:])}
+    timings, images = compare(cases, plan.rounds, f"{size}² per image")
     base = timings["diffusers fp32 default"]["cpu_median_s"]
-    for name, what, _ in chain:
-        cpu = timings[name]["cpu_median_s"]
-        rows.append({"case": name, "what": what, **timings[name],
-                     "speedup_vs_diffusers_fp32": round(base / cpu, 2),
-                     "speedup_vs_previous": round(timings[previous]["cpu_median_s"] / cpu, 2) if previous else 1.0,
-                     "pixel_difference_vs_previous": pixel_difference(images[name], images[previous]) if previous else 0.0})
-        previous = name
-    fastest = min(rows[1:], key=lambda row: row["cpu_median_s"])
+    # each case against the one it adds to: the chain's row above; OpenVINO against the studio default
+    compared = [(name, what, previous[0] if previous else None)
+                for (name, what, _), previous in zip(chain, [None, *chain])]
+    if OV_CASE in timings:
+        compared.append((OV_CASE, f"the studio default on `--backend openvino` ({ov['setup']['precision_hint']} "
+                                  "hint), conversion cached on disk", "studio default"))
+    rows = [{"case": name, "what": what, **timings[name], "compared_with": versus,
+             "speedup_vs_diffusers_fp32": round(base / timings[name]["cpu_median_s"], 2),
+             "speedup_vs_previous": round(timings[versus]["cpu_median_s"] / timings[name]["cpu_median_s"], 2)
+             if versus else 1.0,
+             "pixel_difference_vs_previous": pixel_difference(images[name], images[versus]) if versus else 0.0}
+            for name, what, versus in compared]
+    fastest = min(rows[1:len(chain)], key=lambda row: row["cpu_median_s"])  # the documented (preset) path
     return {"settings": f"{size}x{size}, studio default: {default.sampler_name} {steps} steps CFG {default.cfg_scale:g} "
                         f"(diffusers fp32 given the same sampler, steps and CFG); {plan.rounds} round(s)",
             "rows": rows, "fastest": fastest["case"],
             "fastest_pixel_difference_vs_studio_default": pixel_difference(images[fastest["case"]],
-                                                                            images["studio default"])}
+                                                                            images["studio default"]),
+            "openvino": ov.get("setup") or {"error": ov["error"]}}
+
+
+def _openvino_case(plan: Plan, engine: Any, request: Any) -> dict[str, Any]:
+    """{"case": benchmarks.openvino_image.OpenVinoImage, "setup": its conversion and compile cost}, or
+    {"error": why it is not in this run} (--smoke: converting even the tiny model costs ~10 s)."""
+    if not plan.openvino:
+        return {"error": "not in this run (--smoke)"}
+    from benchmarks.openvino_image import prepare
+
+    try:
+        case = prepare(engine, request)
+    except Exception as error:  # noqa: BLE001 - no openvino, a failed conversion: a finding, the group goes on
+        return {"error": f"failed: {type(error).__name__}: {error}"}
+    return {"case": case, "setup": case.setup}
 
 
 def _image(engine: Any, request: Any) -> Any:

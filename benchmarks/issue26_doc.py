@@ -120,8 +120,10 @@ def per_image_table(results: dict[str, Any]) -> list[str]:
         "| Case | Settings | CPU s | Speed-up vs diffusers fp32 | vs the row above | Pixel difference vs the row above |",
         "|---|---|---|---|---|---|",
         *[f"| {r['case']} | {r['what']} | {r['cpu_median_s']:.1f} | {r['speedup_vs_diffusers_fp32']:.2f} × | "
-          f"{r['speedup_vs_previous']:.2f} × | {_number(r['pixel_difference_vs_previous'])} |" for r in image["rows"]],
+          f"{r['speedup_vs_previous']:.2f} ×{_versus(r, above)} | {_number(r['pixel_difference_vs_previous'])}"
+          f"{_versus(r, above)} |" for r, above in zip(image["rows"], [None, *image["rows"]])],
         "",
+        *openvino_setup(image.get("openvino")),
         ("**The fastest documented path** is the preset `fast-cpu` (presets/fast-cpu.json: "
          + ", ".join(f"{k}={v}" for k, v in results["fast_preset"].items()) + "), chosen in the UI's preset list or "
          "with the same fields in the API; bf16 and channels_last need no setting (automatic on CPUs with fast "
@@ -130,6 +132,29 @@ def per_image_table(results: dict[str, Any]) -> list[str]:
          "weights-lcm) to look right."),
         "",
     ]
+
+
+def _versus(row: dict[str, Any], above: dict[str, Any] | None) -> str:
+    """' (vs <case>)' when a row is compared with another than the row above it (OpenVINO: the studio default)."""
+    versus = row.get("compared_with")
+    return f" (vs {versus})" if versus and above is not None and versus != above["case"] else ""
+
+
+def openvino_setup(setup: dict[str, Any] | None) -> list[str]:
+    """The OpenVINO per-image case's one-time costs (not in its per-image figure), or why it is absent."""
+    if not setup:
+        return []
+    if "error" in setup:
+        return [f"**OpenVINO per image**: {setup['error']}", ""]
+    paid = setup.get("conversion_total_cpu_s")
+    conversion = (f"converting {', '.join(k for k, v in setup['converted'].items() if v)} cost {paid:.0f} s CPU in "
+                  "this run (once per weights: the IR is cached on disk)" if paid else
+                  "the conversions were read from the disk cache (paid once per weights, not in this run)")
+    return [(f"**OpenVINO per image** (`--backend openvino`, openvino {setup['openvino'].split('-')[0]}, precision "
+             f"hint {setup['precision_hint']}, eager weights {setup['eager_dtype']}): the UNet, the VAE decoder and the "
+             f"text encoder(s) run by OpenVINO; {conversion}; compiling them {setup['compile_total_cpu_s']:.1f} s CPU "
+             "once per process. Neither is in its per-image figure: a studio on OpenVINO keeps its compiled parts "
+             "from one image to the next."), ""]
 
 
 def _number(value: float | None) -> str:
@@ -162,10 +187,25 @@ def image_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
           f"diffusers fp32; pixel difference vs the studio default "
           f"{_number(image['fastest_pixel_difference_vs_studio_default'])} (few-step sampling changes the image most)"),
          f"goal ≥ {GOAL:g} ×: " + ("met" if fastest["speedup_vs_diffusers_fp32"] >= GOAL else "missed")),
+        *openvino_image_row(table, size, steps),
         (f"Few-step ({few['what']}) vs {steps} steps (studio default), per image",
          f"**{few['speedup_vs_previous']:.2f} ×** faster; pixel difference {_number(few['pixel_difference_vs_previous'])}",
          ""),
     ]
+
+
+def openvino_image_row(table: list[dict[str, Any]], size: int, steps: int) -> list[tuple[str, str, str]]:
+    """OpenVINO per image (UNet, VAE decoder, text encoders) vs eager, when the run measured it."""
+    ov = next((r for r in table if r["case"].startswith("OpenVINO")), None)
+    if ov is None:
+        return []
+    default = _row(table, "studio default")
+    return [(f"{size}² per image, {steps} steps: OpenVINO (`--backend openvino`: UNet, VAE decoder, text encoders) "
+             "vs eager (studio default)",
+             (f"{default['cpu_median_s']:.1f} s → {ov['cpu_median_s']:.1f} s CPU: **{ov['speedup_vs_previous']:.2f} ×** "
+              f"eager's speed, {ov['speedup_vs_diffusers_fp32']:.2f} × diffusers fp32; pixel difference "
+              f"{_number(ov['pixel_difference_vs_previous'])} (conversion apart: below the per-image table)"),
+             "faster than eager" if ov["speedup_vs_previous"] > 1 else "not faster")]
 
 
 def tome_rows(data: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -79,6 +79,7 @@ def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
     cases = [row["case"] for row in results["per_image"]["rows"]]
     assert cases == ["diffusers fp32 default", "studio default", "few-step", "+ token merging 0.5",
                      "+ DeepCache every 2"]  # the fast-cpu preset's accelerations, one at a time
+    assert results["per_image"]["openvino"] == {"error": "not in this run (--smoke)"}  # no OpenVINO image in a smoke
     studio = results["per_image"]["rows"][1]
     assert studio["pixel_difference_vs_previous"] < 1.0  # fp32 default model: the studio is diffusers' image
     merged = results["token_merging"]["sizes"]["64"]
@@ -124,3 +125,37 @@ def test_issue26_section_from_one_run_on_the_default_model(tmp_path: Path):
     combined = both.read_text()
     assert "token merging from `benchmarks/results/second.json`" in combined
     assert _rows(combined)["Token merging at 64² (vs off)"] == rows["Token merging at 64² (vs off)"]
+
+
+def test_openvino_per_image_row_against_the_studio_default():
+    from benchmarks.issue26_doc import image_rows, per_image_table
+
+    def row(case: str, cpu: float, versus: str | None, difference: float) -> dict:
+        base = versus and {"diffusers fp32 default": 447.0, "studio default": 244.5, "few-step": 37.4}[versus]
+        return {"case": case, "what": "", "cpu_median_s": cpu, "compared_with": versus,
+                "speedup_vs_diffusers_fp32": round(447.0 / cpu, 2), "speedup_vs_previous": round(base / cpu, 2) if base else 1.0,
+                "pixel_difference_vs_previous": difference}
+
+    ov = "OpenVINO (UNet, VAE decoder, text encoders)"
+    table = [row("diffusers fp32 default", 447.0, None, 0.0), row("studio default", 244.5, "diffusers fp32 default", 0.72),
+             row("few-step", 37.4, "studio default", 17.7), row("+ token merging 0.5", 30.0, "few-step", 0.5),
+             row(ov, 200.0, "studio default", 1.25)]
+    setup = {"openvino": "2026.4.1-22982", "precision_hint": "bf16", "eager_dtype": "bfloat16",
+             "converted": {"unet": True, "vae_decoder": False, "text_encoder": False},
+             "conversion_total_cpu_s": 30.2, "compile_total_cpu_s": 2.4}
+    results = {"plan": {"size": 512, "steps": 20}, "fast_preset": {"steps": 4},
+               "per_image": {"settings": "512x512", "rows": table, "fastest": "+ token merging 0.5",
+                             "fastest_pixel_difference_vs_studio_default": 17.9, "openvino": setup}}
+    lines = per_image_table(results)
+    line = next(line for line in lines if line.startswith(f"| {ov} |"))
+    # against the studio default (not the row above it), with its × diffusers fp32 and pixel difference
+    assert "| 200.0 | 2.23 × | 1.22 × (vs studio default) | 1.25 (vs studio default) |" in line
+    assert "| 1.25 × | 0.50 |" in next(line for line in lines if line.startswith("| + token merging 0.5 |"))
+    assert any("converting unet cost 30 s CPU" in line and "compiling them 2.4 s" in line for line in lines)
+    summary = next(r for r in image_rows(results) if r[0].startswith("512² per image, 20 steps: OpenVINO"))
+    assert "244.5 s → 200.0 s CPU: **1.22 ×** eager's speed, 2.23 × diffusers fp32; pixel difference 1.25" in summary[1]
+    assert summary[2] == "faster than eager"
+
+    without = {**results["per_image"], "rows": table[:-1], "openvino": {"error": "not in this run (--smoke)"}}
+    assert "**OpenVINO per image**: not in this run (--smoke)" in per_image_table({**results, "per_image": without})
+    assert not any("OpenVINO" in r[0] for r in image_rows({**results, "per_image": without}))
