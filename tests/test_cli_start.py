@@ -11,7 +11,10 @@ import pytest
 from studio.cli import main as cli
 from studio.settings import PROJECT_DIR
 
-HEAVY = ("gradio", "fastapi", "uvicorn", "controlnet_aux", "mediapipe", "timm", "cv2", "studio.ui", "studio.web")
+# diffusers.pipelines.auto_pipeline imports every pipeline family diffusers has (~0.4 s CPU): a known
+# family builds its mode pipelines without it (studio.generation.from_pipe)
+HEAVY = ("gradio", "fastapi", "uvicorn", "controlnet_aux", "mediapipe", "timm", "cv2", "studio.ui", "studio.web",
+         "diffusers.pipelines.auto_pipeline")
 NOISE = ("FutureWarning", "torch.jit", "mediapipe", "deprecated", "Overwriting tiny_vit", "Traceback")
 
 PROBE = """

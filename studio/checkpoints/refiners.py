@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from diffusers import AutoPipelineForImage2Image, DiffusionPipeline, StableDiffusionXLImg2ImgPipeline
+from diffusers import DiffusionPipeline
 
 from studio.checkpoints import single_file
 from studio.checkpoints.catalog import ModelEntry, find_model, model_hash
@@ -16,6 +17,9 @@ from studio.checkpoints.manager import release_memory
 from studio.errors import ModelError
 from studio.request import RequestError
 from studio.settings import Settings
+
+if TYPE_CHECKING:  # diffusers' AutoPipeline module imports every pipeline family: only a refiner load needs it
+    from diffusers import StableDiffusionXLImg2ImgPipeline
 
 _HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{8,64}\]$")
 
@@ -66,6 +70,8 @@ class Refiners:
         declared = declared_pipeline(entry)
         if declared is not None and "StableDiffusionXL" not in declared:  # refused without loading it
             raise _not_sdxl(entry)
+        from diffusers import AutoPipelineForImage2Image, StableDiffusionXLImg2ImgPipeline
+
         pipe = load_pipeline(entry, self.settings)
         if not is_sdxl(pipe):
             del pipe

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from diffusers import (
-    AutoPipelineForImage2Image,
-    AutoPipelineForInpainting,
-    AutoPipelineForText2Image,
-    DiffusionPipeline,
-)
-from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+from diffusers import DiffusionPipeline
 
 from studio.checkpoints.manager import LoadedModel
+from studio.generation import from_pipe
 from studio.generation.samplers import SamplerSpec, SamplerUnavailableError, make_scheduler
 from studio.request import GenerationRequest, RequestError
 
-PIPELINE_BUILDERS = {
-    "txt2img": AutoPipelineForText2Image,
-    "img2img": AutoPipelineForImage2Image,
-    "inpaint": AutoPipelineForInpainting,
-}
+AUTO_PIPELINES = {"txt2img": "AutoPipelineForText2Image", "img2img": "AutoPipelineForImage2Image",
+                  "inpaint": "AutoPipelineForInpainting"}
 
 
 def pipeline_for(model: LoadedModel, mode: str, controlnets: tuple[str, ...] = ()) -> DiffusionPipeline:
@@ -29,13 +21,22 @@ def pipeline_for(model: LoadedModel, mode: str, controlnets: tuple[str, ...] = (
     when there are any (cached on the model, dropped with it)."""
     key = "|".join((mode, *controlnets))
     if key not in model.mode_pipelines:
-        extra: dict[str, Any] = {}
-        if controlnets:
-            nets = [model.controlnets[title] for title in controlnets]
-            extra["controlnet"] = nets[0] if len(nets) == 1 else MultiControlNetModel(nets)
-        model.mode_pipelines[key] = PIPELINE_BUILDERS[mode].from_pipe(model.pipe, **extra)
+        known = None if controlnets else from_pipe.known_class(model.pipe, mode)
+        model.mode_pipelines[key] = from_pipe.build(known, model.pipe) if known else _auto(model, mode, controlnets)
         model.mode_pipelines[key].set_progress_bar_config(disable=True)
     return model.mode_pipelines[key]
+
+
+def _auto(model: LoadedModel, mode: str, controlnets: tuple[str, ...]) -> DiffusionPipeline:
+    """diffusers' AutoPipeline for the mode (imported here: it imports every pipeline family)."""
+    import diffusers
+    from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+
+    extra: dict[str, Any] = {}
+    if controlnets:
+        nets = [model.controlnets[title] for title in controlnets]
+        extra["controlnet"] = nets[0] if len(nets) == 1 else MultiControlNetModel(nets)
+    return getattr(diffusers, AUTO_PIPELINES[mode]).from_pipe(model.pipe, **extra)
 
 
 def scheduler_for(samplers: Mapping[str, SamplerSpec], request: GenerationRequest, pipe: DiffusionPipeline,
