@@ -196,6 +196,26 @@ def test_lora_is_fused_into_its_own_conversion(settings):
     assert np.abs(lora - plain).mean() > 4 * max(np.abs(got - lora).mean(), 0.5)  # the LoRA's effect is kept
 
 
+def test_a_cfgpp_image_leaves_openvino_usable_and_a_loha_is_still_refused(settings):
+    """A CFG++ sampler leaves its reader of the UNet's output (a forward hook) on the UNet: that is no
+    LyCORIS network, so OpenVINO runs after it; a LoHa's hooks are refused by name."""
+    from studio.checkpoints.manager import ModelManager
+    from studio.generation.engine import Engine
+    from tests.support import network_files
+
+    engine = Engine(ModelManager(settings))
+    (settings.models_dir / "Lora").mkdir(parents=True)
+    network_files.loha_lora(engine.models.current().pipe, settings.models_dir / "Lora" / "hada.safetensors")
+    engine.backend_choice = lambda: "eager"
+    engine.run(BASE.replace(sampler_name="DDIM CFG++"))
+    assert any(module._forward_hooks for module in engine.models.current().pipe.unet.modules())
+    engine.backend_choice = lambda: "openvino"
+    image = np.asarray(engine.run(BASE).images[0].image, dtype=np.float32)
+    assert image.shape == (64, 64, 3) and image.std() > 1  # an image, not a refusal
+    with pytest.raises(RequestError, match="LyCORIS"):
+        engine.run(BASE.replace(prompt="a red circle <lora:hada:1>"))
+
+
 def test_performance_page_row_reads_the_benchmark_file(tmp_path):
     from benchmarks.report import openvino_rows
 

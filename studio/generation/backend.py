@@ -20,6 +20,7 @@ import torch
 
 from studio.checkpoints import openvino_parts, openvino_unet
 from studio.checkpoints.manager import LoadedModel
+from studio.networks import lycoris
 from studio.request import GenerationRequest, RequestError
 from studio.settings import Settings
 
@@ -49,7 +50,7 @@ def check_request(request: GenerationRequest, control_units: int, refiner: bool)
 
 
 def _refuse_lycoris(unet: Any) -> None:
-    if any(module._forward_hooks for module in unet.modules()):
+    if lycoris.attached_to(unet):  # not any forward hook: a CFG++ sampler leaves its output reader on the UNet
         raise RequestError("the openvino backend does not run LyCORIS (LoHa/LoKr) networks: leave them out, "
                            "or switch the backend to eager")
 

@@ -83,6 +83,12 @@ def detach(network: LycorisNetwork) -> None:
     network.hooks.clear()
 
 
+def attached_to(model: torch.nn.Module) -> bool:
+    """Whether a LyCORIS network adds to any layer of `model` now (its hooks, not other forward hooks:
+    the studio's own readers of the UNet's output leave the output as it is)."""
+    return any(getattr(hook, "lycoris", False) for module in model.modules() for hook in module._forward_hooks.values())
+
+
 def _adder(module: torch.nn.Module, delta: torch.Tensor, weight: float) -> Any:
     if isinstance(module, torch.nn.Conv2d):
         def add(mod: Any, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
@@ -91,6 +97,7 @@ def _adder(module: torch.nn.Module, delta: torch.Tensor, weight: float) -> Any:
     else:
         def add(mod: Any, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
             return output + weight * F.linear(inputs[0], delta)
+    add.lycoris = True  # type: ignore[attr-defined]  # what attached_to looks for
     return add
 
 
