@@ -1,7 +1,7 @@
 """A mode's pipeline over a loaded pipeline's components, without importing diffusers' AutoPipeline
 module for the families the studio ships and most users run (SD 1.x/2.x and SDXL).
 
-`diffusers.pipelines.auto_pipeline` imports every pipeline family diffusers has (0.44 s CPU per
+`diffusers.pipelines.auto_pipeline` imports every pipeline family diffusers has (~0.4 s CPU per
 process, a third of what the CLI's cold image spent above the import floor, issue 26 §4). For
 these families the class AutoPipeline picks is known; `build` then does what
 `AutoPipelineFor*.from_pipe` does after picking it (same components, same config, same
